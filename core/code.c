@@ -1,0 +1,191 @@
+/*
+ * core/code.c - authorization codes (RFC 6749 4.1.2, RFC 7636).
+ *
+ * State machine of a code entry (the state word, changed only by CAS):
+ *
+ *     put            take (one winner)        finalize
+ *   ------> LIVE --------------------> TAKEN ----------> FINALIZED
+ *
+ *   take on LIVE       -> OK + record (the CAS winner)
+ *   take on TAKEN      -> NOT_FOUND   (a failed first presentation is not
+ *                                      reuse evidence)
+ *   take on FINALIZED  -> SPENT + meta (replay: revoke the family)
+ *
+ * Validation fails closed: a record that is missing a required field, asks
+ * for any PKCE method but S256, or claims to be consumed already is refused
+ * whole, and nothing is stored.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool present(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+static bool list_ok(const char *const *list, size_t n)
+{
+	if (n == 0)
+		return true;
+	if (list == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == NULL)
+			return false;
+	return true;
+}
+
+static bool code_valid(const once_code *c)
+{
+	if (!present(c->client_id) || !present(c->subject) || !present(c->redirect_uri))
+		return false;
+	if (c->expires_at <= 0 || c->consumed_at != 0 || c->consumed_success)
+		return false;
+	if (c->code_challenge_method != NULL &&
+	    (strcmp(c->code_challenge_method, "S256") != 0 || c->code_challenge == NULL))
+		return false; /* "plain" and unknown methods; a method needs a challenge */
+	if (c->code_challenge != NULL && c->code_challenge[0] == '\0')
+		return false;
+	if (c->claims_len > 0 && c->claims == NULL)
+		return false;
+	return list_ok(c->scope, c->scope_count) && list_ok(c->resource, c->resource_count);
+}
+
+static once_status put(once_store *s, const void *hash, size_t hlen, const once_code *c)
+{
+	struct once__key k;
+	if (c == NULL || !code_valid(c) ||
+	    once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	int64_t now = once__now(s);
+	once_code norm = *c;
+	if (norm.code_challenge != NULL && norm.code_challenge_method == NULL)
+		norm.code_challenge_method = "S256";
+	norm.inserted_at = now;
+	size_t size;
+	bool too_big;
+	once_code *rec = once__code_pack(&norm, s->opt.max_record_len, &size, &too_big);
+	if (rec == NULL)
+		return too_big ? ONCE_INVALID : ONCE_NOMEM;
+	struct once__entry *e = once__entry_new(&k, c->expires_at, 0);
+	if (e == NULL) {
+		free(rec);
+		return ONCE_NOMEM;
+	}
+	e->u.code.record = rec;
+	atomic_init(&e->u.code.consumed_at, 0);
+	e->size += (uint32_t)size;
+	return once__insert(s, &k, e, ONCE_CODE_LIVE);
+}
+
+ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen, const once_code *c)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_CODE_PUT, put(s, hash, hlen, c));
+}
+
+/* A caller's copy of a stored code, with the current consumption fields. */
+static once_status copy_out(once_store *s, const struct once__entry *e, int64_t consumed_at,
+                            bool success, once_code **out)
+{
+	if (out == NULL)
+		return ONCE_OK;
+	size_t size;
+	bool too_big;
+	once_code *rec = once__code_pack(e->u.code.record, SIZE_MAX, &size, &too_big);
+	(void)s;
+	if (rec == NULL)
+		return ONCE_NOMEM;
+	rec->consumed_at = consumed_at;
+	rec->consumed_success = success;
+	*out = rec;
+	return ONCE_OK;
+}
+
+static once_status get(once_store *s, const void *hash, size_t hlen, once_code **out)
+{
+	struct once__key k;
+	if (once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	once_status st = ONCE_NOT_FOUND;
+	urcu_bp_read_lock();
+	struct once__entry *e = once__table_lookup(s, &k);
+	if (e != NULL && atomic_load_explicit(&e->state, memory_order_acquire) == ONCE_CODE_LIVE)
+		st = copy_out(s, e, 0, false, out);
+	urcu_bp_read_unlock();
+	return st;
+}
+
+ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen, once_code **out)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_CODE_GET, get(s, hash, hlen, out));
+}
+
+static once_status take(once_store *s, const void *hash, size_t hlen, once_code **out,
+                        once_code_meta **meta)
+{
+	struct once__key k;
+	if (once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	once_status st = ONCE_NOT_FOUND;
+	urcu_bp_read_lock();
+	struct once__entry *e = once__table_lookup(s, &k);
+	if (e != NULL) {
+		uint32_t seen = ONCE_CODE_LIVE;
+		/* THE single-use decision: exactly one CAS from LIVE succeeds. */
+		if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_TAKEN)) {
+			int64_t now = once__now(s);
+			atomic_store_explicit(&e->u.code.consumed_at, now, memory_order_relaxed);
+			st = copy_out(s, e, now, false, out);
+		} else if (seen == ONCE_CODE_FINALIZED) {
+			st = ONCE_SPENT;
+			if (meta != NULL) {
+				once_code_meta *m = once__code_meta_pack(e->u.code.record);
+				if (m == NULL)
+					st = ONCE_NOMEM;
+				else
+					*meta = m;
+			}
+		}
+	}
+	urcu_bp_read_unlock();
+	return st;
+}
+
+ONCE_API once_status once_code_take(once_store *s, const void *hash, size_t hlen, once_code **out,
+                                    once_code_meta **meta)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_CODE_TAKE, take(s, hash, hlen, out, meta));
+}
+
+static once_status finalize(once_store *s, const void *hash, size_t hlen)
+{
+	struct once__key k;
+	if (once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	once_status st = ONCE_NOT_FOUND;
+	urcu_bp_read_lock();
+	struct once__entry *e = once__table_lookup(s, &k);
+	if (e != NULL) {
+		uint32_t seen = ONCE_CODE_TAKEN;
+		if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_FINALIZED) ||
+		    seen == ONCE_CODE_FINALIZED)
+			st = ONCE_OK;
+	}
+	urcu_bp_read_unlock();
+	return st;
+}
+
+ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t hlen)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_CODE_FINALIZE, finalize(s, hash, hlen));
+}

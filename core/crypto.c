@@ -1,0 +1,51 @@
+/*
+ * core/crypto.c - libsodium: CSPRNG, SHA-256 secret hashes, base64url.
+ *
+ * once_secret_hash is byte-for-byte AttestoPhoenix's Secret.hash:
+ * Base.url_encode64(:crypto.hash(:sha256, secret), padding: false), so a C
+ * gateway and an Elixir node derive the same table keys from one secret.
+ */
+#include <sodium.h>
+
+#include "internal.h"
+
+_Static_assert(ONCE_SECRET_LEN + 1 == sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+               "43 characters + NUL encode 32 bytes");
+
+bool once__crypto_init(void)
+{
+	/* Thread-safe and idempotent: 0 the first time, 1 afterwards. */
+	return sodium_init() >= 0;
+}
+
+void once__random(void *buf, size_t len)
+{
+	randombytes_buf(buf, len);
+}
+
+void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1])
+{
+	sodium_bin2base64(out, ONCE_SECRET_LEN + 1, in, 32, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+ONCE_API once_status once_secret_generate(char out[ONCE_SECRET_LEN + 1])
+{
+	if (out == NULL || !once__crypto_init())
+		return ONCE_INVALID;
+	unsigned char raw[32];
+	once__random(raw, sizeof raw);
+	once__b64url32(raw, out);
+	sodium_memzero(raw, sizeof raw);
+	return ONCE_OK;
+}
+
+ONCE_API once_status once_secret_hash(const void *secret, size_t len, char out[ONCE_SECRET_LEN + 1])
+{
+	if (out == NULL || (secret == NULL && len > 0) || !once__crypto_init())
+		return ONCE_INVALID;
+	static const unsigned char empty[1];
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(digest, len > 0 ? secret : empty, len);
+	once__b64url32(digest, out);
+	return ONCE_OK;
+}

@@ -1,0 +1,80 @@
+/*
+ * core/entry.c - allocating, publishing and freeing table entries.
+ *
+ * once__insert is the one way an entry enters a table, so capacity, the
+ * expiry wheel and byte accounting cannot be forgotten by a kind.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_at, size_t tail)
+{
+	size_t size = sizeof(struct once__entry) + k->len + tail;
+	struct once__entry *e = calloc(1, size);
+	if (e == NULL)
+		return NULL;
+	cds_lfht_node_init(&e->node);
+	atomic_init(&e->expires_at, expires_at);
+	atomic_init(&e->state, 0); /* unpublished: match() skips it */
+	e->table = (uint8_t)k->table;
+	e->key_len = (uint16_t)k->len; /* max_key_len <= 65535, checked at open */
+	e->shard = k->shard;
+	e->size = (uint32_t)size;
+	memcpy(e->key, k->data, k->len);
+	return e;
+}
+
+void once__entry_free_now(struct once__entry *e)
+{
+	if (e->table == ONCE_TBL_CODE)
+		free(e->u.code.record);
+	free(e);
+}
+
+static void free_after_grace_period(struct rcu_head *head)
+{
+	once__entry_free_now(caa_container_of(head, struct once__entry, rcu));
+}
+
+void once__entry_retire(struct once__entry *e)
+{
+	urcu_bp_call_rcu(&e->rcu, free_after_grace_period);
+}
+
+/* On a full table, tell a duplicate (EXISTS) from real fullness: the
+ * duplicate is the more precise answer and the caller acts on it. */
+static once_status full_or_exists(once_store *s, const struct once__key *k)
+{
+	urcu_bp_read_lock();
+	bool present = once__table_lookup(s, k) != NULL;
+	urcu_bp_read_unlock();
+	return present ? ONCE_EXISTS : ONCE_FULL;
+}
+
+once_status once__insert(once_store *s, const struct once__key *k, struct once__entry *e,
+                         uint32_t initial_state)
+{
+	if (!once__capacity_reserve(s, k->table)) {
+		once__entry_free_now(e);
+		return full_or_exists(s, k);
+	}
+	/* Release: every field written above becomes visible to a reader whose
+	 * match() acquire-loads this state (see table.c). */
+	atomic_store_explicit(&e->state, initial_state, memory_order_release);
+
+	urcu_bp_read_lock();
+	struct once__entry *got = once__table_add_unique(s, k, e);
+	if (got != e) {
+		urcu_bp_read_unlock();
+		once__capacity_release(s, k->table);
+		/* Never visible to anyone: add_unique failed, so no grace period. */
+		once__entry_free_now(e);
+		return ONCE_EXISTS;
+	}
+	once__wheel_push(&s->shards[k->shard].wheel, e);
+	urcu_bp_read_unlock();
+	once__bytes_add(s, k->table, e->size);
+	return ONCE_OK;
+}

@@ -1,0 +1,224 @@
+/*
+ * core/expiry.c - once_sweep and the background sweeper.
+ *
+ * The cost of a sweep grows with the number of expired entries, not with
+ * the table size.  Each shard keeps a timing wheel of ONCE_WHEEL_SLOTS
+ * one-second slots; an entry expiring at second t sits on the lock-free
+ * stack of slot t % ONCE_WHEEL_SLOTS.  A sweep at `now` visits only the
+ * slots of the seconds that came due since the last sweep (swept_upto + 1
+ * .. now - 1), takes each slot's whole stack with one atomic exchange, and
+ *   - deletes the entries with expires_at < now (strict: expiring at `now`
+ *     is kept), and
+ *   - pushes back the others: they belong to a later turn of the wheel
+ *     (more than ONCE_WHEEL_SLOTS seconds away), so each long-lived entry
+ *     is looked at once per turn (68 minutes), not once per sweep.
+ * An entry pushed when its second was already swept goes on the shard's
+ * `overdue` stack, which every sweep visits.
+ *
+ * Invariants:
+ *   W1. Every published entry is on exactly one stack of its shard's wheel,
+ *       or held by the one running sweep (sweeps are serialized).
+ *   W2. Only a sweep removes an entry from a table before once_close, so
+ *       W1 makes every entry freed exactly once.
+ * A push that races with a sweep of the same slot can land behind the
+ * sweep; the entry is then found one wheel turn later.  Expired entries
+ * still answer correctly until swept (a replay is SPENT, a nonce EXPIRED),
+ * so lateness costs memory, never correctness.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <time.h>
+
+#include "internal.h"
+
+void once__wheel_init(struct once__wheel *w, int64_t now)
+{
+	for (unsigned i = 0; i < ONCE_WHEEL_SLOTS; i++)
+		atomic_init(&w->slot[i], NULL);
+	atomic_init(&w->overdue, NULL);
+	atomic_init(&w->swept_upto, now - 1);
+}
+
+static void stack_push(_Atomic(struct once__entry *) *top, struct once__entry *e)
+{
+	struct once__entry *old = atomic_load_explicit(top, memory_order_relaxed);
+	do {
+		e->wheel_next = old;
+	} while (!atomic_compare_exchange_weak_explicit(top, &old, e, memory_order_release,
+	                                                memory_order_relaxed));
+}
+
+static unsigned slot_of(int64_t t)
+{
+	return (unsigned)((uint64_t)t % ONCE_WHEEL_SLOTS);
+}
+
+void once__wheel_push(struct once__wheel *w, struct once__entry *e)
+{
+	int64_t t = atomic_load_explicit(&e->expires_at, memory_order_relaxed);
+	if (t <= atomic_load_explicit(&w->swept_upto, memory_order_acquire))
+		stack_push(&w->overdue, e);
+	else
+		stack_push(&w->slot[slot_of(t)], e);
+}
+
+static void count_removed(once_sweep_counts *c, enum once__table t)
+{
+	switch (t) {
+	case ONCE_TBL_CODE: c->codes++; break;
+	case ONCE_TBL_ACCESS: c->access_tokens++; break;
+	case ONCE_TBL_NONCE: c->nonces++; break;
+	case ONCE_TBL_REPLAY: c->replays++; break;
+	default: break; /* families are not a public kind */
+	}
+}
+
+/*
+ * Decides one popped entry's fate.  Families use a CAS on expires_at to
+ * DEAD, so a writer extending the family's life and the sweep cannot both
+ * win (family.c).
+ */
+static bool expire_entry(once_store *s, struct once__entry *e, int64_t now)
+{
+	int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_acquire);
+	if (exp >= now)
+		return false;
+	if (e->table == ONCE_TBL_ACCESS_FAMILY &&
+	    !atomic_compare_exchange_strong(&e->expires_at, &exp, ONCE_FAMILY_DEAD))
+		return false; /* extended meanwhile: lives on */
+	if (once__table_del(s, e)) {
+		once__capacity_release(s, e->table);
+		once__bytes_add(s, e->table, -(int64_t)e->size);
+		once__swept_add(s, e->table, 1);
+		once__entry_retire(e);
+	}
+	return true;
+}
+
+static void sweep_stack(once_store *s, struct once__wheel *w, _Atomic(struct once__entry *) *top,
+                        int64_t now, once_sweep_counts *c, uint64_t *examined)
+{
+	struct once__entry *e = atomic_exchange_explicit(top, NULL, memory_order_acquire);
+	while (e != NULL) {
+		struct once__entry *next = e->wheel_next;
+		(*examined)++;
+		if (expire_entry(s, e, now))
+			count_removed(c, (enum once__table)e->table);
+		else
+			once__wheel_push(w, e);
+		e = next;
+	}
+}
+
+static void sweep_shard(once_store *s, struct once__shard *sh, int64_t now, once_sweep_counts *c,
+                        uint64_t *examined)
+{
+	struct once__wheel *w = &sh->wheel;
+	sweep_stack(s, w, &w->overdue, now, c, examined);
+	int64_t upto = atomic_load_explicit(&w->swept_upto, memory_order_relaxed);
+	int64_t last = now - 1; /* strict: second `now` is not due yet */
+	if (last <= upto)
+		return; /* nothing new came due (or the clock went back) */
+	int64_t first = upto + 1;
+	if (last - first >= (int64_t)ONCE_WHEEL_SLOTS)
+		first = last - ONCE_WHEEL_SLOTS + 1; /* a jump longer than one turn: each slot once */
+	/* Publish progress first: pushes for these seconds now go to `overdue`,
+	 * which this sweep has visited, or the next one will. */
+	atomic_store_explicit(&w->swept_upto, last, memory_order_release);
+	for (int64_t t = first; t <= last; t++)
+		sweep_stack(s, w, &w->slot[slot_of(t)], now, c, examined);
+}
+
+static void sweep_all(once_store *s, once_sweep_counts *c)
+{
+	int64_t now = once__now(s);
+	uint64_t examined = 0;
+	pthread_mutex_lock(&s->sweep_lock);
+	/* One read-side section per shard: a long one would hold back every
+	 * grace period, and with it the freeing of what this sweep retires. */
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		urcu_bp_read_lock();
+		sweep_shard(s, &s->shards[i], now, c, &examined);
+		urcu_bp_read_unlock();
+	}
+	pthread_mutex_unlock(&s->sweep_lock);
+	c->examined = examined;
+	atomic_fetch_add_explicit(&s->sweeps, 1, memory_order_relaxed);
+}
+
+ONCE_API once_status once_sweep(once_store *s, once_sweep_counts *out)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	once_sweep_counts c = {0};
+	sweep_all(s, &c);
+	if (out != NULL)
+		*out = c;
+	return ONCE_OK;
+}
+
+/* ---- background sweeper ---- */
+
+static void *sweeper_main(void *arg)
+{
+	once_store *s = arg;
+	pthread_mutex_lock(&s->sweeper_lock);
+	while (!s->sweeper_stop) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		uint64_t ns = (uint64_t)deadline.tv_nsec + (uint64_t)s->opt.sweep_interval_ms * 1000000u;
+		deadline.tv_sec += (time_t)(ns / 1000000000u);
+		deadline.tv_nsec = (long)(ns % 1000000000u);
+		int rc = 0;
+		while (!s->sweeper_stop && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&s->sweeper_wake, &s->sweeper_lock, &deadline);
+		if (s->sweeper_stop)
+			break;
+		pthread_mutex_unlock(&s->sweeper_lock);
+		once_sweep_counts c = {0};
+		sweep_all(s, &c);
+		pthread_mutex_lock(&s->sweeper_lock);
+	}
+	pthread_mutex_unlock(&s->sweeper_lock);
+	return NULL;
+}
+
+once_status once__sweeper_start(once_store *s)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(&s->sweeper_wake, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc != 0)
+		return ONCE_NOMEM;
+	pthread_mutex_init(&s->sweeper_lock, NULL);
+	s->sweeper_stop = false;
+	if (s->opt.sweep_interval_ms == 0)
+		return ONCE_OK;
+	/* The thread inherits this mask: every signal blocked, so the host's
+	 * signals never land on a library thread (signalfd/sigwait hosts). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&s->sweeper, NULL, sweeper_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return ONCE_NOMEM;
+	s->sweeper_running = true;
+	return ONCE_OK;
+}
+
+void once__sweeper_stop(once_store *s)
+{
+	if (s->sweeper_running) {
+		pthread_mutex_lock(&s->sweeper_lock);
+		s->sweeper_stop = true;
+		pthread_cond_signal(&s->sweeper_wake);
+		pthread_mutex_unlock(&s->sweeper_lock);
+		pthread_join(s->sweeper, NULL);
+		s->sweeper_running = false;
+	}
+	pthread_cond_destroy(&s->sweeper_wake);
+	pthread_mutex_destroy(&s->sweeper_lock);
+}

@@ -1,0 +1,75 @@
+/*
+ * core/family.c - families: one sticky revoked flag shared by many tokens.
+ *
+ * Revoking a family must not walk its tokens (they live in other shards), so
+ * a family is an entry of its own, keyed by family id, whose state word is
+ * the revoked flag (LIVE -> REVOKED, never back).  Tokens keep the family id
+ * and consult the flag on every read, so revocation is O(1) and every token
+ * of the family reads as revoked the moment it returns.
+ *
+ * Lifetime: a family's expires_at is the latest expires_at of any token that
+ * was ever recorded in it, so the sweep cannot drop a revoked mark while a
+ * token it covers is still live.  Writers extend expires_at and the sweep
+ * retires the family with CAS on the same word (the sweep writes
+ * ONCE_FAMILY_DEAD), so exactly one of "extend" and "retire" wins:
+ *   - extend won: the family stays, later than the token being recorded;
+ *   - retire won: the writer waits for the dead entry to leave the table and
+ *     creates a fresh family.  Every token the dead one covered has expired
+ *     (their expiry <= the family's < now), so nothing live loses a mark.
+ */
+#include <sched.h>
+
+#include "internal.h"
+
+/* Raises *exp to at least want unless the family is DEAD. */
+static bool extend(struct once__entry *fam, int64_t want)
+{
+	int64_t cur = atomic_load_explicit(&fam->expires_at, memory_order_acquire);
+	while (cur != ONCE_FAMILY_DEAD) {
+		if (cur >= want)
+			return true;
+		if (atomic_compare_exchange_weak(&fam->expires_at, &cur, want))
+			return true;
+	}
+	return false;
+}
+
+once_status once__family_hold(once_store *s, const struct once__key *fam, int64_t expires_at,
+                              struct once__entry **out)
+{
+	for (;;) {
+		struct once__entry *f = once__table_lookup(s, fam);
+		if (f == NULL) {
+			struct once__entry *n = once__entry_new(fam, expires_at, 0);
+			if (n == NULL)
+				return ONCE_NOMEM;
+			/* once__insert takes its own read lock; nesting is allowed. */
+			once_status st = once__insert(s, fam, n, ONCE_FAMILY_LIVE);
+			if (st == ONCE_FULL)
+				return st;
+			continue; /* OK or EXISTS: look it up again and extend */
+		}
+		if (extend(f, expires_at)) {
+			*out = f;
+			return ONCE_OK;
+		}
+		/* Being retired by the sweep right now: it unlinks it shortly. */
+		sched_yield();
+	}
+}
+
+bool once__family_revoked(once_store *s, const struct once__key *fam)
+{
+	struct once__entry *f = once__table_lookup(s, fam);
+	return f != NULL && atomic_load_explicit(&f->state, memory_order_acquire) == ONCE_FAMILY_REVOKED;
+}
+
+bool once__family_revoke(once_store *s, const struct once__key *fam)
+{
+	struct once__entry *f = once__table_lookup(s, fam);
+	if (f == NULL)
+		return false;
+	/* seq_cst store: ordered before anything the caller does after return. */
+	atomic_store(&f->state, ONCE_FAMILY_REVOKED);
+	return true;
+}

@@ -1,0 +1,247 @@
+/*
+ * core/internal.h - types and once__ functions shared inside the library.
+ *
+ * Nothing here is part of the public API (include/oncestore.h is).
+ *
+ * Shape of a store
+ * ----------------
+ * A store is split into `nshards` shards.  A key's 64-bit hash picks its
+ * shard (high 32 bits) and its bucket inside that shard's table (low bits,
+ * which cds_lfht uses), so the two choices are independent.  Each shard owns
+ * one cds_lfht per table kind (codes, access tokens, access-token families,
+ * nonces, replays) and one expiry wheel for all of them.
+ *
+ * Entry lifecycle
+ * ---------------
+ *   allocate -> fill every field -> store `state` with release -> reserve
+ *   capacity -> cds_lfht_add_unique (publishes) -> push on the expiry wheel
+ *   ... single-use transitions are CAS on `state` ...
+ *   sweep: cds_lfht_del -> release capacity -> call_rcu(free)
+ * Only the sweeper (and once_close) removes entries, and only after they
+ * are popped from the wheel, so every published entry is on the wheel
+ * exactly once and is freed exactly once.
+ *
+ * Readers load `state` with acquire before reading any other field of an
+ * entry (see table.c match()).  That pairs with the release store above and
+ * makes publication visible to ThreadSanitizer too, which cannot see
+ * liburcu's inline-assembly barriers.
+ */
+#ifndef ONCE_CORE_INTERNAL_H
+#define ONCE_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include "oncestore.h"
+
+/* One hash table per kind in every shard. */
+enum once__table {
+	ONCE_TBL_CODE = 0,
+	ONCE_TBL_ACCESS,        /* access tokens minted from code families */
+	ONCE_TBL_ACCESS_FAMILY, /* their families: one revoked flag each */
+	ONCE_TBL_NONCE,
+	ONCE_TBL_REPLAY,
+	ONCE_TBL_COUNT
+};
+
+/* Entry states. 0 is never a published state. */
+enum {
+	ONCE_CODE_LIVE = 1,      /* put, not presented yet */
+	ONCE_CODE_TAKEN = 2,     /* claimed by exactly one take */
+	ONCE_CODE_FINALIZED = 3, /* redeemed: a later take is a replay */
+
+	ONCE_NONCE_FRESH = 1,
+	ONCE_NONCE_USED = 2,
+
+	ONCE_PRESENT = 1, /* replay-cache and access-token entries */
+
+	ONCE_FAMILY_LIVE = 1,
+	ONCE_FAMILY_REVOKED = 2, /* sticky: never goes back to LIVE */
+};
+
+/* A family whose expires_at holds this is being swept: writers must not
+ * extend it and must wait for it to leave the table (family.c). */
+#define ONCE_FAMILY_DEAD INT64_MIN
+
+struct once__entry {
+	struct cds_lfht_node node;      /* table linkage (first: container_of) */
+	struct rcu_head rcu;            /* deferred free after a grace period */
+	struct once__entry *wheel_next; /* expiry-wheel link, owned by the wheel */
+	_Atomic int64_t expires_at;     /* unix seconds; families: see DEAD */
+	_Atomic uint32_t state;         /* per-kind state word; THE single-use CAS */
+	uint8_t table;                  /* enum once__table */
+	uint16_t key_len;
+	uint32_t shard;                 /* index of the shard that holds it */
+	uint32_t size; /* bytes this entry holds on the heap, for stats */
+	union {
+		struct {
+			once_code *record; /* packed at put; immutable after */
+			_Atomic int64_t consumed_at;
+		} code;
+		struct {
+			int64_t issued_at;
+		} nonce;
+		struct {
+			const unsigned char *family; /* points into key[] tail */
+			uint16_t family_len;
+		} access;
+	} u;
+	unsigned char key[]; /* key_len bytes (+ kind-specific tail) */
+};
+
+/* A key prepared for lookups: validated, hashed, shard chosen. */
+struct once__key {
+	const void *data;
+	size_t len;
+	uint64_t hash;
+	uint32_t shard;
+	enum once__table table;
+};
+
+/* Timing wheel of one-second slots (expiry.c). */
+#define ONCE_WHEEL_SLOTS 4096u
+
+struct once__wheel {
+	_Atomic(struct once__entry *) slot[ONCE_WHEEL_SLOTS];
+	/* Entries that were already due when pushed (expires_at <= swept_upto). */
+	_Atomic(struct once__entry *) overdue;
+	/* Every slot for seconds <= swept_upto has been swept. */
+	_Atomic int64_t swept_upto;
+};
+
+struct once__shard {
+	struct cds_lfht *table[ONCE_TBL_COUNT];
+	struct once__wheel wheel;
+};
+
+/* Exact live-entry count of one table kind, checked against its capacity
+ * on every insert. Own cache line: inserts of one kind share it. */
+struct once__capacity {
+	_Alignas(64) _Atomic uint64_t live;
+	uint64_t max;
+	uint64_t buckets; /* buckets of this kind over all shards */
+};
+
+/* Counters striped per CPU so that hot paths on different cores do not
+ * share a cache line; summed by once_stats. */
+struct once__stripe {
+	_Alignas(64) _Atomic uint64_t ops[ONCE_OP_COUNT][ONCE_STATUS_COUNT];
+	_Atomic int64_t bytes[ONCE_TBL_COUNT];
+	_Atomic uint64_t swept[ONCE_TBL_COUNT];
+};
+
+struct once_store {
+	once_options opt; /* validated copy; opt.successor_key points at successor_key */
+	uint32_t nshards;
+	struct once__shard *shards;
+	struct once__capacity cap[ONCE_TBL_COUNT];
+	struct once__stripe *stripes;
+	uint32_t stripe_mask; /* stripes - 1 (a power of two) */
+
+	uint64_t xxh_seed;            /* XXH3 seed for server-generated keys */
+	unsigned char prf_key[16];    /* SipHash-2-4 key for client-chosen keys */
+	unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN];
+	bool has_successor_key;
+
+	pthread_mutex_t sweep_lock; /* serializes sweeps */
+	_Atomic uint64_t sweeps;
+
+	/* Background sweeper (sweep_interval_ms > 0). */
+	pthread_t sweeper;
+	bool sweeper_running;
+	pthread_mutex_t sweeper_lock;
+	pthread_cond_t sweeper_wake;
+	bool sweeper_stop;
+};
+
+/* ---- clock.c ---- */
+int64_t once__now(const once_store *s);
+
+/* ---- hash.c ---- */
+/* Validates key length against max_key_len and fills *k.
+ * Returns ONCE_OK or ONCE_INVALID. */
+once_status once__key_make(const once_store *s, enum once__table t, const void *data, size_t len,
+                           struct once__key *k);
+
+/* ---- table.c (the only file that talks to cds_lfht) ---- */
+struct cds_lfht *once__table_new(uint64_t buckets);
+/* Caller holds the RCU read lock; the result stays valid until it drops it. */
+struct once__entry *once__table_lookup(once_store *s, const struct once__key *k);
+/* Publishes e unless the key exists; returns e or the existing entry. */
+struct once__entry *once__table_add_unique(once_store *s, const struct once__key *k,
+                                           struct once__entry *e);
+/* Unlinks e; true if this caller removed it. Caller holds the read lock. */
+bool once__table_del(once_store *s, struct once__entry *e);
+/* Frees every entry and the tables of every shard. Single-threaded. */
+void once__tables_destroy(once_store *s);
+
+/* ---- entry.c ---- */
+/* Allocates an entry with room for `tail` bytes after the key; state is
+ * published later by once__insert. NULL on allocation failure. */
+struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_at, size_t tail);
+/* Frees an entry that was never published. */
+void once__entry_free_now(struct once__entry *e);
+/* Frees an unlinked entry after a grace period (call_rcu). */
+void once__entry_retire(struct once__entry *e);
+/*
+ * Publishes a fully built entry with its initial state: reserves capacity,
+ * adds it to its table and to the expiry wheel.
+ * Returns ONCE_OK | ONCE_EXISTS (*existing set when not NULL: the caller
+ * must be inside an RCU read-side section to use it) | ONCE_FULL.  On any
+ * status but OK the entry has been freed.
+ */
+once_status once__insert(once_store *s, const struct once__key *k, struct once__entry *e,
+                         uint32_t initial_state);
+
+/* ---- expiry.c ---- */
+void once__wheel_init(struct once__wheel *w, int64_t now);
+void once__wheel_push(struct once__wheel *w, struct once__entry *e);
+once_status once__sweeper_start(once_store *s);
+void once__sweeper_stop(once_store *s);
+
+/* ---- stats.c ---- */
+once_status once__count(once_store *s, once_op op, once_status st);
+void once__bytes_add(once_store *s, enum once__table t, int64_t delta);
+void once__swept_add(once_store *s, enum once__table t, uint64_t n);
+bool once__capacity_reserve(once_store *s, enum once__table t);
+void once__capacity_release(once_store *s, enum once__table t);
+
+/* ---- record.c ---- */
+/* Packs a code into one heap block (pointers inside the block).  Returns
+ * NULL on allocation failure or when the packed size exceeds max_len
+ * (*too_big tells which). */
+once_code *once__code_pack(const once_code *src, size_t max_len, size_t *size_out,
+                           bool *too_big);
+once_code_meta *once__code_meta_pack(const once_code *src);
+
+/* ---- family.c ---- */
+/*
+ * Finds the family `fam` (table kind k->table) or creates it, and extends
+ * its expires_at to at least `expires_at`.  Called inside a read-side
+ * section; the returned family stays valid until it ends.
+ * Returns ONCE_OK | ONCE_FULL | ONCE_NOMEM.
+ */
+once_status once__family_hold(once_store *s, const struct once__key *fam, int64_t expires_at,
+                              struct once__entry **out);
+/* True if the family exists and is revoked. Inside a read-side section. */
+bool once__family_revoked(once_store *s, const struct once__key *fam);
+/* Sets the sticky revoked flag of an existing family; false if unknown. */
+bool once__family_revoke(once_store *s, const struct once__key *fam);
+
+/* ---- crypto.c ---- */
+bool once__crypto_init(void);
+void once__random(void *buf, size_t len);
+/* base64url, no padding, of 32 bytes: 43 chars + NUL. */
+void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1]);
+
+/* ---- store.c ---- */
+void once__log(const once_store *s, once_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif /* ONCE_CORE_INTERNAL_H */

@@ -1,0 +1,100 @@
+/*
+ * core/nonce.c - DPoP server nonces (RFC 9449 section 8).
+ *
+ * A nonce is 32 CSPRNG bytes in base64url (43 characters); the server
+ * generates it, but clients present it, so its table hashes with the keyed
+ * PRF (hash.c).  State: FRESH --(one CAS)--> USED.
+ *
+ * accept(ttl) decides in this order:
+ *   unknown -> NOT_FOUND; used -> SPENT; issued_at < now - ttl -> EXPIRED
+ *   (the nonce stays unused); otherwise the CAS: its one winner gets OK, a
+ *   loser sees USED -> SPENT.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1])
+{
+	if (out == NULL || ttl <= 0)
+		return ONCE_INVALID;
+	int64_t now = once__now(s);
+	if (now > INT64_MAX - ttl)
+		return ONCE_INVALID;
+	for (;;) {
+		unsigned char raw[32];
+		char text[ONCE_NONCE_LEN + 1];
+		once__random(raw, sizeof raw);
+		once__b64url32(raw, text);
+		struct once__key k;
+		once__key_make(s, ONCE_TBL_NONCE, text, ONCE_NONCE_LEN, &k);
+		struct once__entry *e = once__entry_new(&k, now + ttl, 0);
+		if (e == NULL)
+			return ONCE_NOMEM;
+		e->u.nonce.issued_at = now;
+		once_status st = once__insert(s, &k, e, ONCE_NONCE_FRESH);
+		if (st == ONCE_EXISTS)
+			continue; /* a 2^-256 event; draw again rather than fail */
+		if (st == ONCE_OK)
+			memcpy(out, text, sizeof text);
+		return st;
+	}
+}
+
+ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds, char out[ONCE_NONCE_LEN + 1])
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_NONCE_ISSUE, issue(s, ttl_seconds, out));
+}
+
+ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len)
+{
+	struct once__key k;
+	if (s == NULL)
+		return false;
+	if (once__key_make(s, ONCE_TBL_NONCE, nonce, len, &k) != ONCE_OK) {
+		once__count(s, ONCE_OP_NONCE_VALID, ONCE_INVALID);
+		return false;
+	}
+	int64_t now = once__now(s);
+	urcu_bp_read_lock();
+	struct once__entry *e = once__table_lookup(s, &k);
+	bool valid = e != NULL &&
+	             atomic_load_explicit(&e->state, memory_order_acquire) == ONCE_NONCE_FRESH &&
+	             atomic_load_explicit(&e->expires_at, memory_order_relaxed) > now;
+	urcu_bp_read_unlock();
+	once__count(s, ONCE_OP_NONCE_VALID, valid ? ONCE_OK : ONCE_NOT_FOUND);
+	return valid;
+}
+
+static once_status accept(once_store *s, const void *nonce, size_t len, int64_t ttl)
+{
+	struct once__key k;
+	if (ttl <= 0 || once__key_make(s, ONCE_TBL_NONCE, nonce, len, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	int64_t now = once__now(s);
+	once_status st = ONCE_NOT_FOUND;
+	urcu_bp_read_lock();
+	struct once__entry *e = once__table_lookup(s, &k);
+	if (e != NULL) {
+		uint32_t seen = atomic_load_explicit(&e->state, memory_order_acquire);
+		if (seen == ONCE_NONCE_USED)
+			st = ONCE_SPENT;
+		else if (e->u.nonce.issued_at < now - ttl) /* now - ttl: ttl > 0, no overflow for sane clocks */
+			st = ONCE_EXPIRED;
+		else if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_NONCE_USED))
+			st = ONCE_OK; /* THE single-use decision */
+		else
+			st = ONCE_SPENT;
+	}
+	urcu_bp_read_unlock();
+	return st;
+}
+
+ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t len, int64_t ttl_seconds)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_NONCE_ACCEPT, accept(s, nonce, len, ttl_seconds));
+}

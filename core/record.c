@@ -1,0 +1,132 @@
+/*
+ * core/record.c - records returned to callers: one heap block each.
+ *
+ * A packed record is the public struct followed, in the same allocation, by
+ * its list pointer arrays, its opaque bytes and its strings; every pointer
+ * in the struct points inside the block, so once_free (free) releases all
+ * of it.  The store keeps codes in this same packed form, and a read packs
+ * the stored record again into the caller's copy: one code path for both.
+ *
+ * Packing runs twice over the same walk: first to measure (base == NULL),
+ * then to copy into a block of exactly that size.
+ */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct packer {
+	char *base;   /* NULL while measuring */
+	size_t off;   /* bytes used so far */
+	size_t limit; /* refuse records larger than this */
+	bool over;    /* the record exceeded limit */
+};
+
+static void *take(struct packer *p, size_t n, size_t align)
+{
+	size_t at = (p->off + align - 1) & ~(align - 1);
+	if (p->over || at < p->off || n > p->limit || at > p->limit - n) {
+		p->over = true;
+		return NULL;
+	}
+	p->off = at + n;
+	return p->base ? p->base + at : NULL;
+}
+
+static const char *pack_str(struct packer *p, const char *src)
+{
+	if (src == NULL)
+		return NULL;
+	size_t n = strlen(src) + 1;
+	char *dst = take(p, n, 1);
+	if (dst != NULL)
+		memcpy(dst, src, n);
+	return dst;
+}
+
+static const void *pack_bytes(struct packer *p, const void *src, size_t n)
+{
+	if (src == NULL || n == 0)
+		return NULL;
+	void *dst = take(p, n, alignof(max_align_t));
+	if (dst != NULL)
+		memcpy(dst, src, n);
+	return dst;
+}
+
+static const char *const *pack_list(struct packer *p, const char *const *src, size_t n)
+{
+	if (src == NULL || n == 0)
+		return NULL;
+	if (n > SIZE_MAX / sizeof(char *)) {
+		p->over = true;
+		return NULL;
+	}
+	const char **dst = take(p, n * sizeof(char *), alignof(char *));
+	for (size_t i = 0; i < n; i++) {
+		const char *s = pack_str(p, src[i]);
+		if (dst != NULL)
+			dst[i] = s;
+	}
+	return dst;
+}
+
+/* One walk over a code; fills *dst only when p->base is set. */
+static void walk_code(struct packer *p, once_code *dst, const once_code *src)
+{
+	once_code tmp = *src;
+	tmp.scope = pack_list(p, src->scope, src->scope_count);
+	tmp.scope_count = src->scope ? src->scope_count : 0;
+	tmp.resource = pack_list(p, src->resource, src->resource_count);
+	tmp.resource_count = src->resource ? src->resource_count : 0;
+	tmp.claims = pack_bytes(p, src->claims, src->claims_len);
+	tmp.claims_len = src->claims ? src->claims_len : 0;
+	tmp.client_id = pack_str(p, src->client_id);
+	tmp.subject = pack_str(p, src->subject);
+	tmp.redirect_uri = pack_str(p, src->redirect_uri);
+	tmp.code_challenge = pack_str(p, src->code_challenge);
+	tmp.code_challenge_method = pack_str(p, src->code_challenge_method);
+	tmp.dpop_jkt = pack_str(p, src->dpop_jkt);
+	tmp.x5t_s256 = pack_str(p, src->x5t_s256);
+	tmp.nonce = pack_str(p, src->nonce);
+	tmp.family_id = pack_str(p, src->family_id);
+	if (p->base != NULL)
+		*dst = tmp;
+}
+
+once_code *once__code_pack(const once_code *src, size_t max_len, size_t *size_out, bool *too_big)
+{
+	struct packer p = {.base = NULL, .off = sizeof(once_code), .limit = max_len};
+	walk_code(&p, NULL, src);
+	*too_big = p.over || p.off > max_len;
+	if (*too_big)
+		return NULL;
+	size_t size = p.off;
+	once_code *rec = malloc(size);
+	if (rec == NULL)
+		return NULL;
+	p = (struct packer){.base = (char *)rec, .off = sizeof(once_code), .limit = size};
+	walk_code(&p, rec, src);
+	if (size_out != NULL)
+		*size_out = size;
+	return rec;
+}
+
+once_code_meta *once__code_meta_pack(const once_code *src)
+{
+	size_t fam = src->family_id ? strlen(src->family_id) + 1 : 0;
+	size_t sub = src->subject ? strlen(src->subject) + 1 : 0;
+	once_code_meta *m = malloc(sizeof *m + fam + sub);
+	if (m == NULL)
+		return NULL;
+	char *tail = (char *)(m + 1);
+	m->family_id = fam ? memcpy(tail, src->family_id, fam) : NULL;
+	m->subject = sub ? memcpy(tail + fam, src->subject, sub) : NULL;
+	return m;
+}
+
+ONCE_API void once_free(void *record)
+{
+	free(record);
+}

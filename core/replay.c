@@ -1,0 +1,32 @@
+/*
+ * core/replay.c - the DPoP proof `jti` replay cache (RFC 9449 section 11.1).
+ *
+ * Record-on-first-sight: the insert itself is the single-use decision, since
+ * cds_lfht_add_unique lets exactly one of concurrent inserts of one key
+ * succeed.  The entry is a tombstone until the sweep removes it after
+ * expires_at; it is never deleted on use, because deleting it would let the
+ * same jti be accepted again (FIELD-NOTES A8).
+ */
+#include "internal.h"
+
+static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl)
+{
+	struct once__key k;
+	if (ttl <= 0 || once__key_make(s, ONCE_TBL_REPLAY, jti, len, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	int64_t now = once__now(s);
+	if (now > INT64_MAX - ttl)
+		return ONCE_INVALID;
+	struct once__entry *e = once__entry_new(&k, now + ttl, 0);
+	if (e == NULL)
+		return ONCE_NOMEM;
+	once_status st = once__insert(s, &k, e, ONCE_PRESENT);
+	return st == ONCE_EXISTS ? ONCE_SPENT : st;
+}
+
+ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t len, int64_t ttl_seconds)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REPLAY_CHECK, check(s, jti, len, ttl_seconds));
+}

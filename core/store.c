@@ -1,0 +1,226 @@
+/*
+ * core/store.c - options, once_open, once_close, once_checkpoint, logging.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+
+#define MAX_SHARDS 4096u
+#define DEFAULT_MAX_SHARDS 256u
+#define DEFAULT_CAPACITY (UINT64_C(1) << 20)
+#define MAX_CAPACITY (UINT64_C(1) << 36) /* 64 Gi entries: beyond any machine */
+#define MAX_RECORD_LEN (16u << 20)
+
+ONCE_API void once_options_init(once_options *o)
+{
+	if (o == NULL)
+		return;
+	memset(o, 0, sizeof *o);
+	o->sync = ONCE_SYNC_ALWAYS;
+	o->sync_interval_ms = 10;
+	o->checkpoint_bytes = UINT64_C(64) << 20;
+	o->max_codes = DEFAULT_CAPACITY;
+	o->max_access_tokens = DEFAULT_CAPACITY;
+	o->max_refresh = DEFAULT_CAPACITY;
+	o->max_nonces = DEFAULT_CAPACITY;
+	o->max_replays = DEFAULT_CAPACITY;
+	o->max_key_len = 512;
+	o->max_record_len = 64u << 10;
+	o->sweep_interval_ms = 1000;
+}
+
+void once__log(const once_store *s, once_log_level level, const char *fmt, ...)
+{
+	if (s == NULL || s->opt.log == NULL)
+		return;
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	s->opt.log(s->opt.log_ctx, level, line);
+}
+
+static uint64_t pow2_ceil(uint64_t x)
+{
+	uint64_t p = 1;
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+static uint32_t default_shards(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t n = pow2_ceil(cpus > 0 ? (uint64_t)cpus : 1);
+	return n > DEFAULT_MAX_SHARDS ? DEFAULT_MAX_SHARDS : (uint32_t)n;
+}
+
+static bool capacity_ok(uint64_t c)
+{
+	return c >= 1 && c <= MAX_CAPACITY;
+}
+
+static bool options_valid(const once_options *o)
+{
+	return o->shards <= MAX_SHARDS && (unsigned)o->sync <= ONCE_SYNC_NONE &&
+	       capacity_ok(o->max_codes) && capacity_ok(o->max_access_tokens) &&
+	       capacity_ok(o->max_refresh) && capacity_ok(o->max_nonces) &&
+	       capacity_ok(o->max_replays) && o->max_key_len >= 1 && o->max_key_len <= UINT16_MAX &&
+	       o->max_record_len >= sizeof(once_code) && o->max_record_len <= MAX_RECORD_LEN;
+}
+
+static uint64_t capacity_of(const once_options *o, enum once__table t)
+{
+	switch (t) {
+	case ONCE_TBL_CODE: return o->max_codes;
+	case ONCE_TBL_ACCESS: return o->max_access_tokens;
+	case ONCE_TBL_ACCESS_FAMILY: return o->max_access_tokens; /* <= one per token */
+	case ONCE_TBL_NONCE: return o->max_nonces;
+	case ONCE_TBL_REPLAY: return o->max_replays;
+	default: return 0;
+	}
+}
+
+/* Buckets per shard: the shard's share of the capacity, rounded up to a
+ * power of two and halved (chains of 1-2 at full capacity; table.c). */
+static uint64_t buckets_per_shard(uint64_t capacity, uint32_t nshards)
+{
+	uint64_t share = (capacity + nshards - 1) / nshards;
+	uint64_t b = pow2_ceil(share) / 2;
+	return b < 1 ? 1 : b;
+}
+
+static once_status build_tables(once_store *s, int64_t now)
+{
+	s->shards = calloc(s->nshards, sizeof *s->shards);
+	if (s->shards == NULL)
+		return ONCE_NOMEM;
+	for (int t = 0; t < ONCE_TBL_COUNT; t++) {
+		uint64_t max = capacity_of(&s->opt, (enum once__table)t);
+		uint64_t b = buckets_per_shard(max, s->nshards);
+		atomic_init(&s->cap[t].live, 0);
+		s->cap[t].max = max;
+		s->cap[t].buckets = b * s->nshards;
+	}
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		once__wheel_init(&s->shards[i].wheel, now);
+		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
+			s->shards[i].table[t] = once__table_new(s->cap[t].buckets / s->nshards);
+			if (s->shards[i].table[t] == NULL)
+				return ONCE_NOMEM;
+		}
+	}
+	return ONCE_OK;
+}
+
+static once_status build_stripes(once_store *s)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	uint64_t n = pow2_ceil(cpus > 0 ? (uint64_t)cpus : 1);
+	if (n > 1024)
+		n = 1024;
+	s->stripes = aligned_alloc(64, n * sizeof *s->stripes);
+	if (s->stripes == NULL)
+		return ONCE_NOMEM;
+	memset(s->stripes, 0, n * sizeof *s->stripes);
+	s->stripe_mask = (uint32_t)n - 1;
+	return ONCE_OK;
+}
+
+/*
+ * liburcu 0.13 starts its call_rcu worker lazily, inheriting the signal mask
+ * of whichever thread first calls call_rcu (FIELD-NOTES A3).  Start it here
+ * with every signal blocked, so the host's signals never land on it.
+ */
+static void start_call_rcu_worker(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	(void)urcu_bp_get_default_call_rcu_data();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void store_free(once_store *s)
+{
+	if (s->shards != NULL)
+		once__tables_destroy(s);
+	/* Entries retired by sweeps are still queued for call_rcu: wait for
+	 * them, so nothing of this store outlives once_close. */
+	urcu_bp_barrier();
+	free(s->shards);
+	free(s->stripes);
+	pthread_mutex_destroy(&s->sweep_lock);
+	sodium_memzero(s->successor_key, sizeof s->successor_key);
+	free(s);
+}
+
+ONCE_API once_status once_open(const once_options *o, once_store **out)
+{
+	once_options defaults;
+	if (o == NULL) {
+		once_options_init(&defaults);
+		o = &defaults;
+	}
+	if (out == NULL || !options_valid(o))
+		return ONCE_INVALID;
+	if (o->dir != NULL) {
+		if (o->log != NULL)
+			o->log(o->log_ctx, ONCE_LOG_ERROR,
+			       "once_open: persistence (options.dir) is not available in this version");
+		return ONCE_INVALID;
+	}
+	if (!once__crypto_init())
+		return ONCE_NOMEM;
+	once_store *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return ONCE_NOMEM;
+	s->opt = *o;
+	s->nshards = o->shards ? o->shards : default_shards();
+	pthread_mutex_init(&s->sweep_lock, NULL);
+	atomic_init(&s->sweeps, 0);
+	if (o->successor_key != NULL) {
+		memcpy(s->successor_key, o->successor_key, sizeof s->successor_key);
+		s->has_successor_key = true;
+		s->opt.successor_key = s->successor_key;
+	}
+	once__random(&s->xxh_seed, sizeof s->xxh_seed);
+	once__random(s->prf_key, sizeof s->prf_key);
+	start_call_rcu_worker();
+
+	once_status st = build_stripes(s);
+	if (st == ONCE_OK)
+		st = build_tables(s, once__now(s));
+	if (st == ONCE_OK)
+		st = once__sweeper_start(s);
+	if (st != ONCE_OK) {
+		store_free(s);
+		return st;
+	}
+	*out = s;
+	return ONCE_OK;
+}
+
+ONCE_API once_status once_close(once_store *s)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	once__sweeper_stop(s);
+	store_free(s);
+	return ONCE_OK;
+}
+
+ONCE_API once_status once_checkpoint(once_store *s)
+{
+	/* Memory-only: there is no log to cut and no file to write. */
+	(void)s;
+	return ONCE_INVALID;
+}

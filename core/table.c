@@ -1,0 +1,108 @@
+/*
+ * core/table.c - the only file that talks to cds_lfht.
+ *
+ * Tables are created at their final size, from the configured capacity, and
+ * never resize: Debian's liburcu 0.13.2 was seen to stall auto-resize growth
+ * (inserts ~50x slower; FIELD-NOTES G), and a resize calls synchronize_rcu on
+ * whatever thread triggers it.  The bucket count is the capacity of the
+ * shard's table rounded up to a power of two and halved, so at full capacity
+ * the average chain holds 1 to 2 entries and bucket memory is 8-16 bytes per
+ * unit of capacity.
+ *
+ * Every lookup, add and del runs inside an RCU read-side section of the
+ * bulletproof flavour, which registers the calling thread on first use.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct cds_lfht *once__table_new(uint64_t buckets)
+{
+	/* No CDS_LFHT_AUTO_RESIZE (see above), no ACCOUNTING (we count
+	 * ourselves, exactly, in struct once__capacity). */
+	return cds_lfht_new_flavor(buckets, buckets, buckets, 0, &urcu_bp_flavor, NULL);
+}
+
+/*
+ * The acquire load of `state` comes first: it pairs with the release store
+ * that published the entry, so every field read after it (the key here, the
+ * record in callers) is the initialized one, and ThreadSanitizer sees the
+ * ordering that liburcu's assembly barriers give.
+ */
+static int match(struct cds_lfht_node *node, const void *arg)
+{
+	const struct once__key *k = arg;
+	struct once__entry *e = caa_container_of(node, struct once__entry, node);
+	if (atomic_load_explicit(&e->state, memory_order_acquire) == 0)
+		return 0;
+	return e->key_len == k->len && memcmp(e->key, k->data, k->len) == 0;
+}
+
+static struct cds_lfht *table_of(once_store *s, const struct once__key *k)
+{
+	return s->shards[k->shard].table[k->table];
+}
+
+struct once__entry *once__table_lookup(once_store *s, const struct once__key *k)
+{
+	struct cds_lfht_iter it;
+	cds_lfht_lookup(table_of(s, k), k->hash, match, k, &it);
+	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+	return node ? caa_container_of(node, struct once__entry, node) : NULL;
+}
+
+struct once__entry *once__table_add_unique(once_store *s, const struct once__key *k, struct once__entry *e)
+{
+	struct cds_lfht_node *got = cds_lfht_add_unique(table_of(s, k), k->hash, match, k, &e->node);
+	return caa_container_of(got, struct once__entry, node);
+}
+
+bool once__table_del(once_store *s, struct once__entry *e)
+{
+	/* cds_lfht_del has exactly one winner among concurrent deleters. */
+	return cds_lfht_del(s->shards[e->shard].table[e->table], &e->node) == 0;
+}
+
+/*
+ * Single-threaded teardown (once_close): unlink every entry, wait one grace
+ * period so no reader can hold any of them, free them, then destroy the
+ * (now empty: destroy refuses otherwise) tables outside any read-side
+ * section.  Entries retired earlier by sweeps are flushed by the caller's
+ * rcu_barrier.
+ */
+void once__tables_destroy(once_store *s)
+{
+	struct once__entry *doomed = NULL;
+	urcu_bp_read_lock();
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
+			struct cds_lfht *ht = s->shards[i].table[t];
+			if (ht == NULL)
+				continue;
+			struct cds_lfht_iter it;
+			struct cds_lfht_node *node;
+			cds_lfht_for_each(ht, &it, node) {
+				struct once__entry *e = caa_container_of(node, struct once__entry, node);
+				if (cds_lfht_del(ht, node) == 0) {
+					e->wheel_next = doomed;
+					doomed = e;
+				}
+			}
+		}
+	}
+	urcu_bp_read_unlock();
+	urcu_bp_synchronize_rcu();
+	while (doomed != NULL) {
+		struct once__entry *next = doomed->wheel_next;
+		once__entry_free_now(doomed);
+		doomed = next;
+	}
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
+			if (s->shards[i].table[t] != NULL)
+				cds_lfht_destroy(s->shards[i].table[t], NULL);
+			s->shards[i].table[t] = NULL;
+		}
+	}
+}

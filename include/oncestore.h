@@ -1,0 +1,549 @@
+/*
+ * oncestore.h - the whole public API of oncestore.
+ *
+ * oncestore keeps the state of the single-use credentials of an OAuth 2.0 /
+ * OpenID Connect gateway: authorization codes (with the access tokens minted
+ * from them), rotating refresh-token families, DPoP server nonces and the
+ * DPoP proof `jti` replay cache.  Everything lives in memory, in lock-free
+ * RCU hash tables (liburcu cds_lfht) split into shards; single use is decided
+ * by one compare-and-swap on the state word inside each table entry.
+ *
+ * Guarantees (numbered as in the product contract, SPEC.md section 1):
+ *   1. Exactly one winner per key for take / consume / accept / replay check.
+ *   2. Durable before acknowledged (with a data directory; see `dir`).
+ *   3. Fail closed: bad input is ONCE_INVALID and stores nothing; a full kind
+ *      is ONCE_FULL and evicts nothing.
+ *   4. No secret at rest: codes and refresh tokens are keyed by the hash of
+ *      the secret (see once_secret_hash), never the secret.
+ *   5. One owner per data directory (ONCE_LOCKED).
+ *   6. Hostile keys: keys a client chooses (DPoP `jti`, presented nonces) are
+ *      hashed with a keyed PRF (SipHash-2-4 under a random per-store key);
+ *      keys the server generated use XXH3 under a random per-store seed.
+ *      Keys longer than `max_key_len` are refused; memory is bounded by the
+ *      per-kind capacities.
+ *
+ * Threads.  Every function may be called from any thread at any time between
+ * once_open and once_close.  The host never calls an RCU function: oncestore
+ * uses liburcu's "bulletproof" flavour (urcu-bp), which registers a thread
+ * lazily on its first read-side section and unregisters it from a thread-exit
+ * destructor.  Readers never take a lock.  Threads that oncestore starts (the
+ * background sweeper, liburcu's call_rcu worker) run with every signal
+ * blocked, so a host using signalfd/sigwait keeps its signals.
+ *
+ * Processes.  One store protects one process.  A multi-process gateway (nginx
+ * with several workers) or several machines need one shared store, or single
+ * use silently becomes "once per worker"; see README.md.
+ *
+ * Keys are byte strings (const void *key, size_t key_len), 1..max_key_len
+ * bytes.  Times are unix seconds (int64_t) from the store's clock.
+ *
+ * Records.  Record structs use NUL-terminated `const char *` text fields
+ * (NULL = absent), `const char *const *name` + `size_t name_count` lists and
+ * `const void *name` + `size_t name_len` opaque bytes.  Every record the API
+ * returns is ONE heap block owned by the caller and released with
+ * once_free(); its pointers point inside that block.  Out-pointers may be
+ * NULL when the caller does not want the record; on any status that the
+ * call's documentation does not name as filling them, out-pointers are left
+ * untouched.
+ *
+ * ABI policy: until 1.0 the soname carries the minor version (liboncestore.so.0)
+ * and any release may change struct layouts; the version macros below say
+ * which header a program was compiled against.
+ */
+#ifndef ONCESTORE_H
+#define ONCESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define ONCE_API __attribute__((visibility("default")))
+#else
+#define ONCE_API
+#endif
+
+#define ONCE_VERSION_MAJOR 0
+#define ONCE_VERSION_MINOR 1
+#define ONCE_VERSION_PATCH 0
+
+/* Length of a DPoP nonce and of a generated secret or secret hash: 32 bytes
+ * in base64url without padding. Buffers need one more byte for the NUL. */
+#define ONCE_NONCE_LEN 43
+#define ONCE_SECRET_LEN 43
+
+/* Size of options.successor_key. */
+#define ONCE_SUCCESSOR_KEY_LEN 32
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * X(NAME, message): the one table that generates both the enum and
+ * once_strerror(), so the two cannot drift apart.  Values are 0, 1, 2, ...
+ * in this order; ONCE_OK is 0.
+ */
+#define ONCE_STATUS_MAP(X)                                                                  \
+	X(OK, "success")                                                                    \
+	X(NOT_FOUND, "no live entry for this key")                                          \
+	X(SPENT, "already used")                                                            \
+	X(EXPIRED, "outside its freshness window")                                          \
+	X(EXISTS, "key already present; stored record untouched")                           \
+	X(REVOKED, "refresh-token family is revoked")                                       \
+	X(INVALID, "invalid argument or record; nothing stored")                            \
+	X(FULL, "capacity reached; nothing stored, nothing evicted")                        \
+	X(NO_KEY, "no successor key configured")                                            \
+	X(IO, "the log could not be written or synced; writes refused until reopen")       \
+	X(CORRUPT, "data files fail verification")                                          \
+	X(LOCKED, "data directory is held by another store")                                \
+	X(NOMEM, "out of memory")
+
+typedef enum once_status {
+#define ONCE__STATUS_ENUM(name, msg) ONCE_##name,
+	ONCE_STATUS_MAP(ONCE__STATUS_ENUM)
+#undef ONCE__STATUS_ENUM
+	ONCE_STATUS_COUNT /* number of statuses, not a status */
+} once_status;
+
+/* One-line description of a status; "unknown status" for values outside the
+ * enum. The string is static. */
+ONCE_API const char *once_strerror(once_status st);
+
+/* The status's name without prefix ("OK", "NOT_FOUND", ...), or "UNKNOWN". */
+ONCE_API const char *once_status_name(once_status st);
+
+/* ------------------------------------------------------------------------ */
+/* Options and lifecycle                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct once_store once_store;
+
+typedef enum once_sync_mode {
+	ONCE_SYNC_ALWAYS = 0, /* fdatasync before a write returns (group commit) */
+	ONCE_SYNC_INTERVAL,   /* fdatasync every sync_interval_ms */
+	ONCE_SYNC_NONE        /* leave syncing to the operating system */
+} once_sync_mode;
+
+typedef enum once_log_level {
+	ONCE_LOG_ERROR = 0,
+	ONCE_LOG_WARN,
+	ONCE_LOG_INFO
+} once_log_level;
+
+/* Returns the current time in unix seconds. Called on every operation that
+ * needs "now"; must be thread-safe. */
+typedef int64_t (*once_clock_fn)(void *ctx);
+
+/* Receives one line (no trailing newline) per event worth an operator's
+ * attention. Called from the thread that detected the event; must be
+ * thread-safe and must not call back into the store. */
+typedef void (*once_log_fn)(void *ctx, once_log_level level, const char *message);
+
+typedef struct once_options {
+	/* Data directory, or NULL for a memory-only store (the default).
+	 * Persistence is not built yet in this version: a non-NULL dir makes
+	 * once_open fail with ONCE_INVALID (and a log line saying so). */
+	const char *dir;
+	/* Number of shards; 0 = the number of online CPUs rounded up to a power
+	 * of two (at most 256).  At most 4096. */
+	uint32_t shards;
+	/* Durability of acknowledged writes (with a data directory). */
+	once_sync_mode sync;
+	uint32_t sync_interval_ms; /* ONCE_SYNC_INTERVAL period; default 10 */
+	uint64_t checkpoint_bytes; /* snapshot when a shard's log grows past it; default 64 MiB */
+
+	/* Capacity per kind: live entries (consumed ones count until swept).
+	 * At capacity an insert gets ONCE_FULL; nothing is ever evicted.  The
+	 * hash tables are sized from these at open (about one bucket per entry
+	 * at full capacity), so they also set the memory reserved up front:
+	 * 8 bytes per unit of capacity, about.  Defaults: 1 Mi each. */
+	uint64_t max_codes;
+	uint64_t max_access_tokens;
+	uint64_t max_refresh;
+	uint64_t max_nonces;
+	uint64_t max_replays;
+
+	/* Longest accepted key in bytes (hashes, family ids, nonces, jti).
+	 * Default 512, at most 65535. */
+	uint32_t max_key_len;
+	/* Largest accepted record (its packed size: struct plus all text, lists
+	 * and claims) in bytes. Default 64 KiB, at most 16 MiB. */
+	uint32_t max_record_len;
+
+	/* Period of the background sweeper in milliseconds; 0 = no sweeper
+	 * thread (call once_sweep yourself). Default 1000. */
+	uint32_t sweep_interval_ms;
+
+	/* 32-byte key sealing refresh successor payloads at rest (AEAD), or NULL
+	 * (then once_refresh_remember_successor answers ONCE_NO_KEY). Copied at
+	 * open. */
+	const unsigned char *successor_key;
+
+	/* Clock; NULL = the real-time clock (CLOCK_REALTIME seconds). */
+	once_clock_fn clock;
+	void *clock_ctx;
+
+	/* Log callback; NULL = silent. */
+	once_log_fn log;
+	void *log_ctx;
+} once_options;
+
+/* Fills *o with the defaults documented above.  Does nothing when o is NULL. */
+ONCE_API void once_options_init(once_options *o);
+
+/*
+ * Creates a store (or, with a data directory, recovers it).
+ * o: options, or NULL for the defaults. out: receives the store on ONCE_OK.
+ * Returns ONCE_OK | ONCE_INVALID (out is NULL, an option is out of range, or
+ * dir is set: persistence is not built yet) | ONCE_NOMEM.
+ */
+ONCE_API once_status once_open(const once_options *o, once_store **out);
+
+/*
+ * Stops the background sweeper, frees every entry and the store itself.
+ * No other thread may use the store during or after this call.
+ * Returns ONCE_OK | ONCE_INVALID (s is NULL).
+ */
+ONCE_API once_status once_close(once_store *s);
+
+/*
+ * Writes snapshots now and drops the log segments they cover; writers keep
+ * running while it works.  A memory-only store has nothing to checkpoint and
+ * gets ONCE_INVALID (as does a NULL store).
+ */
+ONCE_API once_status once_checkpoint(once_store *s);
+
+typedef struct once_sweep_counts {
+	uint64_t codes;         /* authorization codes removed */
+	uint64_t access_tokens; /* access-token records removed */
+	uint64_t refresh;       /* refresh tokens removed */
+	uint64_t nonces;        /* DPoP nonces removed */
+	uint64_t replays;       /* replay-cache entries removed */
+	/* Entries the sweep looked at (removed or not): the measure of its cost,
+	 * which stays near the number removed however large the tables are. */
+	uint64_t examined;
+} once_sweep_counts;
+
+/*
+ * Deletes every entry whose expires_at < now (strict: an entry expiring at
+ * exactly `now` is kept).  The cost grows with the number of expired entries,
+ * not with the table size: each shard keeps its entries on a timing wheel of
+ * one-second slots and a sweep visits only the slots that have come due.
+ * Safe to call while other threads use the store, and concurrently with the
+ * background sweeper (sweeps are serialized).  out (may be NULL) receives the
+ * counts removed by this call.  Returns ONCE_OK | ONCE_INVALID (s is NULL).
+ */
+ONCE_API once_status once_sweep(once_store *s, once_sweep_counts *out);
+
+/* Operations counted in once_stats.ops. */
+typedef enum once_op {
+	ONCE_OP_CODE_PUT = 0,
+	ONCE_OP_CODE_GET,
+	ONCE_OP_CODE_TAKE,
+	ONCE_OP_CODE_FINALIZE,
+	ONCE_OP_ACCESS_RECORD,
+	ONCE_OP_ACCESS_REVOKE,
+	ONCE_OP_ACCESS_REVOKED, /* true counts as OK, false as NOT_FOUND */
+	ONCE_OP_REFRESH_INSERT,
+	ONCE_OP_REFRESH_GET,
+	ONCE_OP_REFRESH_CONSUME,
+	ONCE_OP_REFRESH_SUCCESSOR,
+	ONCE_OP_REFRESH_ROTATE,
+	ONCE_OP_REFRESH_REVOKE,
+	ONCE_OP_NONCE_ISSUE,
+	ONCE_OP_NONCE_VALID, /* true counts as OK, false as NOT_FOUND */
+	ONCE_OP_NONCE_ACCEPT,
+	ONCE_OP_REPLAY_CHECK,
+	ONCE_OP_COUNT /* number of operations, not an operation */
+} once_op;
+
+/* Name of an operation ("code_put", ...), or "unknown". */
+ONCE_API const char *once_op_name(once_op op);
+
+typedef struct once_kind_stats {
+	uint64_t entries;  /* live entries, consumed ones included until swept */
+	uint64_t bytes;    /* heap bytes held by those entries */
+	uint64_t capacity; /* the configured maximum of entries */
+	uint64_t swept;    /* entries removed by sweeps since open */
+} once_kind_stats;
+
+/* `struct once_stats` has no typedef of the same name because the function
+ * that fills it is called once_stats (C keeps struct tags apart from ordinary
+ * identifiers); once_stats_t is the short name. */
+struct once_stats {
+	once_kind_stats codes;
+	once_kind_stats access_tokens;
+	once_kind_stats refresh;
+	once_kind_stats nonces;
+	once_kind_stats replays;
+	/* ops[op][status]: how many calls of each operation ended with each
+	 * status. Counted per CPU and summed here, so a snapshot taken while
+	 * other threads work is approximate; it is exact once they stop. */
+	uint64_t ops[ONCE_OP_COUNT][ONCE_STATUS_COUNT];
+	uint32_t shards;
+	uint64_t sweeps;      /* sweep passes run (explicit and background) */
+	uint64_t table_bytes; /* memory reserved for hash-table buckets */
+	/* Persistence; zero for a memory-only store. */
+	uint64_t log_bytes;          /* bytes appended to the log since open */
+	uint64_t log_records;        /* records appended since open */
+	uint64_t syncs;              /* fdatasync calls since open */
+	uint64_t sync_ns_total;      /* time spent in them */
+	uint64_t sync_ns_max;        /* the longest one */
+	int64_t last_checkpoint_at;  /* store clock; 0 = never */
+	uint64_t recovery_ns;        /* time once_open spent recovering */
+	uint64_t recovered_records;  /* log records replayed at open */
+};
+typedef struct once_stats once_stats_t;
+
+/*
+ * Fills *out with the store's entries and bytes per kind, operation counts
+ * per outcome, and (with a data directory) log, sync, checkpoint and
+ * recovery figures.  Does nothing when s or out is NULL.
+ */
+ONCE_API void once_stats(once_store *s, struct once_stats *out);
+
+/* Releases a record returned by any call (each is one heap block).
+ * NULL is allowed. */
+ONCE_API void once_free(void *record);
+
+/* ------------------------------------------------------------------------ */
+/* Authorization codes (RFC 6749 section 4.1.2, RFC 7636)                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct once_code {
+	const char *client_id;    /* required, non-empty */
+	const char *subject;      /* required, non-empty */
+	const char *redirect_uri; /* required, non-empty */
+	const char *const *scope;
+	size_t scope_count;
+	const char *const *resource;
+	size_t resource_count;
+	const char *code_challenge;
+	/* NULL or "S256" only ("plain" is refused).  Defaults to "S256" when a
+	 * challenge is given; stays NULL without one (a method without a
+	 * challenge is ONCE_INVALID). */
+	const char *code_challenge_method;
+	const char *dpop_jkt; /* RFC 9449 binding */
+	const char *x5t_s256; /* RFC 8705 binding (RFC 7800 cnf) */
+	const char *nonce;    /* OIDC nonce */
+	const void *claims;   /* opaque bytes */
+	size_t claims_len;
+	const char *family_id; /* optional; links access tokens and refresh family */
+	int64_t expires_at;    /* required, > 0 */
+	/* Filled on returned records; must be 0 / false on put. */
+	int64_t inserted_at;
+	int64_t consumed_at;
+	bool consumed_success;
+} once_code;
+
+/* What a replayed code reveals: enough to revoke what it minted. */
+typedef struct once_code_meta {
+	const char *family_id; /* NULL when the code had none */
+	const char *subject;
+} once_code_meta;
+
+/*
+ * Stores a new authorization code under hash (the code's secret hash, see
+ * once_secret_hash).  inserted_at is set from the store clock.
+ * Returns ONCE_OK | ONCE_EXISTS (hash already present, even if expired or
+ * consumed; the stored record is untouched, no upsert) | ONCE_INVALID (NULL
+ * store/hash/code, bad key length, missing required field, a method other
+ * than S256, a method without a challenge, expires_at <= 0, consumed fields
+ * set, a list or claims pointer NULL with a nonzero count, record larger
+ * than max_record_len) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
+ */
+ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
+                                   const once_code *c);
+
+/*
+ * Reads a present, unconsumed code without consuming it.
+ * Returns ONCE_OK (+ *out) | ONCE_NOT_FOUND (unknown or already taken) |
+ * ONCE_INVALID | ONCE_NOMEM.  Expiry is not checked (the caller checks
+ * expires_at); a swept code is unknown.
+ */
+ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen,
+                                   once_code **out);
+
+/*
+ * Atomically claims the code (sets consumed_at to now).
+ * Returns
+ *   ONCE_OK + *out (consumed_at set, consumed_success false) to exactly one
+ *     caller of any number of concurrent ones;
+ *   ONCE_SPENT + *meta when the code was already claimed AND finalized:
+ *     this is a replay, revoke what the family minted;
+ *   ONCE_NOT_FOUND when unknown, or claimed but not finalized (a failed
+ *     first presentation is not reuse evidence) - also what the losers of a
+ *     race get while the winner has not finalized;
+ *   ONCE_INVALID | ONCE_NOMEM (the claim still happened: the code is spent,
+ *     fail closed) | ONCE_IO.
+ * Expiry is not checked here (the caller checks expires_at); an expired code
+ * is still spent by its first presentation.
+ */
+ONCE_API once_status once_code_take(once_store *s, const void *hash, size_t hlen,
+                                    once_code **out, once_code_meta **meta);
+
+/*
+ * Marks a claimed code as successfully redeemed, so a later take reports
+ * ONCE_SPENT.  (AttestoPhoenix calls this mark_consumed.)
+ * Returns ONCE_OK (also when already finalized) | ONCE_NOT_FOUND (unknown,
+ * or not claimed yet) | ONCE_INVALID | ONCE_IO.
+ */
+ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t hlen);
+
+/*
+ * Records the access token `jti` minted from the code family `family_id`,
+ * valid until expires_at (> 0).
+ * Returns ONCE_OK | ONCE_EXISTS (jti already recorded) | ONCE_INVALID |
+ * ONCE_FULL | ONCE_NOMEM | ONCE_IO.
+ * A token recorded into a family that is already revoked reads as revoked
+ * at once (revocation is sticky for as long as the family has a token).
+ */
+ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id,
+                                                   size_t flen, const void *jti, size_t jlen,
+                                                   int64_t expires_at);
+
+/*
+ * Revokes every access token recorded for family_id, in O(1): the family
+ * holds one revoked flag that every token consults.  Idempotent.  A family
+ * with no recorded token has nothing to revoke and keeps no mark (so a token
+ * recorded later into it is not revoked).
+ * Returns ONCE_OK | ONCE_INVALID | ONCE_IO.
+ */
+ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
+                                                           size_t flen);
+
+/*
+ * True when jti was recorded, its family was revoked, and the token has not
+ * expired (now <= expires_at): a revoked token past its expires_at no longer
+ * reports revoked.  False for unknown tokens and for invalid arguments.
+ */
+ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t jlen);
+
+/* ------------------------------------------------------------------------ */
+/* Refresh tokens (RFC 6749 section 6, 10.4; Security BCP 4.13)             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct once_refresh {
+	const char *family_id; /* required, non-empty */
+	const char *subject;   /* required, non-empty */
+	int64_t expires_at;    /* required, > 0 */
+	int64_t generation;
+	const char *client_id;
+	const char *const *scope; /* stored with duplicates removed */
+	size_t scope_count;
+	const char *const *resource;
+	size_t resource_count;
+	const char *acr;
+	int64_t auth_time;
+	const char *dpop_jkt;
+	const char *x5t_s256;
+	const void *claims;
+	size_t claims_len;
+	const char *parent_hash; /* lineage, diagnostic */
+	/* Filled on returned records; must be 0 / false / NULL on insert. */
+	bool consumed;
+	bool revoked;
+	int64_t consumed_at;
+	int64_t inserted_at;
+	const void *successor; /* decrypted successor payload, NULL when none */
+	size_t successor_len;
+} once_refresh;
+
+/*
+ * Refresh-token calls.  Not built yet in this version: each returns
+ * ONCE_INVALID without storing anything (and logs that the kind is not
+ * available); once_refresh_revoke_family likewise.  Their full contracts
+ * follow the product specification (SPEC.md section 2) and land with the
+ * refresh-family work.
+ *
+ * once_refresh_insert   -> OK | REVOKED | EXISTS | INVALID | FULL | IO
+ * once_refresh_get      -> OK | NOT_FOUND
+ * once_refresh_consume  -> OK (+record, unconsumed) | SPENT (+record) | NOT_FOUND
+ * once_refresh_remember_successor -> OK | NOT_FOUND | NO_KEY
+ * once_refresh_rotate   -> OK | SPENT | NOT_FOUND | REVOKED | EXISTS | INVALID | NO_KEY
+ * once_refresh_revoke_family -> OK (idempotent, sticky)
+ */
+ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t hlen,
+                                         const once_refresh *r);
+ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hlen,
+                                      once_refresh **out);
+ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_t hlen,
+                                          once_refresh **out);
+ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash,
+                                                     size_t hlen, const void *succ, size_t n);
+ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size_t plen,
+                                         const void *child, size_t clen,
+                                         const once_refresh *succ, const void *payload,
+                                         size_t n, once_refresh **parent_out);
+ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id,
+                                                size_t flen);
+
+/* ------------------------------------------------------------------------ */
+/* DPoP server nonces (RFC 9449 section 8)                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Mints a nonce: 32 bytes from a CSPRNG, base64url without padding (43
+ * characters + NUL written to out), with issued_at = now and
+ * expires_at = now + ttl_seconds.
+ * Returns ONCE_OK | ONCE_INVALID (NULL store/out, ttl <= 0) | ONCE_FULL |
+ * ONCE_NOMEM | ONCE_IO.  out is untouched on failure.
+ */
+ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds,
+                                      char out[ONCE_NONCE_LEN + 1]);
+
+/* True when nonce was issued here, expires_at > now, and it is unused.
+ * Read-only. False for invalid arguments. */
+ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len);
+
+/*
+ * Atomically consumes a nonce.  ttl_seconds is the freshness window the
+ * caller accepts: the nonce is fresh when issued_at >= now - ttl_seconds.
+ * Returns ONCE_OK to exactly one caller | ONCE_SPENT (already used, checked
+ * first) | ONCE_EXPIRED (unused but issued_at < now - ttl; the nonce stays
+ * unused) | ONCE_NOT_FOUND (never issued here, or swept) | ONCE_INVALID
+ * (ttl <= 0, bad key) | ONCE_IO.
+ */
+ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t len,
+                                       int64_t ttl_seconds);
+
+/* ------------------------------------------------------------------------ */
+/* DPoP proof replay cache (RFC 9449 section 11.1)                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Records jti with expires_at = now + ttl_seconds.
+ * Returns ONCE_OK the first time, to exactly one of any number of concurrent
+ * callers | ONCE_SPENT (already recorded; a present-but-expired entry is
+ * still a replay until swept) | ONCE_INVALID (ttl <= 0, NULL, empty or
+ * over-long jti) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
+ * Recommended key: the proof's jkt || htu || jti, so one client cannot burn
+ * another's jti.  Recommended ttl: proof lifetime + 2 x allowed clock skew.
+ */
+ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t len,
+                                       int64_t ttl_seconds);
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Writes 32 CSPRNG bytes as base64url without padding (43 chars + NUL).
+ * Returns ONCE_OK | ONCE_INVALID (out is NULL). */
+ONCE_API once_status once_secret_generate(char out[ONCE_SECRET_LEN + 1]);
+
+/* Writes base64url(SHA-256(secret)) without padding (43 chars + NUL):
+ * identical to AttestoPhoenix's Secret.hash, so keys interoperate.
+ * Returns ONCE_OK | ONCE_INVALID (out NULL, or secret NULL with len > 0). */
+ONCE_API once_status once_secret_hash(const void *secret, size_t len,
+                                      char out[ONCE_SECRET_LEN + 1]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ONCESTORE_H */

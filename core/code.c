@@ -15,6 +15,7 @@
  * for any PKCE method but S256, or claims to be consumed already is refused
  * whole, and nothing is stored.
  */
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,19 +65,18 @@ static once_status put(once_store *s, const void *hash, size_t hlen, const once_
 	if (norm.code_challenge != NULL && norm.code_challenge_method == NULL)
 		norm.code_challenge_method = "S256";
 	norm.inserted_at = now;
-	size_t size;
-	bool too_big;
-	once_code *rec = once__code_pack(&norm, s->opt.max_record_len, &size, &too_big);
-	if (rec == NULL)
-		return too_big ? ONCE_INVALID : ONCE_NOMEM;
-	struct once__entry *e = once__entry_new(&k, c->expires_at, 0);
-	if (e == NULL) {
-		free(rec);
+	size_t size = once__code_size(&norm, s->opt.max_record_len);
+	if (size == 0)
+		return ONCE_INVALID; /* larger than max_record_len */
+	/* The record goes in the entry's own allocation, after the key, at the
+	 * alignment a struct needs. */
+	size_t pad = (size_t)-(sizeof(struct once__entry) + hlen) & (alignof(max_align_t) - 1);
+	struct once__entry *e = once__entry_new(&k, c->expires_at, pad + size);
+	if (e == NULL)
 		return ONCE_NOMEM;
-	}
-	e->u.code.record = rec;
+	e->u.code.record = once__code_pack_at(e->key + hlen + pad, size, &norm);
+	e->u.code.record_size = (uint32_t)size;
 	atomic_init(&e->u.code.consumed_at, 0);
-	e->size += (uint32_t)size;
 	return once__insert(s, &k, e, ONCE_CODE_LIVE);
 }
 
@@ -91,12 +91,10 @@ ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
 static once_status copy_out(once_store *s, const struct once__entry *e, int64_t consumed_at,
                             bool success, once_code **out)
 {
+	(void)s;
 	if (out == NULL)
 		return ONCE_OK;
-	size_t size;
-	bool too_big;
-	once_code *rec = once__code_pack(e->u.code.record, SIZE_MAX, &size, &too_big);
-	(void)s;
+	once_code *rec = once__code_copy(e->u.code.record, e->u.code.record_size);
 	if (rec == NULL)
 		return ONCE_NOMEM;
 	rec->consumed_at = consumed_at;

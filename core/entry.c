@@ -28,19 +28,17 @@ struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_a
 
 void once__entry_free_now(struct once__entry *e)
 {
-	if (e->table == ONCE_TBL_CODE)
-		free(e->u.code.record);
-	free(e);
+	free(e); /* kind-specific data lives in the same allocation */
 }
 
 static void free_after_grace_period(struct rcu_head *head)
 {
-	once__entry_free_now(caa_container_of(head, struct once__entry, rcu));
+	once__entry_free_now(caa_container_of(head, struct once__entry, link.rcu));
 }
 
 void once__entry_retire(struct once__entry *e)
 {
-	urcu_bp_call_rcu(&e->rcu, free_after_grace_period);
+	urcu_bp_call_rcu(&e->link.rcu, free_after_grace_period);
 }
 
 /* On a full table, tell a duplicate (EXISTS) from real fullness: the

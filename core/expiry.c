@@ -43,7 +43,7 @@ static void stack_push(_Atomic(struct once__entry *) *top, struct once__entry *e
 {
 	struct once__entry *old = atomic_load_explicit(top, memory_order_relaxed);
 	do {
-		e->wheel_next = old;
+		e->link.wheel_next = old;
 	} while (!atomic_compare_exchange_weak_explicit(top, &old, e, memory_order_release,
 	                                                memory_order_relaxed));
 }
@@ -100,7 +100,7 @@ static void sweep_stack(once_store *s, struct once__wheel *w, _Atomic(struct onc
 {
 	struct once__entry *e = atomic_exchange_explicit(top, NULL, memory_order_acquire);
 	while (e != NULL) {
-		struct once__entry *next = e->wheel_next;
+		struct once__entry *next = e->link.wheel_next;
 		(*examined)++;
 		if (expire_entry(s, e, now))
 			count_removed(c, (enum once__table)e->table);

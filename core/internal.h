@@ -70,19 +70,21 @@ enum {
 #define ONCE_FAMILY_DEAD INT64_MIN
 
 struct once__entry {
-	struct cds_lfht_node node;      /* table linkage (first: container_of) */
-	struct rcu_head rcu;            /* deferred free after a grace period */
-	struct once__entry *wheel_next; /* expiry-wheel link, owned by the wheel */
-	_Atomic int64_t expires_at;     /* unix seconds; families: see DEAD */
-	_Atomic uint32_t state;         /* per-kind state word; THE single-use CAS */
-	uint8_t table;                  /* enum once__table */
+	/* Hot: what every lookup reads. */
+	struct cds_lfht_node node;  /* table linkage (first: container_of) */
+	_Atomic uint32_t state;     /* per-kind state word; THE single-use CAS */
 	uint16_t key_len;
-	uint32_t shard;                 /* index of the shard that holds it */
-	uint32_t size; /* bytes this entry holds on the heap, for stats */
+	uint8_t table;              /* enum once__table */
+	_Atomic int64_t expires_at; /* unix seconds; families: see DEAD */
+	uint32_t shard;             /* index of the shard that holds it */
+	uint32_t size;              /* bytes this entry holds on the heap, for stats */
 	union {
 		struct {
-			once_code *record; /* packed at put; immutable after */
+			/* Packed at put, inside this same allocation after the
+			 * key (one cache-friendly block); immutable after. */
+			once_code *record;
 			_Atomic int64_t consumed_at;
+			uint32_t record_size;
 		} code;
 		struct {
 			int64_t issued_at;
@@ -92,7 +94,13 @@ struct once__entry {
 			uint16_t family_len;
 		} access;
 	} u;
-	unsigned char key[]; /* key_len bytes (+ kind-specific tail) */
+	union {
+		/* While published: the expiry-wheel link, owned by the wheel. */
+		struct once__entry *wheel_next;
+		/* Once unlinked and popped from the wheel: the deferred free. */
+		struct rcu_head rcu;
+	} link;
+	unsigned char key[]; /* key_len bytes, then the kind-specific tail */
 };
 
 /* A key prepared for lookups: validated, hashed, shard chosen. */
@@ -213,11 +221,13 @@ bool once__capacity_reserve(once_store *s, enum once__table t);
 void once__capacity_release(once_store *s, enum once__table t);
 
 /* ---- record.c ---- */
-/* Packs a code into one heap block (pointers inside the block).  Returns
- * NULL on allocation failure or when the packed size exceeds max_len
- * (*too_big tells which). */
-once_code *once__code_pack(const once_code *src, size_t max_len, size_t *size_out,
-                           bool *too_big);
+/* Bytes a packed copy of src needs, or 0 when it exceeds max_len. */
+size_t once__code_size(const once_code *src, size_t max_len);
+/* Packs src into block (exactly once__code_size bytes, max_align_t
+ * aligned); every pointer of the result points inside the block. */
+once_code *once__code_pack_at(void *block, size_t size, const once_code *src);
+/* Copies a packed code (size bytes) into a new block. NULL on OOM. */
+once_code *once__code_copy(const once_code *packed, size_t size);
 once_code_meta *once__code_meta_pack(const once_code *src);
 
 /* ---- family.c ---- */

@@ -27,7 +27,10 @@ static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1
 		once__random(raw, sizeof raw);
 		once__b64url32(raw, text);
 		struct once__key k;
-		once__key_make(s, ONCE_TBL_NONCE, text, ONCE_NONCE_LEN, &k);
+		/* max_key_len below ONCE_NONCE_LEN: this store could never accept
+		 * the nonce, so refuse to mint it (and never use an unset key). */
+		if (once__key_make(s, ONCE_TBL_NONCE, text, ONCE_NONCE_LEN, &k) != ONCE_OK)
+			return ONCE_INVALID;
 		struct once__entry *e = once__entry_new(&k, now + ttl, 0);
 		if (e == NULL)
 			return ONCE_NOMEM;

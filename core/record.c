@@ -95,22 +95,62 @@ static void walk_code(struct packer *p, once_code *dst, const once_code *src)
 		*dst = tmp;
 }
 
-once_code *once__code_pack(const once_code *src, size_t max_len, size_t *size_out, bool *too_big)
+size_t once__code_size(const once_code *src, size_t max_len)
 {
 	struct packer p = {.base = NULL, .off = sizeof(once_code), .limit = max_len};
 	walk_code(&p, NULL, src);
-	*too_big = p.over || p.off > max_len;
-	if (*too_big)
+	return p.over || p.off > max_len ? 0 : p.off;
+}
+
+once_code *once__code_pack_at(void *block, size_t size, const once_code *src)
+{
+	struct packer p = {.base = block, .off = sizeof(once_code), .limit = size};
+	walk_code(&p, block, src);
+	return block;
+}
+
+/* Moves a pointer that pointed into the block at `from` to the block at `to`. */
+static const void *rebase(const void *ptr, const char *from, char *to)
+{
+	return ptr ? to + ((const char *)ptr - from) : NULL;
+}
+
+static const char *const *rebase_list(const char *const *list, size_t n, const char *from, char *to)
+{
+	if (list == NULL)
 		return NULL;
-	size_t size = p.off;
-	once_code *rec = malloc(size);
-	if (rec == NULL)
+	const char **moved = (const char **)rebase(list, from, to);
+	for (size_t i = 0; i < n; i++)
+		moved[i] = rebase(moved[i], from, to);
+	return moved;
+}
+
+/*
+ * A caller's copy of a packed code: one memcpy of the block, then every
+ * internal pointer moved by the distance between the blocks.  This is the
+ * take / get hot path, so it avoids walking the strings again.
+ */
+once_code *once__code_copy(const once_code *packed, size_t size)
+{
+	char *to = malloc(size);
+	if (to == NULL)
 		return NULL;
-	p = (struct packer){.base = (char *)rec, .off = sizeof(once_code), .limit = size};
-	walk_code(&p, rec, src);
-	if (size_out != NULL)
-		*size_out = size;
-	return rec;
+	memcpy(to, packed, size);
+	const char *from = (const char *)packed;
+	once_code *c = (once_code *)to;
+	c->scope = rebase_list(c->scope, c->scope_count, from, to);
+	c->resource = rebase_list(c->resource, c->resource_count, from, to);
+	c->claims = rebase(c->claims, from, to);
+	c->client_id = rebase(c->client_id, from, to);
+	c->subject = rebase(c->subject, from, to);
+	c->redirect_uri = rebase(c->redirect_uri, from, to);
+	c->code_challenge = rebase(c->code_challenge, from, to);
+	c->code_challenge_method = rebase(c->code_challenge_method, from, to);
+	c->dpop_jkt = rebase(c->dpop_jkt, from, to);
+	c->x5t_s256 = rebase(c->x5t_s256, from, to);
+	c->nonce = rebase(c->nonce, from, to);
+	c->family_id = rebase(c->family_id, from, to);
+	return c;
 }
 
 once_code_meta *once__code_meta_pack(const once_code *src)

@@ -85,7 +85,7 @@ void once__tables_destroy(once_store *s)
 			cds_lfht_for_each(ht, &it, node) {
 				struct once__entry *e = caa_container_of(node, struct once__entry, node);
 				if (cds_lfht_del(ht, node) == 0) {
-					e->wheel_next = doomed;
+					e->link.wheel_next = doomed;
 					doomed = e;
 				}
 			}
@@ -94,7 +94,7 @@ void once__tables_destroy(once_store *s)
 	urcu_bp_read_unlock();
 	urcu_bp_synchronize_rcu();
 	while (doomed != NULL) {
-		struct once__entry *next = doomed->wheel_next;
+		struct once__entry *next = doomed->link.wheel_next;
 		once__entry_free_now(doomed);
 		doomed = next;
 	}

@@ -1,0 +1,439 @@
+/*
+ * bench/oncebench.c - the oncestore bench harness.
+ *
+ * Measures operations per second of each single-use operation on an
+ * embedded, memory-only store, at several thread counts, and the physical
+ * limit the in-memory store works against: a raw cds_lfht lookup + CAS loop
+ * over the same keys, in the same run.  Every figure is the median of
+ * --runs runs; each run uses a fresh store holding --keys live entries.
+ *
+ *   oncebench [--workload all|put|take|get|nonce_issue|nonce_accept|replay|raw]
+ *             [--threads 1,2] [--keys 1000000] [--runs 3] [--shards 0] [--json]
+ *
+ * Keys are realistic: 43-character base64url SHA-256 hashes for codes,
+ * 43-character nonces from the store itself, and `jti` values shaped like a
+ * client's UUIDv4 prefixed with the proof's jkt, as SPEC section 6 advises.
+ */
+#define _LGPL_SOURCE
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define XXH_INLINE_ALL
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+#include <xxhash.h>
+
+#include "oncestore.h"
+
+#define KEY_LEN 43
+#define JTI_LEN 80 /* 43-char jkt + ':' + 36-char UUID */
+
+struct config {
+	const char *workload;
+	uint32_t threads[16];
+	int nthreads;
+	uint64_t keys;
+	int runs;
+	uint32_t shards;
+	bool json;
+};
+
+/* Key material, built once and shared by every run. */
+static char (*code_keys)[KEY_LEN + 1];
+static char (*jti_keys)[JTI_LEN + 1];
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, once_status st)
+{
+	fprintf(stderr, "oncebench: %s: %s\n", what, once_strerror(st));
+	exit(1);
+}
+
+static void build_keys(uint64_t n)
+{
+	code_keys = malloc(n * sizeof *code_keys);
+	jti_keys = malloc(n * sizeof *jti_keys);
+	if (code_keys == NULL || jti_keys == NULL)
+		die("allocating keys", ONCE_NOMEM);
+	char jkt[KEY_LEN + 1];
+	once_secret_hash("bench-client-key", 16, jkt);
+	for (uint64_t i = 0; i < n; i++) {
+		char secret[32];
+		int len = snprintf(secret, sizeof secret, "bench-code-%" PRIu64, i);
+		once_secret_hash(secret, (size_t)len, code_keys[i]);
+		uint64_t a = XXH3_64bits(&i, sizeof i), b = XXH3_64bits_withSeed(&i, sizeof i, 7);
+		snprintf(jti_keys[i], JTI_LEN + 1, "%s:%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-a%03" PRIx32 "-%012" PRIx64,
+		         jkt, (uint32_t)a, (uint32_t)(a >> 32) & 0xffff, (uint32_t)(a >> 48) & 0xfff,
+		         (uint32_t)b & 0xfff, (uint64_t)((b >> 12) & 0xffffffffffffu));
+	}
+}
+
+/* ---- one timed phase: T threads share [0, keys) in contiguous slices ---- */
+
+struct phase;
+typedef void (*op_fn)(struct phase *p, uint64_t i);
+
+struct phase {
+	once_store *s;
+	op_fn op;
+	uint64_t keys;
+	uint32_t threads;
+	pthread_barrier_t start;
+	char (*nonces)[ONCE_NONCE_LEN + 1];
+	void *raw; /* raw-table baseline */
+	_Atomic uint64_t failures;
+};
+
+struct worker {
+	struct phase *p;
+	uint32_t index;
+	double elapsed;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct phase *p = w->p;
+	uint64_t from = p->keys * w->index / p->threads, to = p->keys * (w->index + 1) / p->threads;
+	pthread_barrier_wait(&p->start);
+	double t0 = now_s();
+	for (uint64_t i = from; i < to; i++)
+		p->op(p, i);
+	w->elapsed = now_s() - t0;
+	return NULL;
+}
+
+/* Runs p->op over every key on p->threads threads; returns operations/s
+ * (all keys over the slowest thread's time). */
+static double run_phase(struct phase *p)
+{
+	pthread_t tid[64];
+	struct worker w[64];
+	pthread_barrier_init(&p->start, NULL, p->threads);
+	for (uint32_t t = 0; t < p->threads; t++) {
+		w[t] = (struct worker){.p = p, .index = t};
+		pthread_create(&tid[t], NULL, worker_main, &w[t]);
+	}
+	double slowest = 0;
+	for (uint32_t t = 0; t < p->threads; t++) {
+		pthread_join(tid[t], NULL);
+		if (w[t].elapsed > slowest)
+			slowest = w[t].elapsed;
+	}
+	pthread_barrier_destroy(&p->start);
+	if (atomic_load(&p->failures) != 0) {
+		fprintf(stderr, "oncebench: %" PRIu64 " operations failed\n", atomic_load(&p->failures));
+		exit(1);
+	}
+	return (double)p->keys / slowest;
+}
+
+static void fail_unless(struct phase *p, once_status st, once_status want)
+{
+	if (st != want)
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+}
+
+static const once_code bench_code = {
+	.client_id = "bench-client",
+	.subject = "user-0001",
+	.redirect_uri = "https://app.example/callback",
+	.code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+	.expires_at = INT64_MAX / 2,
+};
+
+static void op_put(struct phase *p, uint64_t i)
+{
+	fail_unless(p, once_code_put(p->s, code_keys[i], KEY_LEN, &bench_code), ONCE_OK);
+}
+
+static void op_get(struct phase *p, uint64_t i)
+{
+	once_code *c = NULL;
+	fail_unless(p, once_code_get(p->s, code_keys[i], KEY_LEN, &c), ONCE_OK);
+	once_free(c);
+}
+
+static void op_take(struct phase *p, uint64_t i)
+{
+	once_code *c = NULL;
+	fail_unless(p, once_code_take(p->s, code_keys[i], KEY_LEN, &c, NULL), ONCE_OK);
+	once_free(c);
+}
+
+static void op_nonce_issue(struct phase *p, uint64_t i)
+{
+	fail_unless(p, once_nonce_issue(p->s, 300, p->nonces[i]), ONCE_OK);
+}
+
+static void op_nonce_accept(struct phase *p, uint64_t i)
+{
+	fail_unless(p, once_nonce_accept(p->s, p->nonces[i], ONCE_NONCE_LEN, 300), ONCE_OK);
+}
+
+static void op_replay(struct phase *p, uint64_t i)
+{
+	fail_unless(p, once_replay_check(p->s, jti_keys[i], JTI_LEN, 300), ONCE_OK);
+}
+
+/* ---- the in-memory limit: a bare cds_lfht lookup + CAS ---- */
+
+struct raw_node {
+	struct cds_lfht_node node;
+	_Atomic uint32_t state;
+	unsigned char key[KEY_LEN];
+};
+
+struct raw_table {
+	struct cds_lfht *ht;
+	uint64_t seed;
+	struct raw_node **nodes;
+};
+
+static int raw_match(struct cds_lfht_node *node, const void *key)
+{
+	struct raw_node *n = caa_container_of(node, struct raw_node, node);
+	return memcmp(n->key, key, KEY_LEN) == 0;
+}
+
+static struct raw_table *raw_build(uint64_t keys, uint32_t shards_hint)
+{
+	(void)shards_hint;
+	struct raw_table *r = calloc(1, sizeof *r);
+	uint64_t buckets = 1;
+	while (buckets < keys)
+		buckets <<= 1;
+	buckets /= 2; /* the store's sizing: chains of 1-2 at capacity */
+	r->ht = cds_lfht_new_flavor(buckets, buckets, buckets, 0, &urcu_bp_flavor, NULL);
+	r->seed = 0x9e3779b97f4a7c15u;
+	r->nodes = calloc(keys, sizeof *r->nodes);
+	urcu_bp_read_lock();
+	for (uint64_t i = 0; i < keys; i++) {
+		/* One allocation per node, in key order, as the store allocates. */
+		struct raw_node *n = r->nodes[i] = calloc(1, sizeof *n);
+		memcpy(n->key, code_keys[i], KEY_LEN);
+		atomic_init(&n->state, 1);
+		cds_lfht_add_unique(r->ht, XXH3_64bits_withSeed(code_keys[i], KEY_LEN, r->seed), raw_match,
+		                    code_keys[i], &n->node);
+	}
+	urcu_bp_read_unlock();
+	return r;
+}
+
+static void raw_free(struct raw_table *r, uint64_t keys)
+{
+	urcu_bp_read_lock();
+	for (uint64_t i = 0; i < keys; i++)
+		cds_lfht_del(r->ht, &r->nodes[i]->node);
+	urcu_bp_read_unlock();
+	urcu_bp_synchronize_rcu();
+	for (uint64_t i = 0; i < keys; i++)
+		free(r->nodes[i]);
+	cds_lfht_destroy(r->ht, NULL);
+	free(r->nodes);
+	free(r);
+}
+
+static void op_raw(struct phase *p, uint64_t i)
+{
+	struct raw_table *r = p->raw;
+	struct cds_lfht_iter it;
+	urcu_bp_read_lock();
+	cds_lfht_lookup(r->ht, XXH3_64bits_withSeed(code_keys[i], KEY_LEN, r->seed), raw_match,
+	                code_keys[i], &it);
+	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+	uint32_t live = 1;
+	if (node == NULL ||
+	    !atomic_compare_exchange_strong(&caa_container_of(node, struct raw_node, node)->state, &live, 2))
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+	urcu_bp_read_unlock();
+}
+
+/* ---- workloads ---- */
+
+struct workload {
+	const char *name;
+	const char *what;
+	op_fn op;
+	op_fn prefill; /* run single-threaded before timing, or NULL */
+};
+
+static const struct workload workloads[] = {
+	{"put", "code put", op_put, NULL},
+	{"get", "code get", op_get, op_put},
+	{"take", "code take", op_take, op_put},
+	{"nonce_issue", "nonce issue", op_nonce_issue, NULL},
+	{"nonce_accept", "nonce accept", op_nonce_accept, op_nonce_issue},
+	{"replay", "replay check", op_replay, NULL},
+	{"raw", "raw cds_lfht lookup+CAS", op_raw, NULL},
+};
+#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
+
+static once_store *open_store(const struct config *c)
+{
+	once_options o;
+	once_options_init(&o);
+	o.shards = c->shards;
+	uint64_t cap = c->keys + 1;
+	o.max_codes = o.max_nonces = o.max_replays = cap;
+	o.max_access_tokens = o.max_refresh = 1024;
+	o.sweep_interval_ms = 0;
+	once_store *s;
+	once_status st = once_open(&o, &s);
+	if (st != ONCE_OK)
+		die("once_open", st);
+	return s;
+}
+
+static double measure(const struct config *c, const struct workload *w, uint32_t threads)
+{
+	struct phase p = {.keys = c->keys, .threads = threads, .op = w->op};
+	atomic_init(&p.failures, 0);
+	p.nonces = malloc(c->keys * sizeof *p.nonces);
+	if (w->op == op_raw)
+		p.raw = raw_build(c->keys, c->shards);
+	else
+		p.s = open_store(c);
+	if (w->prefill != NULL) {
+		struct phase fill = p;
+		fill.op = w->prefill;
+		fill.threads = 1;
+		atomic_init(&fill.failures, 0);
+		run_phase(&fill);
+	}
+	double ops = run_phase(&p);
+	if (p.raw != NULL)
+		raw_free(p.raw, c->keys);
+	else
+		once_close(p.s);
+	free(p.nonces);
+	return ops;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median_of_runs(const struct config *c, const struct workload *w, uint32_t threads)
+{
+	double v[32];
+	for (int r = 0; r < c->runs; r++)
+		v[r] = measure(c, w, threads);
+	qsort(v, (size_t)c->runs, sizeof v[0], cmp_double);
+	return v[c->runs / 2];
+}
+
+static void usage(void)
+{
+	printf("usage: oncebench [options]\n"
+	       "  --workload W   all (default), put, get, take, nonce_issue, nonce_accept,\n"
+	       "                 replay, raw (bare cds_lfht lookup+CAS: the in-memory limit)\n"
+	       "  --threads L    comma-separated thread counts (default 1,2)\n"
+	       "  --keys N       live entries per run (default 1000000)\n"
+	       "  --runs N       runs per figure; the median is reported (default 3)\n"
+	       "  --shards N     store shards (default 0 = one per CPU)\n"
+	       "  --json         one JSON object per figure instead of the table\n");
+}
+
+static void parse_threads(struct config *c, const char *list)
+{
+	c->nthreads = 0;
+	char *copy = strdup(list), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t && c->nthreads < 16; t = strtok_r(NULL, ",", &save)) {
+		long n = strtol(t, NULL, 10);
+		if (n < 1 || n > 64) {
+			fprintf(stderr, "oncebench: thread counts are 1..64\n");
+			exit(2);
+		}
+		c->threads[c->nthreads++] = (uint32_t)n;
+	}
+	free(copy);
+}
+
+static void parse_args(struct config *c, int argc, char **argv)
+{
+	*c = (struct config){.workload = "all", .keys = 1000000, .runs = 3, .nthreads = 2, .threads = {1, 2}};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage();
+			exit(0);
+		} else if (strcmp(a, "--json") == 0) {
+			c->json = true;
+		} else if (v == NULL) {
+			usage();
+			exit(2);
+		} else if (strcmp(a, "--workload") == 0) {
+			c->workload = argv[++i];
+		} else if (strcmp(a, "--threads") == 0) {
+			parse_threads(c, argv[++i]);
+		} else if (strcmp(a, "--keys") == 0) {
+			c->keys = strtoull(argv[++i], NULL, 10);
+		} else if (strcmp(a, "--runs") == 0) {
+			c->runs = atoi(argv[++i]);
+		} else if (strcmp(a, "--shards") == 0) {
+			c->shards = (uint32_t)strtoul(argv[++i], NULL, 10);
+		} else {
+			usage();
+			exit(2);
+		}
+	}
+	if (c->keys < 1 || c->runs < 1 || c->runs > 31) {
+		fprintf(stderr, "oncebench: --keys >= 1, --runs 1..31\n");
+		exit(2);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct config c;
+	parse_args(&c, argc, argv);
+	bool all = strcmp(c.workload, "all") == 0;
+	bool known = all;
+	for (size_t w = 0; w < NWORKLOADS; w++)
+		known |= strcmp(c.workload, workloads[w].name) == 0;
+	if (!known) {
+		fprintf(stderr, "oncebench: unknown workload %s\n", c.workload);
+		return 2;
+	}
+	build_keys(c.keys);
+	/* The raw baseline first, so every oncestore figure can be printed as a
+	 * fraction of it. */
+	double raw[16] = {0};
+	for (int t = 0; t < c.nthreads; t++)
+		raw[t] = median_of_runs(&c, &workloads[NWORKLOADS - 1], c.threads[t]);
+	if (!c.json)
+		printf("oncestore in memory: %" PRIu64 " live keys, median of %d runs\n\n"
+		       "%-26s %8s %14s %10s\n", c.keys, c.runs, "operation", "threads", "ops/s", "of raw");
+	for (size_t w = 0; w < NWORKLOADS; w++) {
+		if (!all && strcmp(c.workload, workloads[w].name) != 0)
+			continue;
+		for (int t = 0; t < c.nthreads; t++) {
+			double ops = w == NWORKLOADS - 1 ? raw[t] : median_of_runs(&c, &workloads[w], c.threads[t]);
+			if (c.json)
+				printf("{\"workload\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64
+				       ",\"ops_per_s\":%.0f,\"raw_ops_per_s\":%.0f,\"fraction_of_raw\":%.3f}\n",
+				       workloads[w].name, c.threads[t], c.keys, ops, raw[t], ops / raw[t]);
+			else
+				printf("%-26s %8u %14.0f %9.0f%%\n", workloads[w].what, c.threads[t], ops,
+				       100.0 * ops / raw[t]);
+			fflush(stdout);
+		}
+	}
+	free(code_keys);
+	free(jti_keys);
+	return 0;
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# tests/run.sh - the whole test suite, as CI runs it (see README "Tests").
+#
+# Installs what the build needs (Debian packages), then builds and tests
+# three configurations in build-test-*/:
+#   plain      every suite (unit, race, limits)
+#   asan       AddressSanitizer + UndefinedBehaviorSanitizer, every suite
+#   tsan       ThreadSanitizer, suites unit and race (limits is a single-
+#              threaded volume test: under TSan it would only be slow)
+# and ends with one line "N passed, N failed" counting every TAP test case.
+# Exit status 0 only when nothing failed.
+set -u
+cd "$(dirname "$0")/.."
+
+packages=(meson ninja-build pkg-config gcc python3 liburcu-dev libxxhash-dev libsodium-dev)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "== installing: ${missing[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+		|| { echo "could not install ${missing[*]}"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+total_pass=0
+total_fail=0
+
+# Counts TAP "ok"/"not ok" lines per test in meson's JSON log; a test that
+# failed without a "not ok" line (crash, timeout) counts as one failure.
+count() {
+	python3 - "$1" <<'PY'
+import json, re, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    out = t.get("stdout") or ""
+    o = len(re.findall(r"^ok \d+", out, re.M))
+    n = len(re.findall(r"^not ok \d+", out, re.M))
+    if t.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP") and n == 0:
+        n = 1
+    ok += o; bad += n
+print(ok, bad)
+PY
+}
+
+run_config() {
+	local name=$1 suites=$2
+	shift 2
+	local dir="build-test-$name"
+	echo "== $name: meson setup $*"
+	if ! { meson setup --wipe "$dir" "$@" >/dev/null 2>&1 || meson setup "$dir" "$@"; } >"$dir.setup.log" 2>&1 \
+		|| ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
+		cat "$dir.setup.log" "$dir.build.log" 2>/dev/null | tail -30
+		echo "== $name: build FAILED"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	local args=()
+	for s in $suites; do args+=(--suite "$s"); done
+	meson test -C "$dir" "${args[@]}" --print-errorlogs --num-processes 2 | grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Timeout):"
+	read -r p f < <(count "$dir/meson-logs/testlog.json")
+	echo "== $name: $p passed, $f failed"
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+}
+
+run_config plain "unit race limits"
+run_config asan "unit race limits" -Db_sanitize=address,undefined -Db_lundef=false
+run_config tsan "unit race" -Db_sanitize=thread -Db_lundef=false
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

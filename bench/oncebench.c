@@ -14,7 +14,6 @@
  * 43-character nonces from the store itself, and `jti` values shaped like a
  * client's UUIDv4 prefixed with the proof's jkt, as SPEC section 6 advises.
  */
-#define _LGPL_SOURCE
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>

@@ -169,7 +169,8 @@ typedef struct once_options {
 	uint64_t max_replays;
 
 	/* Longest accepted key in bytes (hashes, family ids, nonces, jti).
-	 * Default 512, at most 65535. */
+	 * Default 512, at most 65535.  Below 43 (ONCE_NONCE_LEN) the store
+	 * cannot hold its own nonces and once_nonce_issue answers ONCE_INVALID. */
 	uint32_t max_key_len;
 	/* Largest accepted record (its packed size: struct plus all text, lists
 	 * and claims) in bytes. Default 64 KiB, at most 16 MiB. */
@@ -491,8 +492,9 @@ ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *famil
  * Mints a nonce: 32 bytes from a CSPRNG, base64url without padding (43
  * characters + NUL written to out), with issued_at = now and
  * expires_at = now + ttl_seconds.
- * Returns ONCE_OK | ONCE_INVALID (NULL store/out, ttl <= 0) | ONCE_FULL |
- * ONCE_NOMEM | ONCE_IO.  out is untouched on failure.
+ * Returns ONCE_OK | ONCE_INVALID (NULL store/out, ttl <= 0, now + ttl
+ * overflows, max_key_len < ONCE_NONCE_LEN) | ONCE_FULL | ONCE_NOMEM |
+ * ONCE_IO.  out is untouched on failure.
  */
 ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds,
                                       char out[ONCE_NONCE_LEN + 1]);

@@ -55,9 +55,11 @@ ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const 
 	if (once__key_make(s, ONCE_TBL_ACCESS_FAMILY, family_id, flen, &fam) != ONCE_OK)
 		return once__count(s, ONCE_OP_ACCESS_REVOKE, ONCE_INVALID);
 	urcu_bp_read_lock();
-	once__family_revoke(s, &fam);
+	once_status st = once__family_revoke(s, &fam);
 	urcu_bp_read_unlock();
-	return once__count(s, ONCE_OP_ACCESS_REVOKE, ONCE_OK);
+	/* FULL: an unknown family and no room for its mark; it has no token
+	 * to revoke and none can be recorded into it, so revocation holds. */
+	return once__count(s, ONCE_OP_ACCESS_REVOKE, st == ONCE_FULL ? ONCE_OK : st);
 }
 
 ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t jlen)

@@ -26,9 +26,30 @@ struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_a
 	return e;
 }
 
+static void free_consumption(struct once__consumption *c)
+{
+	if (c != NULL)
+		free(c->successor);
+	free(c);
+}
+
 void once__entry_free_now(struct once__entry *e)
 {
-	free(e); /* kind-specific data lives in the same allocation */
+	/* Records live in the entry's own allocation; a refresh token's
+	 * consumption (and sealed successor) is its only separate block. */
+	if (e->table == ONCE_TBL_REFRESH)
+		free_consumption(atomic_load_explicit(&e->u.refresh.consumed, memory_order_relaxed));
+	free(e);
+}
+
+static void consumption_after_grace_period(struct rcu_head *head)
+{
+	free_consumption(caa_container_of(head, struct once__consumption, rcu));
+}
+
+void once__consumption_retire(struct once__consumption *c)
+{
+	urcu_bp_call_rcu(&c->rcu, consumption_after_grace_period);
 }
 
 static void free_after_grace_period(struct rcu_head *head)
@@ -51,8 +72,11 @@ static once_status full_or_exists(once_store *s, const struct once__key *k)
 	return present ? ONCE_EXISTS : ONCE_FULL;
 }
 
-once_status once__insert(once_store *s, const struct once__key *k, struct once__entry *e,
-                         uint32_t initial_state)
+/* Reserves capacity and links e into its table in `state`; on success the
+ * caller is inside a read-side section it must end.  On any other status
+ * the entry is freed and the section already ended. */
+static once_status link_entry(once_store *s, const struct once__key *k, struct once__entry *e,
+                              uint32_t state)
 {
 	if (!once__capacity_reserve(s, k->table)) {
 		once__entry_free_now(e);
@@ -60,7 +84,7 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
 	}
 	/* Release: every field written above becomes visible to a reader whose
 	 * match() acquire-loads this state (see table.c). */
-	atomic_store_explicit(&e->state, initial_state, memory_order_release);
+	atomic_store_explicit(&e->state, state, memory_order_release);
 
 	urcu_bp_read_lock();
 	struct once__entry *got = once__table_add_unique(s, k, e);
@@ -71,8 +95,41 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
 		once__entry_free_now(e);
 		return ONCE_EXISTS;
 	}
-	once__wheel_push(&s->shards[k->shard].wheel, e);
-	urcu_bp_read_unlock();
 	once__bytes_add(s, k->table, e->size);
 	return ONCE_OK;
+}
+
+once_status once__insert(once_store *s, const struct once__key *k, struct once__entry *e,
+                         uint32_t initial_state)
+{
+	once_status st = link_entry(s, k, e, initial_state);
+	if (st != ONCE_OK)
+		return st;
+	once__wheel_push(&s->shards[k->shard].wheel, e);
+	urcu_bp_read_unlock();
+	return ONCE_OK;
+}
+
+once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e)
+{
+	once_status st = link_entry(s, k, e, ONCE_REFRESH_PENDING);
+	if (st == ONCE_OK)
+		urcu_bp_read_unlock(); /* the caller's own section still covers e */
+	return st;
+}
+
+void once__pending_commit(once_store *s, struct once__entry *e)
+{
+	atomic_store_explicit(&e->state, ONCE_REFRESH_LIVE, memory_order_release);
+	once__wheel_push(&s->shards[e->shard].wheel, e);
+}
+
+void once__pending_abort(once_store *s, struct once__entry *e)
+{
+	/* Readers may have found it (and skipped it): a grace period first. */
+	if (once__table_del(s, e)) {
+		once__capacity_release(s, (enum once__table)e->table);
+		once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
+		once__entry_retire(e);
+	}
 }

@@ -67,6 +67,7 @@ static void count_removed(once_sweep_counts *c, enum once__table t)
 	switch (t) {
 	case ONCE_TBL_CODE: c->codes++; break;
 	case ONCE_TBL_ACCESS: c->access_tokens++; break;
+	case ONCE_TBL_REFRESH: c->refresh++; break;
 	case ONCE_TBL_NONCE: c->nonces++; break;
 	case ONCE_TBL_REPLAY: c->replays++; break;
 	default: break; /* families are not a public kind */
@@ -83,7 +84,7 @@ static bool expire_entry(once_store *s, struct once__entry *e, int64_t now)
 	int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_acquire);
 	if (exp >= now)
 		return false;
-	if (e->table == ONCE_TBL_ACCESS_FAMILY &&
+	if (once__is_family_table((enum once__table)e->table) &&
 	    !atomic_compare_exchange_strong(&e->expires_at, &exp, ONCE_FAMILY_DEAD))
 		return false; /* extended meanwhile: lives on */
 	if (once__table_del(s, e)) {

@@ -58,18 +58,45 @@ once_status once__family_hold(once_store *s, const struct once__key *fam, int64_
 	}
 }
 
+bool once__is_family_table(enum once__table t)
+{
+	return t == ONCE_TBL_ACCESS_FAMILY || t == ONCE_TBL_REFRESH_FAMILY;
+}
+
 bool once__family_revoked(once_store *s, const struct once__key *fam)
 {
 	struct once__entry *f = once__table_lookup(s, fam);
-	return f != NULL && atomic_load_explicit(&f->state, memory_order_acquire) == ONCE_FAMILY_REVOKED;
+	return f != NULL && atomic_load(&f->state) == ONCE_FAMILY_REVOKED;
 }
 
-bool once__family_revoke(once_store *s, const struct once__key *fam)
+bool once__family_live(once_store *s, const struct once__key *fam)
 {
 	struct once__entry *f = once__table_lookup(s, fam);
-	if (f == NULL)
-		return false;
-	/* seq_cst store: ordered before anything the caller does after return. */
+	return f != NULL && atomic_load(&f->state) == ONCE_FAMILY_LIVE;
+}
+
+/*
+ * Sticky revocation, with no window.  Revoke and insert both go through
+ * once__family_hold, which converges on the one family entry of that id
+ * (add_unique; a DEAD one is waited out).  Then:
+ *   - an insert that reads the flag after this store sees REVOKED and
+ *     refuses;
+ *   - an insert that read it before publishes a token whose every read
+ *     consults this same flag, so the token reads as revoked from the
+ *     moment this function returns.
+ * The seq_cst store and the seq_cst loads in readers make "returns, then a
+ * read starts" imply "the read sees REVOKED".  The mark lasts at least
+ * revocation_ttl, and at least as long as any token recorded in the family.
+ */
+once_status once__family_revoke(once_store *s, const struct once__key *fam)
+{
+	int64_t now = once__now(s);
+	int64_t ttl = s->opt.revocation_ttl;
+	int64_t until = now > INT64_MAX - ttl ? INT64_MAX : now + ttl;
+	struct once__entry *f;
+	once_status st = once__family_hold(s, fam, until, &f);
+	if (st != ONCE_OK)
+		return st;
 	atomic_store(&f->state, ONCE_FAMILY_REVOKED);
-	return true;
+	return ONCE_OK;
 }

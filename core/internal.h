@@ -45,6 +45,8 @@ enum once__table {
 	ONCE_TBL_CODE = 0,
 	ONCE_TBL_ACCESS,        /* access tokens minted from code families */
 	ONCE_TBL_ACCESS_FAMILY, /* their families: one revoked flag each */
+	ONCE_TBL_REFRESH,        /* refresh tokens, by token hash */
+	ONCE_TBL_REFRESH_FAMILY, /* refresh families: one revoked flag each */
 	ONCE_TBL_NONCE,
 	ONCE_TBL_REPLAY,
 	ONCE_TBL_COUNT
@@ -63,6 +65,26 @@ enum {
 
 	ONCE_FAMILY_LIVE = 1,
 	ONCE_FAMILY_REVOKED = 2, /* sticky: never goes back to LIVE */
+
+	ONCE_REFRESH_LIVE = 1,    /* consumed or not: see u.refresh.consumed */
+	ONCE_REFRESH_PENDING = 4, /* a rotation's child, not committed yet: its
+	                           * key is taken, but reads do not see it */
+};
+
+/* A refresh successor payload, sealed (seal.c). */
+struct once__sealed {
+	uint32_t len; /* ciphertext bytes, tag included */
+	unsigned char nonce[24];
+	unsigned char ct[];
+};
+
+/* How a refresh token was consumed.  Installed by one CAS from NULL (the
+ * single-use decision), replaced whole by remember_successor; a replaced
+ * one is freed after a grace period. */
+struct once__consumption {
+	struct rcu_head rcu;
+	int64_t consumed_at;
+	struct once__sealed *successor; /* NULL when none was remembered */
 };
 
 /* A family whose expires_at holds this is being swept: writers must not
@@ -86,6 +108,11 @@ struct once__entry {
 			_Atomic int64_t consumed_at;
 			uint32_t record_size;
 		} code;
+		struct {
+			once_refresh *record; /* packed after the key, like codes */
+			_Atomic(struct once__consumption *) consumed; /* NULL: unconsumed */
+			uint32_t record_size;
+		} refresh;
 		struct {
 			int64_t issued_at;
 		} nonce;
@@ -206,6 +233,19 @@ void once__entry_retire(struct once__entry *e);
  */
 once_status once__insert(once_store *s, const struct once__key *k, struct once__entry *e,
                          uint32_t initial_state);
+/*
+ * Rotation's two-phase insert.  once__insert_pending publishes e in state
+ * ONCE_REFRESH_PENDING (its key is taken, reads skip it) without putting it
+ * on the wheel: same statuses as once__insert.  Then exactly one of:
+ * once__pending_commit makes it LIVE and puts it on the wheel;
+ * once__pending_abort unlinks it and frees it after a grace period.
+ * Both run inside the read-side section that covered the insert.
+ */
+once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e);
+void once__pending_commit(once_store *s, struct once__entry *e);
+void once__pending_abort(once_store *s, struct once__entry *e);
+/* Frees a consumption record and its sealed successor after a grace period. */
+void once__consumption_retire(struct once__consumption *c);
 
 /* ---- expiry.c ---- */
 void once__wheel_init(struct once__wheel *w, int64_t now);
@@ -221,6 +261,9 @@ bool once__capacity_reserve(once_store *s, enum once__table t);
 void once__capacity_release(once_store *s, enum once__table t);
 
 /* ---- record.c ---- */
+size_t once__refresh_size(const once_refresh *src, size_t max_len);
+once_refresh *once__refresh_pack_at(void *block, size_t size, const once_refresh *src);
+once_refresh *once__refresh_copy(const once_refresh *packed, size_t size, size_t extra, void **tail);
 /* Bytes a packed copy of src needs, or 0 when it exceeds max_len. */
 size_t once__code_size(const once_code *src, size_t max_len);
 /* Packs src into block (exactly once__code_size bytes, max_align_t
@@ -241,8 +284,25 @@ once_status once__family_hold(once_store *s, const struct once__key *fam, int64_
                               struct once__entry **out);
 /* True if the family exists and is revoked. Inside a read-side section. */
 bool once__family_revoked(once_store *s, const struct once__key *fam);
-/* Sets the sticky revoked flag of an existing family; false if unknown. */
-bool once__family_revoke(once_store *s, const struct once__key *fam);
+/* True if the family exists and is not revoked: a token whose family is
+ * gone has expired with it (family.c), so it does not read as live. */
+bool once__family_live(once_store *s, const struct once__key *fam);
+/* Sets the sticky revoked flag, creating the family's mark if needed; the
+ * mark lasts at least revocation_ttl from now.  Inside a read-side section.
+ * ONCE_OK | ONCE_FULL (unknown family, no room for its mark: it has no
+ * token to revoke, and no insert into it can succeed either) | ONCE_NOMEM. */
+once_status once__family_revoke(once_store *s, const struct once__key *fam);
+bool once__is_family_table(enum once__table t);
+
+/* ---- seal.c ---- */
+/* Seals msg (n <= max_record_len) under the successor key; NULL on OOM. */
+struct once__sealed *once__seal(const once_store *s, const void *ad, size_t adlen, const void *msg,
+                                size_t n);
+size_t once__sealed_plain_len(const struct once__sealed *b);
+/* Opens b into out (once__sealed_plain_len bytes); false if it fails to
+ * authenticate (wrong key, tampering) or no key is configured. */
+bool once__unseal(const once_store *s, const struct once__sealed *b, const void *ad, size_t adlen,
+                  void *out);
 
 /* ---- crypto.c ---- */
 bool once__crypto_init(void);

@@ -109,6 +109,44 @@ once_code *once__code_pack_at(void *block, size_t size, const once_code *src)
 	return block;
 }
 
+/* One walk over a refresh record; fills *dst only when p->base is set.
+ * The successor is not part of the stored record (it is sealed apart). */
+static void walk_refresh(struct packer *p, once_refresh *dst, const once_refresh *src)
+{
+	once_refresh tmp = *src;
+	tmp.scope = pack_list(p, src->scope, src->scope_count);
+	tmp.scope_count = src->scope ? src->scope_count : 0;
+	tmp.resource = pack_list(p, src->resource, src->resource_count);
+	tmp.resource_count = src->resource ? src->resource_count : 0;
+	tmp.claims = pack_bytes(p, src->claims, src->claims_len);
+	tmp.claims_len = src->claims ? src->claims_len : 0;
+	tmp.family_id = pack_str(p, src->family_id);
+	tmp.subject = pack_str(p, src->subject);
+	tmp.client_id = pack_str(p, src->client_id);
+	tmp.acr = pack_str(p, src->acr);
+	tmp.dpop_jkt = pack_str(p, src->dpop_jkt);
+	tmp.x5t_s256 = pack_str(p, src->x5t_s256);
+	tmp.parent_hash = pack_str(p, src->parent_hash);
+	tmp.successor = NULL;
+	tmp.successor_len = 0;
+	if (p->base != NULL)
+		*dst = tmp;
+}
+
+size_t once__refresh_size(const once_refresh *src, size_t max_len)
+{
+	struct packer p = {.base = NULL, .off = sizeof(once_refresh), .limit = max_len};
+	walk_refresh(&p, NULL, src);
+	return p.over || p.off > max_len ? 0 : p.off;
+}
+
+once_refresh *once__refresh_pack_at(void *block, size_t size, const once_refresh *src)
+{
+	struct packer p = {.base = block, .off = sizeof(once_refresh), .limit = size};
+	walk_refresh(&p, block, src);
+	return block;
+}
+
 /* Moves a pointer that pointed into the block at `from` to the block at `to`. */
 static const void *rebase(const void *ptr, const char *from, char *to)
 {
@@ -151,6 +189,34 @@ once_code *once__code_copy(const once_code *packed, size_t size)
 	c->nonce = rebase(c->nonce, from, to);
 	c->family_id = rebase(c->family_id, from, to);
 	return c;
+}
+
+/*
+ * A caller's copy of a packed refresh record with room for `extra` more
+ * bytes at its end (for the decrypted successor); *tail receives where.
+ */
+once_refresh *once__refresh_copy(const once_refresh *packed, size_t size, size_t extra, void **tail)
+{
+	if (extra > SIZE_MAX - size)
+		return NULL;
+	char *to = malloc(size + extra);
+	if (to == NULL)
+		return NULL;
+	memcpy(to, packed, size);
+	const char *from = (const char *)packed;
+	once_refresh *r = (once_refresh *)to;
+	r->scope = rebase_list(r->scope, r->scope_count, from, to);
+	r->resource = rebase_list(r->resource, r->resource_count, from, to);
+	r->claims = rebase(r->claims, from, to);
+	r->family_id = rebase(r->family_id, from, to);
+	r->subject = rebase(r->subject, from, to);
+	r->client_id = rebase(r->client_id, from, to);
+	r->acr = rebase(r->acr, from, to);
+	r->dpop_jkt = rebase(r->dpop_jkt, from, to);
+	r->x5t_s256 = rebase(r->x5t_s256, from, to);
+	r->parent_hash = rebase(r->parent_hash, from, to);
+	*tail = to + size;
+	return r;
 }
 
 once_code_meta *once__code_meta_pack(const once_code *src)

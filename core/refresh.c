@@ -1,59 +1,465 @@
 /*
- * core/refresh.c - refresh-token families.
+ * core/refresh.c - refresh-token families (RFC 6749 6, 10.4; Security BCP
+ * 4.13): insert, get, consume, successor, atomic rotation, sticky revoke.
  *
- * Not built yet: every call refuses with ONCE_INVALID, stores nothing and
- * logs why, as the public header documents.  The refresh-family issue
- * replaces this file.
+ * A token entry is keyed by its hash; its family is a separate entry keyed
+ * by family id (family.c) holding the one revoked flag every read consults.
+ * Tokens of one family live in any shard; revocation touches only the
+ * family entry, so it is O(1) in the family's size.
+ *
+ * A token reads as live only if its family entry exists and is not revoked
+ * (once__family_live).  Every insert holds the family first, extending its
+ * life to the token's expiry, so a family is swept only after all its
+ * tokens expired: a missing family means an expired token, which fails
+ * closed as NOT_FOUND rather than reading as live.
+ *
+ * Consumption is a pointer, installed by one CAS from NULL: THE single-use
+ * decision.  It carries consumed_at and the sealed successor, so a rotation
+ * that wins the CAS makes "consumed" and "its successor" visible at once,
+ * and every loser reads the winner's successor.
+ *
+ * Invariants (tests/test_refresh.c and test_race.c check each):
+ *   R1. Of concurrent consumes / rotations of one token exactly one gets OK.
+ *   R2. From the moment once_refresh_revoke_family returns, no token of the
+ *       family reads as live, and no insert or rotation that starts later
+ *       gets OK.
+ *   R3. A rotation is all or nothing: on any status but OK the parent is
+ *       as it was and no child exists.
  */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
 
-static once_status not_built(once_store *s, once_op op)
+/* ---- validation ---- */
+
+static bool present(const char *s)
 {
-	if (s == NULL)
+	return s != NULL && s[0] != '\0';
+}
+
+static bool list_ok(const char *const *list, size_t n)
+{
+	if (n == 0)
+		return true;
+	if (list == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == NULL)
+			return false;
+	return true;
+}
+
+/* A new record: required fields, nothing that claims it was used. */
+static bool record_valid(const once_refresh *r)
+{
+	return r != NULL && present(r->family_id) && present(r->subject) && r->expires_at > 0 &&
+	       !r->consumed && !r->revoked && r->consumed_at == 0 && r->successor == NULL &&
+	       r->successor_len == 0 && (r->claims_len == 0 || r->claims != NULL) &&
+	       list_ok(r->scope, r->scope_count) && list_ok(r->resource, r->resource_count);
+}
+
+/* ---- building a token entry ---- */
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+	int c = strcmp(**(const char *const *const *)a, **(const char *const *const *)b);
+	/* Equal strings: the earlier position first, so it is the one kept. */
+	return c ? c : (*(const char *const *const *)a > *(const char *const *const *)b) -
+	                       (*(const char *const *const *)a < *(const char *const *const *)b);
+}
+
+/*
+ * Scope with duplicates removed, first occurrences kept in their order.
+ * Sorting pointers to the slots finds duplicates in O(n log n) however long
+ * a hostile list is.  *out is NULL when n == 0; false on allocation failure.
+ */
+static bool dedupe_scope(const char *const *scope, size_t n, const char ***out, size_t *out_n)
+{
+	*out = NULL;
+	*out_n = 0;
+	if (n == 0)
+		return true;
+	const char *const **slots = malloc(n * sizeof *slots);
+	bool *dup = calloc(n, sizeof *dup);
+	const char **kept = malloc(n * sizeof *kept);
+	if (slots == NULL || dup == NULL || kept == NULL) {
+		free(slots), free(dup), free(kept);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		slots[i] = &scope[i];
+	qsort(slots, n, sizeof *slots, cmp_str_ptr);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(*slots[i], *slots[i - 1]) == 0)
+			dup[slots[i] - scope] = true;
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!dup[i])
+			kept[m++] = scope[i];
+	free(slots);
+	free(dup);
+	*out = kept;
+	*out_n = m;
+	return true;
+}
+
+/* A token entry holding a packed copy of r (scope deduplicated). */
+static once_status build_token(once_store *s, const struct once__key *k, const once_refresh *r,
+                               struct once__entry **out)
+{
+	once_refresh norm = *r;
+	const char **scope;
+	if (!dedupe_scope(r->scope, r->scope_count, &scope, &norm.scope_count))
+		return ONCE_NOMEM;
+	norm.scope = scope;
+	norm.inserted_at = once__now(s);
+	once_status st = ONCE_OK;
+	size_t size = once__refresh_size(&norm, s->opt.max_record_len);
+	size_t pad = (size_t)-(sizeof(struct once__entry) + k->len) & (alignof(max_align_t) - 1);
+	struct once__entry *e = NULL;
+	if (size == 0)
+		st = ONCE_INVALID; /* larger than max_record_len */
+	else if ((e = once__entry_new(k, r->expires_at, pad + size)) == NULL)
+		st = ONCE_NOMEM;
+	if (e != NULL) {
+		e->u.refresh.record = once__refresh_pack_at(e->key + k->len + pad, size, &norm);
+		e->u.refresh.record_size = (uint32_t)size;
+		atomic_init(&e->u.refresh.consumed, NULL);
+		*out = e;
+	}
+	free(scope);
+	return st;
+}
+
+static once_status family_key(const once_store *s, const char *family_id, struct once__key *fam)
+{
+	return once__key_make(s, ONCE_TBL_REFRESH_FAMILY, family_id, strlen(family_id), fam);
+}
+
+/* ---- reading a token ---- */
+
+/* The token under k if it reads as live: committed, family present and not
+ * revoked.  Inside a read-side section. */
+static struct once__entry *live_token(once_store *s, const struct once__key *k)
+{
+	struct once__entry *e = once__table_lookup(s, k);
+	if (e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) != ONCE_REFRESH_LIVE)
+		return NULL;
+	struct once__key fam;
+	if (family_key(s, e->u.refresh.record->family_id, &fam) != ONCE_OK || !once__family_live(s, &fam))
+		return NULL;
+	return e;
+}
+
+/* The caller's copy of a token as `c` describes its consumption (NULL:
+ * unconsumed), with the successor decrypted; a successor that fails to
+ * open reads as absent, never as garbage. */
+static once_status copy_out(once_store *s, const struct once__entry *e,
+                            const struct once__consumption *c, once_refresh **out)
+{
+	if (out == NULL)
+		return ONCE_OK;
+	const struct once__sealed *sealed = c ? c->successor : NULL;
+	size_t plain = sealed ? once__sealed_plain_len(sealed) : 0;
+	void *tail;
+	once_refresh *r = once__refresh_copy(e->u.refresh.record, e->u.refresh.record_size, plain, &tail);
+	if (r == NULL)
+		return ONCE_NOMEM;
+	r->consumed = c != NULL;
+	r->consumed_at = c ? c->consumed_at : 0;
+	r->revoked = false;
+	if (sealed != NULL && once__unseal(s, sealed, e->key, e->key_len, tail)) {
+		r->successor = tail;
+		r->successor_len = plain;
+	}
+	*out = r;
+	return ONCE_OK;
+}
+
+static struct once__consumption *consumption_new(int64_t at, struct once__sealed *successor)
+{
+	struct once__consumption *c = malloc(sizeof *c);
+	if (c != NULL) {
+		c->consumed_at = at;
+		c->successor = successor;
+	}
+	return c;
+}
+
+/* ---- insert ---- */
+
+static once_status insert(once_store *s, const void *hash, size_t hlen, const once_refresh *r)
+{
+	struct once__key k, fam;
+	if (!record_valid(r) || once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK ||
+	    family_key(s, r->family_id, &fam) != ONCE_OK)
 		return ONCE_INVALID;
-	once__log(s, ONCE_LOG_WARN, "%s: refresh tokens are not available in this version",
-	          once_op_name(op));
-	return once__count(s, op, ONCE_INVALID);
+	struct once__entry *e;
+	once_status st = build_token(s, &k, r, &e);
+	if (st != ONCE_OK)
+		return st;
+	urcu_bp_read_lock();
+	struct once__entry *f;
+	st = once__family_hold(s, &fam, r->expires_at, &f);
+	/* R2: checked after holding the family.  A revocation that lands after
+	 * this check still covers the token: every read consults the flag. */
+	if (st == ONCE_OK && atomic_load(&f->state) == ONCE_FAMILY_REVOKED)
+		st = ONCE_REVOKED;
+	if (st == ONCE_OK)
+		st = once__insert(s, &k, e, ONCE_REFRESH_LIVE);
+	else
+		once__entry_free_now(e);
+	urcu_bp_read_unlock();
+	return st;
 }
 
 ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t hlen,
                                          const once_refresh *r)
 {
-	(void)hash, (void)hlen, (void)r;
-	return not_built(s, ONCE_OP_REFRESH_INSERT);
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_INSERT, insert(s, hash, hlen, r));
+}
+
+/* ---- get, consume ---- */
+
+static once_status get(once_store *s, const void *hash, size_t hlen, once_refresh **out)
+{
+	struct once__key k;
+	if (once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	once_status st = ONCE_NOT_FOUND;
+	urcu_bp_read_lock();
+	struct once__entry *e = live_token(s, &k);
+	if (e != NULL)
+		st = copy_out(s, e, atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire), out);
+	urcu_bp_read_unlock();
+	return st;
 }
 
 ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hlen, once_refresh **out)
 {
-	(void)hash, (void)hlen, (void)out;
-	return not_built(s, ONCE_OP_REFRESH_GET);
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_GET, get(s, hash, hlen, out));
+}
+
+static once_status consume(once_store *s, const void *hash, size_t hlen, once_refresh **out)
+{
+	struct once__key k;
+	if (once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	struct once__consumption *mine = consumption_new(once__now(s), NULL);
+	if (mine == NULL)
+		return ONCE_NOMEM;
+	once_status st = ONCE_NOT_FOUND;
+	urcu_bp_read_lock();
+	struct once__entry *e = live_token(s, &k);
+	if (e != NULL) {
+		struct once__consumption *seen = NULL;
+		/* R1: THE single-use decision. */
+		if (atomic_compare_exchange_strong(&e->u.refresh.consumed, &seen, mine)) {
+			mine = NULL;
+			st = copy_out(s, e, NULL, out); /* as it stood: unconsumed */
+		} else {
+			st = copy_out(s, e, seen, out);
+			if (st == ONCE_OK)
+				st = ONCE_SPENT;
+		}
+	}
+	urcu_bp_read_unlock();
+	free(mine);
+	return st;
 }
 
 ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_t hlen,
                                           once_refresh **out)
 {
-	(void)hash, (void)hlen, (void)out;
-	return not_built(s, ONCE_OP_REFRESH_CONSUME);
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_CONSUME, consume(s, hash, hlen, out));
+}
+
+/* ---- successor ---- */
+
+static bool payload_ok(const once_store *s, const void *payload, size_t n)
+{
+	return (payload != NULL || n == 0) && n <= s->opt.max_record_len;
+}
+
+static once_status remember(once_store *s, const void *hash, size_t hlen, const void *succ, size_t n)
+{
+	struct once__key k;
+	if (!payload_ok(s, succ, n) || once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK)
+		return ONCE_INVALID;
+	if (!s->has_successor_key)
+		return ONCE_NO_KEY;
+	struct once__sealed *sealed = once__seal(s, hash, hlen, succ, n);
+	if (sealed == NULL)
+		return ONCE_NOMEM;
+	once_status st = ONCE_NOT_FOUND;
+	urcu_bp_read_lock();
+	struct once__entry *e = live_token(s, &k);
+	struct once__consumption *cur =
+		e ? atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire) : NULL;
+	/* Only a consumed parent takes a successor; replace the whole
+	 * consumption record so readers see old or new, never a mix. */
+	while (cur != NULL) {
+		struct once__consumption *next = consumption_new(cur->consumed_at, sealed);
+		if (next == NULL) {
+			st = ONCE_NOMEM;
+			break;
+		}
+		if (atomic_compare_exchange_strong(&e->u.refresh.consumed, &cur, next)) {
+			once__consumption_retire(cur);
+			sealed = NULL;
+			st = ONCE_OK;
+			break;
+		}
+		free(next);
+	}
+	urcu_bp_read_unlock();
+	free(sealed);
+	return st;
 }
 
 ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash, size_t hlen,
                                                      const void *succ, size_t n)
 {
-	(void)hash, (void)hlen, (void)succ, (void)n;
-	return not_built(s, ONCE_OP_REFRESH_SUCCESSOR);
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_SUCCESSOR, remember(s, hash, hlen, succ, n));
+}
+
+/* ---- rotation ---- */
+
+struct rotation {
+	struct once__key parent, child, fam;
+	struct once__entry *child_entry;      /* built, not yet linked */
+	struct once__consumption *consumption; /* the parent's, if we win */
+};
+
+static once_status rotate_prepare(once_store *s, struct rotation *rt, const void *parent, size_t plen,
+                                  const void *child, size_t clen, const once_refresh *succ,
+                                  const void *payload, size_t n)
+{
+	if (!record_valid(succ) || !payload_ok(s, payload, n) ||
+	    once__key_make(s, ONCE_TBL_REFRESH, parent, plen, &rt->parent) != ONCE_OK ||
+	    once__key_make(s, ONCE_TBL_REFRESH, child, clen, &rt->child) != ONCE_OK ||
+	    family_key(s, succ->family_id, &rt->fam) != ONCE_OK ||
+	    (plen == clen && memcmp(parent, child, plen) == 0))
+		return ONCE_INVALID;
+	bool has_payload = payload != NULL || n > 0;
+	if (has_payload && !s->has_successor_key)
+		return ONCE_NO_KEY;
+	once_status st = build_token(s, &rt->child, succ, &rt->child_entry);
+	if (st != ONCE_OK)
+		return st;
+	struct once__sealed *sealed = has_payload ? once__seal(s, parent, plen, payload, n) : NULL;
+	rt->consumption = consumption_new(once__now(s), sealed);
+	if ((has_payload && sealed == NULL) || rt->consumption == NULL) {
+		free(sealed);
+		free(rt->consumption);
+		once__entry_free_now(rt->child_entry);
+		return ONCE_NOMEM;
+	}
+	return ONCE_OK;
+}
+
+/*
+ * Inside one read-side section:
+ *   1. the parent must read as live and be unconsumed, in the child's family;
+ *   2. the child is linked PENDING (its key taken, invisible to reads) after
+ *      the family is held for the child's lifetime;
+ *   3. the family must still be unrevoked (R2);
+ *   4. the CAS on the parent's consumption decides (R1); it installs the
+ *      consumption that carries the sealed successor;
+ *   5. only the winner commits the child.
+ * Every exit before 5 unlinks the pending child (R3).
+ */
+static once_status rotate_locked(once_store *s, struct rotation *rt, once_refresh **parent_out)
+{
+	struct once__entry *p = live_token(s, &rt->parent);
+	if (p == NULL) {
+		once__entry_free_now(rt->child_entry);
+		return ONCE_NOT_FOUND;
+	}
+	if (strcmp(p->u.refresh.record->family_id, rt->child_entry->u.refresh.record->family_id) != 0) {
+		once__entry_free_now(rt->child_entry);
+		return ONCE_INVALID; /* a successor joins its parent's family */
+	}
+	struct once__consumption *seen = atomic_load_explicit(&p->u.refresh.consumed, memory_order_acquire);
+	if (seen != NULL) {
+		once__entry_free_now(rt->child_entry);
+		once_status st = copy_out(s, p, seen, parent_out);
+		return st == ONCE_OK ? ONCE_SPENT : st;
+	}
+	struct once__entry *f, *c = rt->child_entry;
+	once_status st = once__family_hold(s, &rt->fam, atomic_load(&c->expires_at), &f);
+	if (st != ONCE_OK) {
+		once__entry_free_now(c);
+		return st;
+	}
+	st = once__insert_pending(s, &rt->child, c); /* frees c unless OK */
+	if (st != ONCE_OK)
+		return st;
+	if (atomic_load(&f->state) == ONCE_FAMILY_REVOKED) {
+		once__pending_abort(s, c);
+		return ONCE_REVOKED;
+	}
+	if (!atomic_compare_exchange_strong(&p->u.refresh.consumed, &seen, rt->consumption)) {
+		once__pending_abort(s, c);
+		st = copy_out(s, p, seen, parent_out); /* the winner's successor */
+		return st == ONCE_OK ? ONCE_SPENT : st;
+	}
+	rt->consumption = NULL; /* the parent owns it now */
+	once__pending_commit(s, c);
+	return copy_out(s, p, NULL, parent_out);
+}
+
+static once_status rotate(once_store *s, const void *parent, size_t plen, const void *child, size_t clen,
+                          const once_refresh *succ, const void *payload, size_t n,
+                          once_refresh **parent_out)
+{
+	struct rotation rt = {0};
+	once_status st = rotate_prepare(s, &rt, parent, plen, child, clen, succ, payload, n);
+	if (st != ONCE_OK)
+		return st;
+	urcu_bp_read_lock();
+	st = rotate_locked(s, &rt, parent_out);
+	urcu_bp_read_unlock();
+	if (rt.consumption != NULL) { /* lost, or never got to the CAS */
+		free(rt.consumption->successor);
+		free(rt.consumption);
+	}
+	return st;
 }
 
 ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size_t plen,
                                          const void *child, size_t clen, const once_refresh *succ,
                                          const void *payload, size_t n, once_refresh **parent_out)
 {
-	(void)parent, (void)plen, (void)child, (void)clen, (void)succ, (void)payload, (void)n,
-		(void)parent_out;
-	return not_built(s, ONCE_OP_REFRESH_ROTATE);
+	if (s == NULL)
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_ROTATE,
+	                   rotate(s, parent, plen, child, clen, succ, payload, n, parent_out));
 }
+
+/* ---- revocation ---- */
 
 ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id, size_t flen)
 {
-	(void)family_id, (void)flen;
-	return not_built(s, ONCE_OP_REFRESH_REVOKE);
+	struct once__key fam;
+	if (s == NULL)
+		return ONCE_INVALID;
+	if (once__key_make(s, ONCE_TBL_REFRESH_FAMILY, family_id, flen, &fam) != ONCE_OK)
+		return once__count(s, ONCE_OP_REFRESH_REVOKE, ONCE_INVALID);
+	urcu_bp_read_lock();
+	once_status st = once__family_revoke(s, &fam);
+	urcu_bp_read_unlock();
+	/* FULL: an unknown family and no room for its mark; it has no token,
+	 * and no insert into it can find room either. */
+	return once__count(s, ONCE_OP_REFRESH_REVOKE, st == ONCE_FULL ? ONCE_OK : st);
 }

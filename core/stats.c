@@ -74,7 +74,7 @@ ONCE_API void once_stats(once_store *s, struct once_stats *out)
 	kind_stats(s, ONCE_TBL_ACCESS, &out->access_tokens);
 	kind_stats(s, ONCE_TBL_NONCE, &out->nonces);
 	kind_stats(s, ONCE_TBL_REPLAY, &out->replays);
-	out->refresh.capacity = s->opt.max_refresh;
+	kind_stats(s, ONCE_TBL_REFRESH, &out->refresh);
 	for (uint32_t i = 0; i <= s->stripe_mask; i++)
 		for (int op = 0; op < ONCE_OP_COUNT; op++)
 			for (int st = 0; st < ONCE_STATUS_COUNT; st++)

@@ -34,6 +34,7 @@ ONCE_API void once_options_init(once_options *o)
 	o->max_key_len = 512;
 	o->max_record_len = 64u << 10;
 	o->sweep_interval_ms = 1000;
+	o->revocation_ttl = 86400;
 }
 
 void once__log(const once_store *s, once_log_level level, const char *fmt, ...)
@@ -74,7 +75,8 @@ static bool options_valid(const once_options *o)
 	       capacity_ok(o->max_codes) && capacity_ok(o->max_access_tokens) &&
 	       capacity_ok(o->max_refresh) && capacity_ok(o->max_nonces) &&
 	       capacity_ok(o->max_replays) && o->max_key_len >= 1 && o->max_key_len <= UINT16_MAX &&
-	       o->max_record_len >= sizeof(once_code) && o->max_record_len <= MAX_RECORD_LEN;
+	       o->max_record_len >= sizeof(once_refresh) && o->max_record_len <= MAX_RECORD_LEN &&
+	       o->revocation_ttl >= 0;
 }
 
 static uint64_t capacity_of(const once_options *o, enum once__table t)
@@ -83,6 +85,8 @@ static uint64_t capacity_of(const once_options *o, enum once__table t)
 	case ONCE_TBL_CODE: return o->max_codes;
 	case ONCE_TBL_ACCESS: return o->max_access_tokens;
 	case ONCE_TBL_ACCESS_FAMILY: return o->max_access_tokens; /* <= one per token */
+	case ONCE_TBL_REFRESH: return o->max_refresh;
+	case ONCE_TBL_REFRESH_FAMILY: return o->max_refresh; /* <= one per token, plus marks */
 	case ONCE_TBL_NONCE: return o->max_nonces;
 	case ONCE_TBL_REPLAY: return o->max_replays;
 	default: return 0;

@@ -180,6 +180,13 @@ typedef struct once_options {
 	 * thread (call once_sweep yourself). Default 1000. */
 	uint32_t sweep_interval_ms;
 
+	/* How long, in seconds, a family revocation (refresh or access-token)
+	 * keeps its revoked mark at the least: the mark also lasts as long as
+	 * the latest expiry of any token ever recorded in the family, so this
+	 * matters for families revoked before (or without) any token.
+	 * Default 86400; >= 0. */
+	int64_t revocation_ttl;
+
 	/* 32-byte key sealing refresh successor payloads at rest (AEAD), or NULL
 	 * (then once_refresh_remember_successor answers ONCE_NO_KEY). Copied at
 	 * open. */
@@ -402,7 +409,7 @@ ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t 
  * Returns ONCE_OK | ONCE_EXISTS (jti already recorded) | ONCE_INVALID |
  * ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * A token recorded into a family that is already revoked reads as revoked
- * at once (revocation is sticky for as long as the family has a token).
+ * at once (revocation is sticky).
  */
 ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id,
                                                    size_t flen, const void *jti, size_t jlen,
@@ -410,10 +417,11 @@ ONCE_API once_status once_code_record_access_token(once_store *s, const void *fa
 
 /*
  * Revokes every access token recorded for family_id, in O(1): the family
- * holds one revoked flag that every token consults.  Idempotent.  A family
- * with no recorded token has nothing to revoke and keeps no mark (so a token
- * recorded later into it is not revoked).
- * Returns ONCE_OK | ONCE_INVALID | ONCE_IO.
+ * holds one revoked flag that every token consults.  Idempotent, also for
+ * an unknown family.  Sticky: a token recorded into the family later reads
+ * as revoked too; the mark lasts as long as the latest-expiring token of
+ * the family and at least options.revocation_ttl.
+ * Returns ONCE_OK | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
  */
 ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
                                                            size_t flen);
@@ -456,31 +464,104 @@ typedef struct once_refresh {
 } once_refresh;
 
 /*
- * Refresh-token calls.  Not built yet in this version: each returns
- * ONCE_INVALID without storing anything (and logs that the kind is not
- * available); once_refresh_revoke_family likewise.  Their full contracts
- * follow the product specification (SPEC.md section 2) and land with the
- * refresh-family work.
+ * Families.  Tokens of one family (one login's rotation chain) may live in
+ * any shard; the family is an object of its own holding one revoked flag
+ * that every read of every token consults, so revocation is O(1) in the
+ * family's size.  A token reads as live only while its family exists and
+ * is not revoked.  A family lives as long as the latest expiry of any token
+ * ever inserted into it (and a revocation mark at least
+ * options.revocation_ttl), so sweeping cannot make a revoked family live
+ * again.
  *
- * once_refresh_insert   -> OK | REVOKED | EXISTS | INVALID | FULL | IO
- * once_refresh_get      -> OK | NOT_FOUND
- * once_refresh_consume  -> OK (+record, unconsumed) | SPENT (+record) | NOT_FOUND
- * once_refresh_remember_successor -> OK | NOT_FOUND | NO_KEY
- * once_refresh_rotate   -> OK | SPENT | NOT_FOUND | REVOKED | EXISTS | INVALID | NO_KEY
- * once_refresh_revoke_family -> OK (idempotent, sticky)
+ * Successors.  A successor payload (it holds a plaintext token) is kept only
+ * as XChaCha20-Poly1305 ciphertext under options.successor_key, with the
+ * token's hash as associated data; one that fails to open (another key
+ * after a restart, tampering) reads as absent, never as garbage.
+ */
+
+/*
+ * Inserts a new token under hash.  inserted_at is set from the store clock;
+ * scope is stored with duplicates removed (first occurrences, in order).
+ * Returns ONCE_OK | ONCE_REVOKED (the family is revoked; nothing stored) |
+ * ONCE_EXISTS (hash present; the stored token is untouched) | ONCE_INVALID
+ * (NULL/bad key; family_id, subject missing or empty; expires_at <= 0; the
+ * record claims to be consumed or revoked, or carries consumed_at or a
+ * successor; a list or claims pointer NULL with a nonzero count; larger
+ * than max_record_len; family_id longer than max_key_len) | ONCE_FULL |
+ * ONCE_NOMEM | ONCE_IO.
+ * An insert racing with a revocation of its family either gets
+ * ONCE_REVOKED or lands a token that reads as revoked as soon as the
+ * revocation returns.
  */
 ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t hlen,
                                          const once_refresh *r);
+
+/*
+ * Reads a token, consumed or not (consumed, consumed_at and any decrypted
+ * successor are filled).  Returns ONCE_OK (+ *out) | ONCE_NOT_FOUND
+ * (unknown, swept, or its family revoked) | ONCE_INVALID | ONCE_NOMEM.
+ * Expiry is not checked (the caller checks expires_at).
+ */
 ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hlen,
                                       once_refresh **out);
+
+/*
+ * Consumes a token.  Returns
+ *   ONCE_OK + *out, the record as it stood (unconsumed), to exactly one of
+ *     any number of concurrent callers;
+ *   ONCE_SPENT + *out (consumed, consumed_at, family_id and any remembered
+ *     successor) when already consumed: either an honest retry inside the
+ *     caller's grace window (hand out the successor) or reuse (revoke the
+ *     family);
+ *   ONCE_NOT_FOUND when unknown or its family is revoked (never SPENT:
+ *     there is no family left to revoke) | ONCE_INVALID | ONCE_NOMEM.
+ */
 ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_t hlen,
                                           once_refresh **out);
+
+/*
+ * Remembers an opaque successor payload (n bytes, at most max_record_len;
+ * succ may be NULL only when n == 0) on a consumed, unrevoked token,
+ * sealed at rest; a later call replaces it.
+ * Returns ONCE_OK | ONCE_NOT_FOUND (unknown, unconsumed, or family revoked)
+ * | ONCE_NO_KEY (no successor_key configured; checked after the arguments)
+ * | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
+ */
 ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash,
                                                      size_t hlen, const void *succ, size_t n);
+
+/*
+ * Rotates in one atomic step: consumes `parent`, inserts `succ` under
+ * `child` into the same family, and remembers `payload` (optional: NULL
+ * and 0 for none) as the parent's successor.  No reader ever sees a
+ * consumed parent without its successor, or the child before the parent is
+ * consumed; with persistence it is one log record.
+ * Returns
+ *   ONCE_OK + *parent_out, the parent as it stood (unconsumed);
+ *   ONCE_SPENT + *parent_out with the successor the winner remembered
+ *     (apply the grace rule or revoke) - of concurrent rotations of one
+ *     parent exactly one gets OK;
+ *   ONCE_NOT_FOUND (parent unknown, or its family revoked) |
+ *   ONCE_REVOKED (the family was revoked while this rotation ran) |
+ *   ONCE_EXISTS (child hash taken) | ONCE_INVALID (as for insert, or
+ *   succ->family_id differs from the parent's, or child == parent) |
+ *   ONCE_NO_KEY (payload given, no key) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
+ * On any status but OK nothing changed: the parent stays unconsumed and
+ * no child exists.
+ */
 ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size_t plen,
                                          const void *child, size_t clen,
                                          const once_refresh *succ, const void *payload,
                                          size_t n, once_refresh **parent_out);
+
+/*
+ * Revokes a family: O(1), idempotent, also for an unknown family (whose
+ * mark then lasts options.revocation_ttl).  Sticky: from the moment it
+ * returns every token of the family reads as revoked (NOT_FOUND), and
+ * every later insert or rotation into it gets ONCE_REVOKED - including a
+ * successor whose consume won just before the revocation.
+ * Returns ONCE_OK | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
+ */
 ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id,
                                                 size_t flen);
 

@@ -892,14 +892,20 @@ static void test_access_token_into_revoked_family(void)
 	fx_close(&f);
 }
 
-static void test_access_revoke_without_tokens_keeps_no_mark(void)
+static void test_access_revoke_without_tokens_leaves_mark(void)
 {
-	/* Header: a family with no recorded token keeps no mark. */
+	/* Header: revoking an unknown family leaves a mark that lasts
+	 * revocation_ttl (default 86400 s); a token recorded into the family
+	 * meanwhile reads revoked, and after the mark is swept it does not. */
 	struct fixture f;
 	fx_init(&f);
 	ASSERT_ST(REVOKE(f.s, "fam-later"), ONCE_OK);
 	ASSERT_ST(REC(f.s, "fam-later", "jti-1", 2000), ONCE_OK);
-	ASSERT(!REVOKED(f.s, "jti-1"));
+	ASSERT(REVOKED(f.s, "jti-1"));
+	atomic_store(&f.clk.now, 1000 + 86400 + 1); /* mark and jti-1 expired */
+	ASSERT_ST(once_sweep(f.s, NULL), ONCE_OK);
+	ASSERT_ST(REC(f.s, "fam-later", "jti-2", 1000 + 86400 + 100), ONCE_OK);
+	ASSERT(!REVOKED(f.s, "jti-2"));
 	fx_close(&f);
 }
 
@@ -1061,7 +1067,7 @@ TESTS(TEST(test_put_ok_then_get), TEST(test_put_exists_keeps_original),
       TEST(test_access_revoke_marks_tokens), TEST(test_access_revoke_unknown_family_ok),
       TEST(test_access_revoke_bad_family_invalid), TEST(test_access_revoke_idempotent),
       TEST(test_access_token_into_revoked_family),
-      TEST(test_access_revoke_without_tokens_keeps_no_mark),
+      TEST(test_access_revoke_without_tokens_leaves_mark),
       TEST(test_access_revoked_expiry_boundary), TEST(test_access_other_families_unaffected),
       TEST(test_access_full_at_capacity), TEST(test_stats_code_op_counters),
       TEST(test_stats_access_op_counters));

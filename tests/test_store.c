@@ -282,50 +282,6 @@ static void test_stats_null_is_noop(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
-/* ---- refresh tokens: not built in this version ---- */
-
-static void test_refresh_calls_invalid_store_nothing(void)
-{
-	struct log_sink sink = {0};
-	struct test_clock clk = {1000};
-	once_options o = test_options(&clk);
-	o.log = log_to_sink;
-	o.log_ctx = &sink;
-	static const unsigned char key[ONCE_SUCCESSOR_KEY_LEN] = {1, 2, 3};
-	o.successor_key = key;
-	once_store *s = test_open(&o);
-	char h[KEY_LEN + 1], child[KEY_LEN + 1];
-	test_key(h, "refresh", 1);
-	test_key(child, "refresh", 2);
-	once_refresh r = {.family_id = "fam", .subject = "user-1", .expires_at = 2000};
-	once_refresh *out = (once_refresh *)h;
-
-	ASSERT_ST(once_refresh_insert(s, h, KEY_LEN, &r), ONCE_INVALID);
-	ASSERT_ST(once_refresh_get(s, h, KEY_LEN, &out), ONCE_INVALID);
-	ASSERT_ST(once_refresh_consume(s, h, KEY_LEN, &out), ONCE_INVALID);
-	ASSERT_ST(once_refresh_remember_successor(s, h, KEY_LEN, "succ", 4), ONCE_INVALID);
-	ASSERT_ST(once_refresh_rotate(s, h, KEY_LEN, child, KEY_LEN, &r, "p", 1, &out),
-	          ONCE_INVALID);
-	ASSERT_ST(once_refresh_revoke_family(s, "fam", 3), ONCE_INVALID);
-	ASSERT(out == (once_refresh *)h);
-	ASSERT_EQ_INT(sink.lines, 6); /* each refusal says why */
-
-	struct once_stats st;
-	once_stats(s, &st);
-	ASSERT_EQ_U64(st.refresh.entries, 0);
-	ASSERT_EQ_U64(st.refresh.bytes, 0);
-	static const once_op ops[] = {ONCE_OP_REFRESH_INSERT,    ONCE_OP_REFRESH_GET,
-	                              ONCE_OP_REFRESH_CONSUME,   ONCE_OP_REFRESH_SUCCESSOR,
-	                              ONCE_OP_REFRESH_ROTATE,    ONCE_OP_REFRESH_REVOKE};
-	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-		ASSERT_EQ_U64(st.ops[ops[i]][ONCE_INVALID], 1);
-	/* No other kind gained an entry either. */
-	ASSERT_EQ_U64(st.codes.entries + st.access_tokens.entries + st.nonces.entries +
-	                      st.replays.entries,
-	              0);
-	ASSERT_ST(once_close(s), ONCE_OK);
-}
-
 /* ---- teardown ---- */
 
 static void test_close_with_live_entries_of_every_kind(void)
@@ -656,7 +612,7 @@ TESTS(TEST(test_options_init_defaults), TEST(test_open_null_out_invalid),
       TEST(test_open_null_options_uses_defaults), TEST(test_open_shards_as_configured),
       TEST(test_close_null_invalid), TEST(test_checkpoint_memory_only_invalid),
       TEST(test_null_store_every_call), TEST(test_stats_null_is_noop),
-      TEST(test_refresh_calls_invalid_store_nothing),
+      
       TEST(test_close_with_live_entries_of_every_kind), TEST(test_open_close_repeatedly),
       TEST(test_background_sweeper_removes_expired),
       TEST(test_background_sweeper_keeps_unexpired), TEST(test_sweeper_thread_blocks_signals),

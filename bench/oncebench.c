@@ -15,12 +15,14 @@
  * client's UUIDv4 prefixed with the proof's jkt, as SPEC section 6 advises.
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <urcu-bp.h>
@@ -42,8 +44,12 @@ struct config {
 	bool json;
 };
 
+#define FAMILY_LEN 22 /* 16 random bytes in base64url */
+
 /* Key material, built once and shared by every run. */
 static char (*code_keys)[KEY_LEN + 1];
+static char (*child_keys)[KEY_LEN + 1];
+static char (*family_ids)[FAMILY_LEN + 1];
 static char (*jti_keys)[JTI_LEN + 1];
 
 static double now_s(void)
@@ -62,8 +68,10 @@ static void die(const char *what, once_status st)
 static void build_keys(uint64_t n)
 {
 	code_keys = malloc(n * sizeof *code_keys);
+	child_keys = malloc(n * sizeof *child_keys);
+	family_ids = malloc(n * sizeof *family_ids);
 	jti_keys = malloc(n * sizeof *jti_keys);
-	if (code_keys == NULL || jti_keys == NULL)
+	if (code_keys == NULL || child_keys == NULL || family_ids == NULL || jti_keys == NULL)
 		die("allocating keys", ONCE_NOMEM);
 	char jkt[KEY_LEN + 1];
 	once_secret_hash("bench-client-key", 16, jkt);
@@ -71,6 +79,13 @@ static void build_keys(uint64_t n)
 		char secret[32];
 		int len = snprintf(secret, sizeof secret, "bench-code-%" PRIu64, i);
 		once_secret_hash(secret, (size_t)len, code_keys[i]);
+		len = snprintf(secret, sizeof secret, "bench-child-%" PRIu64, i);
+		once_secret_hash(secret, (size_t)len, child_keys[i]);
+		char fam[KEY_LEN + 1];
+		len = snprintf(secret, sizeof secret, "bench-family-%" PRIu64, i);
+		once_secret_hash(secret, (size_t)len, fam);
+		memcpy(family_ids[i], fam, FAMILY_LEN);
+		family_ids[i][FAMILY_LEN] = '\0';
 		uint64_t a = XXH3_64bits(&i, sizeof i), b = XXH3_64bits_withSeed(&i, sizeof i, 7);
 		snprintf(jti_keys[i], JTI_LEN + 1, "%s:%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-a%03" PRIx32 "-%012" PRIx64,
 		         jkt, (uint32_t)a, (uint32_t)(a >> 32) & 0xffff, (uint32_t)(a >> 48) & 0xfff,
@@ -186,6 +201,52 @@ static void op_replay(struct phase *p, uint64_t i)
 	fail_unless(p, once_replay_check(p->s, jti_keys[i], JTI_LEN, 300), ONCE_OK);
 }
 
+/* One refresh token per family, as after a login. */
+static once_refresh bench_refresh(uint64_t i)
+{
+	static const char *const scope[] = {"openid", "profile", "offline_access"};
+	return (once_refresh){
+		.family_id = family_ids[i],
+		.subject = "user-0001",
+		.client_id = "bench-client",
+		.scope = scope,
+		.scope_count = 3,
+		.expires_at = INT64_MAX / 2,
+		.generation = 1,
+	};
+}
+
+static void op_refresh_insert(struct phase *p, uint64_t i)
+{
+	once_refresh r = bench_refresh(i);
+	fail_unless(p, once_refresh_insert(p->s, code_keys[i], KEY_LEN, &r), ONCE_OK);
+}
+
+static void op_refresh_consume(struct phase *p, uint64_t i)
+{
+	once_refresh *r = NULL;
+	fail_unless(p, once_refresh_consume(p->s, code_keys[i], KEY_LEN, &r), ONCE_OK);
+	once_free(r);
+}
+
+static void op_refresh_rotate(struct phase *p, uint64_t i)
+{
+	once_refresh child = bench_refresh(i);
+	child.generation = 2;
+	child.parent_hash = code_keys[i];
+	once_refresh *parent = NULL;
+	/* The payload a gateway remembers: the successor token itself. */
+	fail_unless(p, once_refresh_rotate(p->s, code_keys[i], KEY_LEN, child_keys[i], KEY_LEN, &child,
+	                                   child_keys[i], KEY_LEN, &parent),
+	            ONCE_OK);
+	once_free(parent);
+}
+
+static void op_refresh_revoke(struct phase *p, uint64_t i)
+{
+	fail_unless(p, once_refresh_revoke_family(p->s, family_ids[i], FAMILY_LEN), ONCE_OK);
+}
+
 /* ---- the in-memory limit: a bare cds_lfht lookup + CAS ---- */
 
 struct raw_node {
@@ -261,32 +322,44 @@ static void op_raw(struct phase *p, uint64_t i)
 
 /* ---- workloads ---- */
 
+enum kind { KIND_CODE, KIND_NONCE, KIND_REPLAY, KIND_REFRESH, KIND_RAW };
+
 struct workload {
 	const char *name;
 	const char *what;
 	op_fn op;
 	op_fn prefill; /* run single-threaded before timing, or NULL */
+	enum kind kind; /* the one kind sized for --keys; the others stay small */
 };
 
 static const struct workload workloads[] = {
-	{"put", "code put", op_put, NULL},
-	{"get", "code get", op_get, op_put},
-	{"take", "code take", op_take, op_put},
-	{"nonce_issue", "nonce issue", op_nonce_issue, NULL},
-	{"nonce_accept", "nonce accept", op_nonce_accept, op_nonce_issue},
-	{"replay", "replay check", op_replay, NULL},
-	{"raw", "raw cds_lfht lookup+CAS", op_raw, NULL},
+	{"put", "code put", op_put, NULL, KIND_CODE},
+	{"get", "code get", op_get, op_put, KIND_CODE},
+	{"take", "code take", op_take, op_put, KIND_CODE},
+	{"nonce_issue", "nonce issue", op_nonce_issue, NULL, KIND_NONCE},
+	{"nonce_accept", "nonce accept", op_nonce_accept, op_nonce_issue, KIND_NONCE},
+	{"replay", "replay check", op_replay, NULL, KIND_REPLAY},
+	{"refresh_insert", "refresh insert", op_refresh_insert, NULL, KIND_REFRESH},
+	{"refresh_consume", "refresh consume", op_refresh_consume, op_refresh_insert, KIND_REFRESH},
+	{"refresh_rotate", "refresh rotate", op_refresh_rotate, op_refresh_insert, KIND_REFRESH},
+	{"refresh_revoke", "refresh revoke family", op_refresh_revoke, op_refresh_insert, KIND_REFRESH},
+	{"raw", "raw cds_lfht lookup+CAS", op_raw, NULL, KIND_RAW},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
-static once_store *open_store(const struct config *c)
+static once_store *open_store(const struct config *c, enum kind kind)
 {
 	once_options o;
 	once_options_init(&o);
 	o.shards = c->shards;
 	uint64_t cap = c->keys + 1;
-	o.max_codes = o.max_nonces = o.max_replays = cap;
-	o.max_access_tokens = o.max_refresh = 1024;
+	o.max_codes = kind == KIND_CODE ? cap : 1024;
+	o.max_nonces = kind == KIND_NONCE ? cap : 1024;
+	o.max_replays = kind == KIND_REPLAY ? cap : 1024;
+	o.max_refresh = kind == KIND_REFRESH ? 2 * cap : 1024; /* rotation adds a child per parent */
+	o.max_access_tokens = 1024;
+	static const unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN] = "oncebench successor key 32 bytes";
+	o.successor_key = successor_key;
 	o.sweep_interval_ms = 0;
 	once_store *s;
 	once_status st = once_open(&o, &s);
@@ -295,15 +368,37 @@ static once_store *open_store(const struct config *c)
 	return s;
 }
 
-static double measure(const struct config *c, const struct workload *w, uint32_t threads)
+/* Resident set size in bytes (/proc/self/statm). */
+static double rss_bytes(void)
 {
+	long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f != NULL) {
+		if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+struct figure {
+	double ops_per_s;
+	double bytes_per_entry; /* RSS growth over the run / live entries */
+};
+
+static struct figure measure(const struct config *c, const struct workload *w, uint32_t threads)
+{
+	/* Hand freed memory of earlier runs back to the kernel, so that this
+	 * run's allocations show up as RSS growth instead of reusing it. */
+	malloc_trim(0);
+	double rss0 = rss_bytes();
 	struct phase p = {.keys = c->keys, .threads = threads, .op = w->op};
 	atomic_init(&p.failures, 0);
 	p.nonces = malloc(c->keys * sizeof *p.nonces);
 	if (w->op == op_raw)
 		p.raw = raw_build(c->keys, c->shards);
 	else
-		p.s = open_store(c);
+		p.s = open_store(c, w->kind);
 	if (w->prefill != NULL) {
 		struct phase fill = p;
 		fill.op = w->prefill;
@@ -311,27 +406,29 @@ static double measure(const struct config *c, const struct workload *w, uint32_t
 		atomic_init(&fill.failures, 0);
 		run_phase(&fill);
 	}
-	double ops = run_phase(&p);
+	struct figure fig = {.ops_per_s = run_phase(&p)};
+	fig.bytes_per_entry = (rss_bytes() - rss0) / (double)c->keys;
 	if (p.raw != NULL)
 		raw_free(p.raw, c->keys);
 	else
 		once_close(p.s);
 	free(p.nonces);
-	return ops;
+	return fig;
 }
 
-static int cmp_double(const void *a, const void *b)
+static int cmp_figure(const void *a, const void *b)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	double x = ((const struct figure *)a)->ops_per_s, y = ((const struct figure *)b)->ops_per_s;
 	return (x > y) - (x < y);
 }
 
-static double median_of_runs(const struct config *c, const struct workload *w, uint32_t threads)
+/* The run with the median operations/s (its memory figure comes along). */
+static struct figure median_of_runs(const struct config *c, const struct workload *w, uint32_t threads)
 {
-	double v[32];
+	struct figure v[32];
 	for (int r = 0; r < c->runs; r++)
 		v[r] = measure(c, w, threads);
-	qsort(v, (size_t)c->runs, sizeof v[0], cmp_double);
+	qsort(v, (size_t)c->runs, sizeof v[0], cmp_figure);
 	return v[c->runs / 2];
 }
 
@@ -339,7 +436,8 @@ static void usage(void)
 {
 	printf("usage: oncebench [options]\n"
 	       "  --workload W   all (default), put, get, take, nonce_issue, nonce_accept,\n"
-	       "                 replay, raw (bare cds_lfht lookup+CAS: the in-memory limit)\n"
+	       "                 replay, refresh_insert, refresh_consume, refresh_rotate,\n"
+	       "                 refresh_revoke, raw (bare cds_lfht lookup+CAS: the in-memory limit)\n"
 	       "  --threads L    comma-separated thread counts (default 1,2)\n"
 	       "  --keys N       live entries per run (default 1000000)\n"
 	       "  --runs N       runs per figure; the median is reported (default 3)\n"
@@ -411,28 +509,36 @@ int main(int argc, char **argv)
 	build_keys(c.keys);
 	/* The raw baseline first, so every oncestore figure can be printed as a
 	 * fraction of it. */
-	double raw[16] = {0};
+	struct figure raw[16];
 	for (int t = 0; t < c.nthreads; t++)
 		raw[t] = median_of_runs(&c, &workloads[NWORKLOADS - 1], c.threads[t]);
 	if (!c.json)
-		printf("oncestore in memory: %" PRIu64 " live keys, median of %d runs\n\n"
-		       "%-26s %8s %14s %10s\n", c.keys, c.runs, "operation", "threads", "ops/s", "of raw");
+		printf("oncestore in memory: %" PRIu64 " live keys, median of %d runs\n"
+		       "'of raw': ops/s as a fraction of a bare cds_lfht lookup+CAS on the same keys;\n"
+		       "'B/entry': RSS growth over the run per live entry (tables, entries, records)\n\n"
+		       "%-26s %8s %14s %10s %10s\n", c.keys, c.runs, "operation", "threads", "ops/s", "of raw",
+		       "B/entry");
 	for (size_t w = 0; w < NWORKLOADS; w++) {
 		if (!all && strcmp(c.workload, workloads[w].name) != 0)
 			continue;
 		for (int t = 0; t < c.nthreads; t++) {
-			double ops = w == NWORKLOADS - 1 ? raw[t] : median_of_runs(&c, &workloads[w], c.threads[t]);
+			struct figure f = w == NWORKLOADS - 1 ? raw[t] : median_of_runs(&c, &workloads[w], c.threads[t]);
+			double frac = f.ops_per_s / raw[t].ops_per_s;
 			if (c.json)
 				printf("{\"workload\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64
-				       ",\"ops_per_s\":%.0f,\"raw_ops_per_s\":%.0f,\"fraction_of_raw\":%.3f}\n",
-				       workloads[w].name, c.threads[t], c.keys, ops, raw[t], ops / raw[t]);
+				       ",\"ops_per_s\":%.0f,\"raw_ops_per_s\":%.0f,\"fraction_of_raw\":%.3f"
+				       ",\"bytes_per_entry\":%.0f}\n",
+				       workloads[w].name, c.threads[t], c.keys, f.ops_per_s, raw[t].ops_per_s, frac,
+				       f.bytes_per_entry);
 			else
-				printf("%-26s %8u %14.0f %9.0f%%\n", workloads[w].what, c.threads[t], ops,
-				       100.0 * ops / raw[t]);
+				printf("%-26s %8u %14.0f %9.0f%% %10.0f\n", workloads[w].what, c.threads[t],
+				       f.ops_per_s, 100.0 * frac, f.bytes_per_entry);
 			fflush(stdout);
 		}
 	}
 	free(code_keys);
+	free(child_keys);
+	free(family_ids);
 	free(jti_keys);
 	return 0;
 }

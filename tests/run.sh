@@ -67,7 +67,36 @@ run_config() {
 	total_fail=$((total_fail + f))
 }
 
+# The installed library, headers and pkg-config file, used the way the
+# README says: cc prog.c $(pkg-config --cflags --libs oncestore).
+check_install() {
+	local dir=build-test-plain stage
+	stage=$(mktemp -d)
+	local ok=0
+	if meson install -C "$dir" --destdir "$stage" >/dev/null 2>&1; then
+		local pc
+		pc=$(dirname "$(find "$stage" -name oncestore.pc | head -n1)")
+		local libdir
+		libdir=$(dirname "$(find "$stage" -name 'liboncestore.so' | head -n1)")
+		if PKG_CONFIG_SYSROOT_DIR="$stage" PKG_CONFIG_PATH="$pc" \
+			cc -std=c11 -Wall -Wextra -Werror tests/consumer.c -o "$stage/consumer" \
+			$(PKG_CONFIG_SYSROOT_DIR="$stage" PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs oncestore) \
+			&& LD_LIBRARY_PATH="$libdir" "$stage/consumer"; then
+			ok=1
+		fi
+	fi
+	rm -rf "$stage"
+	if [ $ok -eq 1 ]; then
+		echo "== install: pkg-config consumer passed"
+		total_pass=$((total_pass + 1))
+	else
+		echo "== install: pkg-config consumer FAILED"
+		total_fail=$((total_fail + 1))
+	fi
+}
+
 run_config plain "unit race limits"
+check_install
 run_config asan "unit race limits" -Db_sanitize=address,undefined -Db_lundef=false
 run_config tsan "unit race" -Db_sanitize=thread -Db_lundef=false
 

@@ -282,6 +282,56 @@ static void test_stats_null_is_noop(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
+/* ---- host threads ---- */
+
+struct short_lived {
+	once_store *s;
+	int index;
+	once_status got;
+};
+
+static void *short_lived_main(void *arg)
+{
+	struct short_lived *t = arg;
+	char jti[32];
+	int n = snprintf(jti, sizeof jti, "thread-%d", t->index);
+	t->got = once_replay_check(t->s, jti, (size_t)n, 10);
+	return NULL; /* exits without any RCU call: the library must cope */
+}
+
+/*
+ * The host never registers its threads with RCU.  Hundreds of threads that
+ * enter the store once and exit must leave the RCU registry sound: with a
+ * thread that exited still registered, a grace period never ends and the
+ * sweep's frees (call_rcu) and once_close (synchronize_rcu, rcu_barrier)
+ * would hang - this test would then time out.
+ */
+static void test_short_lived_host_threads(void)
+{
+	struct test_clock clk = {1000};
+	once_options o = test_options(&clk);
+	once_store *s = test_open(&o);
+	for (int round = 0; round < 20; round++) {
+		struct short_lived t[16];
+		pthread_t tid[16];
+		for (int i = 0; i < 16; i++) {
+			t[i] = (struct short_lived){.s = s, .index = round * 16 + i};
+			ASSERT_EQ_INT(pthread_create(&tid[i], NULL, short_lived_main, &t[i]), 0);
+		}
+		for (int i = 0; i < 16; i++) {
+			ASSERT_EQ_INT(pthread_join(tid[i], NULL), 0);
+			ASSERT_ST(t[i].got, ONCE_OK);
+		}
+	}
+	ASSERT_EQ_U64(test_entries(s, "replays"), 320);
+	atomic_store(&clk.now, 2000);
+	once_sweep_counts c;
+	ASSERT_ST(once_sweep(s, &c), ONCE_OK); /* retires 320 entries via call_rcu */
+	ASSERT_EQ_U64(c.replays, 320);
+	ASSERT_ST(once_close(s), ONCE_OK); /* synchronize_rcu + rcu_barrier */
+	ASSERT_NO_LEAKS();
+}
+
 /* ---- teardown ---- */
 
 static void test_close_with_live_entries_of_every_kind(void)
@@ -613,7 +663,7 @@ TESTS(TEST(test_options_init_defaults), TEST(test_open_null_out_invalid),
       TEST(test_close_null_invalid), TEST(test_checkpoint_memory_only_invalid),
       TEST(test_null_store_every_call), TEST(test_stats_null_is_noop),
       
-      TEST(test_close_with_live_entries_of_every_kind), TEST(test_open_close_repeatedly),
+      TEST(test_close_with_live_entries_of_every_kind), TEST(test_open_close_repeatedly), TEST(test_short_lived_host_threads),
       TEST(test_background_sweeper_removes_expired),
       TEST(test_background_sweeper_keeps_unexpired), TEST(test_sweeper_thread_blocks_signals),
       TEST(test_stats_entries_and_bytes_per_kind), TEST(test_stats_persistence_fields_zero));

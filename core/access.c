@@ -3,9 +3,14 @@
  *
  * When a code is replayed, everything its first redemption minted must stop
  * working: once_code_revoke_family_access_tokens flips the family's revoked
- * flag (family.c), and once_access_token_revoked reads the token's family
- * flag.  A token entry is keyed by jti and carries its family id in the
- * same allocation, after the key.
+ * flag (family.c), and once_access_token_revoked reads the flag of the
+ * family (incarnation) the token joined.  A token entry is keyed by jti and
+ * carries its family id in the same allocation, after the key.
+ *
+ * Recording is two-phase: the token is linked pending first, so a duplicate
+ * jti or a full table is decided before the family is touched; then the
+ * family is held (created or made to last at least as long as the token)
+ * and the token committed.
  */
 #include <string.h>
 
@@ -25,17 +30,20 @@ static once_status record(once_store *s, const void *family_id, size_t flen, con
 	e->u.access.family = e->key + jlen;
 	e->u.access.family_len = (uint16_t)flen;
 
-	/* The family first, lasting at least as long as this token, so the
-	 * token can never outlive its family's revoked mark. */
 	urcu_bp_read_lock();
-	struct once__entry *f;
-	once_status st = once__family_hold(s, &fam, expires_at, &f);
-	urcu_bp_read_unlock();
-	if (st != ONCE_OK) {
-		once__entry_free_now(e);
-		return st;
+	once_status st = once__insert_pending(s, &tok, e); /* frees e unless OK */
+	if (st == ONCE_OK) {
+		struct once__entry *f;
+		st = once__family_hold(s, &fam, expires_at, &f);
+		if (st == ONCE_OK) {
+			e->u.access.family_incarnation = f->u.family.incarnation;
+			once__pending_commit(s, e, ONCE_PRESENT);
+		} else {
+			once__pending_abort(s, e);
+		}
 	}
-	return once__insert(s, &tok, e, ONCE_PRESENT);
+	urcu_bp_read_unlock();
+	return st;
 }
 
 ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id, size_t flen,
@@ -57,29 +65,37 @@ ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const 
 	urcu_bp_read_lock();
 	once_status st = once__family_revoke(s, &fam);
 	urcu_bp_read_unlock();
-	/* FULL: an unknown family and no room for its mark; it has no token
-	 * to revoke and none can be recorded into it, so revocation holds. */
-	return once__count(s, ONCE_OP_ACCESS_REVOKE, st == ONCE_FULL ? ONCE_OK : st);
+	return once__count(s, ONCE_OP_ACCESS_REVOKE, st);
+}
+
+static bool revoked(once_store *s, const struct once__key *tok)
+{
+	struct once__key fam;
+	struct once__entry *e = once__table_lookup(s, tok);
+	if (e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) != ONCE_PRESENT ||
+	    once__key_make(s, ONCE_TBL_ACCESS_FAMILY, e->u.access.family, e->u.access.family_len,
+	                   &fam) != ONCE_OK)
+		return false;
+	struct once__entry *f = once__family_of(s, &fam, e->u.access.family_incarnation);
+	/* Read the clock after the lookups: a family that a concurrent sweep
+	 * removed had expired before this `now`, and so had the token. */
+	int64_t now = once__now(s);
+	return f != NULL && once__family_is_revoked(f) &&
+	       now <= atomic_load_explicit(&e->expires_at, memory_order_relaxed);
 }
 
 ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t jlen)
 {
-	struct once__key tok, fam;
+	struct once__key tok;
 	if (s == NULL)
 		return false;
 	if (once__key_make(s, ONCE_TBL_ACCESS, jti, jlen, &tok) != ONCE_OK) {
 		once__count(s, ONCE_OP_ACCESS_REVOKED, ONCE_INVALID);
 		return false;
 	}
-	bool revoked = false;
-	int64_t now = once__now(s);
 	urcu_bp_read_lock();
-	struct once__entry *e = once__table_lookup(s, &tok);
-	if (e != NULL && now <= atomic_load_explicit(&e->expires_at, memory_order_relaxed) &&
-	    once__key_make(s, ONCE_TBL_ACCESS_FAMILY, e->u.access.family, e->u.access.family_len,
-	                   &fam) == ONCE_OK)
-		revoked = once__family_revoked(s, &fam);
+	bool r = revoked(s, &tok);
 	urcu_bp_read_unlock();
-	once__count(s, ONCE_OP_ACCESS_REVOKED, revoked ? ONCE_OK : ONCE_NOT_FOUND);
-	return revoked;
+	once__count(s, ONCE_OP_ACCESS_REVOKED, r ? ONCE_OK : ONCE_NOT_FOUND);
+	return r;
 }

@@ -15,32 +15,15 @@
  * for any PKCE method but S256, or claims to be consumed already is refused
  * whole, and nothing is stored.
  */
-#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-static bool present(const char *s)
-{
-	return s != NULL && s[0] != '\0';
-}
-
-static bool list_ok(const char *const *list, size_t n)
-{
-	if (n == 0)
-		return true;
-	if (list == NULL)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (list[i] == NULL)
-			return false;
-	return true;
-}
-
 static bool code_valid(const once_code *c)
 {
-	if (!present(c->client_id) || !present(c->subject) || !present(c->redirect_uri))
+	if (!once__text_present(c->client_id) || !once__text_present(c->subject) ||
+	    !once__text_present(c->redirect_uri))
 		return false;
 	if (c->expires_at <= 0 || c->consumed_at != 0 || c->consumed_success)
 		return false;
@@ -51,7 +34,7 @@ static bool code_valid(const once_code *c)
 		return false;
 	if (c->claims_len > 0 && c->claims == NULL)
 		return false;
-	return list_ok(c->scope, c->scope_count) && list_ok(c->resource, c->resource_count);
+	return once__list_ok(c->scope, c->scope_count) && once__list_ok(c->resource, c->resource_count);
 }
 
 static once_status put(once_store *s, const void *hash, size_t hlen, const once_code *c)
@@ -68,15 +51,12 @@ static once_status put(once_store *s, const void *hash, size_t hlen, const once_
 	size_t size = once__code_size(&norm, s->opt.max_record_len);
 	if (size == 0)
 		return ONCE_INVALID; /* larger than max_record_len */
-	/* The record goes in the entry's own allocation, after the key, at the
-	 * alignment a struct needs. */
-	size_t pad = (size_t)-(sizeof(struct once__entry) + hlen) & (alignof(max_align_t) - 1);
-	struct once__entry *e = once__entry_new(&k, c->expires_at, pad + size);
+	void *block;
+	struct once__entry *e = once__entry_with_record(&k, c->expires_at, size, &block);
 	if (e == NULL)
 		return ONCE_NOMEM;
-	e->u.code.record = once__code_pack_at(e->key + hlen + pad, size, &norm);
+	e->u.code.record = once__code_pack_at(block, size, &norm);
 	e->u.code.record_size = (uint32_t)size;
-	atomic_init(&e->u.code.consumed_at, 0);
 	return once__insert(s, &k, e, ONCE_CODE_LIVE);
 }
 
@@ -88,19 +68,13 @@ ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
 }
 
 /* A caller's copy of a stored code, with the current consumption fields. */
-static once_status copy_out(once_store *s, const struct once__entry *e, int64_t consumed_at,
-                            bool success, once_code **out)
+/* A caller's copy of a stored code (NULL out: nothing to copy). */
+static once_status copy_out(const struct once__entry *e, once_code **out)
 {
-	(void)s;
 	if (out == NULL)
 		return ONCE_OK;
-	once_code *rec = once__code_copy(e->u.code.record, e->u.code.record_size);
-	if (rec == NULL)
-		return ONCE_NOMEM;
-	rec->consumed_at = consumed_at;
-	rec->consumed_success = success;
-	*out = rec;
-	return ONCE_OK;
+	*out = once__code_copy(e->u.code.record, e->u.code.record_size);
+	return *out ? ONCE_OK : ONCE_NOMEM;
 }
 
 static once_status get(once_store *s, const void *hash, size_t hlen, once_code **out)
@@ -112,7 +86,7 @@ static once_status get(once_store *s, const void *hash, size_t hlen, once_code *
 	urcu_bp_read_lock();
 	struct once__entry *e = once__table_lookup(s, &k);
 	if (e != NULL && atomic_load_explicit(&e->state, memory_order_acquire) == ONCE_CODE_LIVE)
-		st = copy_out(s, e, 0, false, out);
+		st = copy_out(e, out);
 	urcu_bp_read_unlock();
 	return st;
 }
@@ -124,6 +98,21 @@ ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen,
 	return once__count(s, ONCE_OP_CODE_GET, get(s, hash, hlen, out));
 }
 
+static once_status spent(const struct once__entry *e, once_code_meta **meta)
+{
+	if (meta == NULL)
+		return ONCE_SPENT;
+	once_code_meta *m = once__code_meta_pack(e->u.code.record);
+	if (m == NULL)
+		return ONCE_NOMEM;
+	*meta = m;
+	return ONCE_SPENT;
+}
+
+/*
+ * The caller's copy is made before the CAS, so a winner never fails after
+ * the claim: NOMEM means nothing changed (the code is still there).
+ */
 static once_status take(once_store *s, const void *hash, size_t hlen, once_code **out,
                         once_code_meta **meta)
 {
@@ -133,23 +122,24 @@ static once_status take(once_store *s, const void *hash, size_t hlen, once_code 
 	once_status st = ONCE_NOT_FOUND;
 	urcu_bp_read_lock();
 	struct once__entry *e = once__table_lookup(s, &k);
-	if (e != NULL) {
-		uint32_t seen = ONCE_CODE_LIVE;
+	uint32_t seen = e ? atomic_load_explicit(&e->state, memory_order_acquire) : 0;
+	if (seen == ONCE_CODE_LIVE) {
+		once_code *copy = NULL;
+		st = copy_out(e, out ? &copy : NULL);
 		/* THE single-use decision: exactly one CAS from LIVE succeeds. */
-		if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_TAKEN)) {
-			int64_t now = once__now(s);
-			atomic_store_explicit(&e->u.code.consumed_at, now, memory_order_relaxed);
-			st = copy_out(s, e, now, false, out);
-		} else if (seen == ONCE_CODE_FINALIZED) {
-			st = ONCE_SPENT;
-			if (meta != NULL) {
-				once_code_meta *m = once__code_meta_pack(e->u.code.record);
-				if (m == NULL)
-					st = ONCE_NOMEM;
-				else
-					*meta = m;
+		if (st == ONCE_OK && atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_TAKEN)) {
+			if (copy != NULL) {
+				copy->consumed_at = once__now(s);
+				copy->consumed_success = false;
+				*out = copy;
 			}
+		} else {
+			once_free(copy);
+			if (st == ONCE_OK) /* lost the race; seen holds the winner's state */
+				st = seen == ONCE_CODE_FINALIZED ? spent(e, meta) : ONCE_NOT_FOUND;
 		}
+	} else if (seen == ONCE_CODE_FINALIZED) {
+		st = spent(e, meta);
 	}
 	urcu_bp_read_unlock();
 	return st;

@@ -4,6 +4,7 @@
  * once__insert is the one way an entry enters a table, so capacity, the
  * expiry wheel and byte accounting cannot be forgotten by a kind.
  */
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,16 @@ static void free_consumption(struct once__consumption *c)
 	if (c != NULL)
 		free(c->successor);
 	free(c);
+}
+
+struct once__entry *once__entry_with_record(const struct once__key *k, int64_t expires_at,
+                                            size_t size, void **block)
+{
+	size_t pad = (size_t)-(sizeof(struct once__entry) + k->len) & (alignof(max_align_t) - 1);
+	struct once__entry *e = once__entry_new(k, expires_at, pad + size);
+	if (e != NULL)
+		*block = e->key + k->len + pad;
+	return e;
 }
 
 void once__entry_free_now(struct once__entry *e)
@@ -112,15 +123,15 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
 
 once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e)
 {
-	once_status st = link_entry(s, k, e, ONCE_REFRESH_PENDING);
+	once_status st = link_entry(s, k, e, ONCE_PENDING);
 	if (st == ONCE_OK)
 		urcu_bp_read_unlock(); /* the caller's own section still covers e */
 	return st;
 }
 
-void once__pending_commit(once_store *s, struct once__entry *e)
+void once__pending_commit(once_store *s, struct once__entry *e, uint32_t state)
 {
-	atomic_store_explicit(&e->state, ONCE_REFRESH_LIVE, memory_order_release);
+	atomic_store_explicit(&e->state, state, memory_order_release);
 	once__wheel_push(&s->shards[e->shard].wheel, e);
 }
 

@@ -16,10 +16,11 @@
  * `overdue` stack, which every sweep visits.
  *
  * Invariants:
- *   W1. Every published entry is on exactly one stack of its shard's wheel,
+ *   W1. Every committed entry is on exactly one stack of its shard's wheel,
  *       or held by the one running sweep (sweeps are serialized).
- *   W2. Only a sweep removes an entry from a table before once_close, so
- *       W1 makes every entry freed exactly once.
+ *   W2. Before once_close, a committed entry leaves its table only through
+ *       a sweep (a pending one only through once__pending_abort, and it
+ *       is never on the wheel), so every entry is freed exactly once.
  * A push that races with a sweep of the same slot can land behind the
  * sweep; the entry is then found one wheel turn later.  Expired entries
  * still answer correctly until swept (a replay is SPENT, a nonce EXPIRED),
@@ -74,26 +75,31 @@ static void count_removed(once_sweep_counts *c, enum once__table t)
 	}
 }
 
+enum fate { KEEP, REMOVED, GONE };
+
 /*
- * Decides one popped entry's fate.  Families use a CAS on expires_at to
- * DEAD, so a writer extending the family's life and the sweep cannot both
- * win (family.c).
+ * Decides one popped entry's fate: KEEP (not due: back on the wheel),
+ * REMOVED (unlinked and retired by this sweep), GONE (due, but unlinked by
+ * someone else; W2 says it cannot happen, and the entry is dropped from
+ * the wheel either way, never pushed back).  Families use a CAS on
+ * expires_at to DEAD, so a writer extending the family's life and the
+ * sweep cannot both win (family.c).
  */
-static bool expire_entry(once_store *s, struct once__entry *e, int64_t now)
+static enum fate expire_entry(once_store *s, struct once__entry *e, int64_t now)
 {
 	int64_t exp = atomic_load_explicit(&e->expires_at, memory_order_acquire);
 	if (exp >= now)
-		return false;
+		return KEEP;
 	if (once__is_family_table((enum once__table)e->table) &&
 	    !atomic_compare_exchange_strong(&e->expires_at, &exp, ONCE_FAMILY_DEAD))
-		return false; /* extended meanwhile: lives on */
-	if (once__table_del(s, e)) {
-		once__capacity_release(s, e->table);
-		once__bytes_add(s, e->table, -(int64_t)e->size);
-		once__swept_add(s, e->table, 1);
-		once__entry_retire(e);
-	}
-	return true;
+		return KEEP; /* extended meanwhile: lives on */
+	if (!once__table_del(s, e))
+		return GONE;
+	once__capacity_release(s, e->table);
+	once__bytes_add(s, e->table, -(int64_t)e->size);
+	once__swept_add(s, e->table, 1);
+	once__entry_retire(e);
+	return REMOVED;
 }
 
 static void sweep_stack(once_store *s, struct once__wheel *w, _Atomic(struct once__entry *) *top,
@@ -103,9 +109,11 @@ static void sweep_stack(once_store *s, struct once__wheel *w, _Atomic(struct onc
 	while (e != NULL) {
 		struct once__entry *next = e->link.wheel_next;
 		(*examined)++;
-		if (expire_entry(s, e, now))
-			count_removed(c, (enum once__table)e->table);
-		else
+		enum once__table t = (enum once__table)e->table; /* read before it may be retired */
+		enum fate f = expire_entry(s, e, now);
+		if (f == REMOVED)
+			count_removed(c, t);
+		else if (f == KEEP)
 			once__wheel_push(w, e);
 		e = next;
 	}
@@ -184,6 +192,8 @@ static void *sweeper_main(void *arg)
 	return NULL;
 }
 
+/* On failure nothing is left to undo; on success once__sweeper_stop must
+ * run before the store is freed. */
 once_status once__sweeper_start(once_store *s)
 {
 	pthread_condattr_t ca;
@@ -204,8 +214,11 @@ once_status once__sweeper_start(once_store *s)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	rc = pthread_create(&s->sweeper, NULL, sweeper_main, s);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
+	if (rc != 0) {
+		pthread_cond_destroy(&s->sweeper_wake);
+		pthread_mutex_destroy(&s->sweeper_lock);
 		return ONCE_NOMEM;
+	}
 	s->sweeper_running = true;
 	return ONCE_OK;
 }

@@ -43,6 +43,7 @@ once_status once__family_hold(once_store *s, const struct once__key *fam, int64_
 			struct once__entry *n = once__entry_new(fam, expires_at, 0);
 			if (n == NULL)
 				return ONCE_NOMEM;
+			n->u.family.incarnation = atomic_fetch_add(&s->next_incarnation, 1) + 1;
 			/* once__insert takes its own read lock; nesting is allowed. */
 			once_status st = once__insert(s, fam, n, ONCE_FAMILY_LIVE);
 			if (st == ONCE_FULL)
@@ -63,16 +64,16 @@ bool once__is_family_table(enum once__table t)
 	return t == ONCE_TBL_ACCESS_FAMILY || t == ONCE_TBL_REFRESH_FAMILY;
 }
 
-bool once__family_revoked(once_store *s, const struct once__key *fam)
+struct once__entry *once__family_of(once_store *s, const struct once__key *fam, uint64_t inc)
 {
 	struct once__entry *f = once__table_lookup(s, fam);
-	return f != NULL && atomic_load(&f->state) == ONCE_FAMILY_REVOKED;
+	return f != NULL && f->u.family.incarnation == inc ? f : NULL;
 }
 
-bool once__family_live(once_store *s, const struct once__key *fam)
+bool once__family_is_revoked(struct once__entry *f)
 {
-	struct once__entry *f = once__table_lookup(s, fam);
-	return f != NULL && atomic_load(&f->state) == ONCE_FAMILY_LIVE;
+	/* seq_cst, pairing with the store in once__family_revoke. */
+	return atomic_load(&f->state) == ONCE_FAMILY_REVOKED;
 }
 
 /*

@@ -66,9 +66,11 @@ enum {
 	ONCE_FAMILY_LIVE = 1,
 	ONCE_FAMILY_REVOKED = 2, /* sticky: never goes back to LIVE */
 
-	ONCE_REFRESH_LIVE = 1,    /* consumed or not: see u.refresh.consumed */
-	ONCE_REFRESH_PENDING = 4, /* a rotation's child, not committed yet: its
-	                           * key is taken, but reads do not see it */
+	ONCE_REFRESH_LIVE = 1, /* consumed or not: see u.refresh.consumed */
+
+	/* Linked but not committed (refresh tokens, access tokens): the key is
+	 * taken, so a concurrent insert of it gets EXISTS, but reads skip it. */
+	ONCE_PENDING = 4,
 };
 
 /* A refresh successor payload, sealed (seal.c). */
@@ -111,6 +113,7 @@ struct once__entry {
 		struct {
 			once_refresh *record; /* packed after the key, like codes */
 			_Atomic(struct once__consumption *) consumed; /* NULL: unconsumed */
+			uint64_t family_incarnation; /* of the family it joined */
 			uint32_t record_size;
 		} refresh;
 		struct {
@@ -118,8 +121,14 @@ struct once__entry {
 		} nonce;
 		struct {
 			const unsigned char *family; /* points into key[] tail */
+			uint64_t family_incarnation; /* of the family it joined */
 			uint16_t family_len;
 		} access;
+		struct {
+			/* Unique per store: a family id swept and created again is
+			 * another family, and tokens of the old one never join it. */
+			uint64_t incarnation;
+		} family;
 	} u;
 	union {
 		/* While published: the expiry-wheel link, owned by the wheel. */
@@ -184,6 +193,7 @@ struct once_store {
 	unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN];
 	bool has_successor_key;
 
+	_Atomic uint64_t next_incarnation; /* family incarnations (family.c) */
 	pthread_mutex_t sweep_lock; /* serializes sweeps */
 	_Atomic uint64_t sweeps;
 
@@ -220,6 +230,10 @@ void once__tables_destroy(once_store *s);
 /* Allocates an entry with room for `tail` bytes after the key; state is
  * published later by once__insert. NULL on allocation failure. */
 struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_at, size_t tail);
+/* An entry whose tail holds a `size`-byte record block after the key, at
+ * the alignment a struct needs; *block receives where.  NULL on OOM. */
+struct once__entry *once__entry_with_record(const struct once__key *k, int64_t expires_at,
+                                            size_t size, void **block);
 /* Frees an entry that was never published. */
 void once__entry_free_now(struct once__entry *e);
 /* Frees an unlinked entry after a grace period (call_rcu). */
@@ -234,15 +248,16 @@ void once__entry_retire(struct once__entry *e);
 once_status once__insert(once_store *s, const struct once__key *k, struct once__entry *e,
                          uint32_t initial_state);
 /*
- * Rotation's two-phase insert.  once__insert_pending publishes e in state
- * ONCE_REFRESH_PENDING (its key is taken, reads skip it) without putting it
- * on the wheel: same statuses as once__insert.  Then exactly one of:
- * once__pending_commit makes it LIVE and puts it on the wheel;
- * once__pending_abort unlinks it and frees it after a grace period.
- * Both run inside the read-side section that covered the insert.
+ * Two-phase insert, for inserts that must first know the key is theirs
+ * (then hold a family, check revocation, win a CAS).  once__insert_pending
+ * links e in state ONCE_PENDING (its key is taken, reads skip it) without
+ * putting it on the wheel: same statuses as once__insert.  Then exactly
+ * one of: once__pending_commit publishes `state` (release) and puts it on
+ * the wheel; once__pending_abort unlinks it and frees it after a grace
+ * period.  All three run inside the caller's read-side section.
  */
 once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e);
-void once__pending_commit(once_store *s, struct once__entry *e);
+void once__pending_commit(once_store *s, struct once__entry *e, uint32_t state);
 void once__pending_abort(once_store *s, struct once__entry *e);
 /* Frees a consumption record and its sealed successor after a grace period. */
 void once__consumption_retire(struct once__consumption *c);
@@ -261,6 +276,10 @@ bool once__capacity_reserve(once_store *s, enum once__table t);
 void once__capacity_release(once_store *s, enum once__table t);
 
 /* ---- record.c ---- */
+/* Validation shared by the record kinds: a required text field is present
+ * and non-empty; a list has no NULL entry and a pointer when n > 0. */
+bool once__text_present(const char *s);
+bool once__list_ok(const char *const *list, size_t n);
 size_t once__refresh_size(const once_refresh *src, size_t max_len);
 once_refresh *once__refresh_pack_at(void *block, size_t size, const once_refresh *src);
 once_refresh *once__refresh_copy(const once_refresh *packed, size_t size, size_t extra, void **tail);
@@ -282,15 +301,15 @@ once_code_meta *once__code_meta_pack(const once_code *src);
  */
 once_status once__family_hold(once_store *s, const struct once__key *fam, int64_t expires_at,
                               struct once__entry **out);
-/* True if the family exists and is revoked. Inside a read-side section. */
-bool once__family_revoked(once_store *s, const struct once__key *fam);
-/* True if the family exists and is not revoked: a token whose family is
- * gone has expired with it (family.c), so it does not read as live. */
-bool once__family_live(once_store *s, const struct once__key *fam);
+/* The family a token joined (incarnation inc), or NULL when it is gone: a
+ * token whose family was swept has expired with it (family.c).  Inside a
+ * read-side section. */
+struct once__entry *once__family_of(once_store *s, const struct once__key *fam, uint64_t inc);
+bool once__family_is_revoked(struct once__entry *f);
 /* Sets the sticky revoked flag, creating the family's mark if needed; the
  * mark lasts at least revocation_ttl from now.  Inside a read-side section.
- * ONCE_OK | ONCE_FULL (unknown family, no room for its mark: it has no
- * token to revoke, and no insert into it can succeed either) | ONCE_NOMEM. */
+ * ONCE_OK | ONCE_FULL (unknown family and no room for its mark: nothing
+ * is revoked, the caller must hear it) | ONCE_NOMEM. */
 once_status once__family_revoke(once_store *s, const struct once__key *fam);
 bool once__is_family_table(enum once__table t);
 

@@ -6,9 +6,9 @@
  * PRF (hash.c).  State: FRESH --(one CAS)--> USED.
  *
  * accept(ttl) decides in this order:
- *   unknown -> NOT_FOUND; used -> SPENT; issued_at < now - ttl -> EXPIRED
- *   (the nonce stays unused); otherwise the CAS: its one winner gets OK, a
- *   loser sees USED -> SPENT.
+ *   unknown -> NOT_FOUND; used -> SPENT; issued_at < now - ttl, or
+ *   expires_at < now -> EXPIRED (the nonce stays unused); otherwise the
+ *   CAS: its one winner gets OK, a loser sees USED -> SPENT.
  */
 #include <string.h>
 
@@ -71,6 +71,19 @@ ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len)
 	return valid;
 }
 
+/*
+ * Too old to accept: issued before now - ttl (the caller's freshness
+ * window), or past the expires_at it was issued with (then the sweep would
+ * remove it: without this, the answer would depend on sweep timing).
+ * Written without `now - ttl`, which could overflow.
+ */
+static bool stale(struct once__entry *e, int64_t now, int64_t ttl)
+{
+	int64_t issued = e->u.nonce.issued_at;
+	return (now > issued && now - issued > ttl) ||
+	       atomic_load_explicit(&e->expires_at, memory_order_relaxed) < now;
+}
+
 static once_status accept(once_store *s, const void *nonce, size_t len, int64_t ttl)
 {
 	struct once__key k;
@@ -84,7 +97,7 @@ static once_status accept(once_store *s, const void *nonce, size_t len, int64_t 
 		uint32_t seen = atomic_load_explicit(&e->state, memory_order_acquire);
 		if (seen == ONCE_NONCE_USED)
 			st = ONCE_SPENT;
-		else if (e->u.nonce.issued_at < now - ttl) /* now - ttl: ttl > 0, no overflow for sane clocks */
+		else if (stale(e, now, ttl))
 			st = ONCE_EXPIRED;
 		else if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_NONCE_USED))
 			st = ONCE_OK; /* THE single-use decision */

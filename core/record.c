@@ -16,6 +16,23 @@
 
 #include "internal.h"
 
+bool once__text_present(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+bool once__list_ok(const char *const *list, size_t n)
+{
+	if (n == 0)
+		return true;
+	if (list == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == NULL)
+			return false;
+	return true;
+}
+
 struct packer {
 	char *base;   /* NULL while measuring */
 	size_t off;   /* bytes used so far */

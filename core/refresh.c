@@ -34,30 +34,14 @@
 
 /* ---- validation ---- */
 
-static bool present(const char *s)
-{
-	return s != NULL && s[0] != '\0';
-}
-
-static bool list_ok(const char *const *list, size_t n)
-{
-	if (n == 0)
-		return true;
-	if (list == NULL)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (list[i] == NULL)
-			return false;
-	return true;
-}
-
 /* A new record: required fields, nothing that claims it was used. */
 static bool record_valid(const once_refresh *r)
 {
-	return r != NULL && present(r->family_id) && present(r->subject) && r->expires_at > 0 &&
-	       !r->consumed && !r->revoked && r->consumed_at == 0 && r->successor == NULL &&
-	       r->successor_len == 0 && (r->claims_len == 0 || r->claims != NULL) &&
-	       list_ok(r->scope, r->scope_count) && list_ok(r->resource, r->resource_count);
+	return r != NULL && once__text_present(r->family_id) && once__text_present(r->subject) &&
+	       r->expires_at > 0 && !r->consumed && !r->revoked && r->consumed_at == 0 &&
+	       r->successor == NULL && r->successor_len == 0 &&
+	       (r->claims_len == 0 || r->claims != NULL) && once__list_ok(r->scope, r->scope_count) &&
+	       once__list_ok(r->resource, r->resource_count);
 }
 
 /* ---- building a token entry ---- */
@@ -81,6 +65,8 @@ static bool dedupe_scope(const char *const *scope, size_t n, const char ***out, 
 	*out_n = 0;
 	if (n == 0)
 		return true;
+	if (n > SIZE_MAX / sizeof(const char *const *))
+		return false;
 	const char *const **slots = malloc(n * sizeof *slots);
 	bool *dup = calloc(n, sizeof *dup);
 	const char **kept = malloc(n * sizeof *kept);
@@ -109,6 +95,9 @@ static bool dedupe_scope(const char *const *scope, size_t n, const char ***out, 
 static once_status build_token(once_store *s, const struct once__key *k, const once_refresh *r,
                                struct once__entry **out)
 {
+	/* A list longer than a record can hold is refused before any work. */
+	if (r->scope_count > s->opt.max_record_len / sizeof(char *))
+		return ONCE_INVALID;
 	once_refresh norm = *r;
 	const char **scope;
 	if (!dedupe_scope(r->scope, r->scope_count, &scope, &norm.scope_count))
@@ -117,14 +106,14 @@ static once_status build_token(once_store *s, const struct once__key *k, const o
 	norm.inserted_at = once__now(s);
 	once_status st = ONCE_OK;
 	size_t size = once__refresh_size(&norm, s->opt.max_record_len);
-	size_t pad = (size_t)-(sizeof(struct once__entry) + k->len) & (alignof(max_align_t) - 1);
+	void *block;
 	struct once__entry *e = NULL;
 	if (size == 0)
 		st = ONCE_INVALID; /* larger than max_record_len */
-	else if ((e = once__entry_new(k, r->expires_at, pad + size)) == NULL)
+	else if ((e = once__entry_with_record(k, r->expires_at, size, &block)) == NULL)
 		st = ONCE_NOMEM;
 	if (e != NULL) {
-		e->u.refresh.record = once__refresh_pack_at(e->key + k->len + pad, size, &norm);
+		e->u.refresh.record = once__refresh_pack_at(block, size, &norm);
 		e->u.refresh.record_size = (uint32_t)size;
 		atomic_init(&e->u.refresh.consumed, NULL);
 		*out = e;
@@ -140,17 +129,19 @@ static once_status family_key(const once_store *s, const char *family_id, struct
 
 /* ---- reading a token ---- */
 
-/* The token under k if it reads as live: committed, family present and not
- * revoked.  Inside a read-side section. */
+/* The token under k if it reads as live: committed, and the family it
+ * joined (same incarnation) present and not revoked.  Inside a read-side
+ * section. */
 static struct once__entry *live_token(once_store *s, const struct once__key *k)
 {
 	struct once__entry *e = once__table_lookup(s, k);
 	if (e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) != ONCE_REFRESH_LIVE)
 		return NULL;
 	struct once__key fam;
-	if (family_key(s, e->u.refresh.record->family_id, &fam) != ONCE_OK || !once__family_live(s, &fam))
+	if (family_key(s, e->u.refresh.record->family_id, &fam) != ONCE_OK)
 		return NULL;
-	return e;
+	struct once__entry *f = once__family_of(s, &fam, e->u.refresh.family_incarnation);
+	return f != NULL && !once__family_is_revoked(f) ? e : NULL;
 }
 
 /* The caller's copy of a token as `c` describes its consumption (NULL:
@@ -190,6 +181,12 @@ static struct once__consumption *consumption_new(int64_t at, struct once__sealed
 
 /* ---- insert ---- */
 
+/*
+ * Two-phase: the token is linked pending first, so EXISTS and FULL are
+ * decided before the family is touched; then the family is held (created,
+ * or made to last at least as long as the token), its flag checked, and
+ * the token committed.
+ */
 static once_status insert(once_store *s, const void *hash, size_t hlen, const once_refresh *r)
 {
 	struct once__key k, fam;
@@ -201,16 +198,31 @@ static once_status insert(once_store *s, const void *hash, size_t hlen, const on
 	if (st != ONCE_OK)
 		return st;
 	urcu_bp_read_lock();
-	struct once__entry *f;
-	st = once__family_hold(s, &fam, r->expires_at, &f);
-	/* R2: checked after holding the family.  A revocation that lands after
-	 * this check still covers the token: every read consults the flag. */
-	if (st == ONCE_OK && atomic_load(&f->state) == ONCE_FAMILY_REVOKED)
-		st = ONCE_REVOKED;
-	if (st == ONCE_OK)
-		st = once__insert(s, &k, e, ONCE_REFRESH_LIVE);
-	else
+	/* A revoked family answers REVOKED before anything else, EXISTS
+	 * included, and costs no table work; the check after the hold below
+	 * is the one that closes the race. */
+	struct once__entry *known = once__table_lookup(s, &fam);
+	if (known != NULL && once__family_is_revoked(known)) {
 		once__entry_free_now(e);
+		st = ONCE_REVOKED;
+	} else {
+		st = once__insert_pending(s, &k, e); /* frees e unless OK */
+	}
+	if (st == ONCE_OK) {
+		struct once__entry *f;
+		st = once__family_hold(s, &fam, r->expires_at, &f);
+		/* R2: checked after holding the family.  A revocation that lands
+		 * after this check still covers the token: every read consults
+		 * the flag of the family incarnation recorded here. */
+		if (st == ONCE_OK && once__family_is_revoked(f))
+			st = ONCE_REVOKED;
+		if (st == ONCE_OK) {
+			e->u.refresh.family_incarnation = f->u.family.incarnation;
+			once__pending_commit(s, e, ONCE_REFRESH_LIVE);
+		} else {
+			once__pending_abort(s, e);
+		}
+	}
 	urcu_bp_read_unlock();
 	return st;
 }
@@ -246,6 +258,10 @@ ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hl
 	return once__count(s, ONCE_OP_REFRESH_GET, get(s, hash, hlen, out));
 }
 
+/*
+ * The winner's copy (the record as it stood) is made before the CAS, so a
+ * winner never fails after consuming: NOMEM means nothing changed.
+ */
 static once_status consume(once_store *s, const void *hash, size_t hlen, once_refresh **out)
 {
 	struct once__key k;
@@ -255,21 +271,26 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 	if (mine == NULL)
 		return ONCE_NOMEM;
 	once_status st = ONCE_NOT_FOUND;
+	once_refresh *copy = NULL;
 	urcu_bp_read_lock();
 	struct once__entry *e = live_token(s, &k);
-	if (e != NULL) {
-		struct once__consumption *seen = NULL;
-		/* R1: THE single-use decision. */
-		if (atomic_compare_exchange_strong(&e->u.refresh.consumed, &seen, mine)) {
-			mine = NULL;
-			st = copy_out(s, e, NULL, out); /* as it stood: unconsumed */
-		} else {
-			st = copy_out(s, e, seen, out);
-			if (st == ONCE_OK)
-				st = ONCE_SPENT;
-		}
+	struct once__consumption *seen =
+		e ? atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire) : NULL;
+	if (e != NULL && seen == NULL)
+		st = copy_out(s, e, NULL, out ? &copy : NULL);
+	/* R1: THE single-use decision. */
+	if (e != NULL && seen == NULL && st == ONCE_OK &&
+	    atomic_compare_exchange_strong(&e->u.refresh.consumed, &seen, mine)) {
+		mine = NULL;
+		if (out != NULL)
+			*out = copy;
+		copy = NULL;
+	} else if (e != NULL && seen != NULL) {
+		st = copy_out(s, e, seen, out);
+		st = st == ONCE_OK ? ONCE_SPENT : st;
 	}
 	urcu_bp_read_unlock();
+	once_free(copy);
 	free(mine);
 	return st;
 }
@@ -337,8 +358,10 @@ ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *
 
 struct rotation {
 	struct once__key parent, child, fam;
-	struct once__entry *child_entry;      /* built, not yet linked */
+	struct once__entry *child_entry;       /* owned until linked */
+	bool child_linked;                     /* pending in the table */
 	struct once__consumption *consumption; /* the parent's, if we win */
+	once_refresh *parent_copy;             /* *parent_out if we win */
 };
 
 static once_status rotate_prepare(once_store *s, struct rotation *rt, const void *parent, size_t plen,
@@ -361,62 +384,82 @@ static once_status rotate_prepare(once_store *s, struct rotation *rt, const void
 	rt->consumption = consumption_new(once__now(s), sealed);
 	if ((has_payload && sealed == NULL) || rt->consumption == NULL) {
 		free(sealed);
-		free(rt->consumption);
-		once__entry_free_now(rt->child_entry);
-		return ONCE_NOMEM;
+		return ONCE_NOMEM; /* rotate_finish frees the rest */
 	}
 	return ONCE_OK;
 }
 
 /*
  * Inside one read-side section:
- *   1. the parent must read as live and be unconsumed, in the child's family;
- *   2. the child is linked PENDING (its key taken, invisible to reads) after
- *      the family is held for the child's lifetime;
+ *   1. the parent must read as live and be unconsumed, in the child's
+ *      family; the caller's copy of it is made now, so nothing can fail
+ *      after the CAS;
+ *   2. the child is linked PENDING (key taken, invisible to reads), then
+ *      the family is held for the child's lifetime, and it must be the
+ *      very family (incarnation) the parent joined;
  *   3. the family must still be unrevoked (R2);
  *   4. the CAS on the parent's consumption decides (R1); it installs the
  *      consumption that carries the sealed successor;
  *   5. only the winner commits the child.
- * Every exit before 5 unlinks the pending child (R3).
+ * Any exit before 5 leaves the pending child to rotate_finish, which
+ * unlinks it (R3).
  */
 static once_status rotate_locked(once_store *s, struct rotation *rt, once_refresh **parent_out)
 {
 	struct once__entry *p = live_token(s, &rt->parent);
-	if (p == NULL) {
-		once__entry_free_now(rt->child_entry);
+	if (p == NULL)
 		return ONCE_NOT_FOUND;
-	}
-	if (strcmp(p->u.refresh.record->family_id, rt->child_entry->u.refresh.record->family_id) != 0) {
-		once__entry_free_now(rt->child_entry);
+	if (strcmp(p->u.refresh.record->family_id, rt->child_entry->u.refresh.record->family_id) != 0)
 		return ONCE_INVALID; /* a successor joins its parent's family */
-	}
 	struct once__consumption *seen = atomic_load_explicit(&p->u.refresh.consumed, memory_order_acquire);
-	if (seen != NULL) {
-		once__entry_free_now(rt->child_entry);
-		once_status st = copy_out(s, p, seen, parent_out);
-		return st == ONCE_OK ? ONCE_SPENT : st;
-	}
-	struct once__entry *f, *c = rt->child_entry;
-	once_status st = once__family_hold(s, &rt->fam, atomic_load(&c->expires_at), &f);
-	if (st != ONCE_OK) {
-		once__entry_free_now(c);
-		return st;
-	}
-	st = once__insert_pending(s, &rt->child, c); /* frees c unless OK */
+	if (seen != NULL)
+		goto spent;
+	once_status st = copy_out(s, p, NULL, parent_out ? &rt->parent_copy : NULL);
 	if (st != ONCE_OK)
 		return st;
-	if (atomic_load(&f->state) == ONCE_FAMILY_REVOKED) {
-		once__pending_abort(s, c);
+
+	struct once__entry *c = rt->child_entry, *f;
+	st = once__insert_pending(s, &rt->child, c); /* frees c unless OK */
+	rt->child_entry = NULL;
+	if (st != ONCE_OK)
+		return st;
+	rt->child_entry = c;
+	rt->child_linked = true;
+	st = once__family_hold(s, &rt->fam, atomic_load(&c->expires_at), &f);
+	if (st != ONCE_OK)
+		return st;
+	if (f->u.family.incarnation != p->u.refresh.family_incarnation)
+		return ONCE_NOT_FOUND; /* the parent's family is gone (expired) */
+	if (once__family_is_revoked(f))
 		return ONCE_REVOKED;
-	}
-	if (!atomic_compare_exchange_strong(&p->u.refresh.consumed, &seen, rt->consumption)) {
-		once__pending_abort(s, c);
-		st = copy_out(s, p, seen, parent_out); /* the winner's successor */
-		return st == ONCE_OK ? ONCE_SPENT : st;
-	}
+	c->u.refresh.family_incarnation = f->u.family.incarnation;
+	if (!atomic_compare_exchange_strong(&p->u.refresh.consumed, &seen, rt->consumption))
+		goto spent; /* lost: report the winner's successor */
 	rt->consumption = NULL; /* the parent owns it now */
-	once__pending_commit(s, c);
-	return copy_out(s, p, NULL, parent_out);
+	once__pending_commit(s, c, ONCE_REFRESH_LIVE);
+	rt->child_entry = NULL;
+	rt->child_linked = false;
+	if (parent_out != NULL)
+		*parent_out = rt->parent_copy;
+	rt->parent_copy = NULL;
+	return ONCE_OK;
+
+spent:
+	st = copy_out(s, p, seen, parent_out);
+	return st == ONCE_OK ? ONCE_SPENT : st;
+}
+
+/* Releases whatever the rotation still owns (all of it, unless it won). */
+static void rotate_finish(once_store *s, struct rotation *rt)
+{
+	if (rt->child_linked)
+		once__pending_abort(s, rt->child_entry);
+	else if (rt->child_entry != NULL)
+		once__entry_free_now(rt->child_entry);
+	if (rt->consumption != NULL)
+		free(rt->consumption->successor);
+	free(rt->consumption);
+	once_free(rt->parent_copy);
 }
 
 static once_status rotate(once_store *s, const void *parent, size_t plen, const void *child, size_t clen,
@@ -425,15 +468,11 @@ static once_status rotate(once_store *s, const void *parent, size_t plen, const 
 {
 	struct rotation rt = {0};
 	once_status st = rotate_prepare(s, &rt, parent, plen, child, clen, succ, payload, n);
-	if (st != ONCE_OK)
-		return st;
 	urcu_bp_read_lock();
-	st = rotate_locked(s, &rt, parent_out);
+	if (st == ONCE_OK)
+		st = rotate_locked(s, &rt, parent_out);
+	rotate_finish(s, &rt); /* a pending child is unlinked inside the section */
 	urcu_bp_read_unlock();
-	if (rt.consumption != NULL) { /* lost, or never got to the CAS */
-		free(rt.consumption->successor);
-		free(rt.consumption);
-	}
 	return st;
 }
 
@@ -459,7 +498,5 @@ ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *famil
 	urcu_bp_read_lock();
 	once_status st = once__family_revoke(s, &fam);
 	urcu_bp_read_unlock();
-	/* FULL: an unknown family and no room for its mark; it has no token,
-	 * and no insert into it can find room either. */
-	return once__count(s, ONCE_OP_REFRESH_REVOKE, st == ONCE_FULL ? ONCE_OK : st);
+	return once__count(s, ONCE_OP_REFRESH_REVOKE, st);
 }

@@ -84,9 +84,11 @@ static uint64_t capacity_of(const once_options *o, enum once__table t)
 	switch (t) {
 	case ONCE_TBL_CODE: return o->max_codes;
 	case ONCE_TBL_ACCESS: return o->max_access_tokens;
-	case ONCE_TBL_ACCESS_FAMILY: return o->max_access_tokens; /* <= one per token */
+	/* Families: one per token at most, plus revocation marks of families
+	 * that have no token (yet): room for as many again. */
+	case ONCE_TBL_ACCESS_FAMILY: return 2 * o->max_access_tokens;
 	case ONCE_TBL_REFRESH: return o->max_refresh;
-	case ONCE_TBL_REFRESH_FAMILY: return o->max_refresh; /* <= one per token, plus marks */
+	case ONCE_TBL_REFRESH_FAMILY: return 2 * o->max_refresh;
 	case ONCE_TBL_NONCE: return o->max_nonces;
 	case ONCE_TBL_REPLAY: return o->max_replays;
 	default: return 0;

@@ -159,9 +159,12 @@ typedef struct once_options {
 
 	/* Capacity per kind: live entries (consumed ones count until swept).
 	 * At capacity an insert gets ONCE_FULL; nothing is ever evicted.  The
-	 * hash tables are sized from these at open (about one bucket per entry
+	 * hash tables are sized from these at open (0.5 to 1 bucket per entry
 	 * at full capacity), so they also set the memory reserved up front:
-	 * 8 bytes per unit of capacity, about.  Defaults: 1 Mi each. */
+	 * 8 to 16 bytes per unit of capacity.  Refresh and access-token
+	 * families have tables of their own, with room for twice the tokens'
+	 * capacity (one family per token at most, plus revocation marks of
+	 * families without tokens).  Defaults: 1 Mi each. */
 	uint64_t max_codes;
 	uint64_t max_access_tokens;
 	uint64_t max_refresh;
@@ -173,7 +176,8 @@ typedef struct once_options {
 	 * cannot hold its own nonces and once_nonce_issue answers ONCE_INVALID. */
 	uint32_t max_key_len;
 	/* Largest accepted record (its packed size: struct plus all text, lists
-	 * and claims) in bytes. Default 64 KiB, at most 16 MiB. */
+	 * and claims), and largest successor payload, in bytes.  Default
+	 * 64 KiB; at least sizeof(once_refresh), at most 16 MiB. */
 	uint32_t max_record_len;
 
 	/* Period of the background sweeper in milliseconds; 0 = no sweeper
@@ -275,7 +279,9 @@ ONCE_API const char *once_op_name(once_op op);
 
 typedef struct once_kind_stats {
 	uint64_t entries;  /* live entries, consumed ones included until swept */
-	uint64_t bytes;    /* heap bytes held by those entries */
+	uint64_t bytes;    /* heap bytes of those entries (key and record);
+	                    * refresh consumption records and sealed successors
+	                    * are not counted */
 	uint64_t capacity; /* the configured maximum of entries */
 	uint64_t swept;    /* entries removed by sweeps since open */
 } once_kind_stats;
@@ -343,7 +349,8 @@ typedef struct once_code {
 	size_t claims_len;
 	const char *family_id; /* optional; links access tokens and refresh family */
 	int64_t expires_at;    /* required, > 0 */
-	/* Filled on returned records; must be 0 / false on put. */
+	/* Filled on returned records.  On put, inserted_at is ignored (the
+	 * store sets it) and consumed_at / consumed_success must be 0 / false. */
 	int64_t inserted_at;
 	int64_t consumed_at;
 	bool consumed_success;
@@ -387,8 +394,8 @@ ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen,
  *   ONCE_NOT_FOUND when unknown, or claimed but not finalized (a failed
  *     first presentation is not reuse evidence) - also what the losers of a
  *     race get while the winner has not finalized;
- *   ONCE_INVALID | ONCE_NOMEM (the claim still happened: the code is spent,
- *     fail closed) | ONCE_IO.
+ *   ONCE_INVALID | ONCE_NOMEM (nothing changed: the copy is made before the
+ *     claim) | ONCE_IO.
  * Expiry is not checked here (the caller checks expires_at); an expired code
  * is still spent by its first presentation.
  */
@@ -421,7 +428,8 @@ ONCE_API once_status once_code_record_access_token(once_store *s, const void *fa
  * an unknown family.  Sticky: a token recorded into the family later reads
  * as revoked too; the mark lasts as long as the latest-expiring token of
  * the family and at least options.revocation_ttl.
- * Returns ONCE_OK | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
+ * Returns ONCE_OK | ONCE_FULL (an unknown family and no room left for its
+ * mark: nothing was revoked) | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
  */
 ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
                                                            size_t flen);
@@ -454,7 +462,8 @@ typedef struct once_refresh {
 	const void *claims;
 	size_t claims_len;
 	const char *parent_hash; /* lineage, diagnostic */
-	/* Filled on returned records; must be 0 / false / NULL on insert. */
+	/* Filled on returned records.  On insert, inserted_at is ignored (the
+	 * store sets it) and the others must be 0 / false / NULL. */
 	bool consumed;
 	bool revoked;
 	int64_t consumed_at;
@@ -514,7 +523,8 @@ ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hl
  *     caller's grace window (hand out the successor) or reuse (revoke the
  *     family);
  *   ONCE_NOT_FOUND when unknown or its family is revoked (never SPENT:
- *     there is no family left to revoke) | ONCE_INVALID | ONCE_NOMEM.
+ *     there is no family left to revoke) | ONCE_INVALID | ONCE_NOMEM
+ *     (nothing changed: the winner's copy is made before the CAS).
  */
 ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_t hlen,
                                           once_refresh **out);
@@ -543,7 +553,8 @@ ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *
  *     parent exactly one gets OK;
  *   ONCE_NOT_FOUND (parent unknown, or its family revoked) |
  *   ONCE_REVOKED (the family was revoked while this rotation ran) |
- *   ONCE_EXISTS (child hash taken) | ONCE_INVALID (as for insert, or
+ *   ONCE_EXISTS (child hash taken, also by a concurrent rotation of the
+ *   same parent to the same child) | ONCE_INVALID (as for insert, or
  *   succ->family_id differs from the parent's, or child == parent) |
  *   ONCE_NO_KEY (payload given, no key) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * On any status but OK nothing changed: the parent stays unconsumed and
@@ -557,10 +568,13 @@ ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size
 /*
  * Revokes a family: O(1), idempotent, also for an unknown family (whose
  * mark then lasts options.revocation_ttl).  Sticky: from the moment it
- * returns every token of the family reads as revoked (NOT_FOUND), and
- * every later insert or rotation into it gets ONCE_REVOKED - including a
- * successor whose consume won just before the revocation.
- * Returns ONCE_OK | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
+ * returns every token of the family reads as revoked (NOT_FOUND), every
+ * later insert into it gets ONCE_REVOKED - including a successor whose
+ * consume won just before the revocation - and a later rotation of one of
+ * its tokens gets ONCE_NOT_FOUND (the parent no longer reads as live).
+ * Returns ONCE_OK | ONCE_FULL (an unknown family and no room left for its
+ * mark: nothing was revoked; sweep or raise max_refresh) | ONCE_INVALID |
+ * ONCE_NOMEM | ONCE_IO.
  */
 ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id,
                                                 size_t flen);
@@ -588,7 +602,9 @@ ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len);
  * Atomically consumes a nonce.  ttl_seconds is the freshness window the
  * caller accepts: the nonce is fresh when issued_at >= now - ttl_seconds.
  * Returns ONCE_OK to exactly one caller | ONCE_SPENT (already used, checked
- * first) | ONCE_EXPIRED (unused but issued_at < now - ttl; the nonce stays
+ * first) | ONCE_EXPIRED (unused but issued_at < now - ttl, or past the
+ * expires_at it was issued with - the same strict rule the sweep uses, so
+ * the answer does not depend on when the sweep runs; the nonce stays
  * unused) | ONCE_NOT_FOUND (never issued here, or swept) | ONCE_INVALID
  * (ttl <= 0, bad key) | ONCE_IO.
  */

@@ -89,80 +89,36 @@ static const char *const *pack_list(struct packer *p, const char *const *src, si
 	return dst;
 }
 
-/* One walk over a code; fills *dst only when p->base is set. */
-static void walk_code(struct packer *p, once_code *dst, const once_code *src)
-{
-	once_code tmp = *src;
-	tmp.scope = pack_list(p, src->scope, src->scope_count);
-	tmp.scope_count = src->scope ? src->scope_count : 0;
-	tmp.resource = pack_list(p, src->resource, src->resource_count);
-	tmp.resource_count = src->resource ? src->resource_count : 0;
-	tmp.claims = pack_bytes(p, src->claims, src->claims_len);
-	tmp.claims_len = src->claims ? src->claims_len : 0;
-	tmp.client_id = pack_str(p, src->client_id);
-	tmp.subject = pack_str(p, src->subject);
-	tmp.redirect_uri = pack_str(p, src->redirect_uri);
-	tmp.code_challenge = pack_str(p, src->code_challenge);
-	tmp.code_challenge_method = pack_str(p, src->code_challenge_method);
-	tmp.dpop_jkt = pack_str(p, src->dpop_jkt);
-	tmp.x5t_s256 = pack_str(p, src->x5t_s256);
-	tmp.nonce = pack_str(p, src->nonce);
-	tmp.family_id = pack_str(p, src->family_id);
-	if (p->base != NULL)
-		*dst = tmp;
-}
+/*
+ * The pointer fields of each record kind, listed once.  Packing, sizing and
+ * copying are all generated from these lists, so a field cannot be packed
+ * but forgotten when a copy moves its pointers (which would leave the
+ * caller's copy pointing into store memory).
+ *   TEXT(f):  const char *f, NUL-terminated
+ *   LIST(f):  const char *const *f with size_t f##_count
+ *   BYTES(f): const void *f with size_t f##_len
+ */
+#define CODE_FIELDS(TEXT, LIST, BYTES)                                                             \
+	LIST(scope) LIST(resource) BYTES(claims) TEXT(client_id) TEXT(subject) TEXT(redirect_uri)  \
+	TEXT(code_challenge) TEXT(code_challenge_method) TEXT(dpop_jkt) TEXT(x5t_s256)           \
+	TEXT(nonce) TEXT(family_id)
 
-size_t once__code_size(const once_code *src, size_t max_len)
-{
-	struct packer p = {.base = NULL, .off = sizeof(once_code), .limit = max_len};
-	walk_code(&p, NULL, src);
-	return p.over || p.off > max_len ? 0 : p.off;
-}
+/* The successor is not here: it is sealed apart and added by the copy. */
+#define REFRESH_FIELDS(TEXT, LIST, BYTES)                                                          \
+	LIST(scope) LIST(resource) BYTES(claims) TEXT(family_id) TEXT(subject) TEXT(client_id)     \
+	TEXT(acr) TEXT(dpop_jkt) TEXT(x5t_s256) TEXT(parent_hash)
 
-once_code *once__code_pack_at(void *block, size_t size, const once_code *src)
-{
-	struct packer p = {.base = block, .off = sizeof(once_code), .limit = size};
-	walk_code(&p, block, src);
-	return block;
-}
+#define PACK_TEXT(f) tmp.f = pack_str(p, src->f);
+#define PACK_LIST(f)                                                                               \
+	tmp.f = pack_list(p, src->f, src->f##_count);                                              \
+	tmp.f##_count = src->f ? src->f##_count : 0;
+#define PACK_BYTES(f)                                                                              \
+	tmp.f = pack_bytes(p, src->f, src->f##_len);                                               \
+	tmp.f##_len = src->f ? src->f##_len : 0;
 
-/* One walk over a refresh record; fills *dst only when p->base is set.
- * The successor is not part of the stored record (it is sealed apart). */
-static void walk_refresh(struct packer *p, once_refresh *dst, const once_refresh *src)
-{
-	once_refresh tmp = *src;
-	tmp.scope = pack_list(p, src->scope, src->scope_count);
-	tmp.scope_count = src->scope ? src->scope_count : 0;
-	tmp.resource = pack_list(p, src->resource, src->resource_count);
-	tmp.resource_count = src->resource ? src->resource_count : 0;
-	tmp.claims = pack_bytes(p, src->claims, src->claims_len);
-	tmp.claims_len = src->claims ? src->claims_len : 0;
-	tmp.family_id = pack_str(p, src->family_id);
-	tmp.subject = pack_str(p, src->subject);
-	tmp.client_id = pack_str(p, src->client_id);
-	tmp.acr = pack_str(p, src->acr);
-	tmp.dpop_jkt = pack_str(p, src->dpop_jkt);
-	tmp.x5t_s256 = pack_str(p, src->x5t_s256);
-	tmp.parent_hash = pack_str(p, src->parent_hash);
-	tmp.successor = NULL;
-	tmp.successor_len = 0;
-	if (p->base != NULL)
-		*dst = tmp;
-}
-
-size_t once__refresh_size(const once_refresh *src, size_t max_len)
-{
-	struct packer p = {.base = NULL, .off = sizeof(once_refresh), .limit = max_len};
-	walk_refresh(&p, NULL, src);
-	return p.over || p.off > max_len ? 0 : p.off;
-}
-
-once_refresh *once__refresh_pack_at(void *block, size_t size, const once_refresh *src)
-{
-	struct packer p = {.base = block, .off = sizeof(once_refresh), .limit = size};
-	walk_refresh(&p, block, src);
-	return block;
-}
+#define MOVE_TEXT(f) r->f = rebase(r->f, from, to);
+#define MOVE_LIST(f) r->f = rebase_list(r->f, r->f##_count, from, to);
+#define MOVE_BYTES(f) r->f = rebase(r->f, from, to);
 
 /* Moves a pointer that pointed into the block at `from` to the block at `to`. */
 static const void *rebase(const void *ptr, const char *from, char *to)
@@ -181,6 +137,42 @@ static const char *const *rebase_list(const char *const *list, size_t n, const c
 }
 
 /*
+ * For a record type T with field list FIELDS, defines
+ *   walk_T:       one pass over the fields (measures, or copies into *dst);
+ *   once__T_size: bytes a packed copy needs, 0 when over max_len;
+ *   once__T_pack_at: packs into a block of exactly that size;
+ *   move_T:       after a memcpy of a packed block from `from` to `to`,
+ *                 moves every internal pointer by the distance.
+ */
+#define DEFINE_RECORD(T, FIELDS)                                                                   \
+	static void walk_##T(struct packer *p, once_##T *dst, const once_##T *src)                 \
+	{                                                                                          \
+		once_##T tmp = *src;                                                               \
+		FIELDS(PACK_TEXT, PACK_LIST, PACK_BYTES)                                           \
+		if (p->base != NULL)                                                               \
+			*dst = tmp;                                                                \
+	}                                                                                          \
+	size_t once__##T##_size(const once_##T *src, size_t max_len)                               \
+	{                                                                                          \
+		struct packer p = {.base = NULL, .off = sizeof(once_##T), .limit = max_len};       \
+		walk_##T(&p, NULL, src);                                                           \
+		return p.over || p.off > max_len ? 0 : p.off;                                      \
+	}                                                                                          \
+	once_##T *once__##T##_pack_at(void *block, size_t size, const once_##T *src)               \
+	{                                                                                          \
+		struct packer p = {.base = block, .off = sizeof(once_##T), .limit = size};         \
+		walk_##T(&p, block, src);                                                          \
+		return block;                                                                      \
+	}                                                                                          \
+	static void move_##T(once_##T *r, const char *from, char *to)                              \
+	{                                                                                          \
+		FIELDS(MOVE_TEXT, MOVE_LIST, MOVE_BYTES)                                           \
+	}
+
+DEFINE_RECORD(code, CODE_FIELDS)
+DEFINE_RECORD(refresh, REFRESH_FIELDS)
+
+/*
  * A caller's copy of a packed code: one memcpy of the block, then every
  * internal pointer moved by the distance between the blocks.  This is the
  * take / get hot path, so it avoids walking the strings again.
@@ -191,21 +183,8 @@ once_code *once__code_copy(const once_code *packed, size_t size)
 	if (to == NULL)
 		return NULL;
 	memcpy(to, packed, size);
-	const char *from = (const char *)packed;
-	once_code *c = (once_code *)to;
-	c->scope = rebase_list(c->scope, c->scope_count, from, to);
-	c->resource = rebase_list(c->resource, c->resource_count, from, to);
-	c->claims = rebase(c->claims, from, to);
-	c->client_id = rebase(c->client_id, from, to);
-	c->subject = rebase(c->subject, from, to);
-	c->redirect_uri = rebase(c->redirect_uri, from, to);
-	c->code_challenge = rebase(c->code_challenge, from, to);
-	c->code_challenge_method = rebase(c->code_challenge_method, from, to);
-	c->dpop_jkt = rebase(c->dpop_jkt, from, to);
-	c->x5t_s256 = rebase(c->x5t_s256, from, to);
-	c->nonce = rebase(c->nonce, from, to);
-	c->family_id = rebase(c->family_id, from, to);
-	return c;
+	move_code((once_code *)to, (const char *)packed, to);
+	return (once_code *)to;
 }
 
 /*
@@ -220,20 +199,9 @@ once_refresh *once__refresh_copy(const once_refresh *packed, size_t size, size_t
 	if (to == NULL)
 		return NULL;
 	memcpy(to, packed, size);
-	const char *from = (const char *)packed;
-	once_refresh *r = (once_refresh *)to;
-	r->scope = rebase_list(r->scope, r->scope_count, from, to);
-	r->resource = rebase_list(r->resource, r->resource_count, from, to);
-	r->claims = rebase(r->claims, from, to);
-	r->family_id = rebase(r->family_id, from, to);
-	r->subject = rebase(r->subject, from, to);
-	r->client_id = rebase(r->client_id, from, to);
-	r->acr = rebase(r->acr, from, to);
-	r->dpop_jkt = rebase(r->dpop_jkt, from, to);
-	r->x5t_s256 = rebase(r->x5t_s256, from, to);
-	r->parent_hash = rebase(r->parent_hash, from, to);
+	move_refresh((once_refresh *)to, (const char *)packed, to);
 	*tail = to + size;
-	return r;
+	return (once_refresh *)to;
 }
 
 once_code_meta *once__code_meta_pack(const once_code *src)

@@ -439,7 +439,7 @@ static void usage(void)
 	       "                 replay, refresh_insert, refresh_consume, refresh_rotate,\n"
 	       "                 refresh_revoke, raw (bare cds_lfht lookup+CAS: the in-memory limit)\n"
 	       "  --threads L    comma-separated thread counts (default 1,2)\n"
-	       "  --keys N       live entries per run (default 1000000)\n"
+	       "  --keys N       live entries per run (default 200000)\n"
 	       "  --runs N       runs per figure; the median is reported (default 3)\n"
 	       "  --shards N     store shards (default 0 = one per CPU)\n"
 	       "  --json         one JSON object per figure instead of the table\n");
@@ -462,7 +462,7 @@ static void parse_threads(struct config *c, const char *list)
 
 static void parse_args(struct config *c, int argc, char **argv)
 {
-	*c = (struct config){.workload = "all", .keys = 1000000, .runs = 3, .nthreads = 2, .threads = {1, 2}};
+	*c = (struct config){.workload = "all", .keys = 200000, .runs = 3, .nthreads = 2, .threads = {1, 2}};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

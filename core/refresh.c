@@ -313,7 +313,11 @@ static bool payload_ok(const once_store *s, const void *payload, size_t n)
 static once_status remember(once_store *s, const void *hash, size_t hlen, const void *succ, size_t n)
 {
 	struct once__key k;
-	if (!payload_ok(s, succ, n) || once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK)
+	/* An empty successor would read back as "a successor of no bytes"; the
+	 * caller has nothing to remember, so it is refused like rotate's
+	 * absent payload is simply absent. */
+	if (n == 0 || !payload_ok(s, succ, n) ||
+	    once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK)
 		return ONCE_INVALID;
 	if (!s->has_successor_key)
 		return ONCE_NO_KEY;

@@ -530,8 +530,8 @@ ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_
                                           once_refresh **out);
 
 /*
- * Remembers an opaque successor payload (n bytes, at most max_record_len;
- * succ may be NULL only when n == 0) on a consumed, unrevoked token,
+ * Remembers an opaque successor payload (1 to max_record_len bytes) on a
+ * consumed, unrevoked token,
  * sealed at rest; a later call replaces it.
  * Returns ONCE_OK | ONCE_NOT_FOUND (unknown, unconsumed, or family revoked)
  * | ONCE_NO_KEY (no successor_key configured; checked after the arguments)

@@ -18,5 +18,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -d build-bench ] || meson setup build-bench --buildtype=release >/dev/null
-ninja -C build-bench >/dev/null
+ninja -C build-bench bench/oncebench >/dev/null
 exec ./build-bench/bench/oncebench "$@"

@@ -301,9 +301,12 @@ static int64_t far_expiry(size_t i)
 #define PAYLOAD_LEN 32
 static void payload_of(char out[PAYLOAD_LEN], size_t i, int id)
 {
+	char head[64]; /* room for any size_t and int: nothing truncates */
+	int n = snprintf(head, sizeof head, "succ-%zu-%d-", i, id);
+	ASSERT(n > 0 && n < PAYLOAD_LEN);
 	memset(out, 0, PAYLOAD_LEN);
-	snprintf(out, PAYLOAD_LEN, "succ-%zu-%d-", i, id);
-	for (size_t k = strlen(out); k < PAYLOAD_LEN; k++)
+	memcpy(out, head, (size_t)n);
+	for (size_t k = (size_t)n; k < PAYLOAD_LEN; k++)
 		out[k] = (char)('a' + (k + i + (size_t)id) % 26); /* distinct bytes to the end */
 }
 

@@ -64,6 +64,15 @@
 			        b_ ? b_ : "(null)");                                              \
 	} while (0)
 
+/* A leak check at a chosen point (after once_close, say) under ASan; the
+ * exit-time check of every forked test catches the rest. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define ASSERT_NO_LEAKS() ASSERT_EQ_INT(__lsan_do_recoverable_leak_check(), 0)
+#else
+#define ASSERT_NO_LEAKS() ((void)0)
+#endif
+
 struct test_case {
 	const char *name;
 	void (*fn)(void);

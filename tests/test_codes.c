@@ -12,15 +12,6 @@
 
 #define KEY_LEN ONCE_SECRET_LEN
 
-/* The harness ends each forked test with _exit(), which skips
- * LeakSanitizer's exit-time check; under ASan, check for leaks here. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#define ASSERT_NO_LEAKS() ASSERT_EQ_INT(__lsan_do_recoverable_leak_check(), 0)
-#else
-#define ASSERT_NO_LEAKS() ((void)0)
-#endif
-
 /* A fresh memory-only store on a test clock starting at 1000. */
 struct fixture {
 	struct test_clock clk;

@@ -27,13 +27,6 @@
 #define KEY_LEN ONCE_SECRET_LEN
 #define NOW 1000
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#define ASSERT_NO_LEAKS() ASSERT_EQ_INT(__lsan_do_recoverable_leak_check(), 0)
-#else
-#define ASSERT_NO_LEAKS() ((void)0)
-#endif
-
 static const unsigned char SUCC_KEY[ONCE_SUCCESSOR_KEY_LEN] = {
 	0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87, 0x98, 0xa9, 0xba,
 	0xcb, 0xdc, 0xed, 0xfe, 0x0f, 0x01, 0x12, 0x23, 0x34, 0x45, 0x56,

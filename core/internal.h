@@ -8,18 +8,21 @@
  * A store is split into `nshards` shards.  A key's 64-bit hash picks its
  * shard (high 32 bits) and its bucket inside that shard's table (low bits,
  * which cds_lfht uses), so the two choices are independent.  Each shard owns
- * one cds_lfht per table kind (codes, access tokens, access-token families,
- * nonces, replays) and one expiry wheel for all of them.
+ * one cds_lfht per table kind (codes, access tokens and their families,
+ * refresh tokens and their families, nonces, replays) and one expiry wheel
+ * for all of them.
  *
  * Entry lifecycle
  * ---------------
- *   allocate -> fill every field -> store `state` with release -> reserve
- *   capacity -> cds_lfht_add_unique (publishes) -> push on the expiry wheel
- *   ... single-use transitions are CAS on `state` ...
+ *   allocate -> fill every field -> reserve capacity -> store `state` with
+ *   release -> cds_lfht_add_unique (publishes) -> push on the expiry wheel
+ *   ... single-use transitions are CAS on `state` (or, for refresh tokens,
+ *   on the consumption pointer) ...
  *   sweep: cds_lfht_del -> release capacity -> call_rcu(free)
- * Only the sweeper (and once_close) removes entries, and only after they
- * are popped from the wheel, so every published entry is on the wheel
- * exactly once and is freed exactly once.
+ * Two-phase inserts (refresh and access tokens) publish ONCE_PENDING first
+ * and commit later (entry.c).  A committed entry leaves its table only
+ * through the sweep (or once_close), after it is popped from the wheel, so
+ * it is on the wheel exactly once and freed exactly once (expiry.c W1, W2).
  *
  * Readers load `state` with acquire before reading any other field of an
  * entry (see table.c match()).  That pairs with the release store above and

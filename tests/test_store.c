@@ -1,8 +1,8 @@
 /*
  * tests/test_store.c - the store lifecycle and its bookkeeping: option
  * defaults and validation in once_open, once_close / once_checkpoint on a
- * memory-only store, every public call with a NULL store, the refresh calls
- * that are not built yet, teardown with live entries of every kind, the
+ * memory-only store, every public call with a NULL store, short-lived host
+ * threads, teardown with live entries of every kind, the
  * background sweeper (removes expired entries, runs with signals blocked),
  * and the per-kind figures of once_stats.
  */

@@ -259,9 +259,33 @@ ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hl
 }
 
 /*
- * The winner's copy (the record as it stood) is made before the CAS, so a
- * winner never fails after consuming: NOMEM means nothing changed.
+ * Consumes a live token e, inside a read-side section.  The winner's copy
+ * (the record as it stood) is made before the CAS, so a winner never fails
+ * after consuming: NOMEM means nothing changed.  On OK *mine belongs to
+ * the token and is set to NULL.
  */
+static once_status consume_live(once_store *s, struct once__entry *e, struct once__consumption **mine,
+                                once_refresh **out)
+{
+	struct once__consumption *seen = atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire);
+	if (seen == NULL) {
+		once_refresh *copy = NULL;
+		once_status st = copy_out(s, e, NULL, out ? &copy : NULL);
+		if (st != ONCE_OK)
+			return st;
+		/* R1: THE single-use decision. */
+		if (atomic_compare_exchange_strong(&e->u.refresh.consumed, &seen, *mine)) {
+			*mine = NULL;
+			if (out != NULL)
+				*out = copy;
+			return ONCE_OK;
+		}
+		once_free(copy); /* lost: seen is now the winner's consumption */
+	}
+	once_status st = copy_out(s, e, seen, out);
+	return st == ONCE_OK ? ONCE_SPENT : st;
+}
+
 static once_status consume(once_store *s, const void *hash, size_t hlen, once_refresh **out)
 {
 	struct once__key k;
@@ -270,27 +294,10 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 	struct once__consumption *mine = consumption_new(once__now(s), NULL);
 	if (mine == NULL)
 		return ONCE_NOMEM;
-	once_status st = ONCE_NOT_FOUND;
-	once_refresh *copy = NULL;
 	urcu_bp_read_lock();
 	struct once__entry *e = live_token(s, &k);
-	struct once__consumption *seen =
-		e ? atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire) : NULL;
-	if (e != NULL && seen == NULL)
-		st = copy_out(s, e, NULL, out ? &copy : NULL);
-	/* R1: THE single-use decision. */
-	if (e != NULL && seen == NULL && st == ONCE_OK &&
-	    atomic_compare_exchange_strong(&e->u.refresh.consumed, &seen, mine)) {
-		mine = NULL;
-		if (out != NULL)
-			*out = copy;
-		copy = NULL;
-	} else if (e != NULL && seen != NULL) {
-		st = copy_out(s, e, seen, out);
-		st = st == ONCE_OK ? ONCE_SPENT : st;
-	}
+	once_status st = e ? consume_live(s, e, &mine, out) : ONCE_NOT_FOUND;
 	urcu_bp_read_unlock();
-	once_free(copy);
 	free(mine);
 	return st;
 }

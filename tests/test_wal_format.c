@@ -1,0 +1,201 @@
+/*
+ * tests/test_wal_format.c - the log format of wal/format.h: round trips of
+ * segment headers and records, the validity rule field by field, every
+ * single-bit flip rejected, every truncation read as a valid prefix plus a
+ * torn tail, and damage with valid records after it read as corruption.
+ */
+#include <stdlib.h>
+
+#include "harness.h"
+#include "format.h"
+
+static struct once__wal_segment segment(uint64_t number)
+{
+	struct once__wal_segment seg = {.number = number, .first_seq = 100};
+	for (int i = 0; i < 16; i++)
+		seg.uid[i] = (unsigned char)(0xa0 + i);
+	return seg;
+}
+
+/* A segment body of n records with payloads of lengths 0, 1, 2, ... so
+ * every padding length occurs. */
+static unsigned char *build_log(int n, uint64_t salt, size_t *len_out, size_t *offsets)
+{
+	size_t len = 0;
+	for (int i = 0; i < n; i++)
+		len += once__wal_record_size((uint32_t)(i % 20));
+	unsigned char *buf = calloc(1, len + 1);
+	ASSERT(buf != NULL);
+	size_t o = 0;
+	for (int i = 0; i < n; i++) {
+		unsigned char payload[20];
+		for (int k = 0; k < 20; k++)
+			payload[k] = (unsigned char)(i * 7 + k);
+		uint32_t l = (uint32_t)(i % 20);
+		if (offsets != NULL)
+			offsets[i] = o;
+		once__wal_record_encode(buf + o, salt, (uint8_t)(1 + i % (ONCE_WAL_TYPE_END - 1)),
+		                        100 + (uint64_t)i, payload, l);
+		o += once__wal_record_size(l);
+	}
+	*len_out = len;
+	return buf;
+}
+
+static void test_segment_header_round_trip_and_checks(void)
+{
+	struct once__wal_segment seg = segment(7), back;
+	unsigned char h[ONCE_WAL_SEGMENT_HEADER];
+	once__wal_segment_encode(h, &seg);
+	ASSERT(once__wal_segment_decode(h, sizeof h, &back));
+	ASSERT_EQ_U64(back.number, 7);
+	ASSERT_EQ_U64(back.first_seq, 100);
+	ASSERT(memcmp(back.uid, seg.uid, 16) == 0);
+	ASSERT(!once__wal_segment_decode(h, sizeof h - 1, &back)); /* short */
+	for (size_t bit = 0; bit < 8 * sizeof h; bit++) {
+		h[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		ASSERT(!once__wal_segment_decode(h, sizeof h, &back));
+		h[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+	}
+	/* Segments differ in salt, so their records do not mix. */
+	struct once__wal_segment other = segment(8);
+	ASSERT(once__wal_salt(&seg) != once__wal_salt(&other));
+}
+
+static void test_record_round_trip(void)
+{
+	uint64_t salt = 42;
+	for (uint32_t len = 0; len < 40; len++) {
+		unsigned char payload[40], buf[128];
+		for (uint32_t k = 0; k < len; k++)
+			payload[k] = (unsigned char)(k * 31 + len);
+		size_t size = once__wal_record_size(len);
+		ASSERT_EQ_U64(size % 8, 0);
+		ASSERT(size >= ONCE_WAL_RECORD_HEADER + len && size < ONCE_WAL_RECORD_HEADER + len + 8);
+		once__wal_record_encode(buf, salt, ONCE_WAL_CODE_TAKE, 9, payload, len);
+		struct once__wal_record r;
+		ASSERT_EQ_INT(once__wal_record_check(buf, size, salt, 9, &r), ONCE_WAL_VALID);
+		ASSERT_EQ_INT(r.type, ONCE_WAL_CODE_TAKE);
+		ASSERT_EQ_U64(r.seq, 9);
+		ASSERT_EQ_U64(r.len, len);
+		ASSERT_EQ_U64(r.size, size);
+		ASSERT(len == 0 || memcmp(r.payload, payload, len) == 0);
+		/* Wrong sequence number, wrong salt. */
+		ASSERT_EQ_INT(once__wal_record_check(buf, size, salt, 10, &r), ONCE_WAL_BAD);
+		ASSERT_EQ_INT(once__wal_record_check(buf, size, salt + 1, 9, &r), ONCE_WAL_BAD);
+		/* Every prefix is short, never valid. */
+		for (size_t cut = 0; cut < size; cut++)
+			ASSERT_EQ_INT(once__wal_record_check(buf, cut, salt, 9, &r), ONCE_WAL_SHORT);
+	}
+}
+
+/* A length field larger than the rest of the file is refused before any
+ * allocation could be sized from it; one beyond the maximum is BAD. */
+static void test_record_length_checked_against_file(void)
+{
+	unsigned char buf[64];
+	once__wal_record_encode(buf, 1, ONCE_WAL_REPLAY_RECORD, 1, "abcdefgh", 8);
+	struct once__wal_record r;
+	buf[8] = 0xff, buf[9] = 0xff, buf[10] = 0x0f, buf[11] = 0; /* ~1 MiB */
+	ASSERT_EQ_INT(once__wal_record_check(buf, 32, 1, 1, &r), ONCE_WAL_SHORT);
+	buf[8] = 0xff, buf[9] = 0xff, buf[10] = 0xff, buf[11] = 0xff; /* 4 GiB */
+	ASSERT_EQ_INT(once__wal_record_check(buf, 32, 1, 1, &r), ONCE_WAL_BAD);
+}
+
+static void test_every_bit_flip_rejected(void)
+{
+	uint64_t salt = 77;
+	unsigned char buf[64];
+	size_t size = once__wal_record_size(13);
+	once__wal_record_encode(buf, salt, ONCE_WAL_NONCE_ACCEPT, 5, "thirteen-byte", 13);
+	struct once__wal_record r;
+	for (size_t bit = 0; bit < 8 * size; bit++) {
+		buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+		ASSERT(once__wal_record_check(buf, size, salt, 5, &r) != ONCE_WAL_VALID);
+		buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
+	}
+	ASSERT_EQ_INT(once__wal_record_check(buf, size, salt, 5, &r), ONCE_WAL_VALID);
+}
+
+static void test_scan_clean(void)
+{
+	size_t len;
+	unsigned char *log = build_log(50, 3, &len, NULL);
+	struct once__wal_scan sc;
+	once__wal_scan(log, len, 3, 100, &sc);
+	ASSERT_EQ_INT(sc.tail, ONCE_WAL_CLEAN);
+	ASSERT_EQ_U64(sc.records, 50);
+	ASSERT_EQ_U64(sc.valid_end, len);
+	ASSERT_EQ_U64(sc.next_seq, 150);
+	once__wal_scan(log, 0, 3, 100, &sc); /* an empty segment */
+	ASSERT_EQ_INT(sc.tail, ONCE_WAL_CLEAN);
+	ASSERT_EQ_U64(sc.records, 0);
+	free(log);
+}
+
+/* A crash mid-append: cut the log at every byte offset inside its last
+ * records; the scan keeps exactly the whole records before the cut. */
+static void test_scan_every_truncation_is_a_torn_tail(void)
+{
+	enum { N = 30 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log(N, 3, &len, offsets);
+	for (size_t cut = offsets[N - 6]; cut <= len; cut++) {
+		struct once__wal_scan sc;
+		once__wal_scan(log, cut, 3, 100, &sc);
+		size_t whole = 0;
+		while (whole < N && offsets[whole] + once__wal_record_size((uint32_t)(whole % 20)) <= cut)
+			whole++;
+		ASSERT_EQ_U64(sc.records, whole);
+		ASSERT_EQ_U64(sc.valid_end, whole == 0 ? 0 : offsets[whole - 1] + once__wal_record_size((uint32_t)((whole - 1) % 20)));
+		ASSERT_EQ_INT(sc.tail, sc.valid_end == cut ? ONCE_WAL_CLEAN : ONCE_WAL_TORN);
+	}
+	free(log);
+}
+
+/* Damage in the middle with valid records after it is corruption, named at
+ * the damaged record; the same damage in the last record is a torn tail. */
+static void test_scan_damage_before_valid_records_is_corrupt(void)
+{
+	enum { N = 30 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log(N, 3, &len, offsets);
+	for (int victim = 0; victim < N; victim++) {
+		size_t victim_size = once__wal_record_size((uint32_t)(victim % 20));
+		for (size_t at = 0; at < victim_size; at += 3) {
+			size_t byte = offsets[victim] + at;
+			log[byte] ^= 0x10;
+			struct once__wal_scan sc;
+			once__wal_scan(log, len, 3, 100, &sc);
+			ASSERT_EQ_U64(sc.records, (uint64_t)victim);
+			ASSERT_EQ_U64(sc.bad_offset, offsets[victim]);
+			ASSERT_EQ_INT(sc.tail, victim == N - 1 ? ONCE_WAL_TORN : ONCE_WAL_CORRUPT);
+			log[byte] ^= 0x10;
+		}
+	}
+	free(log);
+}
+
+/* A record missing from the middle (its neighbours intact) is corruption:
+ * the later records carry later sequence numbers. */
+static void test_scan_gap_in_sequence_is_corrupt(void)
+{
+	enum { N = 10 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log(N, 3, &len, offsets);
+	size_t cut_from = offsets[4], cut_to = offsets[5];
+	memmove(log + cut_from, log + cut_to, len - cut_to);
+	size_t shorter = len - (cut_to - cut_from);
+	struct once__wal_scan sc;
+	once__wal_scan(log, shorter, 3, 100, &sc);
+	ASSERT_EQ_U64(sc.records, 4);
+	ASSERT_EQ_INT(sc.tail, ONCE_WAL_CORRUPT);
+	free(log);
+}
+
+TESTS(TEST(test_segment_header_round_trip_and_checks), TEST(test_record_round_trip),
+      TEST(test_record_length_checked_against_file), TEST(test_every_bit_flip_rejected),
+      TEST(test_scan_clean), TEST(test_scan_every_truncation_is_a_torn_tail),
+      TEST(test_scan_damage_before_valid_records_is_corrupt),
+      TEST(test_scan_gap_in_sequence_is_corrupt));
+TEST_MAIN()

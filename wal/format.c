@@ -1,0 +1,184 @@
+/*
+ * wal/format.c - encoding and checking segment headers and log records by
+ * the rules in wal/format.h.
+ */
+#define XXH_INLINE_ALL
+#include <string.h>
+#include <xxhash.h>
+
+#include "format.h"
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+/* ---- segment header ---- */
+
+void once__wal_segment_encode(unsigned char out[ONCE_WAL_SEGMENT_HEADER],
+                              const struct once__wal_segment *seg)
+{
+	memset(out, 0, ONCE_WAL_SEGMENT_HEADER);
+	memcpy(out, ONCE_WAL_MAGIC, 8);
+	put_u32(out + 8, ONCE_WAL_VERSION);
+	put_u32(out + 12, ONCE_WAL_SEGMENT_HEADER);
+	memcpy(out + 16, seg->uid, 16);
+	put_u64(out + 32, seg->number);
+	put_u64(out + 40, seg->first_seq);
+	put_u64(out + 56, XXH3_64bits(out, 56));
+}
+
+bool once__wal_segment_decode(const unsigned char *in, size_t avail, struct once__wal_segment *out)
+{
+	if (avail < ONCE_WAL_SEGMENT_HEADER || memcmp(in, ONCE_WAL_MAGIC, 8) != 0 ||
+	    get_u32(in + 8) != ONCE_WAL_VERSION || get_u32(in + 12) != ONCE_WAL_SEGMENT_HEADER ||
+	    !all_zero(in + 48, 8) || get_u64(in + 56) != XXH3_64bits(in, 56))
+		return false;
+	memcpy(out->uid, in + 16, 16);
+	out->number = get_u64(in + 32);
+	out->first_seq = get_u64(in + 40);
+	return true;
+}
+
+uint64_t once__wal_salt(const struct once__wal_segment *seg)
+{
+	unsigned char material[24];
+	memcpy(material, seg->uid, 16);
+	put_u64(material + 16, seg->number);
+	return XXH3_64bits(material, sizeof material);
+}
+
+/* ---- records ---- */
+
+static size_t padding(uint32_t len)
+{
+	return (8 - len % 8) % 8;
+}
+
+size_t once__wal_record_size(uint32_t len)
+{
+	return ONCE_WAL_RECORD_HEADER + (size_t)len + padding(len);
+}
+
+void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t seq,
+                             const void *payload, uint32_t len)
+{
+	unsigned char *p = out;
+	size_t size = once__wal_record_size(len);
+	put_u32(p + 8, len);
+	p[12] = type;
+	memset(p + 13, 0, 3);
+	put_u64(p + 16, seq);
+	if (len > 0)
+		memcpy(p + ONCE_WAL_RECORD_HEADER, payload, len);
+	memset(p + ONCE_WAL_RECORD_HEADER + len, 0, padding(len));
+	put_u64(p, XXH3_64bits_withSeed(p + 8, size - 8, salt));
+}
+
+/*
+ * Every check but the sequence number, in the order that touches the
+ * fewest bytes first: lengths against what is there (before anything
+ * would be allocated), fixed fields, then the checksum.
+ */
+static enum once__wal_verdict check_frame(const unsigned char *p, size_t avail, uint64_t salt,
+                                          struct once__wal_record *out)
+{
+	if (avail < ONCE_WAL_RECORD_HEADER)
+		return ONCE_WAL_SHORT;
+	uint32_t len = get_u32(p + 8);
+	if (len > ONCE_WAL_MAX_PAYLOAD)
+		return ONCE_WAL_BAD;
+	size_t size = once__wal_record_size(len);
+	if (size > avail)
+		return ONCE_WAL_SHORT;
+	if (p[12] == 0 || p[12] >= ONCE_WAL_TYPE_END || !all_zero(p + 13, 3) ||
+	    !all_zero(p + ONCE_WAL_RECORD_HEADER + len, padding(len)) ||
+	    get_u64(p) != XXH3_64bits_withSeed(p + 8, size - 8, salt))
+		return ONCE_WAL_BAD;
+	out->type = p[12];
+	out->seq = get_u64(p + 16);
+	out->payload = p + ONCE_WAL_RECORD_HEADER;
+	out->len = len;
+	out->size = size;
+	return ONCE_WAL_VALID;
+}
+
+enum once__wal_verdict once__wal_record_check(const void *buf, size_t avail, uint64_t salt,
+                                              uint64_t expect_seq, struct once__wal_record *out)
+{
+	struct once__wal_record r;
+	enum once__wal_verdict v = check_frame(buf, avail, salt, &r);
+	if (v != ONCE_WAL_VALID)
+		return v;
+	if (r.seq != expect_seq)
+		return ONCE_WAL_BAD;
+	*out = r;
+	return ONCE_WAL_VALID;
+}
+
+/* Is there a valid record numbered min_seq or later at any 8-aligned
+ * offset in [from, len)?  Then the bytes before it are damage, not a torn
+ * tail: records were lost from the middle of the log.  (A record with the
+ * expected number cannot stand at `from` itself: the scan took it.) */
+static bool valid_record_after(const unsigned char *p, size_t from, size_t len, uint64_t salt,
+                               uint64_t min_seq)
+{
+	struct once__wal_record r;
+	for (size_t o = from; o + ONCE_WAL_RECORD_HEADER <= len; o += 8)
+		if (check_frame(p + o, len - o, salt, &r) == ONCE_WAL_VALID && r.seq >= min_seq)
+			return true;
+	return false;
+}
+
+void once__wal_scan(const void *buf, size_t len, uint64_t salt, uint64_t first_seq,
+                    struct once__wal_scan *out)
+{
+	const unsigned char *p = buf;
+	size_t o = 0;
+	uint64_t seq = first_seq, records = 0;
+	struct once__wal_record r;
+	while (o < len && once__wal_record_check(p + o, len - o, salt, seq, &r) == ONCE_WAL_VALID) {
+		o += r.size;
+		seq++;
+		records++;
+	}
+	out->valid_end = o;
+	out->records = records;
+	out->next_seq = seq;
+	out->bad_offset = o;
+	if (o == len)
+		out->tail = ONCE_WAL_CLEAN;
+	else
+		out->tail = valid_record_after(p, o, len, salt, seq) ? ONCE_WAL_CORRUPT : ONCE_WAL_TORN;
+}

@@ -1,0 +1,148 @@
+/*
+ * wal/format.h - the write-ahead log's on-disk format and its validity rule.
+ *
+ * Status: the format and its codec (wal/format.c) exist and are tested
+ * (tests/test_wal_format.c); the log writer, group commit, snapshots and
+ * recovery that use them are not built yet (see README).
+ *
+ * All integers are little-endian.  A log is a sequence of segment files;
+ * each segment is a 64-byte header followed by records, each record aligned
+ * to 8 bytes so that no length field straddles an 8-byte boundary.
+ *
+ * Segment header (64 bytes)
+ *   off len
+ *     0   8  magic "ONCEWAL1"
+ *     8   4  format version (ONCE_WAL_VERSION)
+ *    12   4  header length (64)
+ *    16  16  store uid: random at `init`, in every file of one data directory
+ *    32   8  segment number (1, 2, ...)
+ *    40   8  sequence number of the segment's first record
+ *    48   8  reserved, zero
+ *    56   8  XXH3-64 of bytes 0..55 (seed 0)
+ *
+ * Record (24-byte header + payload + zero padding to a multiple of 8)
+ *   off len
+ *     0   8  checksum: XXH3-64 of bytes 8 .. end of padding, seeded with the
+ *            segment salt (XXH3-64 of store uid || segment number)
+ *     8   4  payload length L (at most ONCE_WAL_MAX_PAYLOAD)
+ *    12   1  record type (enum once__wal_type, never 0)
+ *    13   3  reserved, zero
+ *    16   8  sequence number
+ *    24   L  payload
+ *  24+L   p  zero padding, p = (8 - L % 8) % 8
+ *
+ * Why XXH3-64 and not CRC32C: xxHash is already a dependency, it runs at a
+ * few ns for these sizes (FIELD-NOTES B2, same order as CRC32C), and its 64
+ * bits leave 2^-64 of random damage undetected instead of 2^-32.  CRC32C's
+ * burst guarantees matter for long frames on a wire; a log record here is
+ * tens to hundreds of bytes.  Seeding with the segment salt makes a record
+ * copied from another segment or another store fail its checksum.
+ *
+ * Validity rule.  A record at offset o is valid iff
+ *   - o + 24 <= file length, and L <= ONCE_WAL_MAX_PAYLOAD, and
+ *     o + 24 + L + padding <= file length (checked before anything is
+ *     allocated for the payload),
+ *   - type != 0, reserved and padding bytes are zero,
+ *   - its sequence number is the previous record's plus one (the first
+ *     record's is the header's first sequence number), and
+ *   - its checksum matches.
+ * A segment's records are its longest valid prefix.  What follows it is
+ *   - nothing: the segment is clean;
+ *   - a torn tail when no valid record (with a later sequence number) starts
+ *     at any 8-aligned offset after it: a crash mid-append, never
+ *     acknowledged, dropped;
+ *   - corruption otherwise (damaged data with valid data after it): the
+ *     store refuses to open, naming the file and the offset.
+ * A torn tail is tolerated only in the newest segment; in an older one it
+ * is corruption too (the caller decides, it knows which segment is newest).
+ */
+#ifndef ONCE_WAL_FORMAT_H
+#define ONCE_WAL_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ONCE_WAL_MAGIC "ONCEWAL1"
+#define ONCE_WAL_VERSION 1u
+#define ONCE_WAL_SEGMENT_HEADER 64u
+#define ONCE_WAL_RECORD_HEADER 24u
+/* The largest record payload: a record of max_record_len (16 MiB at most)
+ * plus keys and fixed fields. */
+#define ONCE_WAL_MAX_PAYLOAD ((16u << 20) + (1u << 20))
+
+/* One record per state change (SPEC section 3); a rotation is one record. */
+enum once__wal_type {
+	ONCE_WAL_CODE_PUT = 1,
+	ONCE_WAL_CODE_TAKE,
+	ONCE_WAL_CODE_FINALIZE,
+	ONCE_WAL_ACCESS_RECORD,
+	ONCE_WAL_ACCESS_REVOKE,
+	ONCE_WAL_REFRESH_INSERT,
+	ONCE_WAL_REFRESH_CONSUME,
+	ONCE_WAL_REFRESH_SUCCESSOR,
+	ONCE_WAL_REFRESH_ROTATE,
+	ONCE_WAL_REFRESH_REVOKE,
+	ONCE_WAL_NONCE_ISSUE,
+	ONCE_WAL_NONCE_ACCEPT,
+	ONCE_WAL_REPLAY_RECORD,
+	ONCE_WAL_TYPE_END /* one past the last type */
+};
+
+struct once__wal_segment {
+	unsigned char uid[16];
+	uint64_t number;
+	uint64_t first_seq;
+};
+
+struct once__wal_record {
+	uint8_t type;
+	uint64_t seq;
+	const unsigned char *payload; /* points into the checked buffer */
+	uint32_t len;
+	size_t size; /* header + payload + padding */
+};
+
+enum once__wal_verdict {
+	ONCE_WAL_VALID,
+	ONCE_WAL_SHORT, /* the bytes end inside the record (or its header) */
+	ONCE_WAL_BAD    /* a field, the sequence or the checksum is wrong */
+};
+
+enum once__wal_tail {
+	ONCE_WAL_CLEAN,   /* the valid records end exactly at the end */
+	ONCE_WAL_TORN,    /* garbage after them, and no valid record in it */
+	ONCE_WAL_CORRUPT  /* a valid record follows damaged bytes */
+};
+
+struct once__wal_scan {
+	size_t valid_end;   /* offset just past the last valid record */
+	uint64_t records;   /* valid records */
+	uint64_t next_seq;  /* the sequence number the next record must have */
+	enum once__wal_tail tail;
+	size_t bad_offset;  /* first damaged byte offset (TORN, CORRUPT) */
+};
+
+void once__wal_segment_encode(unsigned char out[ONCE_WAL_SEGMENT_HEADER],
+                              const struct once__wal_segment *seg);
+/* Decodes and checks a segment header; false if any field or the checksum
+ * is wrong, or fewer than 64 bytes are available. */
+bool once__wal_segment_decode(const unsigned char *in, size_t avail, struct once__wal_segment *out);
+/* The checksum seed of a segment's records. */
+uint64_t once__wal_salt(const struct once__wal_segment *seg);
+
+/* Bytes a record with this payload takes (header, payload, padding). */
+size_t once__wal_record_size(uint32_t len);
+/* Encodes a record into out (once__wal_record_size(len) bytes). */
+void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t seq,
+                             const void *payload, uint32_t len);
+/* Checks the record at buf (avail bytes to the end of the file) against
+ * the validity rule, expecting sequence number expect_seq. */
+enum once__wal_verdict once__wal_record_check(const void *buf, size_t avail, uint64_t salt,
+                                              uint64_t expect_seq, struct once__wal_record *out);
+/* Scans a segment's records (buf: the bytes after the segment header, len
+ * of them) and classifies what follows the valid prefix. */
+void once__wal_scan(const void *buf, size_t len, uint64_t salt, uint64_t first_seq,
+                    struct once__wal_scan *out);
+
+#endif /* ONCE_WAL_FORMAT_H */

@@ -16,53 +16,10 @@
 #include <time.h>
 
 #include "harness.h"
+#include "race.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define RACE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RACE_TSAN 1
-#endif
-#endif
-#ifndef RACE_TSAN
-#define RACE_TSAN 0
-#endif
-
-#if RACE_TSAN
-/* TSan's default atexit_sleep_ms=1000 sleeps one second at every exit while
- * another thread lives (liburcu's call_rcu worker always does), i.e. once
- * per forked test.  TSAN_OPTIONS from the environment still wins. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "atexit_sleep_ms=0";
-}
-#endif
-
-#define MIN_THREADS 8
-#define MAX_THREADS 64
-#define MIN_KEYS 1000
 #define CHUNK 64 /* keys between two round barriers */
 #define NOW 1000 /* the test clock's start */
-
-/* ---- scale ---- */
-
-static int race_threads(void)
-{
-	const char *e = getenv("ONCE_RACE_THREADS");
-	int n = e ? atoi(e) : MIN_THREADS;
-	if (n < MIN_THREADS)
-		n = MIN_THREADS;
-	return n > MAX_THREADS ? MAX_THREADS : n;
-}
-
-/* `normal` keys without a sanitizer, a tenth under TSan, >= MIN_KEYS. */
-static size_t race_keys(size_t normal)
-{
-	const char *e = getenv("ONCE_RACE_KEYS");
-	size_t n = e ? (size_t)strtoull(e, NULL, 10) : (RACE_TSAN ? normal / 10 : normal);
-	return n < MIN_KEYS ? MIN_KEYS : n;
-}
 
 /* ---- the race runner ---- */
 
@@ -91,19 +48,6 @@ struct worker {
 	int id;
 };
 
-/* A failed check inside a worker: counted (and the first few printed),
- * asserted to be zero by the main thread after the join. */
-#define CHECK(r, cond, ...)                                                                   \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			if (atomic_fetch_add(&(r)->bad, 1) < 5) {                         \
-				fprintf(stderr, "# %s:%d: check failed: %s: ", __FILE__,  \
-				        __LINE__, #cond);                                 \
-				fprintf(stderr, __VA_ARGS__);                             \
-				fprintf(stderr, "\n");                                    \
-			}                                                                 \
-		}                                                                         \
-	} while (0)
 
 static void tally(struct race *r, size_t key, once_status st)
 {
@@ -270,7 +214,7 @@ static void test_race_code_take(void)
 	once_options o = test_options(&clk);
 	once_store *s = test_open(&o);
 	struct race r;
-	race_init(&r, s, &clk, race_keys(50000), "take");
+	race_init(&r, s, &clk, race_keys(50000, 50000 / 10), "take");
 	put_codes(&r);
 	race_run(&r, op_code_take, "code take");
 	assert_one_winner_per_key(&r);
@@ -345,7 +289,7 @@ static void test_race_code_take_finalize(void)
 	once_options o = test_options(&clk);
 	once_store *s = test_open(&o);
 	struct race r;
-	race_init(&r, s, &clk, race_keys(50000), "takefin");
+	race_init(&r, s, &clk, race_keys(50000, 50000 / 10), "takefin");
 	put_codes(&r);
 	race_run(&r, op_code_take_finalize, "code take + finalize");
 	assert_one_winner_per_key(&r);
@@ -393,7 +337,7 @@ static void test_race_code_put(void)
 	once_options o = test_options(&clk);
 	once_store *s = test_open(&o);
 	struct race r;
-	race_init(&r, s, &clk, race_keys(50000), "put");
+	race_init(&r, s, &clk, race_keys(50000, 50000 / 10), "put");
 	race_run(&r, op_code_put, "code put");
 	assert_one_winner_per_key(&r);
 	assert_totals(&r, r.keys, ONCE_EXISTS, (uint64_t)r.keys * (uint64_t)(r.threads - 1));
@@ -429,7 +373,7 @@ static void test_race_nonce_accept(void)
 	once_options o = test_options(&clk);
 	once_store *s = test_open(&o);
 	struct race r;
-	race_init(&r, s, &clk, race_keys(50000), NULL);
+	race_init(&r, s, &clk, race_keys(50000, 50000 / 10), NULL);
 	for (size_t i = 0; i < r.keys; i++)
 		ASSERT_ST(once_nonce_issue(s, 60, r.key[i]), ONCE_OK);
 	race_run(&r, op_nonce_accept, "nonce accept");
@@ -467,7 +411,7 @@ static void test_race_replay_same_jti(void)
 	once_options o = test_options(&clk);
 	once_store *s = test_open(&o);
 	struct race r;
-	race_init(&r, s, &clk, race_keys(50000), NULL);
+	race_init(&r, s, &clk, race_keys(50000, 50000 / 10), NULL);
 	race_run(&r, op_replay_same, "replay check, same jti");
 	assert_one_winner_per_key(&r);
 	assert_totals(&r, r.keys, ONCE_SPENT, (uint64_t)r.keys * (uint64_t)(r.threads - 1));
@@ -496,7 +440,7 @@ static void test_race_replay_interleaved(void)
 	o.max_replays = 1u << 20;
 	once_store *s = test_open(&o);
 	struct race r;
-	race_init(&r, s, &clk, race_keys(20000), NULL);
+	race_init(&r, s, &clk, race_keys(20000, 20000 / 10), NULL);
 	race_run(&r, op_replay_interleaved, "replay check, shared + distinct jti");
 	assert_one_winner_per_key(&r);
 	assert_totals(&r, r.keys, ONCE_SPENT, (uint64_t)r.keys * (uint64_t)(r.threads - 1));
@@ -554,7 +498,7 @@ static void test_race_capacity(void)
 	struct race r;
 	/* Every worker inserts its own keys: threads x keys distinct jti,
 	 * several times the capacity. */
-	race_init(&r, s, &clk, race_keys(1000), NULL);
+	race_init(&r, s, &clk, race_keys(1000, 1000 / 10), NULL);
 	free((void *)r.ok);
 	r.ok = NULL; /* keys are per worker here; per-key tallies don't apply */
 	_Atomic uint64_t *stored = calloc(r.keys, sizeof *stored);
@@ -689,8 +633,8 @@ static void test_race_access_revoke(void)
 	memset(&c, 0, sizeof c);
 	c.per_worker = AT_PER_WORKER;
 	/* rounds x threads x per_worker tokens: >= MIN_KEYS. */
-	c.rounds = race_keys((size_t)AT_ROUNDS_NORMAL * MIN_THREADS * AT_PER_WORKER) /
-	           ((size_t)r.threads * c.per_worker);
+	size_t planned = (size_t)AT_ROUNDS_NORMAL * MIN_THREADS * AT_PER_WORKER;
+	c.rounds = race_keys(planned, planned / 10) / ((size_t)r.threads * c.per_worker);
 	if (c.rounds * (size_t)r.threads * c.per_worker < MIN_KEYS)
 		c.rounds++;
 	r.ctx = &c;
@@ -891,7 +835,7 @@ static void test_race_sweep(void)
 	once_store *s = test_open(&o);
 	struct sweep_ctx c;
 	memset(&c, 0, sizeof c);
-	size_t per_worker = race_keys(20000);
+	size_t per_worker = race_keys(20000, 20000 / 10);
 	race_init(&r, s, &clk, (size_t)race_threads() * per_worker, "sweep");
 	r.keys = per_worker; /* the key array holds threads x per_worker codes */
 	r.ctx = &c;

@@ -41,39 +41,9 @@
 #include <time.h>
 
 #include "harness.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define RACE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RACE_TSAN 1
-#endif
-#endif
-#ifndef RACE_TSAN
-#define RACE_TSAN 0
-#endif
-
-#if RACE_TSAN
-/* TSan sleeps a second at every exit while another thread lives (the
- * call_rcu worker always does); TSAN_OPTIONS from the environment wins. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-	return "atexit_sleep_ms=0";
-}
-#endif
-
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#define ASSERT_NO_LEAKS() ASSERT_EQ_INT(__lsan_do_recoverable_leak_check(), 0)
-#else
-#define ASSERT_NO_LEAKS() ((void)0)
-#endif
+#include "race.h"
 
 #define KEY_LEN ONCE_SECRET_LEN
-#define MIN_THREADS 8
-#define MAX_THREADS 64
-#define MIN_KEYS 1000
 #define CHUNK 32 /* families between two round barriers */
 #define NOW 1000
 
@@ -81,24 +51,6 @@ static const unsigned char SUCC_KEY[ONCE_SUCCESSOR_KEY_LEN] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
 	17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
 };
-
-/* ---- scale ---- */
-
-static int race_threads(void)
-{
-	const char *e = getenv("ONCE_RACE_THREADS");
-	int n = e ? atoi(e) : MIN_THREADS;
-	if (n < MIN_THREADS)
-		n = MIN_THREADS;
-	return n > MAX_THREADS ? MAX_THREADS : n;
-}
-
-static size_t race_keys(size_t normal)
-{
-	const char *e = getenv("ONCE_RACE_KEYS");
-	size_t n = e ? (size_t)strtoull(e, NULL, 10) : (RACE_TSAN ? normal / 4 : normal);
-	return n < MIN_KEYS ? MIN_KEYS : n;
-}
 
 /* ---- the runner ---- */
 
@@ -129,18 +81,6 @@ struct worker {
 	struct race *r;
 	int id;
 };
-
-#define CHECK(r, cond, ...)                                                                   \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			if (atomic_fetch_add(&(r)->bad, 1) < 5) {                         \
-				fprintf(stderr, "# %s:%d: check failed: %s: ", __FILE__,  \
-				        __LINE__, #cond);                                 \
-				fprintf(stderr, __VA_ARGS__);                             \
-				fprintf(stderr, "\n");                                    \
-			}                                                                 \
-		}                                                                         \
-	} while (0)
 
 static void tally(struct race *r, size_t fam, once_status st)
 {
@@ -363,7 +303,7 @@ static void op_rotate(struct race *r, int id, size_t i)
 static void test_race_rotate_one_parent(void)
 {
 	struct race r;
-	race_open(&r, race_keys(20000), 86400);
+	race_open(&r, race_keys(20000, 20000 / 4), 86400);
 	insert_roots(&r, far_expiry);
 	race_run(&r, op_rotate, "rotate one parent", NULL, 0);
 	assert_one_winner(&r);
@@ -436,7 +376,7 @@ static void op_consume(struct race *r, int id, size_t i)
 static void test_race_consume_one_token(void)
 {
 	struct race r;
-	race_open(&r, race_keys(20000), 86400);
+	race_open(&r, race_keys(20000, 20000 / 4), 86400);
 	insert_roots(&r, far_expiry);
 	race_run(&r, op_consume, "consume one token", NULL, 0);
 	assert_one_winner(&r);
@@ -557,7 +497,7 @@ static void op_insert_vs_revoke(struct race *r, int id, size_t i)
 static void test_race_insert_vs_revoke(void)
 {
 	struct race r;
-	race_open(&r, race_keys(20000), 86400);
+	race_open(&r, race_keys(20000, 20000 / 4), 86400);
 	insert_roots(&r, far_expiry);
 	race_run(&r, op_insert_vs_revoke, "insert vs revoke", NULL, 0);
 	printf("# inserts OK %" PRIu64 " REVOKED %" PRIu64 "; rotations OK %" PRIu64 " REVOKED %" PRIu64
@@ -646,7 +586,6 @@ static void *sweeper_thread(void *arg)
 	return NULL;
 }
 
-
 static void op_revoke_vs_sweep(struct race *r, int id, size_t i)
 {
 	char fam[32], key[KEY_LEN + 1];
@@ -725,7 +664,7 @@ static void op_revoke_vs_sweep(struct race *r, int id, size_t i)
 static void test_race_revoke_vs_sweep(void)
 {
 	struct race r;
-	race_open(&r, race_keys(RACE_TSAN ? 8000 : 30000), 0);
+	race_open(&r, race_keys(30000, 2000), 0);
 	insert_roots(&r, round_expiry);
 	/* The families nobody revokes: one short-lived token each, expiring
 	 * like the revoked ones, so the sweep retires them mid-race. */

@@ -1,0 +1,22 @@
+/*
+ * wal/io.h - every system call the log makes goes through this table, so
+ * tests can make the n-th fdatasync fail with EIO, a write hit ENOSPC, or
+ * a write come back short (SQLite's aSyscall idea).  The library never
+ * changes it; production code sees the real calls.
+ */
+#ifndef ONCE_WAL_IO_H
+#define ONCE_WAL_IO_H
+
+#include <sys/types.h>
+
+struct once__io {
+	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t offset);
+	int (*fdatasync)(int fd);
+};
+
+extern struct once__io once__io;
+
+/* Restores the real calls (tests call it between cases). */
+void once__io_reset(void);
+
+#endif /* ONCE_WAL_IO_H */

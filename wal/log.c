@@ -1,0 +1,281 @@
+/*
+ * wal/log.c - one log segment: append, group commit, sticky failure.
+ * The rules are in wal/log.h; the bytes in wal/format.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "io.h"
+#include "log.h"
+
+struct once__log {
+	int fd;
+	off_t end;      /* bytes in the file */
+	uint64_t salt;  /* checksum seed of this segment's records */
+	once_sync_mode mode;
+	uint32_t interval_ms;
+
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t done;  /* a flush finished */
+	unsigned char *queue; /* encoded records not yet written */
+	size_t queue_len, queue_cap;
+	uint64_t next_seq;    /* the next append's sequence number */
+	uint64_t written_seq; /* every record below it is in the kernel */
+	uint64_t durable_seq; /* every record below it is on stable storage */
+	bool flushing;        /* a leader is writing / syncing */
+	bool failed;          /* sticky: see log.h */
+	struct once__log_stats stats;
+
+	pthread_t syncer; /* ONCE_SYNC_INTERVAL only */
+	bool syncer_running, stopping;
+	pthread_cond_t wake;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* pwrite until everything is written: a short write is not an error, the
+ * rest follows; EINTR is retried; any other error is reported. */
+static bool write_all(int fd, const unsigned char *buf, size_t len, off_t at)
+{
+	while (len > 0) {
+		ssize_t n = once__io.pwrite(fd, buf, len, at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		buf += n;
+		len -= (size_t)n;
+		at += n;
+	}
+	return true;
+}
+
+static bool sync_file(struct once__log *log, uint64_t records)
+{
+	uint64_t t0 = now_ns();
+	int rc;
+	do
+		rc = once__io.fdatasync(log->fd);
+	while (rc != 0 && errno == EINTR);
+	uint64_t ns = now_ns() - t0;
+	pthread_mutex_lock(&log->lock);
+	log->stats.syncs++;
+	log->stats.synced_records += records;
+	log->stats.sync_ns_total += ns;
+	if (ns > log->stats.sync_ns_max)
+		log->stats.sync_ns_max = ns;
+	pthread_mutex_unlock(&log->lock);
+	return rc == 0;
+}
+
+/*
+ * The leader's flush, entered and left with the lock held and `flushing`
+ * set by the caller: everything queued is written with one pwrite (and,
+ * when `sync`, made durable with one fdatasync) outside the lock, so new
+ * appends keep queueing meanwhile.
+ */
+static void flush_locked(struct once__log *log, bool sync)
+{
+	unsigned char *buf = log->queue;
+	size_t len = log->queue_len;
+	uint64_t upto = log->next_seq, from = log->written_seq;
+	uint64_t unsynced = upto - log->durable_seq;
+	off_t at = log->end;
+	log->queue = NULL;
+	log->queue_len = log->queue_cap = 0;
+	pthread_mutex_unlock(&log->lock);
+
+	bool ok = write_all(log->fd, buf, len, at);
+	if (ok && sync)
+		ok = sync_file(log, unsynced);
+	free(buf);
+
+	pthread_mutex_lock(&log->lock);
+	if (!ok) {
+		log->failed = true;
+	} else {
+		log->end = at + (off_t)len;
+		log->written_seq = upto;
+		if (sync)
+			log->durable_seq = upto;
+		log->stats.flushes += upto > from;
+		log->stats.bytes += len;
+	}
+	log->flushing = false;
+	pthread_cond_broadcast(&log->done);
+}
+
+once_status once__log_commit(struct once__log *log, uint64_t seq)
+{
+	bool sync = log->mode == ONCE_SYNC_ALWAYS;
+	pthread_mutex_lock(&log->lock);
+	if (seq >= log->next_seq) { /* never appended: nothing could make it durable */
+		pthread_mutex_unlock(&log->lock);
+		return ONCE_INVALID;
+	}
+	for (;;) {
+		if (log->failed)
+			break;
+		if ((sync ? log->durable_seq : log->written_seq) > seq)
+			break;
+		if (log->flushing) {
+			pthread_cond_wait(&log->done, &log->lock); /* a follower */
+			continue;
+		}
+		log->flushing = true; /* the leader */
+		flush_locked(log, sync);
+	}
+	once_status st = log->failed ? ONCE_IO : ONCE_OK;
+	pthread_mutex_unlock(&log->lock);
+	return st;
+}
+
+once_status once__log_append(struct once__log *log, uint8_t type, const void *payload, uint32_t len,
+                             uint64_t *seq)
+{
+	if (len > ONCE_WAL_MAX_PAYLOAD)
+		return ONCE_INVALID;
+	size_t size = once__wal_record_size(len);
+	pthread_mutex_lock(&log->lock);
+	once_status st = ONCE_OK;
+	if (log->failed) {
+		st = ONCE_IO;
+	} else if (log->queue_len + size > log->queue_cap) {
+		size_t cap = log->queue_cap ? log->queue_cap : 4096;
+		while (cap < log->queue_len + size)
+			cap *= 2;
+		unsigned char *q = realloc(log->queue, cap);
+		if (q == NULL)
+			st = ONCE_NOMEM;
+		else
+			log->queue = q, log->queue_cap = cap;
+	}
+	if (st == ONCE_OK) {
+		once__wal_record_encode(log->queue + log->queue_len, log->salt, type, log->next_seq, payload,
+		                        len);
+		log->queue_len += size;
+		*seq = log->next_seq++;
+		log->stats.records++;
+	}
+	pthread_mutex_unlock(&log->lock);
+	return st;
+}
+
+/* ONCE_SYNC_INTERVAL: every interval_ms, make what was written durable. */
+static void *syncer_main(void *arg)
+{
+	struct once__log *log = arg;
+	pthread_mutex_lock(&log->lock);
+	while (!log->stopping) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)log->interval_ms * 1000000u;
+		until.tv_sec += (time_t)(ns / 1000000000u);
+		until.tv_nsec = (long)(ns % 1000000000u);
+		int rc = 0;
+		while (!log->stopping && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&log->wake, &log->lock, &until);
+		if (log->stopping || log->failed || log->flushing || log->durable_seq == log->next_seq)
+			continue;
+		log->flushing = true;
+		flush_locked(log, true);
+	}
+	pthread_mutex_unlock(&log->lock);
+	return NULL;
+}
+
+static once_status start_syncer(struct once__log *log)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(&log->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc != 0)
+		return ONCE_NOMEM;
+	if (log->mode != ONCE_SYNC_INTERVAL)
+		return ONCE_OK;
+	if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
+		pthread_cond_destroy(&log->wake);
+		return ONCE_NOMEM;
+	}
+	log->syncer_running = true;
+	return ONCE_OK;
+}
+
+once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
+                             uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
+                             struct once__log **out)
+{
+	struct once__log *log = calloc(1, sizeof *log);
+	if (log == NULL)
+		return ONCE_NOMEM;
+	struct once__wal_segment seg = {.number = number, .first_seq = first_seq};
+	memcpy(seg.uid, uid, sizeof seg.uid);
+	unsigned char header[ONCE_WAL_SEGMENT_HEADER];
+	once__wal_segment_encode(header, &seg);
+	log->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (log->fd < 0 || !write_all(log->fd, header, sizeof header, 0) || once__io.fdatasync(log->fd) != 0) {
+		if (log->fd >= 0)
+			close(log->fd);
+		free(log);
+		return ONCE_IO;
+	}
+	log->end = sizeof header;
+	log->salt = once__wal_salt(&seg);
+	log->mode = mode;
+	log->interval_ms = interval_ms ? interval_ms : 10;
+	log->next_seq = log->written_seq = log->durable_seq = first_seq;
+	log->stats.bytes = sizeof header;
+	pthread_mutex_init(&log->lock, NULL);
+	pthread_cond_init(&log->done, NULL);
+	if (start_syncer(log) != ONCE_OK) {
+		pthread_cond_destroy(&log->done);
+		pthread_mutex_destroy(&log->lock);
+		close(log->fd);
+		free(log);
+		return ONCE_NOMEM;
+	}
+	*out = log;
+	return ONCE_OK;
+}
+
+void once__log_stats(struct once__log *log, struct once__log_stats *out)
+{
+	pthread_mutex_lock(&log->lock);
+	*out = log->stats;
+	pthread_mutex_unlock(&log->lock);
+}
+
+once_status once__log_close(struct once__log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	log->stopping = true;
+	pthread_cond_signal(&log->wake);
+	uint64_t last = log->next_seq;
+	pthread_mutex_unlock(&log->lock);
+	if (log->syncer_running)
+		pthread_join(log->syncer, NULL);
+	once_status st = last > 0 ? once__log_commit(log, last - 1) : ONCE_OK;
+	/* Whatever the mode, what was acknowledged is synced at close. */
+	if (st == ONCE_OK && log->mode != ONCE_SYNC_ALWAYS && once__io.fdatasync(log->fd) != 0)
+		st = ONCE_IO;
+	close(log->fd);
+	free(log->queue);
+	pthread_cond_destroy(&log->wake);
+	pthread_cond_destroy(&log->done);
+	pthread_mutex_destroy(&log->lock);
+	free(log);
+	return st;
+}

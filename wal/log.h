@@ -1,0 +1,69 @@
+/*
+ * wal/log.h - appending records to one log segment, with group commit.
+ *
+ * Status: built and tested standalone (tests/test_wal_log.c); the store
+ * does not use it yet (persistence is not wired in, see README).
+ *
+ * Writers append a record (it gets the next sequence number and waits in
+ * memory), then commit it.  A commit returns when the record is
+ *   - on stable storage (ONCE_SYNC_ALWAYS: write + fdatasync), or
+ *   - in the kernel (ONCE_SYNC_INTERVAL, ONCE_SYNC_NONE: write; a process
+ *     crash cannot lose it, a power failure can until the next sync).
+ * Group commit: the first committer that finds no flush under way becomes
+ * the leader; it takes everything appended so far, writes it with one
+ * pwrite and syncs once, while later committers wait for it (or lead the
+ * next flush).  So concurrent writers share one fdatasync.
+ *
+ * Failure is sticky.  If a write or a sync fails, the log answers ONCE_IO
+ * to that commit and to every later append and commit: after a failed
+ * fdatasync the kernel may have dropped the dirty pages and marked them
+ * clean, so retrying and believing a later success would lose
+ * acknowledged records (PostgreSQL's "fsyncgate").  Only reopening (and
+ * recovering from what is on disk) clears it.
+ */
+#ifndef ONCE_WAL_LOG_H
+#define ONCE_WAL_LOG_H
+
+#include <stdint.h>
+
+#include "oncestore.h"
+
+struct once__log;
+
+struct once__log_stats {
+	uint64_t records;     /* appended */
+	uint64_t bytes;       /* written, segment header included */
+	uint64_t flushes;     /* leader writes */
+	uint64_t syncs;       /* fdatasync calls */
+	uint64_t synced_records; /* records made durable by those syncs */
+	uint64_t sync_ns_total;
+	uint64_t sync_ns_max;
+};
+
+/*
+ * Creates segment file `path` (it must not exist; mode 0600) with a header
+ * for store uid, segment number and first sequence number, written and
+ * synced before this returns.  interval_ms is the ONCE_SYNC_INTERVAL period.
+ * Returns ONCE_OK | ONCE_IO (the file could not be made) | ONCE_NOMEM.
+ */
+once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
+                             uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
+                             struct once__log **out);
+
+/* Queues a record; *seq receives its sequence number.  ONCE_OK | ONCE_IO
+ * (the log has failed) | ONCE_NOMEM | ONCE_INVALID (len too large). */
+once_status once__log_append(struct once__log *log, uint8_t type, const void *payload, uint32_t len,
+                             uint64_t *seq);
+
+/* Waits until record seq is as durable as the sync mode promises.
+ * ONCE_OK | ONCE_IO (this flush or an earlier one failed) | ONCE_INVALID
+ * (seq was never appended). */
+once_status once__log_commit(struct once__log *log, uint64_t seq);
+
+void once__log_stats(struct once__log *log, struct once__log_stats *out);
+
+/* Flushes what is queued (as a commit would), stops the interval thread,
+ * closes the file and frees the log.  Returns the flush's status. */
+once_status once__log_close(struct once__log *log);
+
+#endif /* ONCE_WAL_LOG_H */

@@ -1,0 +1,130 @@
+/*
+ * wal/dir.c - opening, creating and locking a data directory (wal/dir.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/internal.h"
+#include "dir.h"
+#include "format.h"
+
+#define FORMAT_NAME "FORMAT"
+#define FORMAT_TMP "FORMAT.tmp"
+
+/* True if the directory holds nothing but a leftover FORMAT.tmp. */
+static bool dir_empty(int fd)
+{
+	int dup_fd = dup(fd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	if (d == NULL) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return false;
+	}
+	bool empty = true;
+	struct dirent *de;
+	while (empty && (de = readdir(d)) != NULL)
+		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		        strcmp(de->d_name, FORMAT_TMP) == 0;
+	closedir(d);
+	return empty;
+}
+
+/* Writes FORMAT atomically: temp file, fsync, rename, fsync directory. */
+static once_status write_format(int dir_fd, const unsigned char uid[16])
+{
+	char line[80];
+	int n = snprintf(line, sizeof line, "oncestore %u ", ONCE_WAL_VERSION);
+	for (int i = 0; i < 16; i++)
+		n += snprintf(line + n, sizeof line - (size_t)n, "%02x", uid[i]);
+	n += snprintf(line + n, sizeof line - (size_t)n, "\n");
+	int fd = openat(dir_fd, FORMAT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ONCE_IO;
+	bool ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	ok = ok && renameat(dir_fd, FORMAT_TMP, dir_fd, FORMAT_NAME) == 0 && fsync(dir_fd) == 0;
+	return ok ? ONCE_OK : ONCE_IO;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Parses "oncestore <version> <32 hex>\n" exactly. */
+static bool parse_format(const char *text, size_t len, unsigned char uid[16])
+{
+	char expect[32];
+	int n = snprintf(expect, sizeof expect, "oncestore %u ", ONCE_WAL_VERSION);
+	if (len != (size_t)n + 33 || memcmp(text, expect, (size_t)n) != 0 || text[len - 1] != '\n')
+		return false;
+	for (int i = 0; i < 16; i++) {
+		int hi = hex_digit(text[n + 2 * i]), lo = hex_digit(text[n + 2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		uid[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+static once_status read_or_make_format(int dir_fd, unsigned char uid[16])
+{
+	int fd = openat(dir_fd, FORMAT_NAME, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		if (!dir_empty(dir_fd))
+			return ONCE_CORRUPT; /* files without a FORMAT: not ours to use */
+		if (!once__crypto_init())
+			return ONCE_NOMEM;
+		once__random(uid, 16);
+		return write_format(dir_fd, uid);
+	}
+	if (fd < 0)
+		return ONCE_IO;
+	char text[128];
+	ssize_t got = read(fd, text, sizeof text);
+	close(fd);
+	if (got < 0)
+		return ONCE_IO;
+	return parse_format(text, (size_t)got, uid) ? ONCE_OK : ONCE_CORRUPT;
+}
+
+once_status once__dir_open(const char *path, struct once__dir *out)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return ONCE_IO;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return ONCE_IO;
+	/* flock locks belong to the open file description, so a second open
+	 * of the same directory is refused in this process as in another. */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		once_status st = errno == EWOULDBLOCK ? ONCE_LOCKED : ONCE_IO;
+		close(fd);
+		return st;
+	}
+	once_status st = read_or_make_format(fd, out->uid);
+	if (st != ONCE_OK) {
+		close(fd); /* closing drops the lock */
+		return st;
+	}
+	out->fd = fd;
+	return ONCE_OK;
+}
+
+void once__dir_close(struct once__dir *d)
+{
+	close(d->fd);
+	d->fd = -1;
+}

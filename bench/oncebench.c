@@ -29,6 +29,7 @@
 #include <urcu/rculfhash.h>
 #include <xxhash.h>
 
+#include "durable.h"
 #include "oncestore.h"
 
 #define KEY_LEN 43
@@ -42,6 +43,8 @@ struct config {
 	int runs;
 	uint32_t shards;
 	bool json;
+	uint32_t logs;       /* --workload log: segment files */
+	once_sync_mode sync; /* --workload log: sync mode */
 };
 
 #define FAMILY_LEN 22 /* 16 random bytes in base64url */
@@ -442,6 +445,10 @@ static void usage(void)
 	       "  --keys N       live entries per run (default 200000)\n"
 	       "  --runs N       runs per figure; the median is reported (default 3)\n"
 	       "  --shards N     store shards (default 0 = one per CPU)\n"
+	       "  --workload log the durable log alone (wal/log.c group commit): --keys\n"
+	       "                 records of 64 bytes in a temporary directory, with\n"
+	       "  --logs N       segment files the threads are spread over (default 1)\n"
+	       "  --sync M       always (default), interval or none\n"
 	       "  --json         one JSON object per figure instead of the table\n");
 }
 
@@ -462,7 +469,8 @@ static void parse_threads(struct config *c, const char *list)
 
 static void parse_args(struct config *c, int argc, char **argv)
 {
-	*c = (struct config){.workload = "all", .keys = 200000, .runs = 3, .nthreads = 2, .threads = {1, 2}};
+	*c = (struct config){.workload = "all", .keys = 200000, .runs = 3, .nthreads = 2, .threads = {1, 2},
+	                     .logs = 1, .sync = ONCE_SYNC_ALWAYS};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -483,13 +491,23 @@ static void parse_args(struct config *c, int argc, char **argv)
 			c->runs = atoi(argv[++i]);
 		} else if (strcmp(a, "--shards") == 0) {
 			c->shards = (uint32_t)strtoul(argv[++i], NULL, 10);
+		} else if (strcmp(a, "--logs") == 0) {
+			c->logs = (uint32_t)strtoul(argv[++i], NULL, 10);
+		} else if (strcmp(a, "--sync") == 0) {
+			const char *m = argv[++i];
+			c->sync = strcmp(m, "always") == 0     ? ONCE_SYNC_ALWAYS
+			          : strcmp(m, "interval") == 0 ? ONCE_SYNC_INTERVAL
+			          : strcmp(m, "none") == 0     ? ONCE_SYNC_NONE
+			                                       : (once_sync_mode)-1;
 		} else {
 			usage();
 			exit(2);
 		}
 	}
-	if (c->keys < 1 || c->runs < 1 || c->runs > 31) {
-		fprintf(stderr, "oncebench: --keys >= 1, --runs 1..31\n");
+	if (c->keys < 1 || c->runs < 1 || c->runs > 31 || c->logs < 1 || c->logs > 64 ||
+	    (unsigned)c->sync > ONCE_SYNC_NONE) {
+		fprintf(stderr, "oncebench: --keys >= 1, --runs 1..31, --logs 1..64, "
+		                "--sync always|interval|none\n");
 		exit(2);
 	}
 }
@@ -498,6 +516,11 @@ int main(int argc, char **argv)
 {
 	struct config c;
 	parse_args(&c, argc, argv);
+	if (strcmp(c.workload, "log") == 0) {
+		struct durable_config d = {.threads = c.threads, .nthreads = c.nthreads, .logs = c.logs,
+		                           .records = c.keys, .sync = c.sync, .runs = c.runs, .json = c.json};
+		return durable_bench(&d);
+	}
 	bool all = strcmp(c.workload, "all") == 0;
 	bool known = all;
 	for (size_t w = 0; w < NWORKLOADS; w++)

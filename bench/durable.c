@@ -1,0 +1,161 @@
+/*
+ * bench/durable.c - how fast records become durable through wal/log.c, and
+ * how many each fdatasync carries, at several thread counts.
+ *
+ * Each thread appends 64-byte records (the size of a take or replay record)
+ * and commits each one before the next, as a store's writers do.  With
+ * --logs N the threads are spread over N segment files, each with its own
+ * group commit: the comparison between one log per store and one per shard.
+ * Files go to a fresh directory under $TMPDIR (default /tmp), removed after.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "durable.h"
+#include "format.h"
+#include "log.h"
+
+#define RECORD_PAYLOAD 40 /* + 24-byte header = 64 bytes on disk */
+
+struct run {
+	struct once__log **logs;
+	uint32_t nlogs, threads;
+	uint64_t per_thread;
+	pthread_barrier_t start;
+	_Atomic uint64_t failures;
+};
+
+struct writer {
+	struct run *r;
+	uint32_t id;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct once__log *log = w->r->logs[w->id % w->r->nlogs];
+	unsigned char payload[RECORD_PAYLOAD];
+	memset(payload, 'r', sizeof payload);
+	pthread_barrier_wait(&w->r->start);
+	for (uint64_t i = 0; i < w->r->per_thread; i++) {
+		uint64_t seq;
+		if (once__log_append(log, ONCE_WAL_REPLAY_RECORD, payload, sizeof payload, &seq) != ONCE_OK ||
+		    once__log_commit(log, seq) != ONCE_OK)
+			atomic_fetch_add(&w->r->failures, 1);
+	}
+	return NULL;
+}
+
+struct result {
+	double records_per_s;
+	double records_per_sync;
+	double syncs_per_s;
+};
+
+static int run_once(const struct durable_config *c, uint32_t threads, struct result *out)
+{
+	const char *base = getenv("TMPDIR");
+	char dir[256];
+	snprintf(dir, sizeof dir, "%s/oncebench-XXXXXX", base ? base : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		perror("oncebench: mkdtemp");
+		return 1;
+	}
+	struct run r = {.nlogs = c->logs, .threads = threads, .per_thread = c->records / threads};
+	atomic_init(&r.failures, 0);
+	r.logs = calloc(c->logs, sizeof *r.logs);
+	unsigned char uid[16] = "oncebench-uid-16";
+	char path[300];
+	for (uint32_t i = 0; i < c->logs; i++) {
+		snprintf(path, sizeof path, "%s/log-%u.wal", dir, i);
+		if (once__log_create(path, uid, i + 1, 1, c->sync, 10, &r.logs[i]) != ONCE_OK) {
+			fprintf(stderr, "oncebench: cannot create %s\n", path);
+			return 1;
+		}
+	}
+	pthread_t tid[64];
+	struct writer w[64];
+	pthread_barrier_init(&r.start, NULL, threads + 1);
+	for (uint32_t t = 0; t < threads; t++) {
+		w[t] = (struct writer){&r, t};
+		pthread_create(&tid[t], NULL, writer_main, &w[t]);
+	}
+	pthread_barrier_wait(&r.start);
+	double t0 = now_s();
+	for (uint32_t t = 0; t < threads; t++)
+		pthread_join(tid[t], NULL);
+	double elapsed = now_s() - t0;
+	uint64_t syncs = 0, synced = 0;
+	for (uint32_t i = 0; i < c->logs; i++) {
+		struct once__log_stats ls;
+		once__log_stats(r.logs[i], &ls);
+		syncs += ls.syncs;
+		synced += ls.synced_records;
+		once__log_close(r.logs[i]);
+		snprintf(path, sizeof path, "%s/log-%u.wal", dir, i);
+		unlink(path);
+	}
+	rmdir(dir);
+	pthread_barrier_destroy(&r.start);
+	free(r.logs);
+	if (atomic_load(&r.failures) != 0) {
+		fprintf(stderr, "oncebench: %" PRIu64 " log writes failed\n", atomic_load(&r.failures));
+		return 1;
+	}
+	uint64_t total = r.per_thread * threads;
+	out->records_per_s = (double)total / elapsed;
+	out->records_per_sync = syncs ? (double)synced / (double)syncs : 0;
+	out->syncs_per_s = (double)syncs / elapsed;
+	return 0;
+}
+
+static int cmp_result(const void *a, const void *b)
+{
+	double x = ((const struct result *)a)->records_per_s, y = ((const struct result *)b)->records_per_s;
+	return (x > y) - (x < y);
+}
+
+static const char *sync_name(once_sync_mode m)
+{
+	return m == ONCE_SYNC_ALWAYS ? "always" : m == ONCE_SYNC_INTERVAL ? "interval" : "none";
+}
+
+int durable_bench(const struct durable_config *c)
+{
+	if (!c->json)
+		printf("durable log (wal/log.c): %" PRIu64 " records of 64 bytes per run, sync %s, "
+		       "%u log file(s), median of %d runs\n\n%8s %14s %14s %10s\n",
+		       c->records, sync_name(c->sync), c->logs, c->runs, "threads", "records/s",
+		       "records/sync", "syncs/s");
+	for (int t = 0; t < c->nthreads; t++) {
+		struct result v[32];
+		for (int k = 0; k < c->runs; k++)
+			if (run_once(c, c->threads[t], &v[k]) != 0)
+				return 1;
+		qsort(v, (size_t)c->runs, sizeof v[0], cmp_result);
+		struct result m = v[c->runs / 2];
+		if (c->json)
+			printf("{\"workload\":\"log\",\"sync\":\"%s\",\"logs\":%u,\"threads\":%u,"
+			       "\"records_per_s\":%.0f,\"records_per_sync\":%.2f,\"syncs_per_s\":%.0f}\n",
+			       sync_name(c->sync), c->logs, c->threads[t], m.records_per_s, m.records_per_sync,
+			       m.syncs_per_s);
+		else
+			printf("%8u %14.0f %14.2f %10.0f\n", c->threads[t], m.records_per_s, m.records_per_sync,
+			       m.syncs_per_s);
+		fflush(stdout);
+	}
+	return 0;
+}

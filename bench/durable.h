@@ -1,0 +1,27 @@
+/*
+ * bench/durable.h - the durable-log part of the harness: records/s and
+ * records per fdatasync of wal/log.c's group commit, with one log or one
+ * log per shard, in a temporary data directory.
+ */
+#ifndef ONCE_BENCH_DURABLE_H
+#define ONCE_BENCH_DURABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "oncestore.h"
+
+struct durable_config {
+	const uint32_t *threads; /* thread counts to run */
+	int nthreads;
+	uint32_t logs;           /* independent segment files; threads spread over them */
+	uint64_t records;        /* records per run, over all threads */
+	once_sync_mode sync;
+	int runs;                /* the median is reported */
+	bool json;
+};
+
+/* Runs the log benchmark; returns 0, or 1 when the log failed. */
+int durable_bench(const struct durable_config *c);
+
+#endif

@@ -10,8 +10,12 @@
 #ifndef ONCE_TEST_RACE_H
 #define ONCE_TEST_RACE_H
 
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "harness.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define RACE_TSAN 1
@@ -67,5 +71,27 @@ static inline size_t race_keys(size_t normal, size_t under_tsan)
 			}                                                                          \
 		}                                                                                  \
 	} while (0)
+
+/* The totals of a race: `ok` outcomes OK, `rest` of status `other`, and
+ * nothing else.  count[] is indexed by status. */
+static inline void race_assert_totals(_Atomic uint64_t *count, uint64_t ok, once_status other,
+                                      uint64_t rest)
+{
+	for (int st = 0; st < ONCE_STATUS_COUNT; st++) {
+		uint64_t want = st == ONCE_OK ? ok : st == (int)other ? rest : 0;
+		uint64_t got = atomic_load(&count[st]);
+		if (got != want)
+			FAIL_AT("status %s: %" PRIu64 " outcomes, expected %" PRIu64,
+			        once_status_name((once_status)st), got, want);
+	}
+}
+
+/* Exactly one OK per key: ok[i] counts the OK outcomes of key i. */
+static inline void race_assert_one_winner(_Atomic uint32_t *ok, size_t keys)
+{
+	for (size_t i = 0; i < keys; i++)
+		if (atomic_load(&ok[i]) != 1)
+			FAIL_AT("key %zu: %u winners, expected exactly 1", i, atomic_load(&ok[i]));
+}
 
 #endif /* ONCE_TEST_RACE_H */

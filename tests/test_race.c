@@ -151,21 +151,13 @@ static void race_run(struct race *r, race_op op, const char *what)
 /* Exactly one OK per key. */
 static void assert_one_winner_per_key(struct race *r)
 {
-	for (size_t i = 0; i < r->keys; i++)
-		if (atomic_load(&r->ok[i]) != 1)
-			FAIL_AT("key %zu: %u winners, expected exactly 1", i, atomic_load(&r->ok[i]));
+	race_assert_one_winner(r->ok, r->keys);
 }
 
 /* The totals: `ok` OK, `rest` of status `other`, nothing else. */
 static void assert_totals(struct race *r, uint64_t ok, once_status other, uint64_t rest)
 {
-	for (int st = 0; st < ONCE_STATUS_COUNT; st++) {
-		uint64_t want = st == ONCE_OK ? ok : st == (int)other ? rest : 0;
-		uint64_t got = atomic_load(&r->count[st]);
-		if (got != want)
-			FAIL_AT("status %s: %" PRIu64 " outcomes, expected %" PRIu64,
-			        once_status_name((once_status)st), got, want);
-	}
+	race_assert_totals(r->count, ok, other, rest);
 }
 
 static void subject_of(char out[32], const char *prefix, size_t i)

@@ -215,20 +215,12 @@ static void race_run(struct race *r, race_op op, const char *what, void *(*helpe
 
 static void assert_one_winner(struct race *r)
 {
-	for (size_t i = 0; i < r->keys; i++)
-		if (atomic_load(&r->ok[i]) != 1)
-			FAIL_AT("family %zu: %u winners, expected exactly 1", i, atomic_load(&r->ok[i]));
+	race_assert_one_winner(r->ok, r->keys);
 }
 
 static void assert_totals(struct race *r, uint64_t ok, once_status other, uint64_t rest)
 {
-	for (int st = 0; st < ONCE_STATUS_COUNT; st++) {
-		uint64_t want = st == ONCE_OK ? ok : st == (int)other ? rest : 0;
-		uint64_t got = atomic_load(&r->count[st]);
-		if (got != want)
-			FAIL_AT("status %s: %" PRIu64 " outcomes, expected %" PRIu64,
-			        once_status_name((once_status)st), got, want);
-	}
+	race_assert_totals(r->count, ok, other, rest);
 }
 
 static int64_t far_expiry(size_t i)

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +82,7 @@ static int run_once(const struct durable_config *c, uint32_t threads, struct res
 	char path[300];
 	for (uint32_t i = 0; i < c->logs; i++) {
 		snprintf(path, sizeof path, "%s/log-%u.wal", dir, i);
-		if (once__log_create(path, uid, i + 1, 1, c->sync, 10, &r.logs[i]) != ONCE_OK) {
+		if (once__log_create(path, uid, i + 1, 1, c->sync, 10, &r.logs[i], AT_FDCWD) != ONCE_OK) {
 			fprintf(stderr, "oncebench: cannot create %s\n", path);
 			return 1;
 		}

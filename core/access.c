@@ -14,7 +14,9 @@
  */
 #include <string.h>
 
+#include "format.h"
 #include "internal.h"
+#include "persist.h"
 
 static once_status record(once_store *s, const void *family_id, size_t flen, const void *jti,
                           size_t jlen, int64_t expires_at)
@@ -30,20 +32,28 @@ static once_status record(once_store *s, const void *family_id, size_t flen, con
 	e->u.access.family = e->key + jlen;
 	e->u.access.family_len = (uint16_t)flen;
 
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK) {
+		once__entry_free_now(e);
+		return st;
+	}
+	uint64_t seq = 0;
 	urcu_bp_read_lock();
-	once_status st = once__insert_pending(s, &tok, e); /* frees e unless OK */
+	st = once__insert_pending(s, &tok, e); /* frees e unless OK */
 	if (st == ONCE_OK) {
 		struct once__entry *f;
 		st = once__family_hold(s, &fam, expires_at, &f);
 		if (st == ONCE_OK) {
 			e->u.access.family_incarnation = f->u.family.incarnation;
-			once__pending_commit(s, e, ONCE_PRESENT);
-		} else {
-			once__pending_abort(s, e);
+			st = once__wal_log(s, ONCE_WAL_ACCESS_RECORD, e, NULL, &seq);
 		}
+		if (st == ONCE_OK)
+			once__pending_commit(s, e, ONCE_PRESENT);
+		else
+			once__pending_abort(s, e);
 	}
 	urcu_bp_read_unlock();
-	return st;
+	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
 ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id, size_t flen,
@@ -62,10 +72,8 @@ ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const 
 		return ONCE_INVALID;
 	if (once__key_make(s, ONCE_TBL_ACCESS_FAMILY, family_id, flen, &fam) != ONCE_OK)
 		return once__count(s, ONCE_OP_ACCESS_REVOKE, ONCE_INVALID);
-	urcu_bp_read_lock();
-	once_status st = once__family_revoke(s, &fam);
-	urcu_bp_read_unlock();
-	return once__count(s, ONCE_OP_ACCESS_REVOKE, st);
+	return once__count(s, ONCE_OP_ACCESS_REVOKE,
+	                   once__family_revoke_logged(s, &fam, ONCE_WAL_ACCESS_REVOKE));
 }
 
 static bool revoked(once_store *s, const struct once__key *tok)

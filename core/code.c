@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"
 #include "internal.h"
+#include "persist.h"
 
 static bool code_valid(const once_code *c)
 {
@@ -57,7 +59,7 @@ static once_status put(once_store *s, const void *hash, size_t hlen, const once_
 		return ONCE_NOMEM;
 	e->u.code.record = once__code_pack_at(block, size, &norm);
 	e->u.code.record_size = (uint32_t)size;
-	return once__insert(s, &k, e, ONCE_CODE_LIVE);
+	return once__insert_logged(s, &k, e, ONCE_CODE_LIVE, ONCE_WAL_CODE_PUT);
 }
 
 ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen, const once_code *c)
@@ -119,22 +121,29 @@ static once_status take(once_store *s, const void *hash, size_t hlen, once_code 
 	struct once__key k;
 	if (once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
 		return ONCE_INVALID;
-	once_status st = ONCE_NOT_FOUND;
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK)
+		return st;
+	st = ONCE_NOT_FOUND;
+	uint64_t seq = 0;
+	once_code *copy = NULL;
 	urcu_bp_read_lock();
 	struct once__entry *e = once__table_lookup(s, &k);
 	uint32_t seen = e ? atomic_load_explicit(&e->state, memory_order_acquire) : 0;
 	if (seen == ONCE_CODE_LIVE) {
-		once_code *copy = NULL;
 		st = copy_out(e, out ? &copy : NULL);
 		/* THE single-use decision: exactly one CAS from LIVE succeeds. */
 		if (st == ONCE_OK && atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_TAKEN)) {
+			int64_t now = once__now(s);
+			atomic_store_explicit(&e->u.code.consumed_at, now, memory_order_relaxed);
+			st = once__wal_log(s, ONCE_WAL_CODE_TAKE, e, NULL, &seq);
 			if (copy != NULL) {
-				copy->consumed_at = once__now(s);
+				copy->consumed_at = now;
 				copy->consumed_success = false;
-				*out = copy;
 			}
 		} else {
 			once_free(copy);
+			copy = NULL;
 			if (st == ONCE_OK) /* lost the race; seen holds the winner's state */
 				st = seen == ONCE_CODE_FINALIZED ? spent(e, meta) : ONCE_NOT_FOUND;
 		}
@@ -142,6 +151,12 @@ static once_status take(once_store *s, const void *hash, size_t hlen, once_code 
 		st = spent(e, meta);
 	}
 	urcu_bp_read_unlock();
+	if (st == ONCE_OK)
+		st = once__wal_wait(s, seq); /* durable before acknowledged */
+	if (st == ONCE_OK && copy != NULL)
+		*out = copy;
+	else
+		once_free(copy); /* ONCE_IO: the code stays taken (fail closed) */
 	return st;
 }
 
@@ -158,17 +173,22 @@ static once_status finalize(once_store *s, const void *hash, size_t hlen)
 	struct once__key k;
 	if (once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
 		return ONCE_INVALID;
-	once_status st = ONCE_NOT_FOUND;
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK)
+		return st;
+	st = ONCE_NOT_FOUND;
+	uint64_t seq = 0;
 	urcu_bp_read_lock();
 	struct once__entry *e = once__table_lookup(s, &k);
 	if (e != NULL) {
 		uint32_t seen = ONCE_CODE_TAKEN;
-		if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_FINALIZED) ||
-		    seen == ONCE_CODE_FINALIZED)
-			st = ONCE_OK;
+		if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_FINALIZED))
+			st = once__wal_log(s, ONCE_WAL_CODE_FINALIZE, e, NULL, &seq);
+		else if (seen == ONCE_CODE_FINALIZED)
+			st = ONCE_OK; /* idempotent */
 	}
 	urcu_bp_read_unlock();
-	return st;
+	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
 ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t hlen)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "persist.h"
 
 struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_at, size_t tail)
 {
@@ -143,4 +144,30 @@ void once__pending_abort(once_store *s, struct once__entry *e)
 		once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
 		once__entry_retire(e);
 	}
+}
+
+once_status once__insert_logged(once_store *s, const struct once__key *k, struct once__entry *e,
+                                uint32_t state, uint8_t type)
+{
+	if (s->persist == NULL)
+		return once__insert(s, k, e, state);
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK) {
+		once__entry_free_now(e);
+		return st;
+	}
+	uint64_t seq = 0;
+	urcu_bp_read_lock();
+	st = once__insert_pending(s, k, e); /* frees e unless OK */
+	if (st == ONCE_OK) {
+		/* Appended while pending, committed after: a snapshot waits for
+		 * the commit, and no later change of e can precede this record. */
+		st = once__wal_log(s, type, e, NULL, &seq);
+		if (st == ONCE_OK)
+			once__pending_commit(s, e, state);
+		else
+			once__pending_abort(s, e);
+	}
+	urcu_bp_read_unlock();
+	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }

@@ -20,6 +20,7 @@
 #include <sched.h>
 
 #include "internal.h"
+#include "persist.h"
 
 /* Raises *exp to at least want unless the family is DEAD. */
 static bool extend(struct once__entry *fam, int64_t want)
@@ -89,7 +90,7 @@ bool once__family_is_revoked(struct once__entry *f)
  * read starts" imply "the read sees REVOKED".  The mark lasts at least
  * revocation_ttl, and at least as long as any token recorded in the family.
  */
-once_status once__family_revoke(once_store *s, const struct once__key *fam)
+once_status once__family_revoke(once_store *s, const struct once__key *fam, struct once__entry **out)
 {
 	int64_t now = once__now(s);
 	int64_t ttl = s->opt.revocation_ttl;
@@ -99,5 +100,24 @@ once_status once__family_revoke(once_store *s, const struct once__key *fam)
 	if (st != ONCE_OK)
 		return st;
 	atomic_store(&f->state, ONCE_FAMILY_REVOKED);
+	*out = f;
 	return ONCE_OK;
+}
+
+once_status once__family_revoke_logged(once_store *s, const struct once__key *fam, uint8_t type)
+{
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK)
+		return st;
+	uint64_t seq = 0;
+	struct once__entry *f;
+	urcu_bp_read_lock();
+	st = once__family_revoke(s, fam, &f);
+	/* One record, whatever the family's size: its id, incarnation and
+	 * mark expiry.  Logged even when it was revoked already: the caller
+	 * must not hear OK before a revocation is durable. */
+	if (st == ONCE_OK)
+		st = once__wal_log(s, type, f, NULL, &seq);
+	urcu_bp_read_unlock();
+	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }

@@ -197,6 +197,7 @@ struct once_store {
 	bool has_successor_key;
 
 	_Atomic uint64_t next_incarnation; /* family incarnations (family.c) */
+	struct once__persist *persist; /* NULL: memory only (wal/persist.h) */
 	pthread_mutex_t sweep_lock; /* serializes sweeps */
 	_Atomic uint64_t sweeps;
 
@@ -226,6 +227,12 @@ struct once__entry *once__table_add_unique(once_store *s, const struct once__key
                                            struct once__entry *e);
 /* Unlinks e; true if this caller removed it. Caller holds the read lock. */
 bool once__table_del(once_store *s, struct once__entry *e);
+/* Calls fn on every entry of table t in one shard, inside a read-side
+ * section it takes; fn may unlink the entry it is given (not free it). */
+void once__table_each(once_store *s, uint32_t shard, enum once__table t,
+                      void (*fn)(struct once__entry *e, void *ctx), void *ctx);
+/* True once e has been unlinked.  Caller holds the read lock. */
+bool once__table_is_deleted(struct once__entry *e);
 /* Frees every entry and the tables of every shard. Single-threaded. */
 void once__tables_destroy(once_store *s);
 
@@ -262,6 +269,15 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
 once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e);
 void once__pending_commit(once_store *s, struct once__entry *e, uint32_t state);
 void once__pending_abort(once_store *s, struct once__entry *e);
+/*
+ * once__insert with its log record (type, wal/format.h) when the store has
+ * a data directory: linked pending, record appended, committed, then the
+ * record waited for outside the read-side section (wal/persist.h).  Same
+ * statuses as once__insert, plus ONCE_IO; on ONCE_IO after the commit the
+ * entry stays (fail closed: a replay jti stays recorded).
+ */
+once_status once__insert_logged(once_store *s, const struct once__key *k, struct once__entry *e,
+                                uint32_t state, uint8_t type);
 /* Frees a consumption record and its sealed successor after a grace period. */
 void once__consumption_retire(struct once__consumption *c);
 
@@ -313,7 +329,11 @@ bool once__family_is_revoked(struct once__entry *f);
  * mark lasts at least revocation_ttl from now.  Inside a read-side section.
  * ONCE_OK | ONCE_FULL (unknown family and no room for its mark: nothing
  * is revoked, the caller must hear it) | ONCE_NOMEM. */
-once_status once__family_revoke(once_store *s, const struct once__key *fam);
+once_status once__family_revoke(once_store *s, const struct once__key *fam, struct once__entry **out);
+/* Revokes family `fam` and logs `type` (ACCESS_REVOKE, REFRESH_REVOKE) as
+ * a public revoke call does: takes its own read-side section, waits for
+ * the record.  ONCE_OK | ONCE_FULL | ONCE_NOMEM | ONCE_IO. */
+once_status once__family_revoke_logged(once_store *s, const struct once__key *fam, uint8_t type);
 bool once__is_family_table(enum once__table t);
 
 /* ---- seal.c ---- */
@@ -331,6 +351,20 @@ bool once__crypto_init(void);
 void once__random(void *buf, size_t len);
 /* base64url, no padding, of 32 bytes: 43 chars + NUL. */
 void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1]);
+
+/* ---- restore.c (recovery; single-threaded, inside once_open) ---- */
+struct once__wal_op;
+/* Applies one decoded record.  ONCE_OK | ONCE_CORRUPT (it cannot be
+ * applied: a bad key) | ONCE_NOMEM. */
+once_status once__restore_apply(once_store *s, const struct once__wal_op *op);
+/* Drops every entry expired at `now` and puts the rest on the expiry
+ * wheels; returns how many were dropped. */
+uint64_t once__restore_finish(once_store *s, int64_t now);
+
+/* ---- dump.c ---- */
+/* Calls emit with one JSON line per committed entry (hashes and metadata,
+ * never a successor's plaintext); returns the number of lines. */
+uint64_t once__dump(once_store *s, void (*emit)(void *ctx, const char *line), void *ctx);
 
 /* ---- store.c ---- */
 void once__log(const once_store *s, once_log_level level, const char *fmt, ...)

@@ -12,7 +12,9 @@
  */
 #include <string.h>
 
+#include "format.h"
 #include "internal.h"
+#include "persist.h"
 
 static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1])
 {
@@ -35,7 +37,7 @@ static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1
 		if (e == NULL)
 			return ONCE_NOMEM;
 		e->u.nonce.issued_at = now;
-		once_status st = once__insert(s, &k, e, ONCE_NONCE_FRESH);
+		once_status st = once__insert_logged(s, &k, e, ONCE_NONCE_FRESH, ONCE_WAL_NONCE_ISSUE);
 		if (st == ONCE_EXISTS)
 			continue; /* a 2^-256 event; draw again rather than fail */
 		if (st == ONCE_OK)
@@ -89,23 +91,29 @@ static once_status accept(once_store *s, const void *nonce, size_t len, int64_t 
 	struct once__key k;
 	if (ttl <= 0 || once__key_make(s, ONCE_TBL_NONCE, nonce, len, &k) != ONCE_OK)
 		return ONCE_INVALID;
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK)
+		return st;
 	int64_t now = once__now(s);
-	once_status st = ONCE_NOT_FOUND;
+	uint64_t seq = 0;
+	st = ONCE_NOT_FOUND;
 	urcu_bp_read_lock();
 	struct once__entry *e = once__table_lookup(s, &k);
 	if (e != NULL) {
 		uint32_t seen = atomic_load_explicit(&e->state, memory_order_acquire);
 		if (seen == ONCE_NONCE_USED)
 			st = ONCE_SPENT;
+		else if (seen != ONCE_NONCE_FRESH)
+			st = ONCE_NOT_FOUND; /* being issued: not handed out yet */
 		else if (stale(e, now, ttl))
 			st = ONCE_EXPIRED;
 		else if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_NONCE_USED))
-			st = ONCE_OK; /* THE single-use decision */
+			st = once__wal_log(s, ONCE_WAL_NONCE_ACCEPT, e, NULL, &seq); /* THE decision */
 		else
 			st = ONCE_SPENT;
 	}
 	urcu_bp_read_unlock();
-	return st;
+	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
 ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t len, int64_t ttl_seconds)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fields.h"
 #include "internal.h"
 
 bool once__text_present(const char *s)
@@ -88,25 +89,6 @@ static const char *const *pack_list(struct packer *p, const char *const *src, si
 	}
 	return dst;
 }
-
-/*
- * The pointer fields of each record kind, listed once.  Packing, sizing and
- * copying are all generated from these lists, so a field cannot be packed
- * but forgotten when a copy moves its pointers (which would leave the
- * caller's copy pointing into store memory).
- *   TEXT(f):  const char *f, NUL-terminated
- *   LIST(f):  const char *const *f with size_t f##_count
- *   BYTES(f): const void *f with size_t f##_len
- */
-#define CODE_FIELDS(TEXT, LIST, BYTES)                                                             \
-	LIST(scope) LIST(resource) BYTES(claims) TEXT(client_id) TEXT(subject) TEXT(redirect_uri)  \
-	TEXT(code_challenge) TEXT(code_challenge_method) TEXT(dpop_jkt) TEXT(x5t_s256)           \
-	TEXT(nonce) TEXT(family_id)
-
-/* The successor is not here: it is sealed apart and added by the copy. */
-#define REFRESH_FIELDS(TEXT, LIST, BYTES)                                                          \
-	LIST(scope) LIST(resource) BYTES(claims) TEXT(family_id) TEXT(subject) TEXT(client_id)     \
-	TEXT(acr) TEXT(dpop_jkt) TEXT(x5t_s256) TEXT(parent_hash)
 
 #define PACK_TEXT(f) tmp.f = pack_str(p, src->f);
 #define PACK_LIST(f)                                                                               \

@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"
 #include "internal.h"
+#include "persist.h"
 
 /* ---- validation ---- */
 
@@ -193,10 +195,14 @@ static once_status insert(once_store *s, const void *hash, size_t hlen, const on
 	if (!record_valid(r) || once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK ||
 	    family_key(s, r->family_id, &fam) != ONCE_OK)
 		return ONCE_INVALID;
-	struct once__entry *e;
-	once_status st = build_token(s, &k, r, &e);
+	once_status st = once__wal_gate(s);
 	if (st != ONCE_OK)
 		return st;
+	struct once__entry *e;
+	st = build_token(s, &k, r, &e);
+	if (st != ONCE_OK)
+		return st;
+	uint64_t seq = 0;
 	urcu_bp_read_lock();
 	/* A revoked family answers REVOKED before anything else, EXISTS
 	 * included, and costs no table work; the check after the hold below
@@ -218,13 +224,15 @@ static once_status insert(once_store *s, const void *hash, size_t hlen, const on
 			st = ONCE_REVOKED;
 		if (st == ONCE_OK) {
 			e->u.refresh.family_incarnation = f->u.family.incarnation;
-			once__pending_commit(s, e, ONCE_REFRESH_LIVE);
-		} else {
-			once__pending_abort(s, e);
+			st = once__wal_log(s, ONCE_WAL_REFRESH_INSERT, e, NULL, &seq);
 		}
+		if (st == ONCE_OK)
+			once__pending_commit(s, e, ONCE_REFRESH_LIVE);
+		else
+			once__pending_abort(s, e);
 	}
 	urcu_bp_read_unlock();
-	return st;
+	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
 ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t hlen,
@@ -291,14 +299,28 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 	struct once__key k;
 	if (once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK)
 		return ONCE_INVALID;
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK)
+		return st;
 	struct once__consumption *mine = consumption_new(once__now(s), NULL);
 	if (mine == NULL)
 		return ONCE_NOMEM;
+	uint64_t seq = 0;
 	urcu_bp_read_lock();
 	struct once__entry *e = live_token(s, &k);
-	once_status st = e ? consume_live(s, e, &mine, out) : ONCE_NOT_FOUND;
+	st = e ? consume_live(s, e, &mine, out) : ONCE_NOT_FOUND;
+	bool won = st == ONCE_OK;
+	if (won)
+		st = once__wal_log(s, ONCE_WAL_REFRESH_CONSUME, e,
+		                   atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire), &seq);
 	urcu_bp_read_unlock();
 	free(mine);
+	if (st == ONCE_OK)
+		st = once__wal_wait(s, seq);
+	if (won && st != ONCE_OK && out != NULL) {
+		once_free(*out); /* consumed in memory (fail closed), not acknowledged */
+		*out = NULL;
+	}
 	return st;
 }
 
@@ -328,10 +350,14 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 		return ONCE_INVALID;
 	if (!s->has_successor_key)
 		return ONCE_NO_KEY;
+	once_status st = once__wal_gate(s);
+	if (st != ONCE_OK)
+		return st;
 	struct once__sealed *sealed = once__seal(s, hash, hlen, succ, n);
 	if (sealed == NULL)
 		return ONCE_NOMEM;
-	once_status st = ONCE_NOT_FOUND;
+	st = ONCE_NOT_FOUND;
+	uint64_t seq = 0;
 	urcu_bp_read_lock();
 	struct once__entry *e = live_token(s, &k);
 	struct once__consumption *cur =
@@ -347,14 +373,14 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 		if (atomic_compare_exchange_strong(&e->u.refresh.consumed, &cur, next)) {
 			once__consumption_retire(cur);
 			sealed = NULL;
-			st = ONCE_OK;
+			st = once__wal_log(s, ONCE_WAL_REFRESH_SUCCESSOR, e, next, &seq);
 			break;
 		}
 		free(next);
 	}
 	urcu_bp_read_unlock();
 	free(sealed);
-	return st;
+	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
 ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash, size_t hlen,
@@ -373,6 +399,7 @@ struct rotation {
 	bool child_linked;                     /* pending in the table */
 	struct once__consumption *consumption; /* the parent's, if we win */
 	once_refresh *parent_copy;             /* *parent_out if we win */
+	uint64_t seq;                          /* the rotation's log record */
 };
 
 static once_status rotate_prepare(once_store *s, struct rotation *rt, const void *parent, size_t plen,
@@ -446,7 +473,13 @@ static once_status rotate_locked(once_store *s, struct rotation *rt, once_refres
 	c->u.refresh.family_incarnation = f->u.family.incarnation;
 	if (!atomic_compare_exchange_strong(&p->u.refresh.consumed, &seen, rt->consumption))
 		goto spent; /* lost: report the winner's successor */
+	struct once__wal_rotation record = {.consumption = rt->consumption, .child = c};
 	rt->consumption = NULL; /* the parent owns it now */
+	/* One record for both effects.  If it cannot be logged, the parent
+	 * stays consumed (fail closed) and rotate_finish unlinks the child. */
+	st = once__wal_log(s, ONCE_WAL_REFRESH_ROTATE, p, &record, &rt->seq);
+	if (st != ONCE_OK)
+		return st;
 	once__pending_commit(s, c, ONCE_REFRESH_LIVE);
 	rt->child_entry = NULL;
 	rt->child_linked = false;
@@ -478,12 +511,18 @@ static once_status rotate(once_store *s, const void *parent, size_t plen, const 
                           once_refresh **parent_out)
 {
 	struct rotation rt = {0};
-	once_status st = rotate_prepare(s, &rt, parent, plen, child, clen, succ, payload, n);
+	once_status st = once__wal_gate(s);
+	if (st == ONCE_OK)
+		st = rotate_prepare(s, &rt, parent, plen, child, clen, succ, payload, n);
 	urcu_bp_read_lock();
 	if (st == ONCE_OK)
 		st = rotate_locked(s, &rt, parent_out);
 	rotate_finish(s, &rt); /* a pending child is unlinked inside the section */
 	urcu_bp_read_unlock();
+	if (st == ONCE_OK && (st = once__wal_wait(s, rt.seq)) != ONCE_OK && parent_out != NULL) {
+		once_free(*parent_out); /* rotated in memory (fail closed), not acknowledged */
+		*parent_out = NULL;
+	}
 	return st;
 }
 
@@ -506,8 +545,6 @@ ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *famil
 		return ONCE_INVALID;
 	if (once__key_make(s, ONCE_TBL_REFRESH_FAMILY, family_id, flen, &fam) != ONCE_OK)
 		return once__count(s, ONCE_OP_REFRESH_REVOKE, ONCE_INVALID);
-	urcu_bp_read_lock();
-	once_status st = once__family_revoke(s, &fam);
-	urcu_bp_read_unlock();
-	return once__count(s, ONCE_OP_REFRESH_REVOKE, st);
+	return once__count(s, ONCE_OP_REFRESH_REVOKE,
+	                   once__family_revoke_logged(s, &fam, ONCE_WAL_REFRESH_REVOKE));
 }

@@ -7,7 +7,9 @@
  * expires_at; it is never deleted on use, because deleting it would let the
  * same jti be accepted again (FIELD-NOTES A8).
  */
+#include "format.h"
 #include "internal.h"
+#include "persist.h"
 
 static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl)
 {
@@ -20,7 +22,7 @@ static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl
 	struct once__entry *e = once__entry_new(&k, now + ttl, 0);
 	if (e == NULL)
 		return ONCE_NOMEM;
-	once_status st = once__insert(s, &k, e, ONCE_PRESENT);
+	once_status st = once__insert_logged(s, &k, e, ONCE_PRESENT, ONCE_WAL_REPLAY_RECORD);
 	return st == ONCE_EXISTS ? ONCE_SPENT : st;
 }
 

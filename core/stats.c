@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "persist.h"
 
 static struct once__stripe *my_stripe(once_store *s)
 {
@@ -84,4 +85,5 @@ ONCE_API void once_stats(once_store *s, struct once_stats *out)
 	out->sweeps = atomic_load_explicit(&s->sweeps, memory_order_relaxed);
 	for (int t = 0; t < ONCE_TBL_COUNT; t++)
 		out->table_bytes += s->cap[t].buckets * sizeof(struct cds_lfht_node);
+	once__persist_stats(s, out);
 }

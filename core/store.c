@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "internal.h"
+#include "persist.h"
 
 #define MAX_SHARDS 4096u
 #define DEFAULT_MAX_SHARDS 256u
@@ -178,12 +179,6 @@ ONCE_API once_status once_open(const once_options *o, once_store **out)
 	}
 	if (out == NULL || !options_valid(o))
 		return ONCE_INVALID;
-	if (o->dir != NULL) {
-		if (o->log != NULL)
-			o->log(o->log_ctx, ONCE_LOG_ERROR,
-			       "once_open: persistence (options.dir) is not available in this version");
-		return ONCE_INVALID;
-	}
 	if (!once__crypto_init())
 		return ONCE_NOMEM;
 	once_store *s = calloc(1, sizeof *s);
@@ -205,9 +200,13 @@ ONCE_API once_status once_open(const once_options *o, once_store **out)
 	once_status st = build_stripes(s);
 	if (st == ONCE_OK)
 		st = build_tables(s, once__now(s));
+	/* Recovery fills the tables before any other thread can see them. */
+	if (st == ONCE_OK && o->dir != NULL)
+		st = once__persist_open(s);
 	if (st == ONCE_OK)
 		st = once__sweeper_start(s);
 	if (st != ONCE_OK) {
+		once__persist_close(s);
 		store_free(s);
 		return st;
 	}
@@ -220,13 +219,15 @@ ONCE_API once_status once_close(once_store *s)
 	if (s == NULL)
 		return ONCE_INVALID;
 	once__sweeper_stop(s);
+	once_status st = once__persist_close(s);
 	store_free(s);
-	return ONCE_OK;
+	return st;
 }
 
 ONCE_API once_status once_checkpoint(once_store *s)
 {
 	/* Memory-only: there is no log to cut and no file to write. */
-	(void)s;
-	return ONCE_INVALID;
+	if (s == NULL || s->persist == NULL)
+		return ONCE_INVALID;
+	return once__persist_checkpoint(s);
 }

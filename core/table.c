@@ -106,3 +106,19 @@ void once__tables_destroy(once_store *s)
 		}
 	}
 }
+
+void once__table_each(once_store *s, uint32_t shard, enum once__table t,
+                      void (*fn)(struct once__entry *e, void *ctx), void *ctx)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
+	urcu_bp_read_lock();
+	cds_lfht_for_each(s->shards[shard].table[t], &it, node)
+		fn(caa_container_of(node, struct once__entry, node), ctx);
+	urcu_bp_read_unlock();
+}
+
+bool once__table_is_deleted(struct once__entry *e)
+{
+	return cds_lfht_is_node_deleted(&e->node);
+}

@@ -146,16 +146,37 @@ typedef void (*once_log_fn)(void *ctx, once_log_level level, const char *message
 
 typedef struct once_options {
 	/* Data directory, or NULL for a memory-only store (the default).
-	 * Persistence is not built yet in this version: a non-NULL dir makes
-	 * once_open fail with ONCE_INVALID (and a log line saying so). */
+	 * Created (mode 0700) if absent; every file in it is 0600.  The store
+	 * locks it (flock) while open: a second once_open of the same
+	 * directory, in this process or another, gets ONCE_LOCKED.  It holds
+	 * FORMAT (version, store uid), log segments log-*, the committed
+	 * checkpoint's snapshots snap-* (one per shard) and CHECKPOINT.
+	 * Every write is one log record, appended after the in-memory change
+	 * decided the winner and durable (per `sync`) before the call returns
+	 * success; a multi-entry change (a rotation, a family revocation) is
+	 * one record.  Secrets are never written: codes and tokens are keyed
+	 * by their hashes, and a refresh successor is stored sealed. */
 	const char *dir;
 	/* Number of shards; 0 = the number of online CPUs rounded up to a power
 	 * of two (at most 256).  At most 4096. */
 	uint32_t shards;
-	/* Durability of acknowledged writes (with a data directory). */
+	/* Durability of acknowledged writes (with a data directory).
+	 *   ONCE_SYNC_ALWAYS: a write returns after its record is on stable
+	 *     storage (fdatasync); concurrent writers share one fdatasync.
+	 *   ONCE_SYNC_INTERVAL: a write returns once its record is written to
+	 *     the kernel (so a process crash never loses it); a background
+	 *     thread syncs every sync_interval_ms, so a power failure can lose
+	 *     the writes of the last interval.
+	 *   ONCE_SYNC_NONE: as INTERVAL, but syncing is left to the kernel
+	 *     (and to checkpoints and once_close). */
 	once_sync_mode sync;
 	uint32_t sync_interval_ms; /* ONCE_SYNC_INTERVAL period; default 10 */
-	uint64_t checkpoint_bytes; /* snapshot when a shard's log grows past it; default 64 MiB */
+	/* The store keeps one log (not one per shard: README "Durability").
+	 * When more than this many bytes were appended to it since the last
+	 * checkpoint, a background thread checkpoints (once_checkpoint), so
+	 * disk use stays near live data + checkpoint_bytes.  Default 64 MiB;
+	 * UINT64_MAX: only explicit checkpoints. */
+	uint64_t checkpoint_bytes;
 
 	/* Capacity per kind: live entries (consumed ones count until swept).
 	 * At capacity an insert gets ONCE_FULL; nothing is ever evicted.  The
@@ -211,22 +232,45 @@ ONCE_API void once_options_init(once_options *o);
 /*
  * Creates a store (or, with a data directory, recovers it).
  * o: options, or NULL for the defaults. out: receives the store on ONCE_OK.
- * Returns ONCE_OK | ONCE_INVALID (out is NULL, an option is out of range, or
- * dir is set: persistence is not built yet) | ONCE_NOMEM.
+ *
+ * Recovery: the committed checkpoint's snapshots are loaded, the log after
+ * its start is replayed, and entries already expired are dropped; once_stats
+ * reports the time and counts.  A torn final record of the newest segment
+ * (a crash mid-append: never acknowledged) is dropped and cut from the
+ * file, with a warning through the log callback.  Anything else that fails
+ * verification (a bad checksum with valid data after it, a bad snapshot, a
+ * gap in the sequence numbers) fails the open with ONCE_CORRUPT and an
+ * error line naming the file and byte offset; only `oncestore repair`
+ * truncates, and it says what it drops.
+ *
+ * Returns ONCE_OK | ONCE_INVALID (out is NULL or an option is out of range)
+ * | ONCE_LOCKED (another store holds dir) | ONCE_CORRUPT | ONCE_IO (the
+ * directory or a file could not be read or created) | ONCE_NOMEM.
  */
 ONCE_API once_status once_open(const once_options *o, once_store **out);
 
 /*
- * Stops the background sweeper, frees every entry and the store itself.
- * No other thread may use the store during or after this call.
- * Returns ONCE_OK | ONCE_INVALID (s is NULL).
+ * Stops the background threads, writes and syncs what the log still holds
+ * (whatever the sync mode), unlocks the data directory, frees every entry
+ * and the store itself.  No other thread may use the store during or after
+ * this call; the store is freed whatever it returns.
+ * Returns ONCE_OK | ONCE_INVALID (s is NULL) | ONCE_IO (the log had failed,
+ * or the final flush failed: what it held may be lost).
  */
 ONCE_API once_status once_close(once_store *s);
 
 /*
  * Writes snapshots now and drops the log segments they cover; writers keep
- * running while it works.  A memory-only store has nothing to checkpoint and
- * gets ONCE_INVALID (as does a NULL store).
+ * running while it works (they wait only while the log moves to a new
+ * segment: two fdatasyncs).  Steps: cut the log at sequence number S; write
+ * each shard's live entries to snap-S-<shard>.tmp, fsync, rename; fsync the
+ * directory; commit by renaming CHECKPOINT (naming S) into place; remove
+ * older snapshots and segments.  A crash at any step recovers from the last
+ * committed checkpoint.
+ * Returns ONCE_OK | ONCE_INVALID (NULL, or a memory-only store: nothing to
+ * checkpoint) | ONCE_IO (a file could not be written; the previous
+ * checkpoint stays in force, and if the log itself failed, writes are
+ * refused until reopen) | ONCE_NOMEM.
  */
 ONCE_API once_status once_checkpoint(once_store *s);
 
@@ -306,11 +350,16 @@ struct once_stats {
 	uint64_t log_bytes;          /* bytes appended to the log since open */
 	uint64_t log_records;        /* records appended since open */
 	uint64_t syncs;              /* fdatasync calls since open */
+	uint64_t synced_records;     /* records those syncs made durable: / syncs
+	                                = records per sync (group commit) */
 	uint64_t sync_ns_total;      /* time spent in them */
 	uint64_t sync_ns_max;        /* the longest one */
 	int64_t last_checkpoint_at;  /* store clock; 0 = never */
 	uint64_t recovery_ns;        /* time once_open spent recovering */
 	uint64_t recovered_records;  /* log records replayed at open */
+	uint64_t recovered_snapshot_records; /* snapshot records loaded at open */
+	uint64_t recovery_dropped_expired;   /* entries dropped at open: expired */
+	uint64_t checkpoints;        /* checkpoints completed since open */
 };
 typedef struct once_stats once_stats_t;
 

@@ -15,21 +15,6 @@
 
 #define KEY_LEN ONCE_SECRET_LEN
 
-/* A log callback that counts lines and remembers the last one. */
-struct log_sink {
-	int lines;
-	once_log_level level;
-	char last[512];
-};
-
-static void log_to_sink(void *ctx, once_log_level level, const char *message)
-{
-	struct log_sink *sink = ctx;
-	sink->lines++;
-	sink->level = level;
-	snprintf(sink->last, sizeof sink->last, "%s", message);
-}
-
 /* once_open must refuse o with INVALID and leave *out alone. */
 static void expect_open_invalid(const once_options *o)
 {
@@ -129,20 +114,6 @@ static void test_open_bad_max_record_len_invalid(void)
 	expect_open_invalid(&o);
 	o.max_record_len = (16u << 20) + 1; /* over the documented 16 MiB */
 	expect_open_invalid(&o);
-}
-
-static void test_open_with_dir_invalid_and_logged(void)
-{
-	struct log_sink sink = {0};
-	once_options o = test_options(NULL);
-	o.dir = "/tmp/oncestore-test-never-created";
-	o.log = log_to_sink;
-	o.log_ctx = &sink;
-	expect_open_invalid(&o);
-	ASSERT(sink.lines >= 1);
-	ASSERT_EQ_INT(sink.level, ONCE_LOG_ERROR);
-	ASSERT(sink.last[0] != '\0');
-	ASSERT(access(o.dir, F_OK) != 0); /* nothing was created */
 }
 
 static void test_open_null_options_uses_defaults(void)
@@ -649,7 +620,7 @@ static void test_stats_persistence_fields_zero(void)
 TESTS(TEST(test_options_init_defaults), TEST(test_open_null_out_invalid),
       TEST(test_open_bad_max_key_len_invalid), TEST(test_open_too_many_shards_invalid),
       TEST(test_open_zero_capacity_invalid), TEST(test_open_bad_sync_mode_invalid),
-      TEST(test_open_bad_max_record_len_invalid), TEST(test_open_with_dir_invalid_and_logged),
+      TEST(test_open_bad_max_record_len_invalid),
       TEST(test_open_null_options_uses_defaults), TEST(test_open_shards_as_configured),
       TEST(test_close_null_invalid), TEST(test_checkpoint_memory_only_invalid),
       TEST(test_null_store_every_call), TEST(test_stats_null_is_noop),

@@ -56,6 +56,8 @@ void once__wal_segment_encode(unsigned char out[ONCE_WAL_SEGMENT_HEADER],
 	memcpy(out + 16, seg->uid, 16);
 	put_u64(out + 32, seg->number);
 	put_u64(out + 40, seg->first_seq);
+	put_u32(out + 48, seg->kind);
+	put_u32(out + 52, seg->part);
 	put_u64(out + 56, XXH3_64bits(out, 56));
 }
 
@@ -63,19 +65,25 @@ bool once__wal_segment_decode(const unsigned char *in, size_t avail, struct once
 {
 	if (avail < ONCE_WAL_SEGMENT_HEADER || memcmp(in, ONCE_WAL_MAGIC, 8) != 0 ||
 	    get_u32(in + 8) != ONCE_WAL_VERSION || get_u32(in + 12) != ONCE_WAL_SEGMENT_HEADER ||
-	    !all_zero(in + 48, 8) || get_u64(in + 56) != XXH3_64bits(in, 56))
+	    get_u32(in + 48) > ONCE_WAL_KIND_SNAPSHOT ||
+	    (get_u32(in + 48) == ONCE_WAL_KIND_LOG && get_u32(in + 52) != 0) ||
+	    get_u64(in + 56) != XXH3_64bits(in, 56))
 		return false;
 	memcpy(out->uid, in + 16, 16);
 	out->number = get_u64(in + 32);
 	out->first_seq = get_u64(in + 40);
+	out->kind = get_u32(in + 48);
+	out->part = get_u32(in + 52);
 	return true;
 }
 
 uint64_t once__wal_salt(const struct once__wal_segment *seg)
 {
-	unsigned char material[24];
+	unsigned char material[32];
 	memcpy(material, seg->uid, 16);
 	put_u64(material + 16, seg->number);
+	put_u32(material + 24, seg->kind);
+	put_u32(material + 28, seg->part);
 	return XXH3_64bits(material, sizeof material);
 }
 

@@ -1,13 +1,11 @@
 /*
  * wal/format.h - the write-ahead log's on-disk format and its validity rule.
  *
- * Status: the format and its codec (wal/format.c) exist and are tested
- * (tests/test_wal_format.c); the log writer, group commit, snapshots and
- * recovery that use them are not built yet (see README).
- *
  * All integers are little-endian.  A log is a sequence of segment files;
  * each segment is a 64-byte header followed by records, each record aligned
- * to 8 bytes so that no length field straddles an 8-byte boundary.
+ * to 8 bytes so that no length field straddles an 8-byte boundary.  A
+ * snapshot file (wal/checkpoint.c) has the same header (kind 1) and the
+ * same records, numbered from 1.
  *
  * Segment header (64 bytes)
  *   off len
@@ -15,15 +13,17 @@
  *     8   4  format version (ONCE_WAL_VERSION)
  *    12   4  header length (64)
  *    16  16  store uid: random at `init`, in every file of one data directory
- *    32   8  segment number (1, 2, ...)
+ *    32   8  segment number (1, 2, ...); snapshots: the checkpoint's
+ *            start sequence number
  *    40   8  sequence number of the segment's first record
- *    48   8  reserved, zero
+ *    48   4  kind: 0 log segment, 1 snapshot
+ *    52   4  part: the snapshot's shard index (0 for a log segment)
  *    56   8  XXH3-64 of bytes 0..55 (seed 0)
  *
  * Record (24-byte header + payload + zero padding to a multiple of 8)
  *   off len
  *     0   8  checksum: XXH3-64 of bytes 8 .. end of padding, seeded with the
- *            segment salt (XXH3-64 of store uid || segment number)
+ *            segment salt (XXH3-64 of store uid || number || kind || part)
  *     8   4  payload length L (at most ONCE_WAL_MAX_PAYLOAD)
  *    12   1  record type (enum once__wal_type, never 0)
  *    13   3  reserved, zero
@@ -86,13 +86,21 @@ enum once__wal_type {
 	ONCE_WAL_NONCE_ISSUE,
 	ONCE_WAL_NONCE_ACCEPT,
 	ONCE_WAL_REPLAY_RECORD,
+	/* Snapshot files only (wal/codec.h): family images and the end mark. */
+	ONCE_WAL_ACCESS_FAMILY,
+	ONCE_WAL_REFRESH_FAMILY,
+	ONCE_WAL_SNAPSHOT_END,
 	ONCE_WAL_TYPE_END /* one past the last type */
 };
+
+enum { ONCE_WAL_KIND_LOG = 0, ONCE_WAL_KIND_SNAPSHOT = 1 };
 
 struct once__wal_segment {
 	unsigned char uid[16];
 	uint64_t number;
 	uint64_t first_seq;
+	uint32_t kind; /* ONCE_WAL_KIND_* */
+	uint32_t part;
 };
 
 struct once__wal_record {

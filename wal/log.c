@@ -16,6 +16,8 @@
 
 struct once__log {
 	int fd;
+	unsigned char uid[16]; /* the store's, in every segment header */
+	int dirfd;             /* segment paths are relative to it */
 	off_t end;      /* bytes in the file */
 	uint64_t salt;  /* checksum seed of this segment's records */
 	once_sync_mode mode;
@@ -214,30 +216,48 @@ static once_status start_syncer(struct once__log *log)
 	return ONCE_OK;
 }
 
-once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
-                             uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
-                             struct once__log **out)
+/* Creates segment file `path` (it must not exist) with its header written
+ * and synced; false when any step fails. */
+static bool segment_open(int dirfd, const char *path, const unsigned char uid[16], uint64_t number,
+                         uint64_t first_seq, int *fd, uint64_t *salt)
 {
-	struct once__log *log = calloc(1, sizeof *log);
-	if (log == NULL)
-		return ONCE_NOMEM;
 	struct once__wal_segment seg = {.number = number, .first_seq = first_seq};
 	memcpy(seg.uid, uid, sizeof seg.uid);
 	unsigned char header[ONCE_WAL_SEGMENT_HEADER];
 	once__wal_segment_encode(header, &seg);
-	log->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (log->fd < 0 || !write_all(log->fd, header, sizeof header, 0) || once__io.fdatasync(log->fd) != 0) {
-		if (log->fd >= 0)
-			close(log->fd);
+	*fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return false;
+	/* The directory entry too: records acknowledged in this segment must
+	 * not vanish with its name on power loss. */
+	if (!write_all(*fd, header, sizeof header, 0) || once__io.fdatasync(*fd) != 0 ||
+	    (dirfd != AT_FDCWD && once__io.fdatasync(dirfd) != 0)) {
+		close(*fd);
+		*fd = -1;
+		return false;
+	}
+	*salt = once__wal_salt(&seg);
+	return true;
+}
+
+once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
+                             uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
+                             struct once__log **out, int dirfd)
+{
+	struct once__log *log = calloc(1, sizeof *log);
+	if (log == NULL)
+		return ONCE_NOMEM;
+	log->dirfd = dirfd;
+	if (!segment_open(dirfd, path, uid, number, first_seq, &log->fd, &log->salt)) {
 		free(log);
 		return ONCE_IO;
 	}
-	log->end = sizeof header;
-	log->salt = once__wal_salt(&seg);
+	memcpy(log->uid, uid, sizeof log->uid);
+	log->end = ONCE_WAL_SEGMENT_HEADER;
 	log->mode = mode;
 	log->interval_ms = interval_ms ? interval_ms : 10;
 	log->next_seq = log->written_seq = log->durable_seq = first_seq;
-	log->stats.bytes = sizeof header;
+	log->stats.bytes = ONCE_WAL_SEGMENT_HEADER;
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_cond_init(&log->done, NULL);
 	if (start_syncer(log) != ONCE_OK) {
@@ -249,6 +269,66 @@ once_status once__log_create(const char *path, const unsigned char uid[16], uint
 	}
 	*out = log;
 	return ONCE_OK;
+}
+
+/*
+ * Holding the lock and the `flushing` role throughout, so no append or
+ * flush interleaves: write and sync everything queued to the old segment,
+ * then switch to a new one that starts at the next sequence number.
+ * Appenders wait on the lock for the two fdatasyncs; checkpoints are rare.
+ */
+once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
+                             uint64_t *first_seq)
+{
+	pthread_mutex_lock(&log->lock);
+	while (log->flushing)
+		pthread_cond_wait(&log->done, &log->lock);
+	once_status st = ONCE_IO;
+	bool ok = !log->failed;
+	if (ok && log->queue_len > 0) {
+		ok = write_all(log->fd, log->queue, log->queue_len, log->end);
+		if (ok) {
+			log->end += (off_t)log->queue_len;
+			log->stats.bytes += log->queue_len;
+			log->stats.flushes++;
+			log->queue_len = 0;
+			log->written_seq = log->next_seq;
+		}
+	}
+	if (ok && log->durable_seq < log->next_seq) {
+		ok = once__io.fdatasync(log->fd) == 0;
+		if (ok) {
+			log->stats.syncs++;
+			log->stats.synced_records += log->next_seq - log->durable_seq;
+			log->durable_seq = log->next_seq;
+		}
+	}
+	int fd;
+	uint64_t salt;
+	if (ok && segment_open(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
+		close(log->fd);
+		log->fd = fd;
+		log->salt = salt;
+		log->end = ONCE_WAL_SEGMENT_HEADER;
+		log->stats.bytes += ONCE_WAL_SEGMENT_HEADER;
+		*first_seq = log->next_seq;
+		st = ONCE_OK;
+	} else if (!ok) {
+		log->failed = true; /* a failed write or sync of acknowledged data */
+	} else {
+		st = ONCE_IO; /* no new segment: keep appending to the old one */
+	}
+	pthread_cond_broadcast(&log->done);
+	pthread_mutex_unlock(&log->lock);
+	return st;
+}
+
+bool once__log_failed(struct once__log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	bool failed = log->failed;
+	pthread_mutex_unlock(&log->lock);
+	return failed;
 }
 
 void once__log_stats(struct once__log *log, struct once__log_stats *out)

@@ -1,8 +1,8 @@
 /*
  * wal/log.h - appending records to one log segment, with group commit.
  *
- * Status: built and tested standalone (tests/test_wal_log.c); the store
- * does not use it yet (persistence is not wired in, see README).
+ * The store keeps one log (wal/persist.c), rotated to a new segment file at
+ * every checkpoint.
  *
  * Writers append a record (it gets the next sequence number and waits in
  * memory), then commit it.  A commit returns when the record is
@@ -24,6 +24,7 @@
 #ifndef ONCE_WAL_LOG_H
 #define ONCE_WAL_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "oncestore.h"
@@ -41,14 +42,15 @@ struct once__log_stats {
 };
 
 /*
- * Creates segment file `path` (it must not exist; mode 0600) with a header
- * for store uid, segment number and first sequence number, written and
- * synced before this returns.  interval_ms is the ONCE_SYNC_INTERVAL period.
+ * Creates segment file `path` (relative to dirfd, or AT_FDCWD; it must not
+ * exist; mode 0600) with a header for store uid, segment number and first
+ * sequence number, written and synced (and the directory synced) before
+ * this returns.  interval_ms is the ONCE_SYNC_INTERVAL period.
  * Returns ONCE_OK | ONCE_IO (the file could not be made) | ONCE_NOMEM.
  */
 once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
                              uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
-                             struct once__log **out);
+                             struct once__log **out, int dirfd);
 
 /* Queues a record; *seq receives its sequence number.  ONCE_OK | ONCE_IO
  * (the log has failed) | ONCE_NOMEM | ONCE_INVALID (len too large). */
@@ -59,6 +61,19 @@ once_status once__log_append(struct once__log *log, uint8_t type, const void *pa
  * ONCE_OK | ONCE_IO (this flush or an earlier one failed) | ONCE_INVALID
  * (seq was never appended). */
 once_status once__log_commit(struct once__log *log, uint64_t seq);
+
+/*
+ * Makes everything appended so far durable in the current segment, then
+ * continues in a new segment file `path` (number `number`) whose first
+ * record will be *first_seq.  ONCE_OK | ONCE_IO: either the old segment
+ * could not be flushed (the log has failed, sticky) or the new file could
+ * not be made (the log goes on in the old segment).
+ */
+once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
+                             uint64_t *first_seq);
+
+/* True once a write or sync has failed (sticky). */
+bool once__log_failed(struct once__log *log);
 
 void once__log_stats(struct once__log *log, struct once__log_stats *out);
 

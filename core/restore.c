@@ -1,0 +1,332 @@
+/*
+ * core/restore.c - rebuilding the tables from decoded log and snapshot
+ * records (recovery, in once_open, before any caller can see the store).
+ *
+ * Recovery is single-threaded, so it writes states directly instead of
+ * racing with CAS; it never evicts and never answers FULL (what was
+ * acknowledged comes back even if the capacities were lowered since).
+ *
+ * Applying is idempotent and monotone, which is what makes a fuzzy
+ * snapshot exact (wal/checkpoint.c): a snapshot may already hold the
+ * effect of records logged after its start, and replaying them again
+ * changes nothing.
+ *   - An insert record (CODE_PUT, REFRESH_INSERT, NONCE_ISSUE,
+ *     REPLAY_RECORD, ACCESS_RECORD, a rotation's child) replaces whatever
+ *     entry has its key: the store logs an insert only when the key was
+ *     free, so an older entry under it had been swept, and every later
+ *     change of the new entry follows in the log.
+ *   - State changes only move forward (LIVE < TAKEN < FINALIZED, FRESH <
+ *     USED, unconsumed < consumed); one for a missing key is a no-op (the
+ *     entry expired and was swept).
+ *   - Families carry incarnations (family.c): a record for an older
+ *     incarnation than the one present is about a family that was swept
+ *     and created again, and leaves the newer one alone; a newer one
+ *     replaces it.
+ * Entries are linked without the expiry wheel; once__restore_finish then
+ * drops every entry already expired and puts the rest on the wheel.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "format.h"
+#include "internal.h"
+
+#define RESTORE_MAX_RECORD (32u << 20) /* beyond any max_record_len */
+
+static once_status key_of(once_store *s, enum once__table t, const void *key, size_t len,
+                          struct once__key *k)
+{
+	/* The key length was valid when it was stored; a lower max_key_len
+	 * today must not lose it, so only the 16-bit bound is checked. */
+	k->data = key;
+	k->len = len;
+	k->table = t;
+	if (len == 0 || len > UINT16_MAX)
+		return ONCE_CORRUPT;
+	size_t saved = s->opt.max_key_len;
+	s->opt.max_key_len = UINT16_MAX;
+	once_status st = once__key_make(s, t, key, len, k);
+	s->opt.max_key_len = saved;
+	return st == ONCE_OK ? ONCE_OK : ONCE_CORRUPT;
+}
+
+static struct once__entry *find(once_store *s, const struct once__key *k)
+{
+	urcu_bp_read_lock();
+	struct once__entry *e = once__table_lookup(s, k);
+	urcu_bp_read_unlock();
+	return e; /* single-threaded: it stays valid */
+}
+
+static void unlink_entry(once_store *s, struct once__entry *e)
+{
+	urcu_bp_read_lock();
+	bool mine = once__table_del(s, e);
+	urcu_bp_read_unlock();
+	if (mine) {
+		once__capacity_release(s, (enum once__table)e->table);
+		once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
+		once__entry_retire(e);
+	}
+}
+
+/* Links e in `state`, replacing any entry under its key. */
+static once_status place(once_store *s, const struct once__key *k, struct once__entry *e, uint32_t state)
+{
+	struct once__entry *old = find(s, k);
+	if (old != NULL)
+		unlink_entry(s, old);
+	atomic_fetch_add_explicit(&s->cap[k->table].live, 1, memory_order_relaxed);
+	atomic_store_explicit(&e->state, state, memory_order_release);
+	urcu_bp_read_lock();
+	struct once__entry *got = once__table_add_unique(s, k, e);
+	urcu_bp_read_unlock();
+	if (got != e) { /* cannot happen: the key was just freed */
+		once__capacity_release(s, k->table);
+		once__entry_free_now(e);
+		return ONCE_CORRUPT;
+	}
+	once__bytes_add(s, k->table, e->size);
+	return ONCE_OK;
+}
+
+static void note_incarnation(once_store *s, uint64_t inc)
+{
+	if (inc >= atomic_load(&s->next_incarnation))
+		atomic_store(&s->next_incarnation, inc);
+}
+
+/* The family of table t with this id and incarnation, created or updated
+ * (expiry raised, revoked flag set) as the record says; NULL when a newer
+ * incarnation is present. */
+static once_status family(once_store *s, enum once__table t, const void *id, size_t len, uint64_t inc,
+                          int64_t expires_at, bool revoked)
+{
+	struct once__key k;
+	if (key_of(s, t, id, len, &k) != ONCE_OK || inc == 0)
+		return ONCE_CORRUPT;
+	note_incarnation(s, inc);
+	struct once__entry *f = find(s, &k);
+	if (f != NULL && f->u.family.incarnation > inc)
+		return ONCE_OK;
+	if (f != NULL && f->u.family.incarnation == inc) {
+		if (atomic_load(&f->expires_at) < expires_at)
+			atomic_store(&f->expires_at, expires_at);
+		if (revoked)
+			atomic_store(&f->state, ONCE_FAMILY_REVOKED);
+		return ONCE_OK;
+	}
+	struct once__entry *n = once__entry_new(&k, expires_at, 0);
+	if (n == NULL)
+		return ONCE_NOMEM;
+	n->u.family.incarnation = inc;
+	return place(s, &k, n, revoked ? ONCE_FAMILY_REVOKED : ONCE_FAMILY_LIVE);
+}
+
+static struct once__sealed *sealed_from(const struct once__wal_op *op)
+{
+	if (op->sealed == NULL)
+		return NULL;
+	size_t ct = op->sealed_len - 24;
+	struct once__sealed *b = malloc(sizeof *b + ct);
+	if (b != NULL) {
+		b->len = (uint32_t)ct;
+		memcpy(b->nonce, op->sealed, 24);
+		memcpy(b->ct, op->sealed + 24, ct);
+	}
+	return b;
+}
+
+static once_status code_put(once_store *s, const struct once__wal_op *op)
+{
+	struct once__key k;
+	if (key_of(s, ONCE_TBL_CODE, op->key, op->key_len, &k) != ONCE_OK)
+		return ONCE_CORRUPT;
+	size_t size = once__code_size(&op->code, RESTORE_MAX_RECORD);
+	if (size == 0)
+		return ONCE_CORRUPT;
+	void *block;
+	struct once__entry *e = once__entry_with_record(&k, op->code.expires_at, size, &block);
+	if (e == NULL)
+		return ONCE_NOMEM;
+	e->u.code.record = once__code_pack_at(block, size, &op->code);
+	e->u.code.record_size = (uint32_t)size;
+	return place(s, &k, e, ONCE_CODE_LIVE);
+}
+
+/* Moves entry e of table t under op->key forward to at least `state`. */
+static struct once__entry *advance(once_store *s, enum once__table t, const struct once__wal_op *op,
+                                   uint32_t state)
+{
+	struct once__key k;
+	if (key_of(s, t, op->key, op->key_len, &k) != ONCE_OK)
+		return NULL;
+	struct once__entry *e = find(s, &k);
+	if (e != NULL && atomic_load(&e->state) < state)
+		atomic_store(&e->state, state);
+	return e;
+}
+
+static once_status refresh_token(once_store *s, const unsigned char *key, size_t key_len,
+                                 const struct once__wal_op *op)
+{
+	struct once__key k;
+	const once_refresh *r = &op->refresh;
+	if (key_of(s, ONCE_TBL_REFRESH, key, key_len, &k) != ONCE_OK)
+		return ONCE_CORRUPT;
+	once_status st = family(s, ONCE_TBL_REFRESH_FAMILY, r->family_id, strlen(r->family_id),
+	                        op->incarnation, r->expires_at, false);
+	if (st != ONCE_OK)
+		return st;
+	size_t size = once__refresh_size(r, RESTORE_MAX_RECORD);
+	if (size == 0)
+		return ONCE_CORRUPT;
+	void *block;
+	struct once__entry *e = once__entry_with_record(&k, r->expires_at, size, &block);
+	if (e == NULL)
+		return ONCE_NOMEM;
+	e->u.refresh.record = once__refresh_pack_at(block, size, r);
+	e->u.refresh.record_size = (uint32_t)size;
+	e->u.refresh.family_incarnation = op->incarnation;
+	atomic_init(&e->u.refresh.consumed, NULL);
+	return place(s, &k, e, ONCE_REFRESH_LIVE);
+}
+
+/* Consumes the token under key (if present): a first consumption sets
+ * consumed_at and the successor; a later one (REFRESH_SUCCESSOR) replaces
+ * only the successor.  `replace_successor` false: keep what is there. */
+static once_status consume(once_store *s, const unsigned char *key, size_t key_len, int64_t at,
+                           const struct once__wal_op *op, bool replace_successor)
+{
+	struct once__key k;
+	if (key_of(s, ONCE_TBL_REFRESH, key, key_len, &k) != ONCE_OK)
+		return ONCE_CORRUPT;
+	struct once__entry *e = find(s, &k);
+	if (e == NULL)
+		return ONCE_OK;
+	struct once__consumption *cur = atomic_load(&e->u.refresh.consumed);
+	if (cur != NULL && !replace_successor)
+		return ONCE_OK; /* already consumed: idempotent */
+	struct once__consumption *c = malloc(sizeof *c);
+	if (c == NULL)
+		return ONCE_NOMEM;
+	c->consumed_at = cur ? cur->consumed_at : at;
+	c->successor = sealed_from(op);
+	if (op->sealed != NULL && c->successor == NULL) {
+		free(c);
+		return ONCE_NOMEM;
+	}
+	atomic_store(&e->u.refresh.consumed, c);
+	if (cur != NULL)
+		once__consumption_retire(cur);
+	return ONCE_OK;
+}
+
+static once_status access_token(once_store *s, const struct once__wal_op *op)
+{
+	struct once__key k;
+	if (key_of(s, ONCE_TBL_ACCESS, op->key, op->key_len, &k) != ONCE_OK)
+		return ONCE_CORRUPT;
+	once_status st = family(s, ONCE_TBL_ACCESS_FAMILY, op->family, op->family_len, op->incarnation,
+	                        op->expires_at, false);
+	if (st != ONCE_OK)
+		return st;
+	struct once__entry *e = once__entry_new(&k, op->expires_at, op->family_len);
+	if (e == NULL)
+		return ONCE_NOMEM;
+	memcpy(e->key + op->key_len, op->family, op->family_len);
+	e->u.access.family = e->key + op->key_len;
+	e->u.access.family_len = (uint16_t)op->family_len;
+	e->u.access.family_incarnation = op->incarnation;
+	return place(s, &k, e, ONCE_PRESENT);
+}
+
+static once_status simple(once_store *s, enum once__table t, const struct once__wal_op *op,
+                          uint32_t state)
+{
+	struct once__key k;
+	if (key_of(s, t, op->key, op->key_len, &k) != ONCE_OK)
+		return ONCE_CORRUPT;
+	struct once__entry *e = once__entry_new(&k, op->expires_at, 0);
+	if (e == NULL)
+		return ONCE_NOMEM;
+	if (t == ONCE_TBL_NONCE)
+		e->u.nonce.issued_at = op->at;
+	return place(s, &k, e, state);
+}
+
+once_status once__restore_apply(once_store *s, const struct once__wal_op *op)
+{
+	struct once__entry *e;
+	switch (op->type) {
+	case ONCE_WAL_CODE_PUT:
+		return code_put(s, op);
+	case ONCE_WAL_CODE_TAKE:
+		e = advance(s, ONCE_TBL_CODE, op, ONCE_CODE_TAKEN);
+		if (e != NULL && atomic_load(&e->u.code.consumed_at) == 0)
+			atomic_store(&e->u.code.consumed_at, op->at);
+		return ONCE_OK;
+	case ONCE_WAL_CODE_FINALIZE:
+		advance(s, ONCE_TBL_CODE, op, ONCE_CODE_FINALIZED);
+		return ONCE_OK;
+	case ONCE_WAL_ACCESS_RECORD:
+		return access_token(s, op);
+	case ONCE_WAL_ACCESS_REVOKE:
+	case ONCE_WAL_ACCESS_FAMILY:
+		return family(s, ONCE_TBL_ACCESS_FAMILY, op->key, op->key_len, op->incarnation,
+		              op->expires_at, op->revoked || op->type == ONCE_WAL_ACCESS_REVOKE);
+	case ONCE_WAL_REFRESH_REVOKE:
+	case ONCE_WAL_REFRESH_FAMILY:
+		return family(s, ONCE_TBL_REFRESH_FAMILY, op->key, op->key_len, op->incarnation,
+		              op->expires_at, op->revoked || op->type == ONCE_WAL_REFRESH_REVOKE);
+	case ONCE_WAL_REFRESH_INSERT:
+		return refresh_token(s, op->key, op->key_len, op);
+	case ONCE_WAL_REFRESH_CONSUME:
+		return consume(s, op->key, op->key_len, op->at, op, false);
+	case ONCE_WAL_REFRESH_SUCCESSOR:
+		return consume(s, op->key, op->key_len, 0, op, true);
+	case ONCE_WAL_REFRESH_ROTATE: {
+		/* One record, both effects: the parent consumed with its
+		 * successor, and the child in the family. */
+		once_status st = consume(s, op->key, op->key_len, op->at, op, false);
+		return st == ONCE_OK ? refresh_token(s, op->child, op->child_len, op) : st;
+	}
+	case ONCE_WAL_NONCE_ISSUE:
+		return simple(s, ONCE_TBL_NONCE, op, ONCE_NONCE_FRESH);
+	case ONCE_WAL_NONCE_ACCEPT:
+		advance(s, ONCE_TBL_NONCE, op, ONCE_NONCE_USED);
+		return ONCE_OK;
+	case ONCE_WAL_REPLAY_RECORD:
+		return simple(s, ONCE_TBL_REPLAY, op, ONCE_PRESENT);
+	default:
+		return ONCE_CORRUPT;
+	}
+}
+
+uint64_t once__restore_finish(once_store *s, int64_t now)
+{
+	uint64_t dropped = 0;
+	urcu_bp_read_lock();
+	for (uint32_t i = 0; i < s->nshards; i++) {
+		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
+			struct cds_lfht_iter it;
+			struct cds_lfht_node *node;
+			cds_lfht_for_each(s->shards[i].table[t], &it, node) {
+				struct once__entry *e = caa_container_of(node, struct once__entry, node);
+				if (atomic_load(&e->expires_at) < now) {
+					if (once__table_del(s, e)) {
+						once__capacity_release(s, (enum once__table)t);
+						once__bytes_add(s, (enum once__table)t, -(int64_t)e->size);
+						once__entry_retire(e);
+						dropped++;
+					}
+				} else {
+					once__wheel_push(&s->shards[i].wheel, e);
+				}
+			}
+		}
+	}
+	urcu_bp_read_unlock();
+	return dropped;
+}

@@ -1,0 +1,65 @@
+/*
+ * wal/persist.h - what the store (core/) calls to be durable.
+ *
+ * A store with a data directory owns one `struct once__persist`: the
+ * locked directory, one log (one per store, not per shard: README
+ * "Durability" has the measurement), checkpoint state and recovery
+ * figures.  A memory-only store has none, and every call below is then a
+ * no-op that costs one pointer test.
+ *
+ * Order of effects on every write path (SPEC 1.2, 1.3):
+ *   1. the in-memory CAS (or the pending insert) decides the winner;
+ *   2. the winner appends its one record (once__wal_log) while still in
+ *      its read-side section, so a record is always appended after the
+ *      change it describes is visible, and an insert's record before the
+ *      entry is committed (the snapshot rule, wal/checkpoint.c);
+ *   3. outside the section it waits for the record to be durable
+ *      (once__wal_wait) and only then reports success.
+ * If 2 or 3 fails, the caller returns ONCE_IO, the change stays in memory
+ * (a spent credential stays spent), and once__wal_gate refuses every
+ * later write until the store is reopened.
+ */
+#ifndef ONCE_WAL_PERSIST_H
+#define ONCE_WAL_PERSIST_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "oncestore.h"
+
+struct once__entry;
+struct once__consumption;
+
+/* The auxiliary data of a REFRESH_ROTATE record. */
+struct once__wal_rotation {
+	const struct once__consumption *consumption; /* the parent's, just installed */
+	const struct once__entry *child;
+};
+
+/* Recovers the store from s->opt.dir (creating it if new) and opens its
+ * log.  ONCE_OK | ONCE_LOCKED | ONCE_CORRUPT | ONCE_IO | ONCE_NOMEM. */
+once_status once__persist_open(once_store *s);
+/* Flushes and syncs the log, stops the checkpointer, unlocks the
+ * directory.  ONCE_IO when the final flush failed. */
+once_status once__persist_close(once_store *s);
+once_status once__persist_checkpoint(once_store *s);
+void once__persist_stats(once_store *s, struct once_stats *out);
+
+/* ONCE_IO once the log has failed; ONCE_OK otherwise (and always without
+ * a data directory).  Every write path asks first. */
+once_status once__wal_gate(once_store *s);
+
+/*
+ * Appends the record of `type` about entry e (aux: the consumption for
+ * REFRESH_CONSUME and REFRESH_SUCCESSOR, a struct once__wal_rotation for
+ * REFRESH_ROTATE, else NULL).  *seq receives the number to wait for, 0
+ * without a data directory.  ONCE_OK | ONCE_IO | ONCE_NOMEM.
+ */
+once_status once__wal_log(once_store *s, uint8_t type, const struct once__entry *e, const void *aux,
+                          uint64_t *seq);
+/* Waits until record seq is as durable as the sync mode promises (no-op
+ * for seq 0).  ONCE_OK | ONCE_IO. */
+once_status once__wal_wait(once_store *s, uint64_t seq);
+
+#endif /* ONCE_WAL_PERSIST_H */

@@ -1,0 +1,394 @@
+/*
+ * wal/recover.c - verifying and replaying a data directory (rules in
+ * wal/recover.h; record bytes in wal/format.h and wal/codec.h).
+ *
+ * Files are mapped read-only and checked record by record; a record's
+ * length is checked against the file before anything is done with it
+ * (once__wal_record_check), and the payload is decoded in place.
+ */
+#define XXH_INLINE_ALL
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "format.h"
+#include "internal.h"
+#include "io.h"
+#include "recover.h"
+
+void once__log_name(char out[ONCE_FILE_NAME_MAX], uint64_t number)
+{
+	snprintf(out, ONCE_FILE_NAME_MAX, "log-%016" PRIx64, number);
+}
+
+void once__snap_name(char out[ONCE_FILE_NAME_MAX], uint64_t start, uint32_t part)
+{
+	snprintf(out, ONCE_FILE_NAME_MAX, "snap-%016" PRIx64 "-%04" PRIx32, start, part);
+}
+
+static bool parse_hex(const char *s, size_t digits, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < digits; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	*out = v;
+	return true;
+}
+
+bool once__parse_log_name(const char *name, uint64_t *number)
+{
+	return strlen(name) == 20 && strncmp(name, "log-", 4) == 0 && parse_hex(name + 4, 16, number);
+}
+
+bool once__parse_snap_name(const char *name, uint64_t *start, uint32_t *part)
+{
+	uint64_t p;
+	if (strlen(name) != 26 || strncmp(name, "snap-", 5) != 0 || name[21] != '-' ||
+	    !parse_hex(name + 5, 16, start) || !parse_hex(name + 22, 4, &p))
+		return false;
+	*part = (uint32_t)p;
+	return true;
+}
+
+/* ---- CHECKPOINT ---- */
+
+static void checkpoint_text(char *out, size_t cap, uint64_t start, uint32_t parts)
+{
+	char body[64];
+	int n = snprintf(body, sizeof body, "oncestore-checkpoint 1 %016" PRIx64 " %" PRIu32, start, parts);
+	snprintf(out, cap, "%s %016" PRIx64 "\n", body, (uint64_t)XXH3_64bits(body, (size_t)n));
+}
+
+once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts)
+{
+	*present = false;
+	int fd = openat(dirfd, ONCE_CHECKPOINT_FILE, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? ONCE_OK : ONCE_IO;
+	char text[128];
+	ssize_t got = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (got < 0)
+		return ONCE_IO;
+	text[got] = '\0';
+	uint64_t s;
+	unsigned p;
+	if (sscanf(text, "oncestore-checkpoint 1 %16" SCNx64 " %u", &s, &p) != 2 || p == 0 || p > 65535)
+		return ONCE_CORRUPT;
+	char want[128];
+	checkpoint_text(want, sizeof want, s, p);
+	if (strcmp(want, text) != 0)
+		return ONCE_CORRUPT;
+	*present = true;
+	*start = s;
+	*parts = p;
+	return ONCE_OK;
+}
+
+once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
+{
+	char text[128];
+	checkpoint_text(text, sizeof text, start, parts);
+	size_t n = strlen(text);
+	int fd = openat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ONCE_IO;
+	bool ok = once__io.pwrite(fd, text, n, 0) == (ssize_t)n && once__io.fdatasync(fd) == 0;
+	close(fd);
+	ok = ok && renameat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", dirfd, ONCE_CHECKPOINT_FILE) == 0 &&
+	     fsync(dirfd) == 0;
+	return ok ? ONCE_OK : ONCE_IO;
+}
+
+/* ---- mapped files ---- */
+
+struct mapped {
+	const unsigned char *p;
+	size_t len;
+};
+
+static once_status map_file(int dirfd, const char *name, struct mapped *m)
+{
+	m->p = NULL;
+	m->len = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? ONCE_CORRUPT : ONCE_IO;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return ONCE_IO;
+	}
+	m->len = (size_t)st.st_size;
+	if (m->len > 0) {
+		void *p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			close(fd);
+			return ONCE_IO;
+		}
+		madvise(p, m->len, MADV_SEQUENTIAL);
+		m->p = p;
+	}
+	close(fd);
+	return ONCE_OK;
+}
+
+static void unmap(struct mapped *m)
+{
+	if (m->len > 0)
+		munmap((void *)m->p, m->len);
+}
+
+static once_status damage(struct once__recovery *r, const char *file, uint64_t at, bool snapshot,
+                          const char *why)
+{
+	snprintf(r->bad_file, sizeof r->bad_file, "%s", file);
+	r->bad_at = at;
+	r->bad_is_snapshot = snapshot;
+	r->why = why;
+	return ONCE_CORRUPT;
+}
+
+/* Decodes one checked record and applies it (s non-NULL). */
+static once_status apply(once_store *s, const struct once__wal_record *rec, struct once__scratch *sc)
+{
+	struct once__wal_op op;
+	if (!once__wal_decode(rec->type, rec->payload, rec->len, &op, sc))
+		return ONCE_CORRUPT;
+	return s != NULL ? once__restore_apply(s, &op) : ONCE_OK;
+}
+
+/* ---- snapshots ---- */
+
+static once_status load_snapshot(int dirfd, const unsigned char uid[16], once_store *s, uint64_t start,
+                                 uint32_t part, struct once__recovery *r, struct once__scratch *sc)
+{
+	char name[ONCE_FILE_NAME_MAX];
+	once__snap_name(name, start, part);
+	struct mapped m;
+	once_status st = map_file(dirfd, name, &m);
+	if (st == ONCE_CORRUPT)
+		return damage(r, name, 0, true, "snapshot named by CHECKPOINT is missing");
+	if (st != ONCE_OK)
+		return st;
+	struct once__wal_segment seg;
+	if (!once__wal_segment_decode(m.p, m.len, &seg) || seg.kind != ONCE_WAL_KIND_SNAPSHOT ||
+	    seg.number != start || seg.part != part || seg.first_seq != 1 ||
+	    memcmp(seg.uid, uid, 16) != 0) {
+		unmap(&m);
+		return damage(r, name, 0, true, "bad snapshot header");
+	}
+	uint64_t salt = once__wal_salt(&seg);
+	size_t off = ONCE_WAL_SEGMENT_HEADER;
+	uint64_t seq = 1;
+	bool ended = false;
+	st = ONCE_OK;
+	while (st == ONCE_OK && off < m.len && !ended) {
+		struct once__wal_record rec;
+		if (once__wal_record_check(m.p + off, m.len - off, salt, seq, &rec) != ONCE_WAL_VALID) {
+			st = damage(r, name, off, true, "bad snapshot record");
+			break;
+		}
+		if (rec.type == ONCE_WAL_SNAPSHOT_END) {
+			struct once__wal_op op;
+			if (!once__wal_decode(rec.type, rec.payload, rec.len, &op, sc) || op.count != seq - 1)
+				st = damage(r, name, off, true, "bad snapshot end mark");
+			ended = true;
+		} else {
+			st = apply(s, &rec, sc);
+			if (st == ONCE_CORRUPT)
+				st = damage(r, name, off, true, "snapshot record does not parse");
+			r->snapshot_records++;
+		}
+		off += rec.size;
+		seq++;
+	}
+	if (st == ONCE_OK && (!ended || off != m.len))
+		st = damage(r, name, off, true, ended ? "bytes after the snapshot end mark"
+		                                      : "snapshot ends without its end mark");
+	unmap(&m);
+	return st;
+}
+
+/* ---- log segments ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The log segment numbers present, sorted.  *out is malloc'd. */
+static once_status list_segments(int dirfd, uint64_t **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return ONCE_IO;
+	}
+	rewinddir(d);
+	size_t cap = 0;
+	struct dirent *de;
+	once_status st = ONCE_OK;
+	while ((de = readdir(d)) != NULL) {
+		uint64_t num;
+		if (!once__parse_log_name(de->d_name, &num))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *grown = realloc(*out, cap * sizeof *grown);
+			if (grown == NULL) {
+				st = ONCE_NOMEM;
+				break;
+			}
+			*out = grown;
+		}
+		(*out)[(*n)++] = num;
+	}
+	closedir(d);
+	if (st == ONCE_OK && *n > 0)
+		qsort(*out, *n, sizeof **out, cmp_u64);
+	return st;
+}
+
+/* Reads segment `number` (the newest when `newest`); *next is the sequence
+ * number expected next, updated. */
+static once_status read_segment(int dirfd, const unsigned char uid[16], once_store *s, uint64_t number,
+                                bool newest, bool first, uint64_t *next, struct once__recovery *r,
+                                struct once__scratch *sc)
+{
+	char name[ONCE_FILE_NAME_MAX];
+	once__log_name(name, number);
+	struct mapped m;
+	once_status st = map_file(dirfd, name, &m);
+	if (st != ONCE_OK)
+		return st == ONCE_CORRUPT ? ONCE_IO : st; /* it was listed a moment ago */
+	struct once__wal_segment seg;
+	if (!once__wal_segment_decode(m.p, m.len, &seg) || seg.kind != ONCE_WAL_KIND_LOG ||
+	    seg.number != number || memcmp(seg.uid, uid, 16) != 0) {
+		bool creating = newest && m.len <= ONCE_WAL_SEGMENT_HEADER;
+		unmap(&m);
+		if (!creating)
+			return damage(r, name, 0, false, "bad log segment header");
+		/* A crash while the segment was being created: nothing in it. */
+		r->torn = true;
+		snprintf(r->torn_file, sizeof r->torn_file, "%s", name);
+		r->torn_at = 0;
+		r->torn_bytes = m.len;
+		return ONCE_OK;
+	}
+	r->segments++;
+	uint64_t start = r->has_checkpoint ? r->checkpoint_start : 1;
+	if (first ? seg.first_seq > start : seg.first_seq != *next) {
+		unmap(&m);
+		return damage(r, name, 0, false, "log records are missing before this segment");
+	}
+	uint64_t salt = once__wal_salt(&seg), seq = seg.first_seq;
+	size_t off = ONCE_WAL_SEGMENT_HEADER;
+	while (off < m.len) {
+		struct once__wal_record rec;
+		if (once__wal_record_check(m.p + off, m.len - off, salt, seq, &rec) != ONCE_WAL_VALID)
+			break;
+		if (rec.type == ONCE_WAL_SNAPSHOT_END) {
+			unmap(&m);
+			return damage(r, name, off, false, "snapshot end mark in a log segment");
+		}
+		if (seq >= start) {
+			st = apply(s, &rec, sc);
+			if (st != ONCE_OK) {
+				unmap(&m);
+				return st == ONCE_CORRUPT ? damage(r, name, off, false, "log record does not parse")
+				                          : st;
+			}
+			r->log_records++;
+		}
+		off += rec.size;
+		seq++;
+	}
+	if (off < m.len) {
+		struct once__wal_scan scan;
+		once__wal_scan(m.p + ONCE_WAL_SEGMENT_HEADER, m.len - ONCE_WAL_SEGMENT_HEADER, salt,
+		               seg.first_seq, &scan);
+		uint64_t bad = ONCE_WAL_SEGMENT_HEADER + scan.bad_offset;
+		if (scan.tail == ONCE_WAL_CORRUPT || !newest) {
+			unmap(&m);
+			return damage(r, name, bad, false,
+			              scan.tail == ONCE_WAL_CORRUPT ? "damaged record followed by valid records"
+			                                             : "torn tail in a segment that is not the newest");
+		}
+		r->torn = true;
+		snprintf(r->torn_file, sizeof r->torn_file, "%s", name);
+		r->torn_at = off;
+		r->torn_bytes = m.len - off;
+	}
+	unmap(&m);
+	*next = seq;
+	return ONCE_OK;
+}
+
+once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s, struct once__recovery *r)
+{
+	memset(r, 0, sizeof *r);
+	once_status st = once__checkpoint_read(dirfd, &r->has_checkpoint, &r->checkpoint_start,
+	                                       &r->checkpoint_parts);
+	if (st == ONCE_CORRUPT)
+		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, "CHECKPOINT does not parse");
+	if (st != ONCE_OK)
+		return st;
+	struct once__scratch sc = {0};
+	for (uint32_t part = 0; st == ONCE_OK && r->has_checkpoint && part < r->checkpoint_parts; part++)
+		st = load_snapshot(dirfd, uid, s, r->checkpoint_start, part, r, &sc);
+
+	uint64_t *nums = NULL;
+	size_t n = 0;
+	if (st == ONCE_OK)
+		st = list_segments(dirfd, &nums, &n);
+	uint64_t next = r->has_checkpoint ? r->checkpoint_start : 1;
+	bool first = true;
+	for (size_t i = 0; st == ONCE_OK && i < n; i++) {
+		r->last_segment = nums[i];
+		/* Segments wholly before the checkpoint's start are covered by
+		 * it: a cleanup that a crash interrupted left them. */
+		if (r->has_checkpoint && i + 1 < n) {
+			char name[ONCE_FILE_NAME_MAX];
+			once__log_name(name, nums[i + 1]);
+			struct mapped m;
+			struct once__wal_segment seg;
+			if (map_file(dirfd, name, &m) == ONCE_OK) {
+				bool covered = once__wal_segment_decode(m.p, m.len, &seg) &&
+				               seg.first_seq <= r->checkpoint_start;
+				unmap(&m);
+				if (covered)
+					continue;
+			}
+		}
+		if (first)
+			r->first_segment = nums[i];
+		st = read_segment(dirfd, uid, s, nums[i], i + 1 == n, first, &next, r, &sc);
+		first = false;
+	}
+	free(nums);
+	once__scratch_free(&sc);
+	if (st == ONCE_OK && next < (r->has_checkpoint ? r->checkpoint_start : 1))
+		st = damage(r, ONCE_CHECKPOINT_FILE, 0, false, "log ends before the checkpoint's start");
+	r->next_seq = next;
+	return st;
+}

@@ -1,0 +1,83 @@
+/*
+ * wal/recover.h - reading a data directory back: the committed checkpoint's
+ * snapshots, then the log after the checkpoint's start (SPEC section 3).
+ *
+ * Files of a data directory (all 0600, directory 0700):
+ *   FORMAT                 format version and store uid (wal/dir.h)
+ *   log-<16 hex>           log segments, numbered 1, 2, ... in file order
+ *   snap-<16 hex>-<4 hex>  snapshot of one shard: checkpoint start sequence
+ *                          number, shard index
+ *   CHECKPOINT             the committed checkpoint, one line:
+ *     "oncestore-checkpoint 1 <start, 16 hex> <parts> <XXH3-64 of the text
+ *      before it, 16 hex>\n"
+ *   *.tmp                  a write interrupted by a crash; removed at open
+ * A checkpoint is committed by renaming CHECKPOINT into place; snapshot
+ * files of any other start and log segments that end before the start are
+ * leftovers of an interrupted cleanup, ignored and removed at open.
+ *
+ * What is corruption (ONCE_CORRUPT, naming the file and byte offset):
+ * a CHECKPOINT that does not parse or fails its checksum; a snapshot it
+ * names that is missing, has a bad header, a bad record or no end mark; a
+ * log segment with a bad header (unless it is the newest, at most 64 bytes
+ * long: a crash while creating it), damaged bytes followed by a valid
+ * record, a torn tail in any segment but the newest, or a gap in the
+ * sequence numbers between segments or after the snapshot's start.  A torn
+ * tail of the newest segment is a crash mid-append: its records were never
+ * acknowledged, and recovery drops them.
+ */
+#ifndef ONCE_WAL_RECOVER_H
+#define ONCE_WAL_RECOVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "oncestore.h"
+
+#define ONCE_CHECKPOINT_FILE "CHECKPOINT"
+#define ONCE_FILE_NAME_MAX 64
+
+struct once__recovery {
+	/* The committed checkpoint, if any. */
+	bool has_checkpoint;
+	uint64_t checkpoint_start;
+	uint32_t checkpoint_parts;
+	/* What was read. */
+	uint64_t snapshot_records, log_records, segments;
+	uint64_t next_seq;     /* the sequence number the next record gets */
+	uint64_t last_segment; /* highest segment number present (0: none) */
+	uint64_t first_segment; /* the first one read: older ones are covered */
+	/* The newest segment's torn tail, cut at open (never acknowledged). */
+	bool torn;
+	char torn_file[ONCE_FILE_NAME_MAX];
+	uint64_t torn_at, torn_bytes;
+	/* The first damage, when the result is ONCE_CORRUPT. */
+	char bad_file[ONCE_FILE_NAME_MAX];
+	uint64_t bad_at;
+	bool bad_is_snapshot;
+	const char *why;
+};
+
+/*
+ * Checks every file of the data directory open at dirfd (store uid `uid`)
+ * and, when s is not NULL, applies snapshot and log records to s
+ * (core/restore.c); with s NULL it only verifies (the `verify` tool).
+ * Returns ONCE_OK | ONCE_CORRUPT (r names the file and offset) | ONCE_IO
+ * (a file could not be read) | ONCE_NOMEM.
+ */
+once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
+                          struct once__recovery *r);
+
+/* File names. */
+void once__log_name(char out[ONCE_FILE_NAME_MAX], uint64_t number);
+void once__snap_name(char out[ONCE_FILE_NAME_MAX], uint64_t start, uint32_t part);
+/* Parses a file name; false when it is not of that kind. */
+bool once__parse_log_name(const char *name, uint64_t *number);
+bool once__parse_snap_name(const char *name, uint64_t *start, uint32_t *part);
+
+/* Reads CHECKPOINT: ONCE_OK (*present false when there is none) |
+ * ONCE_CORRUPT | ONCE_IO. */
+once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts);
+/* Writes CHECKPOINT atomically (tmp, fsync, rename, fsync directory). */
+once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts);
+
+#endif /* ONCE_WAL_RECOVER_H */

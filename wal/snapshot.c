@@ -1,0 +1,213 @@
+/*
+ * wal/snapshot.c - writing one shard's live state to a snapshot file while
+ * writers keep running (a fuzzy snapshot).
+ *
+ * Why fuzzy is exact.  The checkpoint first cuts the log (start S = the
+ * first sequence number of the new segment), then walks the tables.  Every
+ * record numbered below S describes a change that was already visible in
+ * memory when the walk began, because a writer appends only after its CAS
+ * (wal/persist.h), and the cut happens-after every append below S (the log
+ * lock).  The one exception is an insert: it is linked PENDING, appended,
+ * then committed, so the walk waits for a PENDING entry to be committed or
+ * unlinked (it never waits on I/O: nothing blocks between the link and the
+ * commit).  So the snapshot holds at least every change numbered below S,
+ * perhaps some after it; recovery replays every record from S on, and
+ * replay is idempotent and monotone (core/restore.c), so the result is
+ * exact.
+ *
+ * The file: a segment header of kind ONCE_WAL_KIND_SNAPSHOT (number = S,
+ * part = shard), the entries' images as log records numbered from 1
+ * (wal/codec.h), and a SNAPSHOT_END record with the count.  It is written
+ * to <name>.tmp, synced, and renamed; the checkpoint commits it later.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "format.h"
+#include "internal.h"
+#include "io.h"
+#include "recover.h"
+#include "snapshot.h"
+
+#define SNAP_BUFFER (1u << 20)
+
+struct writer {
+	int fd;
+	off_t at;
+	uint64_t salt, seq;
+	unsigned char *buf;
+	size_t len;
+	bool failed;
+	struct once__buf payload;
+};
+
+static void flush(struct writer *w)
+{
+	size_t done = 0;
+	while (!w->failed && done < w->len) {
+		ssize_t n = once__io.pwrite(w->fd, w->buf + done, w->len - done, w->at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			w->failed = true;
+		else
+			done += (size_t)n, w->at += n;
+	}
+	w->len = 0;
+}
+
+/* Frames the payload built in w->payload as the next record. */
+static void emit(struct writer *w, uint8_t type)
+{
+	if (w->payload.oom || w->payload.len > ONCE_WAL_MAX_PAYLOAD) {
+		w->failed = true;
+	} else {
+		size_t size = once__wal_record_size((uint32_t)w->payload.len);
+		if (w->len + size > SNAP_BUFFER)
+			flush(w);
+		if (size > SNAP_BUFFER) { /* larger than the buffer: alone */
+			unsigned char *big = malloc(size);
+			if (big == NULL) {
+				w->failed = true;
+			} else {
+				once__wal_record_encode(big, w->salt, type, w->seq, w->payload.p,
+				                        (uint32_t)w->payload.len);
+				unsigned char *keep = w->buf;
+				w->buf = big, w->len = size;
+				flush(w);
+				w->buf = keep;
+				free(big);
+			}
+		} else {
+			once__wal_record_encode(w->buf + w->len, w->salt, type, w->seq, w->payload.p,
+			                        (uint32_t)w->payload.len);
+			w->len += size;
+		}
+		w->seq++;
+	}
+	once__buf_free(&w->payload);
+}
+
+/* The records that recreate entry e as it is now (nothing for a dead
+ * one).  Inside the walk's read-side section. */
+static void image(struct writer *w, struct once__entry *e)
+{
+	uint32_t state = atomic_load_explicit(&e->state, memory_order_acquire);
+	while (state == ONCE_PENDING) {
+		if (once__table_is_deleted(e))
+			return; /* aborted */
+		sched_yield(); /* its record is being appended: commit follows */
+		state = atomic_load_explicit(&e->state, memory_order_acquire);
+	}
+	if (state == 0)
+		return;
+	struct once__buf *b = &w->payload;
+	switch (e->table) {
+	case ONCE_TBL_CODE:
+		once__enc_code_put(b, e);
+		emit(w, ONCE_WAL_CODE_PUT);
+		if (state >= ONCE_CODE_TAKEN) {
+			once__enc_key(b, e, true, atomic_load(&e->u.code.consumed_at));
+			emit(w, ONCE_WAL_CODE_TAKE);
+		}
+		if (state == ONCE_CODE_FINALIZED) {
+			once__enc_key(b, e, false, 0);
+			emit(w, ONCE_WAL_CODE_FINALIZE);
+		}
+		break;
+	case ONCE_TBL_ACCESS:
+		once__enc_access(b, e);
+		emit(w, ONCE_WAL_ACCESS_RECORD);
+		break;
+	case ONCE_TBL_ACCESS_FAMILY:
+	case ONCE_TBL_REFRESH_FAMILY:
+		if (atomic_load(&e->expires_at) == ONCE_FAMILY_DEAD)
+			return;
+		once__enc_family(b, e);
+		emit(w, e->table == ONCE_TBL_ACCESS_FAMILY ? ONCE_WAL_ACCESS_FAMILY : ONCE_WAL_REFRESH_FAMILY);
+		break;
+	case ONCE_TBL_REFRESH: {
+		struct once__consumption *c =
+			atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire);
+		once__enc_refresh_insert(b, e);
+		emit(w, ONCE_WAL_REFRESH_INSERT);
+		if (c != NULL) {
+			once__enc_key(b, e, true, c->consumed_at);
+			emit(w, ONCE_WAL_REFRESH_CONSUME);
+		}
+		if (c != NULL && c->successor != NULL) {
+			once__enc_successor(b, e, c);
+			emit(w, ONCE_WAL_REFRESH_SUCCESSOR);
+		}
+		break;
+	}
+	case ONCE_TBL_NONCE:
+		once__enc_nonce(b, e);
+		emit(w, ONCE_WAL_NONCE_ISSUE);
+		if (state == ONCE_NONCE_USED) {
+			once__enc_key(b, e, false, 0);
+			emit(w, ONCE_WAL_NONCE_ACCEPT);
+		}
+		break;
+	case ONCE_TBL_REPLAY:
+		once__enc_replay(b, e);
+		emit(w, ONCE_WAL_REPLAY_RECORD);
+		break;
+	default:
+		break;
+	}
+}
+
+static void image_cb(struct once__entry *e, void *ctx)
+{
+	struct writer *w = ctx;
+	if (!w->failed)
+		image(w, e);
+}
+
+once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char uid[16], uint64_t start,
+                                 uint32_t shard, uint64_t *records)
+{
+	char name[ONCE_FILE_NAME_MAX], tmp[ONCE_FILE_NAME_MAX + 8];
+	once__snap_name(name, start, shard);
+	snprintf(tmp, sizeof tmp, "%s.tmp", name);
+	struct writer w = {.seq = 1};
+	once__buf_init(&w.payload);
+	w.buf = malloc(SNAP_BUFFER);
+	w.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w.buf == NULL || w.fd < 0) {
+		if (w.fd >= 0)
+			close(w.fd), unlinkat(dirfd, tmp, 0);
+		free(w.buf);
+		return w.buf == NULL ? ONCE_NOMEM : ONCE_IO;
+	}
+	struct once__wal_segment seg = {.number = start, .first_seq = 1, .kind = ONCE_WAL_KIND_SNAPSHOT,
+	                                .part = shard};
+	memcpy(seg.uid, uid, 16);
+	once__wal_segment_encode(w.buf, &seg);
+	w.len = ONCE_WAL_SEGMENT_HEADER;
+	w.salt = once__wal_salt(&seg);
+
+	for (int t = 0; t < ONCE_TBL_COUNT && !w.failed; t++)
+		once__table_each(s, shard, (enum once__table)t, image_cb, &w);
+	uint64_t count = w.seq - 1;
+	once__enc_u64(&w.payload, count);
+	emit(&w, ONCE_WAL_SNAPSHOT_END);
+	flush(&w);
+	bool ok = !w.failed && once__io.fdatasync(w.fd) == 0;
+	close(w.fd);
+	free(w.buf);
+	ok = ok && renameat(dirfd, tmp, dirfd, name) == 0;
+	if (!ok) {
+		unlinkat(dirfd, tmp, 0);
+		return ONCE_IO;
+	}
+	*records = count;
+	return ONCE_OK;
+}

@@ -1,0 +1,17 @@
+/*
+ * wal/snapshot.h - one shard's snapshot file (rules in wal/snapshot.c).
+ */
+#ifndef ONCE_WAL_SNAPSHOT_H
+#define ONCE_WAL_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include "oncestore.h"
+
+/* Writes snap-<start>-<shard> (through a .tmp file, synced, renamed; the
+ * directory is not synced here).  *records: images written.
+ * ONCE_OK | ONCE_IO | ONCE_NOMEM. */
+once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char uid[16], uint64_t start,
+                                 uint32_t shard, uint64_t *records);
+
+#endif /* ONCE_WAL_SNAPSHOT_H */

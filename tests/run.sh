@@ -3,10 +3,11 @@
 #
 # Installs what the build needs (Debian packages), then builds and tests
 # three configurations in build-test-*/:
-#   plain      every suite (unit, race, limits)
+#   plain      every suite (unit, race, limits, crash)
 #   asan       AddressSanitizer + UndefinedBehaviorSanitizer, every suite
 #   tsan       ThreadSanitizer, suites unit and race (limits is a single-
-#              threaded volume test: under TSan it would only be slow)
+#              threaded volume test, crash a kill -9 loop whose children
+#              die mid-run: under TSan they would only be slow)
 # and ends with one line "N passed, N failed" counting every TAP test case.
 # Exit status 0 only when nothing failed.
 set -u
@@ -110,10 +111,10 @@ check_release_build() {
 	fi
 }
 
-run_config plain "unit race limits"
+run_config plain "unit race limits crash"
 check_install
 check_release_build
-run_config asan "unit race limits" -Db_sanitize=address,undefined -Db_lundef=false
+run_config asan "unit race limits crash" -Db_sanitize=address,undefined -Db_lundef=false
 run_config tsan "unit race" -Db_sanitize=thread -Db_lundef=false
 
 echo "$total_pass passed, $total_fail failed"

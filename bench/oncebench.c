@@ -14,6 +14,7 @@
  * 43-character nonces from the store itself, and `jti` values shaped like a
  * client's UUIDv4 prefixed with the proof's jkt, as SPEC section 6 advises.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -44,7 +45,9 @@ struct config {
 	uint32_t shards;
 	bool json;
 	uint32_t logs;       /* --workload log: segment files */
-	once_sync_mode sync; /* --workload log: sync mode */
+	once_sync_mode sync; /* --workload log, --durable: sync mode */
+	bool durable;        /* the store gets a data directory (a fresh temporary one per run) */
+	bool checkpoint_off; /* no automatic checkpoints (the recovery bench) */
 };
 
 #define FAMILY_LEN 22 /* 16 random bytes in base64url */
@@ -110,6 +113,7 @@ struct phase {
 	char (*nonces)[ONCE_NONCE_LEN + 1];
 	void *raw; /* raw-table baseline */
 	_Atomic uint64_t failures;
+	char dir[256]; /* --durable: the run's data directory */
 };
 
 struct worker {
@@ -325,7 +329,7 @@ static void op_raw(struct phase *p, uint64_t i)
 
 /* ---- workloads ---- */
 
-enum kind { KIND_CODE, KIND_NONCE, KIND_REPLAY, KIND_REFRESH, KIND_RAW };
+enum kind { KIND_CODE, KIND_NONCE, KIND_REPLAY, KIND_REFRESH, KIND_RAW, KIND_MIX };
 
 struct workload {
 	const char *name;
@@ -350,20 +354,61 @@ static const struct workload workloads[] = {
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
-static once_store *open_store(const struct config *c, enum kind kind)
+/* A fresh data directory under $TMPDIR (or /tmp): "<tmp>/oncebench-XXXXXX/data". */
+static void make_data_dir(char out[256])
+{
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char tmpl[200];
+	snprintf(tmpl, sizeof tmpl, "%s/oncebench-XXXXXX", base);
+	if (mkdtemp(tmpl) == NULL) {
+		perror("oncebench: mkdtemp");
+		exit(1);
+	}
+	snprintf(out, 256, "%s/data", tmpl);
+}
+
+static void remove_data_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d != NULL) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			char f[512];
+			snprintf(f, sizeof f, "%s/%s", dir, de->d_name);
+			if (de->d_name[0] != '.')
+				unlink(f);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+	char parent[256];
+	snprintf(parent, sizeof parent, "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+		rmdir(parent);
+	}
+}
+
+static once_store *open_store(const struct config *c, enum kind kind, const char *dir)
 {
 	once_options o;
 	once_options_init(&o);
 	o.shards = c->shards;
+	o.dir = dir;
+	o.sync = c->sync;
 	uint64_t cap = c->keys + 1;
-	o.max_codes = kind == KIND_CODE ? cap : 1024;
-	o.max_nonces = kind == KIND_NONCE ? cap : 1024;
-	o.max_replays = kind == KIND_REPLAY ? cap : 1024;
+	bool mix = kind == KIND_MIX;
+	o.max_codes = kind == KIND_CODE || mix ? cap : 1024;
+	o.max_nonces = kind == KIND_NONCE || mix ? cap : 1024;
+	o.max_replays = kind == KIND_REPLAY || mix ? cap : 1024;
 	o.max_refresh = kind == KIND_REFRESH ? 2 * cap : 1024; /* rotation adds a child per parent */
 	o.max_access_tokens = 1024;
 	static const unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN] = "oncebench successor key 32 bytes";
 	o.successor_key = successor_key;
 	o.sweep_interval_ms = 0;
+	if (c->checkpoint_off)
+		o.checkpoint_bytes = UINT64_MAX;
 	once_store *s;
 	once_status st = once_open(&o, &s);
 	if (st != ONCE_OK)
@@ -387,6 +432,8 @@ static double rss_bytes(void)
 struct figure {
 	double ops_per_s;
 	double bytes_per_entry; /* RSS growth over the run / live entries */
+	double records_per_sync; /* --durable: group commit over the timed phase */
+	double log_bytes_per_op;
 };
 
 static struct figure measure(const struct config *c, const struct workload *w, uint32_t threads)
@@ -398,25 +445,47 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	struct phase p = {.keys = c->keys, .threads = threads, .op = w->op};
 	atomic_init(&p.failures, 0);
 	p.nonces = malloc(c->keys * sizeof *p.nonces);
+	bool durable = c->durable && w->op != op_raw;
+	if (durable)
+		make_data_dir(p.dir);
 	if (w->op == op_raw)
 		p.raw = raw_build(c->keys, c->shards);
 	else
-		p.s = open_store(c, w->kind);
+		p.s = open_store(c, w->kind, durable ? p.dir : NULL);
 	if (w->prefill != NULL) {
 		struct phase fill = p;
 		fill.op = w->prefill;
-		fill.threads = 1;
+		/* One thread fills a memory-only store; a durable one waits on
+		 * the disk per call, so it fills with many callers. */
+		fill.threads = durable ? 32 : 1;
 		atomic_init(&fill.failures, 0);
 		run_phase(&fill);
 	}
+	struct once_stats before, after;
+	if (p.s != NULL)
+		once_stats(p.s, &before);
 	struct figure fig = {.ops_per_s = run_phase(&p)};
 	fig.bytes_per_entry = (rss_bytes() - rss0) / (double)c->keys;
+	if (p.s != NULL) {
+		once_stats(p.s, &after);
+		uint64_t syncs = after.syncs - before.syncs;
+		fig.records_per_sync = syncs ? (double)(after.synced_records - before.synced_records) / (double)syncs : 0;
+		fig.log_bytes_per_op = (double)(after.log_bytes - before.log_bytes) / (double)c->keys;
+	}
 	if (p.raw != NULL)
 		raw_free(p.raw, c->keys);
-	else
-		once_close(p.s);
+	else if (once_close(p.s) != ONCE_OK)
+		die("once_close", ONCE_IO);
+	if (durable)
+		remove_data_dir(p.dir);
 	free(p.nonces);
 	return fig;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
 }
 
 static int cmp_figure(const void *a, const void *b)
@@ -435,6 +504,68 @@ static struct figure median_of_runs(const struct config *c, const struct workloa
 	return v[c->runs / 2];
 }
 
+/*
+ * --workload recover: fills a durable store with --keys records (a mix of
+ * code put, code take, replay check and nonce issue, from 4 threads, sync
+ * none: the fill is not what is measured), closes it, and times once_open
+ * recovering it (log replay only: no checkpoint is taken).
+ */
+static void op_fill_mix(struct phase *p, uint64_t i)
+{
+	switch (i % 4) {
+	case 0: op_put(p, i / 4 * 2); break;
+	case 1: op_replay(p, i); break;
+	case 2: op_take(p, i / 4 * 2); break; /* the code put three records ago */
+	default: op_nonce_issue(p, i); break;
+	}
+}
+
+static int recover_bench(const struct config *c)
+{
+	struct config fill_cfg = *c;
+	fill_cfg.sync = ONCE_SYNC_NONE;
+	fill_cfg.checkpoint_off = true;
+	double opens[32], rates[32];
+	uint64_t records = 0;
+	for (int r = 0; r < c->runs; r++) {
+		char dir[256];
+		make_data_dir(dir);
+		struct phase p = {.keys = c->keys, .threads = 4, .op = op_fill_mix};
+		atomic_init(&p.failures, 0);
+		p.nonces = malloc(c->keys * sizeof *p.nonces);
+		p.s = open_store(&fill_cfg, KIND_MIX, dir);
+		run_phase(&p);
+		if (once_close(p.s) != ONCE_OK)
+			die("once_close", ONCE_IO);
+		free(p.nonces);
+		malloc_trim(0);
+		double t0 = now_s();
+		once_store *s = open_store(&fill_cfg, KIND_MIX, dir);
+		opens[r] = now_s() - t0;
+		struct once_stats st;
+		once_stats(s, &st);
+		records = st.recovered_records;
+		rates[r] = (double)st.recovered_records / ((double)st.recovery_ns / 1e9);
+		once_close(s);
+		remove_data_dir(dir);
+	}
+	qsort(opens, (size_t)c->runs, sizeof opens[0], cmp_double);
+	qsort(rates, (size_t)c->runs, sizeof rates[0], cmp_double);
+	if (c->json)
+		printf("{\"workload\":\"recover\",\"records\":%" PRIu64 ",\"open_s\":%.3f"
+		       ",\"records_per_s\":%.0f}\n", records, opens[c->runs / 2], rates[c->runs / 2]);
+	else
+		printf("recovery: %" PRIu64 " log records replayed in %.3f s (once_open), "
+		       "%.0f records/s (median of %d runs)\n", records, opens[c->runs / 2],
+		       rates[c->runs / 2], c->runs);
+	return 0;
+}
+
+static const char *sync_name(once_sync_mode m)
+{
+	return m == ONCE_SYNC_ALWAYS ? "always" : m == ONCE_SYNC_INTERVAL ? "interval" : "none";
+}
+
 static void usage(void)
 {
 	printf("usage: oncebench [options]\n"
@@ -449,6 +580,10 @@ static void usage(void)
 	       "                 records of 64 bytes in a temporary directory, with\n"
 	       "  --logs N       segment files the threads are spread over (default 1)\n"
 	       "  --sync M       always (default), interval or none\n"
+	       "  --durable      give each run's store a fresh data directory under $TMPDIR\n"
+	       "                 (with --sync); adds records per sync and log bytes per op\n"
+	       "  --workload recover  fill a data directory with --keys log records, then\n"
+	       "                 time once_open recovering it (records/s)\n"
 	       "  --json         one JSON object per figure instead of the table\n");
 }
 
@@ -478,6 +613,8 @@ static void parse_args(struct config *c, int argc, char **argv)
 			exit(0);
 		} else if (strcmp(a, "--json") == 0) {
 			c->json = true;
+		} else if (strcmp(a, "--durable") == 0) {
+			c->durable = true;
 		} else if (v == NULL) {
 			usage();
 			exit(2);
@@ -521,6 +658,10 @@ int main(int argc, char **argv)
 		                           .records = c.keys, .sync = c.sync, .runs = c.runs, .json = c.json};
 		return durable_bench(&d);
 	}
+	if (strcmp(c.workload, "recover") == 0) {
+		build_keys(c.keys);
+		return recover_bench(&c);
+	}
 	bool all = strcmp(c.workload, "all") == 0;
 	bool known = all;
 	for (size_t w = 0; w < NWORKLOADS; w++)
@@ -535,7 +676,13 @@ int main(int argc, char **argv)
 	struct figure raw[16];
 	for (int t = 0; t < c.nthreads; t++)
 		raw[t] = median_of_runs(&c, &workloads[NWORKLOADS - 1], c.threads[t]);
-	if (!c.json)
+	if (!c.json && c.durable)
+		printf("oncestore with a data directory (sync %s): %" PRIu64 " keys, median of %d runs\n"
+		       "'of raw': ops/s as a fraction of a bare in-memory cds_lfht lookup+CAS;\n"
+		       "'rec/sync': log records per fdatasync (group commit); 'log B/op': log bytes per call\n\n"
+		       "%-26s %8s %14s %10s %10s %12s %10s\n", sync_name(c.sync), c.keys, c.runs, "operation",
+		       "threads", "ops/s", "of raw", "B/entry", "rec/sync", "log B/op");
+	else if (!c.json)
 		printf("oncestore in memory: %" PRIu64 " live keys, median of %d runs\n"
 		       "'of raw': ops/s as a fraction of a bare cds_lfht lookup+CAS on the same keys;\n"
 		       "'B/entry': RSS growth over the run per live entry (tables, entries, records)\n\n"
@@ -550,9 +697,15 @@ int main(int argc, char **argv)
 			if (c.json)
 				printf("{\"workload\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64
 				       ",\"ops_per_s\":%.0f,\"raw_ops_per_s\":%.0f,\"fraction_of_raw\":%.3f"
-				       ",\"bytes_per_entry\":%.0f}\n",
+				       ",\"bytes_per_entry\":%.0f,\"durable\":%s,\"sync\":\"%s\""
+				       ",\"records_per_sync\":%.2f,\"log_bytes_per_op\":%.1f}\n",
 				       workloads[w].name, c.threads[t], c.keys, f.ops_per_s, raw[t].ops_per_s, frac,
-				       f.bytes_per_entry);
+				       f.bytes_per_entry, c.durable ? "true" : "false", sync_name(c.sync),
+				       f.records_per_sync, f.log_bytes_per_op);
+			else if (c.durable && w != NWORKLOADS - 1)
+				printf("%-26s %8u %14.0f %9.0f%% %10.0f %12.2f %10.1f\n", workloads[w].what,
+				       c.threads[t], f.ops_per_s, 100.0 * frac, f.bytes_per_entry,
+				       f.records_per_sync, f.log_bytes_per_op);
 			else
 				printf("%-26s %8u %14.0f %9.0f%% %10.0f\n", workloads[w].what, c.threads[t],
 				       f.ops_per_s, 100.0 * frac, f.bytes_per_entry);

@@ -198,6 +198,7 @@ struct once_store {
 
 	_Atomic uint64_t next_incarnation; /* family incarnations (family.c) */
 	struct once__persist *persist; /* NULL: memory only (wal/persist.h) */
+	struct once__entry *restored;  /* recovery: every entry placed (restore.c) */
 	pthread_mutex_t sweep_lock; /* serializes sweeps */
 	_Atomic uint64_t sweeps;
 
@@ -225,6 +226,10 @@ struct once__entry *once__table_lookup(once_store *s, const struct once__key *k)
 /* Publishes e unless the key exists; returns e or the existing entry. */
 struct once__entry *once__table_add_unique(once_store *s, const struct once__key *k,
                                            struct once__entry *e);
+/* Publishes e, replacing (unlinking) the entry with its key, which it
+ * returns (NULL: none).  Recovery only.  Caller holds the read lock. */
+struct once__entry *once__table_add_replace(once_store *s, const struct once__key *k,
+                                            struct once__entry *e);
 /* Unlinks e; true if this caller removed it. Caller holds the read lock. */
 bool once__table_del(once_store *s, struct once__entry *e);
 /* Calls fn on every entry of table t in one shard, inside a read-side
@@ -354,12 +359,15 @@ void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1]);
 
 /* ---- restore.c (recovery; single-threaded, inside once_open) ---- */
 struct once__wal_op;
-/* Applies one decoded record.  ONCE_OK | ONCE_CORRUPT (it cannot be
- * applied: a bad key) | ONCE_NOMEM. */
+/* Applies one decoded record; the caller holds the RCU read lock.
+ * ONCE_OK | ONCE_CORRUPT (it cannot be applied: a bad key) | ONCE_NOMEM. */
 once_status once__restore_apply(once_store *s, const struct once__wal_op *op);
 /* Drops every entry expired at `now` and puts the rest on the expiry
  * wheels; returns how many were dropped. */
 uint64_t once__restore_finish(once_store *s, int64_t now);
+/* After a failed recovery: frees the replaced entries (the table teardown
+ * frees the rest). */
+void once__restore_abort(once_store *s);
 
 /* ---- dump.c ---- */
 /* Calls emit with one JSON line per committed entry (hashes and metadata,

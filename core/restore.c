@@ -51,43 +51,31 @@ static once_status key_of(once_store *s, enum once__table t, const void *key, si
 	return st == ONCE_OK ? ONCE_OK : ONCE_CORRUPT;
 }
 
+/* Recovery holds one read-side section throughout (wal/recover.c), and
+ * nothing else runs: an entry found stays valid. */
 static struct once__entry *find(once_store *s, const struct once__key *k)
 {
-	urcu_bp_read_lock();
-	struct once__entry *e = once__table_lookup(s, k);
-	urcu_bp_read_unlock();
-	return e; /* single-threaded: it stays valid */
+	return once__table_lookup(s, k);
 }
 
-static void unlink_entry(once_store *s, struct once__entry *e)
-{
-	urcu_bp_read_lock();
-	bool mine = once__table_del(s, e);
-	urcu_bp_read_unlock();
-	if (mine) {
-		once__capacity_release(s, (enum once__table)e->table);
-		once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
-		once__entry_retire(e);
-	}
-}
-
-/* Links e in `state`, replacing any entry under its key. */
+/*
+ * Links e in `state`, replacing any entry under its key (one table walk).
+ * Every placed entry goes on s->restored; a replaced one gets state 0 there
+ * (no lookup matches state 0), and once__restore_finish frees it.
+ */
 static once_status place(once_store *s, const struct once__key *k, struct once__entry *e, uint32_t state)
 {
-	struct once__entry *old = find(s, k);
-	if (old != NULL)
-		unlink_entry(s, old);
 	atomic_fetch_add_explicit(&s->cap[k->table].live, 1, memory_order_relaxed);
-	atomic_store_explicit(&e->state, state, memory_order_release);
-	urcu_bp_read_lock();
-	struct once__entry *got = once__table_add_unique(s, k, e);
-	urcu_bp_read_unlock();
-	if (got != e) { /* cannot happen: the key was just freed */
-		once__capacity_release(s, k->table);
-		once__entry_free_now(e);
-		return ONCE_CORRUPT;
-	}
 	once__bytes_add(s, k->table, e->size);
+	atomic_store_explicit(&e->state, state, memory_order_release);
+	e->link.wheel_next = s->restored;
+	s->restored = e;
+	struct once__entry *old = once__table_add_replace(s, k, e);
+	if (old != NULL) {
+		atomic_store_explicit(&old->state, 0, memory_order_relaxed);
+		once__capacity_release(s, k->table);
+		once__bytes_add(s, k->table, -(int64_t)old->size);
+	}
 	return ONCE_OK;
 }
 
@@ -304,29 +292,44 @@ once_status once__restore_apply(once_store *s, const struct once__wal_op *op)
 	}
 }
 
+/*
+ * One pass over the entries placed (not over the tables: walking every
+ * bucket of tables sized for their capacity costs more than the entries).
+ */
 uint64_t once__restore_finish(once_store *s, int64_t now)
 {
 	uint64_t dropped = 0;
+	struct once__entry *e = s->restored;
+	s->restored = NULL;
 	urcu_bp_read_lock();
-	for (uint32_t i = 0; i < s->nshards; i++) {
-		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
-			struct cds_lfht_iter it;
-			struct cds_lfht_node *node;
-			cds_lfht_for_each(s->shards[i].table[t], &it, node) {
-				struct once__entry *e = caa_container_of(node, struct once__entry, node);
-				if (atomic_load(&e->expires_at) < now) {
-					if (once__table_del(s, e)) {
-						once__capacity_release(s, (enum once__table)t);
-						once__bytes_add(s, (enum once__table)t, -(int64_t)e->size);
-						once__entry_retire(e);
-						dropped++;
-					}
-				} else {
-					once__wheel_push(&s->shards[i].wheel, e);
-				}
+	while (e != NULL) {
+		struct once__entry *next = e->link.wheel_next;
+		if (atomic_load_explicit(&e->state, memory_order_relaxed) == 0) {
+			once__entry_retire(e); /* replaced: already unlinked and uncounted */
+		} else if (atomic_load(&e->expires_at) < now) {
+			if (once__table_del(s, e)) {
+				once__capacity_release(s, (enum once__table)e->table);
+				once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
+				once__entry_retire(e);
+				dropped++;
 			}
+		} else {
+			once__wheel_push(&s->shards[e->shard].wheel, e);
 		}
+		e = next;
 	}
 	urcu_bp_read_unlock();
 	return dropped;
+}
+
+void once__restore_abort(once_store *s)
+{
+	struct once__entry *e = s->restored;
+	s->restored = NULL;
+	while (e != NULL) {
+		struct once__entry *next = e->link.wheel_next;
+		if (atomic_load_explicit(&e->state, memory_order_relaxed) == 0)
+			once__entry_retire(e); /* unlinked: the table teardown will not see it */
+		e = next;
+	}
 }

@@ -122,3 +122,9 @@ bool once__table_is_deleted(struct once__entry *e)
 {
 	return cds_lfht_is_node_deleted(&e->node);
 }
+
+struct once__entry *once__table_add_replace(once_store *s, const struct once__key *k, struct once__entry *e)
+{
+	struct cds_lfht_node *old = cds_lfht_add_replace(table_of(s, k), k->hash, match, k, &e->node);
+	return old ? caa_container_of(old, struct once__entry, node) : NULL;
+}

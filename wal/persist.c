@@ -320,6 +320,7 @@ once_status once__persist_open(once_store *s)
 		}
 		return ONCE_OK;
 	}
+	once__restore_abort(s);
 	if (p->log != NULL)
 		once__log_close(p->log);
 	once__dir_close(&p->dir);

@@ -354,6 +354,9 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 	if (st != ONCE_OK)
 		return st;
 	struct once__scratch sc = {0};
+	/* One read-side section for the whole replay (core/restore.c). */
+	if (s != NULL)
+		urcu_bp_read_lock();
 	for (uint32_t part = 0; st == ONCE_OK && r->has_checkpoint && part < r->checkpoint_parts; part++)
 		st = load_snapshot(dirfd, uid, s, r->checkpoint_start, part, r, &sc);
 
@@ -385,6 +388,8 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 		st = read_segment(dirfd, uid, s, nums[i], i + 1 == n, first, &next, r, &sc);
 		first = false;
 	}
+	if (s != NULL)
+		urcu_bp_read_unlock();
 	free(nums);
 	once__scratch_free(&sc);
 	if (st == ONCE_OK && next < (r->has_checkpoint ? r->checkpoint_start : 1))

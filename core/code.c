@@ -182,10 +182,12 @@ static once_status finalize(once_store *s, const void *hash, size_t hlen)
 	struct once__entry *e = once__table_lookup(s, &k);
 	if (e != NULL) {
 		uint32_t seen = ONCE_CODE_TAKEN;
-		if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_FINALIZED))
+		/* Idempotent, and logged again when already finalized: the
+		 * first finalize's record may not be durable yet, and this
+		 * caller must not hear OK before it is (SPEC 1.2). */
+		if (atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_FINALIZED) ||
+		    seen == ONCE_CODE_FINALIZED)
 			st = once__wal_log(s, ONCE_WAL_CODE_FINALIZE, e, NULL, &seq);
-		else if (seen == ONCE_CODE_FINALIZED)
-			st = ONCE_OK; /* idempotent */
 	}
 	urcu_bp_read_unlock();
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;

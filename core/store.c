@@ -147,8 +147,24 @@ static once_status build_stripes(once_store *s)
  * of whichever thread first calls call_rcu (FIELD-NOTES A3).  Start it here
  * with every signal blocked, so the host's signals never land on it.
  */
+/*
+ * A process that forks after liburcu started its call_rcu worker has no
+ * worker in the child, and the child's next rcu_barrier (in once_close, or
+ * a failed once_open) would wait forever.  liburcu's fork hooks stop the
+ * worker around fork and recreate it in the child; registered once.  (A
+ * store itself is not usable in a child: its threads are not there.  The
+ * child may open stores of its own.)
+ */
+static void register_fork_hooks(void)
+{
+	pthread_atfork(urcu_bp_call_rcu_before_fork, urcu_bp_call_rcu_after_fork_parent,
+	               urcu_bp_call_rcu_after_fork_child);
+}
+
 static void start_call_rcu_worker(void)
 {
+	static pthread_once_t hooks = PTHREAD_ONCE_INIT;
+	pthread_once(&hooks, register_fork_hooks);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);

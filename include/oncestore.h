@@ -10,11 +10,22 @@
  *
  * Guarantees (numbered as in the product contract, SPEC.md section 1):
  *   1. Exactly one winner per key for take / consume / accept / replay check.
- *   2. Durable before acknowledged (with a data directory; see `dir`).
+ *   2. Durable before acknowledged (with a data directory; see `dir`): with
+ *      ONCE_SYNC_ALWAYS a write returns success only once its log record is
+ *      on stable storage; concurrent writers share one fdatasync.  Recovery
+ *      after kill -9 or power loss brings back every acknowledged write and
+ *      never un-spends an acknowledged consume.  A write that crashed before
+ *      it was acknowledged may come back either way.
  *   3. Fail closed: bad input is ONCE_INVALID and stores nothing; a full kind
- *      is ONCE_FULL and evicts nothing.
+ *      is ONCE_FULL and evicts nothing.  If the log cannot be written or
+ *      synced, that call and every later write answer ONCE_IO until the
+ *      store is reopened (the failed change stays in force in memory: a
+ *      code that was being taken stays taken).  A corrupt log or snapshot
+ *      fails once_open with ONCE_CORRUPT, naming file and offset.
  *   4. No secret at rest: codes and refresh tokens are keyed by the hash of
- *      the secret (see once_secret_hash), never the secret.
+ *      the secret (see once_secret_hash), never the secret; refresh
+ *      successors are sealed (XChaCha20-Poly1305) before they reach memory
+ *      or disk; data files are 0600 in a 0700 directory.
  *   5. One owner per data directory (ONCE_LOCKED).
  *   6. Hostile keys: keys a client chooses (DPoP `jti`, presented nonces) are
  *      hashed with a keyed PRF (SipHash-2-4 under a random per-store key);
@@ -22,17 +33,26 @@
  *      Keys longer than `max_key_len` are refused; memory is bounded by the
  *      per-kind capacities.
  *
+ * Reads (get, valid, revoked?) may see a write whose record is not durable
+ * yet (its writer has not returned); a crash can then make it vanish, which
+ * is safe because its writer was never told it succeeded.
+ *
  * Threads.  Every function may be called from any thread at any time between
  * once_open and once_close.  The host never calls an RCU function: oncestore
  * uses liburcu's "bulletproof" flavour (urcu-bp), which registers a thread
  * lazily on its first read-side section and unregisters it from a thread-exit
  * destructor.  Readers never take a lock.  Threads that oncestore starts (the
  * background sweeper, liburcu's call_rcu worker) run with every signal
- * blocked, so a host using signalfd/sigwait keeps its signals.
+ * blocked, so a host using signalfd/sigwait keeps its signals.  With a data
+ * directory there are two more: the checkpointer, and with
+ * ONCE_SYNC_INTERVAL the log's syncer.
  *
  * Processes.  One store protects one process.  A multi-process gateway (nginx
  * with several workers) or several machines need one shared store, or single
- * use silently becomes "once per worker"; see README.md.
+ * use silently becomes "once per worker"; see README.md.  After fork(), the
+ * child must not use (or close) a store its parent opened: the store's
+ * threads are not in the child, and its data directory stays locked by the
+ * parent.  The child may open stores of its own.
  *
  * Keys are byte strings (const void *key, size_t key_len), 1..max_key_len
  * bytes.  Times are unix seconds (int64_t) from the store's clock.

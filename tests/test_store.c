@@ -617,7 +617,38 @@ static void test_stats_persistence_fields_zero(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
-TESTS(TEST(test_options_init_defaults), TEST(test_open_null_out_invalid),
+/*
+ * A process that opened (and closed) a store, then forks: the child can
+ * open and close stores of its own.  Without liburcu's fork hooks the
+ * child's once_close waits forever for a call_rcu worker that fork did not
+ * copy (the alarm turns that hang into a failure).
+ */
+static void test_fork_after_close_child_opens_store(void)
+{
+	once_options o = test_options(NULL);
+	once_store *s = test_open(&o);
+	char k[ONCE_SECRET_LEN + 1];
+	test_key(k, "fork", 1);
+	once_code c = test_code(INT64_MAX / 2);
+	ASSERT_ST(once_code_put(s, k, ONCE_SECRET_LEN, &c), ONCE_OK);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		alarm(20);
+		once_store *t = NULL;
+		if (once_open(&o, &t) != ONCE_OK || once_code_put(t, k, ONCE_SECRET_LEN, &c) != ONCE_OK ||
+		    once_close(t) != ONCE_OK)
+			_exit(1);
+		_exit(0);
+	}
+	int status;
+	ASSERT(waitpid(pid, &status, 0) == pid);
+	ASSERT(WIFEXITED(status));
+	ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+}
+
+TESTS(TEST(test_options_init_defaults), TEST(test_fork_after_close_child_opens_store), TEST(test_open_null_out_invalid),
       TEST(test_open_bad_max_key_len_invalid), TEST(test_open_too_many_shards_invalid),
       TEST(test_open_zero_capacity_invalid), TEST(test_open_bad_sync_mode_invalid),
       TEST(test_open_bad_max_record_len_invalid),

@@ -234,6 +234,13 @@ static bool segment_open(int dirfd, const char *path, const unsigned char uid[16
 	    (dirfd != AT_FDCWD && once__io.fdatasync(dirfd) != 0)) {
 		close(*fd);
 		*fd = -1;
+		/* Nothing in it was acknowledged.  Remove it: the log goes on in
+		 * the old segment (a header left here would read as a gap in the
+		 * sequence numbers at recovery), and a later rotation must be
+		 * able to create this segment again. */
+		unlinkat(dirfd, path, 0);
+		if (dirfd != AT_FDCWD)
+			fsync(dirfd);
 		return false;
 	}
 	*salt = once__wal_salt(&seg);

@@ -36,6 +36,7 @@ struct once__persist {
 
 	pthread_mutex_t checkpoint_lock; /* one checkpoint at a time; guards segment */
 	uint64_t segment;                /* number of the segment being appended */
+	uint64_t committed_start;        /* the committed checkpoint's (UINT64_MAX: none) */
 
 	/* Automatic checkpoints: bytes appended since the last one. */
 	_Atomic uint64_t appended;
@@ -220,18 +221,27 @@ once_status once__persist_checkpoint(once_store *s)
 		}
 		if (st == ONCE_OK && fsync(dirfd) != 0)
 			st = ONCE_IO;
+		/* A write whose record failed while the walk ran may have left
+		 * its change in memory (fail closed) but not in the log: such
+		 * a snapshot must not become the recovery base. */
+		if (st == ONCE_OK && atomic_load(&p->failed))
+			st = ONCE_IO;
 		if (st == ONCE_OK)
 			st = once__checkpoint_write(dirfd, start, s->nshards);
 		if (st == ONCE_OK) {
 			/* Committed: the older snapshots and segments are covered. */
 			remove_leftovers(dirfd, true, start, number);
+			p->committed_start = start;
 			atomic_store(&p->appended_at_checkpoint, appended);
 			atomic_fetch_add(&p->checkpoints, 1);
 			atomic_store(&p->last_checkpoint_at, once__now(s));
 		} else {
 			/* The log goes on in the new segment; the last committed
 			 * checkpoint and the segments after it still recover. */
-			remove_leftovers(dirfd, false, 0, 0);
+			remove_leftovers(dirfd, true, p->committed_start, 0);
+			/* The automatic checkpointer tries again only after
+			 * another checkpoint_bytes, not on every write. */
+			atomic_store(&p->appended_at_checkpoint, appended);
 			once__log(s, ONCE_LOG_ERROR, "once_checkpoint: writing snapshot %016" PRIx64 " failed",
 			          start);
 		}
@@ -299,21 +309,28 @@ once_status once__persist_open(once_store *s)
 		p->recovery_ns = now_ns() - t0;
 		p->recovered_records = r.log_records;
 		p->snapshot_records = r.snapshot_records;
-		if (r.has_checkpoint)
-			remove_leftovers(p->dir.fd, true, r.checkpoint_start, r.first_segment);
+		p->committed_start = r.has_checkpoint ? r.checkpoint_start : UINT64_MAX;
+		remove_leftovers(p->dir.fd, true, p->committed_start, r.has_checkpoint ? r.first_segment : 0);
 		p->segment = r.last_segment + 1;
+	}
+	/* The threads started here (the log's interval syncer, the
+	 * checkpointer) block every signal, as the sweeper does. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (st == ONCE_OK) {
 		char name[ONCE_FILE_NAME_MAX];
 		once__log_name(name, p->segment);
 		st = once__log_create(name, p->dir.uid, p->segment, r.next_seq, s->opt.sync,
 		                      s->opt.sync_interval_ms, &p->log, p->dir.fd);
 	}
 	if (st == ONCE_OK) {
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		p->checkpointer_running = pthread_create(&p->checkpointer, NULL, checkpointer_main, s) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		/* Before the thread starts: checkpointer_main reads s->persist. */
 		s->persist = p;
+		p->checkpointer_running = pthread_create(&p->checkpointer, NULL, checkpointer_main, s) == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (st == ONCE_OK) {
 		if (!p->checkpointer_running) {
 			once__persist_close(s);
 			return ONCE_NOMEM;

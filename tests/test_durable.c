@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "durable.h"
+#include "io.h"
 
 static const unsigned char SUCC_KEY[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
                                            7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
@@ -146,5 +147,65 @@ static void test_round_trip_with_checkpoint(void)
 	test_rmdir(dir);
 }
 
-TESTS(TEST(test_round_trip_every_kind), TEST(test_round_trip_with_checkpoint));
+/* ---- durable before acknowledged: an fdatasync per acknowledged write ---- */
+
+static _Atomic uint64_t syncs_seen;
+
+static int counting_fdatasync(int fd)
+{
+	atomic_fetch_add(&syncs_seen, 1);
+	return fdatasync(fd);
+}
+
+/* With ONCE_SYNC_ALWAYS and one caller, every write that answers OK was
+ * covered by an fdatasync that started after the call did (a kill -9
+ * cannot tell a missing fdatasync: the page cache survives it). */
+#define SYNCED(expr)                                                                              \
+	do {                                                                                      \
+		uint64_t before_ = atomic_load(&syncs_seen);                                      \
+		ASSERT_ST(expr, ONCE_OK);                                                         \
+		if (atomic_load(&syncs_seen) <= before_)                                          \
+			FAIL_AT("acknowledged without an fdatasync: %s", #expr);                  \
+	} while (0)
+
+static void test_every_write_synced_before_ok(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	struct test_clock clk = {1000};
+	once_options o = opts(&clk, dir);
+	once_store *s = test_open(&o);
+	once__io.fdatasync = counting_fdatasync;
+	char k[ONCE_SECRET_LEN + 1], k2[ONCE_SECRET_LEN + 1], nonce[ONCE_NONCE_LEN + 1];
+	once_code c = test_code(5000);
+	test_key(k, "sync", 1);
+	SYNCED(once_code_put(s, k, ONCE_SECRET_LEN, &c));
+	SYNCED(once_code_take(s, k, ONCE_SECRET_LEN, NULL, NULL));
+	SYNCED(once_code_finalize(s, k, ONCE_SECRET_LEN));
+	SYNCED(once_code_finalize(s, k, ONCE_SECRET_LEN)); /* again: still durable first */
+	SYNCED(once_code_record_access_token(s, "af", 2, "jti-a", 5, 6000));
+	SYNCED(once_code_revoke_family_access_tokens(s, "af", 2));
+	once_refresh r = test_refresh("rf", 7000);
+	test_key(k, "sync-rt", 1);
+	test_key(k2, "sync-rt", 2);
+	SYNCED(once_refresh_insert(s, k, ONCE_SECRET_LEN, &r));
+	SYNCED(once_refresh_rotate(s, k, ONCE_SECRET_LEN, k2, ONCE_SECRET_LEN, &r, "p", 1, NULL));
+	SYNCED(once_refresh_consume(s, k2, ONCE_SECRET_LEN, NULL));
+	SYNCED(once_refresh_remember_successor(s, k2, ONCE_SECRET_LEN, "q", 1));
+	SYNCED(once_refresh_revoke_family(s, "rf", 2));
+	SYNCED(once_refresh_revoke_family(s, "rf", 2)); /* idempotent, still durable first */
+	SYNCED(once_nonce_issue(s, 60, nonce));
+	SYNCED(once_nonce_accept(s, nonce, ONCE_NONCE_LEN, 60));
+	SYNCED(once_replay_check(s, "jti-1", 5, 60));
+	struct once_stats st;
+	once_stats(s, &st);
+	ASSERT(st.syncs >= 15);
+	ASSERT_EQ_U64(st.synced_records, st.log_records);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	once__io_reset();
+	test_rmdir(dir);
+}
+
+TESTS(TEST(test_round_trip_every_kind), TEST(test_round_trip_with_checkpoint),
+      TEST(test_every_write_synced_before_ok));
 TEST_MAIN()

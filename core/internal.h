@@ -359,9 +359,16 @@ void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1]);
 
 /* ---- restore.c (recovery; single-threaded, inside once_open) ---- */
 struct once__wal_op;
-/* Applies one decoded record; the caller holds the RCU read lock.
- * ONCE_OK | ONCE_CORRUPT (it cannot be applied: a bad key) | ONCE_NOMEM. */
-once_status once__restore_apply(once_store *s, const struct once__wal_op *op);
+/* Which effects of a record to apply: all, or one side of a rotation. */
+enum { ONCE_RESTORE_WHOLE = 0, ONCE_RESTORE_ROTATE_PARENT, ONCE_RESTORE_ROTATE_CHILD };
+/* Applies one decoded record (or `part` of it); the caller holds the RCU
+ * read lock.  ONCE_OK | ONCE_CORRUPT (it cannot be applied: a bad key) |
+ * ONCE_NOMEM. */
+once_status once__restore_apply(once_store *s, const struct once__wal_op *op, int part);
+/* The order key recovery sorts records by (wal/batch.h): table, shard,
+ * bucket of the key that `part` of op touches.  false: a key the store
+ * cannot hold. */
+bool once__restore_order(once_store *s, const struct once__wal_op *op, int part, uint32_t *order);
 /* Drops every entry expired at `now` and puts the rest on the expiry
  * wheels; returns how many were dropped. */
 uint64_t once__restore_finish(once_store *s, int64_t now);

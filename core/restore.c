@@ -244,7 +244,7 @@ static once_status simple(once_store *s, enum once__table t, const struct once__
 	return place(s, &k, e, state);
 }
 
-once_status once__restore_apply(once_store *s, const struct once__wal_op *op)
+once_status once__restore_apply(once_store *s, const struct once__wal_op *op, int part)
 {
 	struct once__entry *e;
 	switch (op->type) {
@@ -276,9 +276,14 @@ once_status once__restore_apply(once_store *s, const struct once__wal_op *op)
 		return consume(s, op->key, op->key_len, 0, op, true);
 	case ONCE_WAL_REFRESH_ROTATE: {
 		/* One record, both effects: the parent consumed with its
-		 * successor, and the child in the family. */
-		once_status st = consume(s, op->key, op->key_len, op->at, op, false);
-		return st == ONCE_OK ? refresh_token(s, op->child, op->child_len, op) : st;
+		 * successor, and the child in the family (applied apart when
+		 * recovery orders by key: wal/batch.h). */
+		once_status st = ONCE_OK;
+		if (part != ONCE_RESTORE_ROTATE_CHILD)
+			st = consume(s, op->key, op->key_len, op->at, op, false);
+		if (st == ONCE_OK && part != ONCE_RESTORE_ROTATE_PARENT)
+			st = refresh_token(s, op->child, op->child_len, op);
+		return st;
 	}
 	case ONCE_WAL_NONCE_ISSUE:
 		return simple(s, ONCE_TBL_NONCE, op, ONCE_NONCE_FRESH);
@@ -290,6 +295,57 @@ once_status once__restore_apply(once_store *s, const struct once__wal_op *op)
 	default:
 		return ONCE_CORRUPT;
 	}
+}
+
+/* The table a record's key (part: of a rotation) belongs to. */
+static enum once__table table_of_record(uint8_t type, int part)
+{
+	switch (type) {
+	case ONCE_WAL_CODE_PUT:
+	case ONCE_WAL_CODE_TAKE:
+	case ONCE_WAL_CODE_FINALIZE: return ONCE_TBL_CODE;
+	case ONCE_WAL_ACCESS_RECORD: return ONCE_TBL_ACCESS;
+	case ONCE_WAL_ACCESS_REVOKE:
+	case ONCE_WAL_ACCESS_FAMILY: return ONCE_TBL_ACCESS_FAMILY;
+	case ONCE_WAL_REFRESH_REVOKE:
+	case ONCE_WAL_REFRESH_FAMILY: return ONCE_TBL_REFRESH_FAMILY;
+	case ONCE_WAL_NONCE_ISSUE:
+	case ONCE_WAL_NONCE_ACCEPT: return ONCE_TBL_NONCE;
+	case ONCE_WAL_REPLAY_RECORD: return ONCE_TBL_REPLAY;
+	default: (void)part; return ONCE_TBL_REFRESH; /* insert, consume, successor, rotate */
+	}
+}
+
+static unsigned bits_for(uint64_t n)
+{
+	unsigned b = 0;
+	while ((UINT64_C(1) << b) < n)
+		b++;
+	return b;
+}
+
+/*
+ * (table, shard, bucket) in 32 bits: 3 bits of table, then the shard, then
+ * as many of the bucket index's bits as fit (its high ones: neighbours
+ * stay together).  cds_lfht's bucket is the hash's low bits (table.c).
+ */
+bool once__restore_order(once_store *s, const struct once__wal_op *op, int part, uint32_t *order)
+{
+	enum once__table t = table_of_record(op->type, part);
+	const unsigned char *key = part == ONCE_RESTORE_ROTATE_CHILD ? op->child : op->key;
+	size_t len = part == ONCE_RESTORE_ROTATE_CHILD ? op->child_len : op->key_len;
+	struct once__key k;
+	if (op->type == ONCE_WAL_SNAPSHOT_END || key_of(s, t, key, len, &k) != ONCE_OK)
+		return false;
+	unsigned shard_bits = bits_for(s->nshards);
+	unsigned room = 29 - shard_bits; /* nshards <= 4096: room >= 17 */
+	uint64_t per_shard = s->cap[t].buckets / s->nshards;
+	unsigned bucket_bits = bits_for(per_shard);
+	uint64_t bucket = k.hash & (per_shard - 1);
+	if (bucket_bits > room)
+		bucket >>= bucket_bits - room;
+	*order = (uint32_t)t << 29 | k.shard << room | (uint32_t)bucket;
+	return true;
 }
 
 /*

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "batch.h"
 #include "codec.h"
 #include "format.h"
 #include "internal.h"
@@ -173,19 +174,39 @@ static once_status damage(struct once__recovery *r, const char *file, uint64_t a
 	return ONCE_CORRUPT;
 }
 
-/* Decodes one checked record and applies it (s non-NULL). */
-static once_status apply(once_store *s, const struct once__wal_record *rec, struct once__scratch *sc)
+/* What recovery does with the records it checks: with a store, collect
+ * them (applied in table order at the end: wal/batch.h); without one
+ * (verify), only decode them. */
+struct replay {
+	struct once__batch *batch; /* NULL: verify only */
+	struct once__scratch sc;
+};
+
+static once_status take_record(struct replay *rp, const struct once__wal_record *rec)
 {
 	struct once__wal_op op;
-	if (!once__wal_decode(rec->type, rec->payload, rec->len, &op, sc))
+	if (!once__wal_decode(rec->type, rec->payload, rec->len, &op, &rp->sc))
 		return ONCE_CORRUPT;
-	return s != NULL ? once__restore_apply(s, &op) : ONCE_OK;
+	return rp->batch != NULL ? once__batch_add(rp->batch, rec, &op) : ONCE_OK;
+}
+
+/* A file whose records were taken: the batch keeps its mapping. */
+static once_status done_with(struct replay *rp, struct mapped *m)
+{
+	if (rp->batch == NULL || m->len == 0) {
+		unmap(m);
+		return ONCE_OK;
+	}
+	once_status st = once__batch_keep(rp->batch, m->p, m->len);
+	if (st != ONCE_OK)
+		unmap(m);
+	return st;
 }
 
 /* ---- snapshots ---- */
 
-static once_status load_snapshot(int dirfd, const unsigned char uid[16], once_store *s, uint64_t start,
-                                 uint32_t part, struct once__recovery *r, struct once__scratch *sc)
+static once_status load_snapshot(int dirfd, const unsigned char uid[16], struct replay *rp, uint64_t start,
+                                 uint32_t part, struct once__recovery *r)
 {
 	char name[ONCE_FILE_NAME_MAX];
 	once__snap_name(name, start, part);
@@ -215,11 +236,11 @@ static once_status load_snapshot(int dirfd, const unsigned char uid[16], once_st
 		}
 		if (rec.type == ONCE_WAL_SNAPSHOT_END) {
 			struct once__wal_op op;
-			if (!once__wal_decode(rec.type, rec.payload, rec.len, &op, sc) || op.count != seq - 1)
+			if (!once__wal_decode(rec.type, rec.payload, rec.len, &op, &rp->sc) || op.count != seq - 1)
 				st = damage(r, name, off, true, "bad snapshot end mark");
 			ended = true;
 		} else {
-			st = apply(s, &rec, sc);
+			st = take_record(rp, &rec);
 			if (st == ONCE_CORRUPT)
 				st = damage(r, name, off, true, "snapshot record does not parse");
 			r->snapshot_records++;
@@ -230,8 +251,11 @@ static once_status load_snapshot(int dirfd, const unsigned char uid[16], once_st
 	if (st == ONCE_OK && (!ended || off != m.len))
 		st = damage(r, name, off, true, ended ? "bytes after the snapshot end mark"
 		                                      : "snapshot ends without its end mark");
-	unmap(&m);
-	return st;
+	if (st != ONCE_OK) {
+		unmap(&m);
+		return st;
+	}
+	return done_with(rp, &m);
 }
 
 /* ---- log segments ---- */
@@ -281,9 +305,8 @@ static once_status list_segments(int dirfd, uint64_t **out, size_t *n)
 
 /* Reads segment `number` (the newest when `newest`); *next is the sequence
  * number expected next, updated. */
-static once_status read_segment(int dirfd, const unsigned char uid[16], once_store *s, uint64_t number,
-                                bool newest, bool first, uint64_t *next, struct once__recovery *r,
-                                struct once__scratch *sc)
+static once_status read_segment(int dirfd, const unsigned char uid[16], struct replay *rp, uint64_t number,
+                                bool newest, bool first, uint64_t *next, struct once__recovery *r)
 {
 	char name[ONCE_FILE_NAME_MAX];
 	once__log_name(name, number);
@@ -322,7 +345,7 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], once_sto
 			return damage(r, name, off, false, "snapshot end mark in a log segment");
 		}
 		if (seq >= start) {
-			st = apply(s, &rec, sc);
+			st = take_record(rp, &rec);
 			if (st != ONCE_OK) {
 				unmap(&m);
 				return st == ONCE_CORRUPT ? damage(r, name, off, false, "log record does not parse")
@@ -349,9 +372,8 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], once_sto
 		r->torn_at = off;
 		r->torn_bytes = m.len - off;
 	}
-	unmap(&m);
 	*next = seq;
-	return ONCE_OK;
+	return done_with(rp, &m);
 }
 
 once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s, struct once__recovery *r)
@@ -363,12 +385,11 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, "CHECKPOINT does not parse");
 	if (st != ONCE_OK)
 		return st;
-	struct once__scratch sc = {0};
-	/* One read-side section for the whole replay (core/restore.c). */
-	if (s != NULL)
-		urcu_bp_read_lock();
+	struct replay rp = {0};
+	if (s != NULL && (rp.batch = once__batch_new(s)) == NULL)
+		return ONCE_NOMEM;
 	for (uint32_t part = 0; st == ONCE_OK && r->has_checkpoint && part < r->checkpoint_parts; part++)
-		st = load_snapshot(dirfd, uid, s, r->checkpoint_start, part, r, &sc);
+		st = load_snapshot(dirfd, uid, &rp, r->checkpoint_start, part, r);
 
 	uint64_t *nums = NULL;
 	size_t n = 0;
@@ -395,13 +416,20 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 		}
 		if (first)
 			r->first_segment = nums[i];
-		st = read_segment(dirfd, uid, s, nums[i], i + 1 == n, first, &next, r, &sc);
+		st = read_segment(dirfd, uid, &rp, nums[i], i + 1 == n, first, &next, r);
 		first = false;
 	}
-	if (s != NULL)
-		urcu_bp_read_unlock();
 	free(nums);
-	once__scratch_free(&sc);
+	once__scratch_free(&rp.sc);
+	if (st == ONCE_OK && rp.batch != NULL) {
+		/* One read-side section for the whole replay (core/restore.c). */
+		urcu_bp_read_lock();
+		st = once__batch_apply(rp.batch);
+		urcu_bp_read_unlock();
+		if (st == ONCE_CORRUPT)
+			st = damage(r, "(records)", 0, false, "a record cannot be applied");
+	}
+	once__batch_free(rp.batch);
 	if (st == ONCE_OK && next < (r->has_checkpoint ? r->checkpoint_start : 1))
 		st = damage(r, ONCE_CHECKPOINT_FILE, 0, false, "log ends before the checkpoint's start");
 	r->next_seq = next;

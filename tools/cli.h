@@ -1,0 +1,105 @@
+/*
+ * tools/cli.h - what the `oncestore` command line tool's files share: exit
+ * codes, messages, argument parsing, opening a data directory without
+ * creating it, opening the store with the tool's options, listing files.
+ *
+ * The tool links the static library with the internal headers (core/,
+ * wal/): verify and repair read the files with the log's own checking
+ * functions (wal/format.h, wal/recover.h) instead of a second copy of the
+ * format.
+ */
+#ifndef ONCE_TOOLS_CLI_H
+#define ONCE_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "oncestore.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* The commands in files of their own: argv[0] is the command's name. */
+int cli_verify(int argc, char **argv); /* verify.c */
+int cli_repair(int argc, char **argv); /* repair.c */
+
+/* "oncestore <cmd>: <message>\n" on stderr. */
+void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Parses `cmd [options] DIR`.  Options are the flags named in `flags`
+ * (NULL-terminated; each sets the bool at the same index of `set`), plus
+ * -h/--help.  Returns -1 when parsing succeeded (*dir set), else the exit
+ * code to return: CLI_OK after printing help to stdout, CLI_USAGE after
+ * printing the problem and the usage line to stderr.
+ */
+int cli_parse(int argc, char **argv, const char *usage, const char *help,
+              const char *const *flags, bool *set, const char **dir);
+
+/* An existing data directory, opened (never created) and flock'd. */
+struct cli_dir {
+	const char *path;
+	int fd;
+	unsigned char uid[16];
+};
+
+/*
+ * Opens the data directory at path without creating it, takes its flock
+ * (shared for reading, exclusive for changing it; never waiting: a store
+ * that has it open holds it exclusively, so either way that is
+ * ONCE_LOCKED) and reads the store uid from FORMAT.  On failure prints why
+ * (naming the file) and returns false.
+ */
+bool cli_dir_open(const char *cmd, const char *path, bool exclusive, struct cli_dir *d);
+void cli_dir_close(struct cli_dir *d);
+
+/*
+ * True if path is a directory with a FORMAT file; otherwise prints why
+ * not (a missing directory is never created) and returns false.  For the
+ * commands that open the store, which would otherwise create one.
+ */
+bool cli_is_data_dir(const char *cmd, const char *path);
+
+/* The tool's store options: dir, ONCE_SYNC_ALWAYS, default shards, no
+ * sweeper, no automatic checkpoint, the library's log lines to stderr. */
+void cli_options(once_options *o, const char *dir);
+
+/* once_open with cli_options; prints the status on failure. */
+once_status cli_store_open(const char *cmd, const char *dir, once_store **out);
+
+/* The log callback: "oncestore: [warning: |error: ]message" on stderr. */
+void cli_log(void *ctx, once_log_level level, const char *message);
+
+/* Files of a directory (regular files and others, "." and ".." left out),
+ * sorted by name. */
+struct cli_file {
+	char name[256];
+	uint64_t size;
+	mode_t mode;
+	bool regular;
+};
+struct cli_files {
+	struct cli_file *f;
+	size_t n;
+};
+/* ONCE_OK | ONCE_IO | ONCE_NOMEM. */
+once_status cli_list(int dirfd, struct cli_files *out);
+void cli_files_free(struct cli_files *fs);
+/* Index of name in fs, or -1. */
+long cli_files_find(const struct cli_files *fs, const char *name);
+
+/* A whole file read into memory (malloc'd; *len bytes). ONCE_OK |
+ * ONCE_IO | ONCE_NOMEM; errno is kept for ONCE_IO. */
+once_status cli_read_file(int dirfd, const char *name, unsigned char **p, size_t *len);
+
+/* fsyncs the directory; false (with the message printed) on failure. */
+bool cli_fsync_dir(const char *cmd, const struct cli_dir *d);
+
+/* Writes s as a JSON string (with quotes) to stdout. */
+void cli_json_string(const char *s);
+
+/* The record type's name ("code_put", ...), or "type <n>". */
+const char *cli_type_name(unsigned type, char buf[16]);
+
+#endif /* ONCE_TOOLS_CLI_H */

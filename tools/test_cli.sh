@@ -1,0 +1,617 @@
+#!/usr/bin/env bash
+# tools/test_cli.sh - TAP tests of the `oncestore` command line tool.
+#
+#   bash tools/test_cli.sh path/to/oncestore path/to/oncestore-fill
+#
+# oncestore-fill (tools/fill.c) gives a store real content of every kind,
+# including refresh successors whose plaintext must never show.  Damage is
+# made by flipping one byte in the middle of a file (python3).
+set -u
+export LC_ALL=C
+
+ONCESTORE=${1:?usage: test_cli.sh ONCESTORE FILL}
+FILL=${2:?usage: test_cli.sh ONCESTORE FILL}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/oncestore-cli-XXXXXX") || exit 1
+HOLDER=
+cleanup() {
+	[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n - $1"
+	shift
+	for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
+	if [ -s "$T/out" ]; then echo "#   stdout:"; sed 's/^/#     /' "$T/out" | head -40; fi
+	if [ -s "$T/err" ]; then echo "#   stderr:"; sed 's/^/#     /' "$T/err" | head -40; fi
+}
+# check DESCRIPTION COMMAND...: ok when the command succeeds.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what" "failed: $*"; fi
+}
+# run CMD...: runs the tool, stdout in $T/out, stderr in $T/err, status in $rc.
+run() {
+	"$ONCESTORE" "$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
+# expect_rc WANT DESCRIPTION: checks the last run's status.
+expect_rc() {
+	if [ "$rc" -eq "$1" ]; then ok "$2"; else not_ok "$2" "exit status $rc, expected $1"; fi
+}
+flip() { # flip FILE OFFSET: inverts one byte
+	python3 -c 'import sys
+p, o = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, "rb").read()); b[o] ^= 0xff; open(p, "wb").write(b)' "$1" "$2"
+}
+fingerprint() { (cd "$1" && ls -l --time-style=+ . && sha256sum -- *) 2>/dev/null; }
+size_of() { stat -c %s "$1"; }
+# The damaged file and offset from verify's message "DIR/FILE: offset N: why".
+damage_of() { sed -n 's|^oncestore verify: .*/\([^/:]*\): offset \([0-9]*\): .*|\1 \2|p' "$T/err" | head -n1; }
+
+D=$T/data
+
+# ---- usage ----
+run --help
+if [ "$rc" -eq 0 ] && grep -q init "$T/out" && grep -q verify "$T/out" && grep -q stats "$T/out" &&
+	grep -q dump "$T/out" && grep -q checkpoint "$T/out" && grep -q repair "$T/out"; then
+	ok "oncestore --help exits 0 and lists every command"
+else
+	not_ok "oncestore --help exits 0 and lists every command" "exit status $rc"
+fi
+for c in init verify stats dump checkpoint repair; do
+	run "$c" --help
+	if [ "$rc" -eq 0 ] && grep -q "usage: oncestore $c" "$T/out"; then
+		ok "$c --help exits 0 with its usage"
+	else
+		not_ok "$c --help exits 0 with its usage" "exit status $rc"
+	fi
+done
+run
+expect_rc 2 "no command exits 2"
+run frobnicate "$D"
+expect_rc 2 "unknown command exits 2"
+run verify
+expect_rc 2 "verify without DIR exits 2"
+run verify --bogus "$D"
+expect_rc 2 "unknown option exits 2"
+run verify "$D" "$D.other"
+expect_rc 2 "two directories exit 2"
+
+# ---- missing directory: nothing is created ----
+run verify "$D"
+if [ "$rc" -eq 1 ] && [ ! -e "$D" ] && grep -q "$D" "$T/err"; then
+	ok "verify on a missing directory exits 1, names it, creates nothing"
+else
+	not_ok "verify on a missing directory exits 1, names it, creates nothing" "exit status $rc"
+fi
+for c in stats dump checkpoint repair; do
+	run "$c" "$D"
+	if [ "$rc" -eq 1 ] && [ ! -e "$D" ]; then
+		ok "$c on a missing directory exits 1 and creates nothing"
+	else
+		not_ok "$c on a missing directory exits 1 and creates nothing" "exit status $rc"
+	fi
+done
+
+# ---- init ----
+run init "$D"
+if [ "$rc" -eq 0 ] && [ "$(stat -c %a "$D")" = 700 ] && [ "$(stat -c %a "$D/FORMAT")" = 600 ]; then
+	ok "init creates the directory 0700 with FORMAT 0600"
+else
+	not_ok "init creates the directory 0700 with FORMAT 0600" "exit status $rc"
+fi
+before=$(fingerprint "$D")
+run init "$D"
+if [ "$rc" -eq 1 ] && grep -q "already" "$T/err" && [ "$before" = "$(fingerprint "$D")" ]; then
+	ok "init refuses a directory that already holds a store, changing nothing"
+else
+	not_ok "init refuses a directory that already holds a store, changing nothing" "exit status $rc"
+fi
+mkdir "$T/foreign" && echo hello >"$T/foreign/notes.txt"
+run init "$T/foreign"
+if [ "$rc" -eq 1 ] && [ ! -e "$T/foreign/FORMAT" ] && grep -q CORRUPT "$T/err"; then
+	ok "init refuses a non-empty foreign directory (ONCE_CORRUPT), writes no FORMAT"
+else
+	not_ok "init refuses a non-empty foreign directory (ONCE_CORRUPT), writes no FORMAT" "exit status $rc"
+fi
+mkdir -m 755 "$T/empty"
+run init "$T/empty"
+if [ "$rc" -eq 0 ] && [ "$(stat -c %a "$T/empty")" = 700 ] && [ -e "$T/empty/FORMAT" ]; then
+	ok "init of an existing empty directory makes it a store and sets mode 0700"
+else
+	not_ok "init of an existing empty directory makes it a store and sets mode 0700" "exit status $rc"
+fi
+run verify "$T/foreign"
+expect_rc 1 "verify of a directory without FORMAT exits 1"
+
+# ---- verify a fresh store ----
+run verify "$D"
+if [ "$rc" -eq 0 ] && grep -q clean "$T/out"; then ok "verify of a fresh store exits 0 (clean)"
+else not_ok "verify of a fresh store exits 0 (clean)" "exit status $rc"; fi
+
+# ---- content ----
+if "$FILL" "$D" >"$T/fill.out" 2>"$T/err"; then ok "fill writes every kind"
+else not_ok "fill writes every kind"; fi
+entries=$(sed -n 's/^entries //p' "$T/fill.out")
+run verify "$D"
+expect_rc 0 "verify after writes exits 0"
+
+run dump "$D"
+cp "$T/out" "$T/dump1"
+lines=$(wc -l <"$T/dump1")
+if [ "$rc" -eq 0 ] && [ -n "$entries" ] && [ "$lines" -eq "$entries" ] && [ "$lines" -gt 20 ]; then
+	ok "dump prints one line per entry ($lines)"
+else
+	not_ok "dump prints one line per entry" "exit status $rc, $lines lines, fill reported '$entries'"
+fi
+if python3 -c 'import json, sys
+kinds = set()
+for line in open(sys.argv[1]):
+    kinds.add(json.loads(line)["kind"])
+want = {"code", "access_token", "access_family", "refresh", "refresh_family", "nonce", "replay"}
+sys.exit(0 if kinds == want else 1)' "$T/dump1"; then
+	ok "every dump line is JSON, and every kind is there"
+else
+	not_ok "every dump line is JSON, and every kind is there"
+fi
+if LC_ALL=C sort -c "$T/dump1" 2>/dev/null; then ok "dump lines are sorted"
+else not_ok "dump lines are sorted"; fi
+if grep -q successor_sealed_bytes "$T/dump1" && ! grep -q "SUCCESSOR-PLAINTEXT" "$T/dump1" &&
+	! grep -q "code-secret-" "$T/dump1" && ! grep -q "refresh-secret-" "$T/dump1"; then
+	ok "dump shows sealed successors only: no plaintext, no secrets"
+else
+	not_ok "dump shows sealed successors only: no plaintext, no secrets"
+fi
+if ! grep -rqa -e "SUCCESSOR-PLAINTEXT" -e "code-secret-" -e "refresh-secret-" "$D"; then
+	ok "no successor plaintext or secret in the data files"
+else
+	not_ok "no successor plaintext or secret in the data files"
+fi
+
+# ---- stats ----
+run stats "$D"
+if [ "$rc" -eq 0 ] && grep -Eq '^codes +6 ' "$T/out" && grep -q recovery "$T/out" &&
+	grep -q "log records replayed" "$T/out"; then
+	ok "stats prints entries per kind and recovery figures"
+else
+	not_ok "stats prints entries per kind and recovery figures" "exit status $rc"
+fi
+run stats --json "$D"
+if [ "$rc" -eq 0 ] && python3 -c 'import json, os, sys
+s = json.load(open(sys.argv[1]))
+files = [f for f in os.listdir(sys.argv[2]) if os.path.isfile(os.path.join(sys.argv[2], f))]
+size = sum(os.path.getsize(os.path.join(sys.argv[2], f)) for f in files)
+assert s["entries"]["codes"] == 6, s["entries"]
+assert s["entries"]["replays"] == 4 and s["entries"]["nonces"] == 3, s["entries"]
+assert s["recovery"]["log_records"] > 0 and s["recovery"]["ns"] > 0, s["recovery"]
+assert s["files"]["count"] == len(files) and s["files"]["bytes"] == size, (s["files"], len(files), size)
+' "$T/out" "$D"; then
+	ok "stats --json parses, with entries, recovery and files on disk"
+else
+	not_ok "stats --json parses, with entries, recovery and files on disk" "exit status $rc"
+fi
+
+# ---- checkpoint ----
+run checkpoint "$D"
+if [ "$rc" -eq 0 ] && [ -e "$D/CHECKPOINT" ] && ls "$D"/snap-* >/dev/null 2>&1 &&
+	grep -q "checkpoint committed" "$T/out" && grep -q "removed log-" "$T/out"; then
+	ok "checkpoint writes snapshots and CHECKPOINT, reports the segments it removed"
+else
+	not_ok "checkpoint writes snapshots and CHECKPOINT, reports the segments it removed" "exit status $rc"
+fi
+run verify "$D"
+if [ "$rc" -eq 0 ] && grep -q "snapshot records" "$T/out"; then ok "verify after checkpoint exits 0"
+else not_ok "verify after checkpoint exits 0" "exit status $rc"; fi
+run dump "$D"
+if [ "$rc" -eq 0 ] && cmp -s "$T/out" "$T/dump1"; then ok "dump after checkpoint is unchanged"
+else not_ok "dump after checkpoint is unchanged" "exit status $rc"; fi
+
+# More content after the checkpoint, in the log.
+"$FILL" "$D" --tag b >"$T/fill.out" 2>"$T/err" || not_ok "fill --tag b"
+entries2=$(sed -n 's/^entries //p' "$T/fill.out")
+
+# ---- the lock ----
+rm -f "$T/release"
+"$FILL" "$D" --none --hold 60 --until "$T/release" >"$T/hold.out" 2>"$T/hold.err" &
+HOLDER=$!
+for _ in $(seq 1 400); do
+	grep -q holding "$T/hold.out" 2>/dev/null && break
+	sleep 0.05
+done
+before=$(fingerprint "$D")
+run verify "$D"
+if [ "$rc" -ne 0 ] && grep -q ONCE_LOCKED "$T/err"; then ok "verify while a store holds the directory reports ONCE_LOCKED"
+else not_ok "verify while a store holds the directory reports ONCE_LOCKED" "exit status $rc"; fi
+run repair --yes "$D"
+if [ "$rc" -ne 0 ] && grep -q ONCE_LOCKED "$T/err"; then ok "repair while a store holds the directory reports ONCE_LOCKED"
+else not_ok "repair while a store holds the directory reports ONCE_LOCKED" "exit status $rc"; fi
+run dump "$D"
+if [ "$rc" -ne 0 ] && grep -q LOCKED "$T/err" && grep -q "^oncestore: error:" "$T/err"; then
+	ok "dump while held fails with LOCKED; library lines go to stderr as 'oncestore: ...'"
+else
+	not_ok "dump while held fails with LOCKED; library lines go to stderr as 'oncestore: ...'" "exit status $rc"
+fi
+if [ "$before" = "$(fingerprint "$D")" ]; then ok "nothing changed while the store held the directory"
+else not_ok "nothing changed while the store held the directory"; fi
+touch "$T/release"
+wait "$HOLDER"
+hold_rc=$?
+HOLDER=
+if [ "$hold_rc" -eq 0 ]; then ok "the holding store closed cleanly"
+else not_ok "the holding store closed cleanly" "fill exit status $hold_rc"; fi
+
+run dump "$D"
+cp "$T/out" "$T/dump2"
+if [ "$rc" -eq 0 ] && [ "$(wc -l <"$T/dump2")" -eq "$entries2" ]; then ok "dump after more writes: $entries2 lines"
+else not_ok "dump after more writes" "exit status $rc, want $entries2 lines"; fi
+
+# ---- damage in a log segment ----
+seg=$(ls -S "$D"/log-* | head -n1)
+segsize=$(size_of "$seg")
+flip "$seg" $((segsize / 2))
+run verify "$D"
+read -r bad_file bad_at <<<"$(damage_of)"
+if [ "$rc" -eq 1 ] && [ "$bad_file" = "$(basename "$seg")" ] && [ -n "$bad_at" ] &&
+	[ "$bad_at" -le $((segsize / 2)) ] && [ "$bad_at" -ge 64 ] && [ $((bad_at % 8)) -eq 0 ]; then
+	ok "verify finds a flipped byte in a log segment: exit 1, names $bad_file at offset $bad_at"
+else
+	not_ok "verify finds a flipped byte in a log segment: exit 1, names the file and offset" \
+		"exit status $rc, damage '${bad_file:-} ${bad_at:-}', flipped $(basename "$seg") at $((segsize / 2))"
+fi
+run dump "$D"
+if [ "$rc" -eq 1 ] && grep -q CORRUPT "$T/err" && grep -q "$(basename "$seg")" "$T/err"; then
+	ok "the store refuses to open (ONCE_CORRUPT naming the file)"
+else
+	not_ok "the store refuses to open (ONCE_CORRUPT naming the file)" "exit status $rc"
+fi
+before=$(fingerprint "$D")
+run repair "$D"
+if [ "$rc" -eq 1 ] && [ "$before" = "$(fingerprint "$D")" ] && grep -q "dry run" "$T/out" &&
+	grep -q "truncate .*$(basename "$seg") at offset $bad_at" "$T/out"; then
+	ok "repair without --yes prints the truncation, changes nothing, exits 1"
+else
+	not_ok "repair without --yes prints the truncation, changes nothing, exits 1" "exit status $rc"
+fi
+cp -a "$D" "$T/trunc"
+run repair --yes --truncate-only "$T/trunc"
+tseg=$T/trunc/$(basename "$seg")
+if [ "$rc" -eq 0 ] && [ -e "$tseg" ] && [ "$(size_of "$tseg")" -eq "$bad_at" ] &&
+	grep -q "records that still pass their checksums" "$T/out" && grep -q "dropped .* of \"" "$T/out"; then
+	ok "repair --yes --truncate-only cuts the segment at offset $bad_at, lists dropped spends"
+else
+	not_ok "repair --yes --truncate-only cuts the segment at the damage, lists dropped spends" \
+		"exit status $rc, size now $(size_of "$tseg" 2>/dev/null), damage at ${bad_at:-}"
+fi
+run repair --yes "$D"
+if [ "$rc" -eq 0 ] && [ -e "$seg" ] && [ "$(size_of "$seg")" -ge "$bad_at" ] &&
+	cmp -s -n "$bad_at" "$seg" "$tseg" && grep -q "truncate .* at offset $bad_at" "$T/out" &&
+	grep -q "re-assert" "$T/out" && grep -q "repaired (1 fix)" "$T/out"; then
+	ok "repair --yes cuts at offset $bad_at and re-asserts the spends found after it"
+else
+	not_ok "repair --yes cuts at the damage and re-asserts the spends found after it" \
+		"exit status $rc, size now $(size_of "$seg" 2>/dev/null), damage at ${bad_at:-}"
+fi
+if ! ls "$D"/log-* | awk -v s="$seg" '$0 > s' | grep -q .; then ok "repair removed the segments after the damaged one"
+else not_ok "repair removed the segments after the damaged one" "$(ls "$D")"; fi
+run verify "$D"
+expect_rc 0 "verify after repair exits 0"
+run dump "$D"
+got=$(wc -l <"$T/out")
+if [ "$rc" -eq 0 ] && [ "$got" -gt 0 ] && [ "$got" -lt "$entries2" ]; then
+	ok "the repaired store opens and dumps ($got of $entries2 entries remain)"
+else
+	not_ok "the repaired store opens and dumps" "exit status $rc, $got lines"
+fi
+run repair "$D"
+if [ "$rc" -eq 0 ] && grep -q "nothing to repair" "$T/out"; then ok "repair of a clean directory exits 0: nothing to repair"
+else not_ok "repair of a clean directory exits 0: nothing to repair" "exit status $rc"; fi
+
+# ---- damage in a snapshot ----
+run checkpoint "$D"
+expect_rc 0 "checkpoint of the repaired store"
+run dump "$D"
+cp "$T/out" "$T/dump3"
+entries3=$(wc -l <"$T/dump3")
+snap=$(ls -S "$D"/snap-* | head -n1)
+snapsize=$(size_of "$snap")
+flip "$snap" $((snapsize / 2))
+run verify "$D"
+read -r bad_file bad_at <<<"$(damage_of)"
+if [ "$rc" -eq 1 ] && [ "$bad_file" = "$(basename "$snap")" ] && [ -n "$bad_at" ] &&
+	[ "$bad_at" -le $((snapsize / 2)) ]; then
+	ok "verify finds a flipped byte in a snapshot: exit 1, names $bad_file at offset $bad_at"
+else
+	not_ok "verify finds a flipped byte in a snapshot: exit 1, names the file and offset" \
+		"exit status $rc, damage '${bad_file:-} ${bad_at:-}', flipped $(basename "$snap")"
+fi
+before=$(fingerprint "$D")
+run repair "$D"
+if [ "$rc" -eq 1 ] && [ "$before" = "$(fingerprint "$D")" ] && grep -q "rewrite .*$(basename "$snap")" "$T/out"; then
+	ok "repair without --yes prints the snapshot rewrite, changes nothing, exits 1"
+else
+	not_ok "repair without --yes prints the snapshot rewrite, changes nothing, exits 1" "exit status $rc"
+fi
+run repair --yes "$D"
+if [ "$rc" -eq 0 ] && grep -q "new end mark counting" "$T/out" && [ "$(size_of "$snap")" -lt "$snapsize" ] &&
+	[ "$(stat -c %a "$snap")" = 600 ] && ! ls "$D"/*.tmp >/dev/null 2>&1; then
+	ok "repair --yes rewrites the snapshot (valid prefix, new end mark, mode 0600)"
+else
+	not_ok "repair --yes rewrites the snapshot (valid prefix, new end mark, mode 0600)" "exit status $rc"
+fi
+run verify "$D"
+expect_rc 0 "verify after the snapshot repair exits 0"
+run dump "$D"
+got=$(wc -l <"$T/out")
+if [ "$rc" -eq 0 ] && [ "$got" -gt 0 ] && [ "$got" -lt "$entries3" ]; then
+	ok "the store opens after the snapshot repair ($got of $entries3 entries remain)"
+else
+	not_ok "the store opens after the snapshot repair" "exit status $rc, $got lines of $entries3"
+fi
+if python3 - "$T/dump3" "$T/out" >"$T/spent.check" <<'PY'
+import json, sys
+# Spent or not: a finalized code whose finalize was the damaged record
+# comes back taken, which is still spent (a second take gets NOT_FOUND).
+rank = {"live": 0, "taken": 1, "finalized": 1, "fresh": 0, "used": 1}
+before = {}
+for line in open(sys.argv[1]):
+    e = json.loads(line); before[(e["kind"], e["key"])] = e
+bad = []
+for line in open(sys.argv[2]):
+    e = json.loads(line); b = before.get((e["kind"], e["key"]))
+    if e["kind"].endswith("family"):
+        continue  # a lost family image comes back from its tokens (see the report)
+    if b is None:
+        bad.append("new entry " + line.strip())
+    elif "state" in e and rank[e["state"]] < rank[b["state"]]:
+        bad.append("less spent: " + line.strip())
+    elif e.get("consumed") is False and b.get("consumed") is True:
+        bad.append("unconsumed: " + line.strip())
+for x in bad:
+    print(x)
+sys.exit(1 if bad else 0)
+PY
+then
+	ok "no entry left after the snapshot repair is new or unspent where it was spent"
+else
+	not_ok "no entry left after the snapshot repair is new or unspent where it was spent" "$(cat "$T/spent.check")"
+fi
+
+# ---- damage in CHECKPOINT ----
+run dump "$D"
+cp "$T/out" "$T/dump4"
+flip "$D/CHECKPOINT" 30
+run verify "$D"
+if [ "$rc" -eq 1 ] && grep -q "/CHECKPOINT: offset 0" "$T/err"; then ok "verify finds a damaged CHECKPOINT"
+else not_ok "verify finds a damaged CHECKPOINT" "exit status $rc"; fi
+run repair --yes "$D"
+if [ "$rc" -eq 0 ] && grep -q "rewrite .*CHECKPOINT" "$T/out"; then
+	ok "repair --yes rewrites CHECKPOINT from the one checkpoint's snapshots"
+else
+	not_ok "repair --yes rewrites CHECKPOINT from the one checkpoint's snapshots" "exit status $rc"
+fi
+run dump "$D"
+if [ "$rc" -eq 0 ] && cmp -s "$T/out" "$T/dump4"; then ok "after the CHECKPOINT repair the store holds what it held"
+else not_ok "after the CHECKPOINT repair the store holds what it held" "exit status $rc"; fi
+
+# ---- damaged log segment header: rebuilt, nothing dropped ----
+"$FILL" "$D" --tag c >/dev/null 2>"$T/err" || not_ok "fill --tag c"
+run dump "$D"
+cp "$T/out" "$T/dump5"
+seg=$(ls -S "$D"/log-* | head -n1)
+flip "$seg" 20
+run verify "$D"
+if [ "$rc" -eq 1 ] && grep -q "$(basename "$seg"): offset 0: bad log segment header" "$T/err"; then
+	ok "verify finds a damaged segment header"
+else
+	not_ok "verify finds a damaged segment header" "exit status $rc"
+fi
+run repair --yes "$D"
+if [ "$rc" -eq 0 ] && grep -q "rewrite the header" "$T/out"; then ok "repair rewrites the header from the first record"
+else not_ok "repair rewrites the header from the first record" "exit status $rc"; fi
+run dump "$D"
+if [ "$rc" -eq 0 ] && cmp -s "$T/out" "$T/dump5"; then ok "after the header repair nothing is lost"
+else not_ok "after the header repair nothing is lost" "exit status $rc"; fi
+
+# ---- a torn tail in the newest segment is not corruption ----
+newest=$(ls "$D"/log-* | sort | tail -n1)
+printf 'half a record' >>"$newest"
+run verify "$D"
+if [ "$rc" -eq 0 ] && grep -q "torn tail of 13 bytes" "$T/out"; then ok "verify: a torn tail of the newest segment is a note, exit 0"
+else not_ok "verify: a torn tail of the newest segment is a note, exit 0" "exit status $rc"; fi
+run repair "$D"
+expect_rc 0 "repair leaves a torn tail to the next open (exit 0)"
+run dump "$D"
+if [ "$rc" -eq 0 ] && grep -q "^oncestore: warning: .*torn tail" "$T/err" && cmp -s "$T/out" "$T/dump5"; then
+	ok "open cuts the torn tail with a warning on stderr, state unchanged"
+else
+	not_ok "open cuts the torn tail with a warning on stderr, state unchanged" "exit status $rc"
+fi
+
+# ---- a CHECKPOINT the log never reaches: covered segments removed ----
+E=$T/short
+run init "$E"
+"$FILL" "$E" >/dev/null 2>&1
+old=$(ls -S "$E"/log-* | head -n1)
+head -c 1000 "$old" >"$T/old-segment"
+run checkpoint "$E"
+run dump "$E"
+cp "$T/out" "$T/dump6"
+rm -f "$E"/log-*
+install -m 600 "$T/old-segment" "$old"
+run verify "$E"
+if [ "$rc" -eq 1 ] && grep -q "CHECKPOINT: offset 0: log ends before the checkpoint's start" "$T/err"; then
+	ok "verify: a log that ends before the checkpoint's start is damage"
+else
+	not_ok "verify: a log that ends before the checkpoint's start is damage" "exit status $rc"
+fi
+run repair --yes "$E"
+rc_repair=$rc
+run dump "$E"
+if [ "$rc_repair" -eq 0 ] && [ "$rc" -eq 0 ] && cmp -s "$T/out" "$T/dump6"; then
+	ok "repair removes the covered segments; nothing is lost"
+else
+	not_ok "repair removes the covered segments; nothing is lost" "repair exit $rc_repair, dump exit $rc"
+fi
+
+# ---- a damaged spend in a snapshot must not bring its entry back unspent ----
+G=$T/spent
+run init "$G"
+"$FILL" "$G" --checkpoint >/dev/null 2>&1
+run dump "$G"
+cp "$T/out" "$T/dump7"
+# The first code_take record (type 2) of any snapshot: damage its payload.
+target=
+for f in "$G"/snap-*; do
+	at=$(python3 -c 'import sys
+b = open(sys.argv[1], "rb").read(); o = 64
+while o + 24 <= len(b):
+    n = int.from_bytes(b[o + 8:o + 12], "little")
+    if b[o + 12] == 2:
+        print(o); break
+    o += 24 + n + (8 - n % 8) % 8' "$f")
+	if [ -n "$at" ]; then target="$f $at"; break; fi
+done
+read -r tfile tat <<<"$target"
+if [ -n "${tat:-}" ]; then
+	flip "$tfile" $((tat + 24))
+	run repair --yes "$G"
+	rc_repair=$rc
+	run dump "$G"
+	added=$(comm -13 "$T/dump7" "$T/out" | grep -v '"kind":"[a-z_]*family"')
+	codes_before=$(grep -c '"kind":"code"' "$T/dump7")
+	codes_after=$(grep -c '"kind":"code"' "$T/out")
+	if [ "$rc_repair" -eq 0 ] && [ "$rc" -eq 0 ] && [ -z "$added" ] && [ "$codes_after" -lt "$codes_before" ]; then
+		ok "a lost code_take in a snapshot drops its code_put too: no code comes back live"
+	else
+		not_ok "a lost code_take in a snapshot drops its code_put too: no code comes back live" \
+			"repair exit $rc_repair, dump exit $rc, codes $codes_before -> $codes_after" "$added"
+	fi
+else
+	not_ok "a lost code_take in a snapshot drops its code_put too" "no code_take record found in $G"
+fi
+
+# ---- re-assertion: a spend logged after the damage still holds ----
+H=$T/reassert
+run init "$H"
+"$FILL" "$H" >/dev/null 2>&1 || not_ok "fill $H"
+"$FILL" "$H" --spend >/dev/null 2>&1 || not_ok "fill --spend $H"
+code_key() { python3 -c 'import base64, hashlib, sys
+print(base64.urlsafe_b64encode(hashlib.sha256(sys.argv[1].encode()).digest()).rstrip(b"=").decode())' "$1"; }
+k3=$(code_key code-secret-a-3)
+k4=$(code_key code-secret-a-4)
+state_of() { python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("key") == sys.argv[2]:
+        if "consumed" in e:
+            print("consumed" if e["consumed"] else "unconsumed")
+        else:
+            print(e.get("state", "present"))
+        break
+else:
+    print("absent")' "$1" "$2"; }
+k_r2=$(code_key refresh-secret-a-2)
+k_r3=$(code_key refresh-secret-a-3)
+k_child=$(code_key refresh-secret-a-child-2)
+run dump "$H"
+if [ "$(state_of "$T/out" "$k3")" = finalized ] && [ "$(state_of "$T/out" "$k4")" = taken ] &&
+	[ "$(state_of "$T/out" "$k_r2")" = consumed ] && [ "$(state_of "$T/out" "$k_r3")" = consumed ] &&
+	[ "$(state_of "$T/out" "$k_child")" = unconsumed ]; then
+	ok "setup: codes 3, 4 and refresh tokens 2 (rotated), 3 spent by a later run"
+else
+	not_ok "setup: codes 3, 4 and refresh tokens 2 (rotated), 3 spent by a later run"
+fi
+# Damage the first nonce_issue (type 11) of the first run's segment: the
+# codes and refresh tokens before it stay, and the later run's spends,
+# in the segments after the damage, are dropped.
+seg=$(ls -S "$H"/log-* | head -n1)
+at=$(python3 -c 'import sys
+b = open(sys.argv[1], "rb").read(); o = 64
+while o + 24 <= len(b):
+    n = int.from_bytes(b[o + 8:o + 12], "little")
+    if b[o + 12] == 11:
+        print(o); break
+    o += 24 + n + (8 - n % 8) % 8' "$seg")
+flip "$seg" $((at + 30))
+cp -a "$H" "$T/reassert-trunc"
+run repair --yes "$H"
+rc_repair=$rc
+grep -q "repaired (1 fix)" "$T/out"
+one_fix=$?
+run dump "$H"
+s3=$(state_of "$T/out" "$k3")
+s4=$(state_of "$T/out" "$k4")
+sr2=$(state_of "$T/out" "$k_r2")
+sr3=$(state_of "$T/out" "$k_r3")
+sc=$(state_of "$T/out" "$k_child")
+if [ "$rc_repair" -eq 0 ] && [ "$one_fix" -eq 0 ] && [ "$rc" -eq 0 ] && [ "$s3" = finalized ] &&
+	[ "$s4" = taken ] && [ "$sr2" = consumed ] && [ "$sr3" = consumed ] && [ "$sc" = absent ] &&
+	[ "$(state_of "$T/out" "jkt|https://api.example/|jti-a-spend")" = present ]; then
+	ok "after repair (one fix) the dropped spends still hold: take, finalize, consume, rotation's parent, replay"
+else
+	not_ok "after repair (one fix) the dropped spends still hold: take, finalize, consume, rotation's parent, replay" \
+		"repair exit $rc_repair (one fix: $one_fix), dump exit $rc, codes 3 $s3 4 $s4, refresh 2 $sr2 3 $sr3 child $sc"
+fi
+run verify "$H"
+expect_rc 0 "verify after a repair with re-assertion exits 0"
+run repair --yes --truncate-only "$T/reassert-trunc"
+rc_repair=$rc
+grep -q "dropped code_take of \"$k4\"" "$T/out"
+listed=$?
+run dump "$T/reassert-trunc"
+if [ "$rc_repair" -eq 0 ] && [ "$listed" -eq 0 ] && [ "$(state_of "$T/out" "$k4")" = live ]; then
+	ok "with --truncate-only the take is gone (code 4 live again) and the report names its key"
+else
+	not_ok "with --truncate-only the take is gone (code 4 live again) and the report names its key" \
+		"repair exit $rc_repair, listed $listed, code 4 $(state_of "$T/out" "$k4")"
+fi
+
+# ---- re-assertion in a snapshot: replay entries and revoked families ----
+S=$T/snapreassert
+run init "$S"
+"$FILL" "$S" --checkpoint >/dev/null 2>&1 || not_ok "fill --checkpoint $S"
+run dump "$S"
+cp "$T/out" "$T/dump8"
+# A snapshot whose first record is not one of those, holding a replay
+# record or a family image after it: damage its first record.
+target=
+for f in "$S"/snap-*; do
+	if python3 -c 'import sys
+b = open(sys.argv[1], "rb").read(); o = 64; types = []
+while o + 24 <= len(b):
+    n = int.from_bytes(b[o + 8:o + 12], "little"); types.append(b[o + 12])
+    o += 24 + n + (8 - n % 8) % 8
+sys.exit(0 if types and types[0] not in (13, 14, 15) and 13 in types[1:] else 1)' "$f"; then
+		target=$f
+		break
+	fi
+done
+if [ -n "$target" ]; then
+	flip "$target" 90
+	run repair --yes "$S"
+	rc_repair=$rc
+	run dump "$S"
+	if [ "$rc_repair" -eq 0 ] && [ "$rc" -eq 0 ] &&
+		[ "$(grep '"kind":"replay"' "$T/dump8")" = "$(grep '"kind":"replay"' "$T/out")" ] &&
+		python3 -c 'import json, sys
+rev = lambda f: {json.loads(l)["key"] for l in open(f) if json.loads(l).get("revoked") is True}
+sys.exit(0 if rev(sys.argv[1]) <= rev(sys.argv[2]) else 1)' "$T/dump8" "$T/out"; then
+		ok "a snapshot cut at its first record keeps its replay entries and revoked families (re-asserted)"
+	else
+		not_ok "a snapshot cut at its first record keeps its replay entries and revoked families (re-asserted)" \
+			"repair exit $rc_repair, dump exit $rc"
+	fi
+else
+	not_ok "a snapshot cut at its first record keeps its replay entries and revoked families" "no suitable snapshot in $S"
+fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

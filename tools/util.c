@@ -1,0 +1,404 @@
+/*
+ * tools/util.c - helpers shared by the commands of the `oncestore` tool
+ * (tools/cli.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "format.h"
+
+void cli_err(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "oncestore %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int cli_parse(int argc, char **argv, const char *usage, const char *help,
+              const char *const *flags, bool *set, const char **dir)
+{
+	const char *cmd = argv[0];
+	*dir = NULL;
+	bool options_done = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!options_done && (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
+			printf("usage: %s\n\n%s", usage, help);
+			return CLI_OK;
+		}
+		if (!options_done && strcmp(a, "--") == 0) {
+			options_done = true;
+			continue;
+		}
+		if (!options_done && a[0] == '-' && a[1] != '\0') {
+			bool known = false;
+			for (size_t f = 0; flags != NULL && flags[f] != NULL; f++)
+				if (strcmp(a, flags[f]) == 0)
+					set[f] = known = true;
+			if (!known) {
+				cli_err(cmd, "unknown option %s", a);
+				fprintf(stderr, "usage: %s\n", usage);
+				return CLI_USAGE;
+			}
+			continue;
+		}
+		if (*dir != NULL) {
+			cli_err(cmd, "one data directory only (got %s and %s)", *dir, a);
+			fprintf(stderr, "usage: %s\n", usage);
+			return CLI_USAGE;
+		}
+		*dir = a;
+	}
+	if (*dir == NULL || (*dir)[0] == '\0') {
+		cli_err(cmd, "missing data directory");
+		fprintf(stderr, "usage: %s\n", usage);
+		return CLI_USAGE;
+	}
+	return -1;
+}
+
+/* ---- the data directory ---- */
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* FORMAT: "oncestore <version> <32 hex digits>\n" (wal/dir.h). */
+static bool read_format(const char *cmd, const struct cli_dir *d, unsigned char uid[16])
+{
+	int fd = openat(d->fd, "FORMAT", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			cli_err(cmd, "%s: no FORMAT file: not an oncestore data directory "
+			        "(`oncestore init` makes one)", d->path);
+		else
+			cli_err(cmd, "%s/FORMAT: %s", d->path, strerror(errno));
+		return false;
+	}
+	char text[128];
+	ssize_t got = read(fd, text, sizeof text - 1);
+	int err = errno;
+	close(fd);
+	if (got < 0) {
+		cli_err(cmd, "%s/FORMAT: %s", d->path, strerror(err));
+		return false;
+	}
+	text[got] = '\0';
+	unsigned version = 0;
+	int n = 0;
+	if (sscanf(text, "oncestore %u %n", &version, &n) != 1 || n == 0) {
+		cli_err(cmd, "%s/FORMAT: offset 0: does not parse: not an oncestore data directory",
+		        d->path);
+		return false;
+	}
+	if (version != ONCE_WAL_VERSION) {
+		cli_err(cmd, "%s/FORMAT: format version %u; this tool reads version %u", d->path,
+		        version, ONCE_WAL_VERSION);
+		return false;
+	}
+	if ((size_t)got != (size_t)n + 33 || text[got - 1] != '\n') {
+		cli_err(cmd, "%s/FORMAT: offset %d: bad store uid", d->path, n);
+		return false;
+	}
+	for (int i = 0; i < 16; i++) {
+		int hi = hex_digit(text[n + 2 * i]), lo = hex_digit(text[n + 2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			cli_err(cmd, "%s/FORMAT: offset %d: bad store uid", d->path, n + 2 * i);
+			return false;
+		}
+		uid[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return true;
+}
+
+bool cli_dir_open(const char *cmd, const char *path, bool exclusive, struct cli_dir *d)
+{
+	d->path = path;
+	d->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->fd < 0) {
+		cli_err(cmd, "%s: %s (nothing created)", path, strerror(errno));
+		return false;
+	}
+	if (flock(d->fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			cli_err(cmd, "%s: ONCE_LOCKED: %s (a running store has it open; stop it first)",
+			        path, once_strerror(ONCE_LOCKED));
+		else
+			cli_err(cmd, "%s: flock: %s", path, strerror(errno));
+		close(d->fd);
+		d->fd = -1;
+		return false;
+	}
+	if (!read_format(cmd, d, d->uid)) {
+		close(d->fd); /* drops the lock */
+		d->fd = -1;
+		return false;
+	}
+	return true;
+}
+
+void cli_dir_close(struct cli_dir *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+bool cli_is_data_dir(const char *cmd, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		cli_err(cmd, "%s: %s (nothing created; `oncestore init` makes a data directory)", path,
+		        strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		cli_err(cmd, "%s: not a directory", path);
+		return false;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		cli_err(cmd, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	bool ok = faccessat(fd, "FORMAT", F_OK, 0) == 0;
+	close(fd);
+	if (!ok)
+		cli_err(cmd, "%s: no FORMAT file: not an oncestore data directory "
+		        "(`oncestore init` makes one)", path);
+	return ok;
+}
+
+/* ---- the store ---- */
+
+void cli_log(void *ctx, once_log_level level, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "oncestore: %s%s\n",
+	        level == ONCE_LOG_ERROR ? "error: " : level == ONCE_LOG_WARN ? "warning: " : "", message);
+}
+
+/*
+ * Capacities for the tool's store.  They size the hash tables, and walking
+ * or freeing a table costs time in proportion to its buckets (cds_lfht
+ * visits empty ones too): with the 1 Mi defaults, dump and close of even
+ * an empty store take a second or two.  Every live entry takes at least
+ * one record of at least 32 bytes in a snapshot or the log, so the bytes
+ * on disk bound the entries; recovery never answers FULL, so a bound that
+ * is too low costs only longer chains.  Between 1024 and the defaults.
+ */
+static uint64_t capacity_for(const char *dir)
+{
+	uint64_t bytes = 0;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct cli_files fs;
+	if (fd >= 0 && cli_list(fd, &fs) == ONCE_OK) {
+		for (size_t i = 0; i < fs.n; i++)
+			if (fs.f[i].regular)
+				bytes += fs.f[i].size;
+		cli_files_free(&fs);
+	}
+	if (fd >= 0)
+		close(fd);
+	uint64_t cap = 1024;
+	while (cap < bytes / 32 && cap < (1u << 20))
+		cap *= 2;
+	return cap;
+}
+
+void cli_options(once_options *o, const char *dir)
+{
+	once_options_init(o);
+	uint64_t cap = capacity_for(dir);
+	o->max_codes = o->max_access_tokens = o->max_refresh = o->max_nonces = o->max_replays = cap;
+	o->dir = dir;
+	o->sync = ONCE_SYNC_ALWAYS;
+	o->shards = 0;
+	o->sweep_interval_ms = 0;          /* the tool sweeps nothing itself */
+	o->checkpoint_bytes = UINT64_MAX; /* and checkpoints only when asked */
+	o->successor_key = NULL;          /* successors stay sealed */
+	o->log = cli_log;
+}
+
+once_status cli_store_open(const char *cmd, const char *dir, once_store **out)
+{
+	once_options o;
+	cli_options(&o, dir);
+	once_status st = once_open(&o, out);
+	if (st != ONCE_OK)
+		cli_err(cmd, "%s: once_open: ONCE_%s: %s%s", dir, once_status_name(st), once_strerror(st),
+		        st == ONCE_CORRUPT ? " (`oncestore verify` names the damage, `oncestore repair` "
+		                             "truncates there)"
+		                           : "");
+	return st;
+}
+
+/* ---- files ---- */
+
+static int cmp_file(const void *a, const void *b)
+{
+	return strcmp(((const struct cli_file *)a)->name, ((const struct cli_file *)b)->name);
+}
+
+once_status cli_list(int dirfd, struct cli_files *out)
+{
+	out->f = NULL;
+	out->n = 0;
+	int fd = dup(dirfd);
+	DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+	if (dh == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return ONCE_IO;
+	}
+	rewinddir(dh);
+	size_t cap = 0;
+	struct dirent *de;
+	once_status st = ONCE_OK;
+	while ((de = readdir(dh)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (out->n == cap) {
+			cap = cap ? 2 * cap : 32;
+			struct cli_file *g = realloc(out->f, cap * sizeof *g);
+			if (g == NULL) {
+				st = ONCE_NOMEM;
+				break;
+			}
+			out->f = g;
+		}
+		struct cli_file *f = &out->f[out->n];
+		memset(f, 0, sizeof *f);
+		snprintf(f->name, sizeof f->name, "%s", de->d_name);
+		struct stat sb;
+		if (fstatat(dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+			continue; /* removed meanwhile */
+		f->size = (uint64_t)sb.st_size;
+		f->mode = sb.st_mode;
+		f->regular = S_ISREG(sb.st_mode);
+		out->n++;
+	}
+	closedir(dh);
+	if (st != ONCE_OK) {
+		cli_files_free(out);
+		return st;
+	}
+	if (out->n > 0)
+		qsort(out->f, out->n, sizeof *out->f, cmp_file);
+	return ONCE_OK;
+}
+
+void cli_files_free(struct cli_files *fs)
+{
+	free(fs->f);
+	fs->f = NULL;
+	fs->n = 0;
+}
+
+long cli_files_find(const struct cli_files *fs, const char *name)
+{
+	for (size_t i = 0; i < fs->n; i++)
+		if (strcmp(fs->f[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+once_status cli_read_file(int dirfd, const char *name, unsigned char **p, size_t *len)
+{
+	*p = NULL;
+	*len = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ONCE_IO;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return ONCE_IO;
+	}
+	size_t size = (size_t)st.st_size;
+	unsigned char *buf = malloc(size > 0 ? size : 1);
+	if (buf == NULL) {
+		close(fd);
+		return ONCE_NOMEM;
+	}
+	size_t done = 0;
+	while (done < size) {
+		ssize_t n = read(fd, buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* shrank meanwhile: take what is there */
+		done += (size_t)n;
+	}
+	close(fd);
+	*p = buf;
+	*len = done;
+	return ONCE_OK;
+}
+
+bool cli_fsync_dir(const char *cmd, const struct cli_dir *d)
+{
+	if (fsync(d->fd) == 0)
+		return true;
+	cli_err(cmd, "%s: fsync of the directory: %s", d->path, strerror(errno));
+	return false;
+}
+
+void cli_json_string(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+const char *cli_type_name(unsigned type, char buf[16])
+{
+	static const char *const names[ONCE_WAL_TYPE_END] = {
+		[ONCE_WAL_CODE_PUT] = "code_put",
+		[ONCE_WAL_CODE_TAKE] = "code_take",
+		[ONCE_WAL_CODE_FINALIZE] = "code_finalize",
+		[ONCE_WAL_ACCESS_RECORD] = "access_record",
+		[ONCE_WAL_ACCESS_REVOKE] = "access_revoke",
+		[ONCE_WAL_REFRESH_INSERT] = "refresh_insert",
+		[ONCE_WAL_REFRESH_CONSUME] = "refresh_consume",
+		[ONCE_WAL_REFRESH_SUCCESSOR] = "refresh_successor",
+		[ONCE_WAL_REFRESH_ROTATE] = "refresh_rotate",
+		[ONCE_WAL_REFRESH_REVOKE] = "refresh_revoke",
+		[ONCE_WAL_NONCE_ISSUE] = "nonce_issue",
+		[ONCE_WAL_NONCE_ACCEPT] = "nonce_accept",
+		[ONCE_WAL_REPLAY_RECORD] = "replay_record",
+		[ONCE_WAL_ACCESS_FAMILY] = "access_family",
+		[ONCE_WAL_REFRESH_FAMILY] = "refresh_family",
+		[ONCE_WAL_SNAPSHOT_END] = "snapshot_end",
+	};
+	if (type < ONCE_WAL_TYPE_END && names[type] != NULL)
+		return names[type];
+	snprintf(buf, 16, "type %u", type);
+	return buf;
+}

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # bench/run.sh - the main job: build oncestore optimized and run the bench
-# harness with its defaults (see README "Bench").  Extra arguments go to
-# oncebench, e.g. bench/run.sh --keys 10000000 --threads 1,2,4.
+# harness (see README "Measured").  With no arguments it runs, in about a
+# minute on 2 cores:
+#   1. every operation on the in-memory store, against the raw cds_lfht limit;
+#   2. code take on a store with a data directory (a fresh temporary one
+#      under $TMPDIR per run, removed after), ONCE_SYNC_ALWAYS, 1/8/32
+#      callers, with records per fdatasync;
+#   3. recovery: once_open replaying 500,000 log records.
+# With arguments, they go to oncebench as they are, e.g.
+#   bench/run.sh --keys 10000000 --threads 1,2,4
+#   bench/run.sh --durable --sync interval --workload replay --threads 1,8,32
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -19,4 +27,11 @@ fi
 
 [ -d build-bench ] || meson setup build-bench --buildtype=release >/dev/null
 ninja -C build-bench bench/oncebench >/dev/null
-exec ./build-bench/bench/oncebench "$@"
+if [ $# -gt 0 ]; then
+	exec ./build-bench/bench/oncebench "$@"
+fi
+./build-bench/bench/oncebench
+echo
+./build-bench/bench/oncebench --durable --sync always --workload take --keys 5000 --threads 1,8,32 --runs 3
+echo
+./build-bench/bench/oncebench --workload recover --keys 500000 --runs 3

@@ -147,6 +147,71 @@ static void test_round_trip_with_checkpoint(void)
 	test_rmdir(dir);
 }
 
+/* Snapshots are per shard of the store that wrote them; a store reopened
+ * with another shard count still loads every one of them. */
+static void test_reopen_with_other_shard_count(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	struct test_clock clk = {1000};
+	once_options o = opts(&clk, dir);
+	o.shards = 8;
+	once_store *s = test_open(&o);
+	for (int i = 0; i < 10; i++)
+		every_kind(s, i);
+	ASSERT_ST(once_checkpoint(s), ONCE_OK);
+	every_kind(s, 10);
+	struct test_dump before = test_dump_of(s);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	o.shards = 2;
+	s = test_open(&o);
+	struct test_dump after = test_dump_of(s);
+	ASSERT_SAME_DUMP(before, after);
+	ASSERT_ST(once_checkpoint(s), ONCE_OK); /* now as 2 snapshots */
+	ASSERT_ST(once_close(s), ONCE_OK);
+	o.shards = 1;
+	s = test_open(&o);
+	struct test_dump again = test_dump_of(s);
+	ASSERT_SAME_DUMP(before, again);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	test_dump_free(&before);
+	test_dump_free(&after);
+	test_dump_free(&again);
+	test_rmdir(dir);
+}
+
+/* Recovery drops what expired while the store was closed, and counts it. */
+static void test_recovery_drops_expired(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	struct test_clock clk = {1000};
+	once_options o = opts(&clk, dir);
+	once_store *s = test_open(&o);
+	char k[ONCE_SECRET_LEN + 1];
+	for (int i = 0; i < 10; i++) {
+		test_key(k, "exp", (uint64_t)i);
+		once_code c = test_code(i < 4 ? 1100 : 5000); /* 4 expire at 1100 */
+		ASSERT_ST(once_code_put(s, k, ONCE_SECRET_LEN, &c), ONCE_OK);
+	}
+	ASSERT_ST(once_replay_check(s, "short", 5, 50), ONCE_OK); /* expires 1050 */
+	ASSERT_ST(once_close(s), ONCE_OK);
+	atomic_store(&clk.now, 2000);
+	s = test_open(&o);
+	struct once_stats st;
+	once_stats(s, &st);
+	ASSERT_EQ_U64(st.codes.entries, 6);
+	ASSERT_EQ_U64(st.replays.entries, 0);
+	ASSERT_EQ_U64(st.recovery_dropped_expired, 5);
+	ASSERT_EQ_U64(st.recovered_records, 11);
+	test_key(k, "exp", 0);
+	ASSERT_ST(once_code_get(s, k, ONCE_SECRET_LEN, NULL), ONCE_NOT_FOUND);
+	test_key(k, "exp", 9);
+	ASSERT_ST(once_code_get(s, k, ONCE_SECRET_LEN, NULL), ONCE_OK);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	test_rmdir(dir);
+}
+
 /* ---- durable before acknowledged: an fdatasync per acknowledged write ---- */
 
 static _Atomic uint64_t syncs_seen;
@@ -207,5 +272,6 @@ static void test_every_write_synced_before_ok(void)
 }
 
 TESTS(TEST(test_round_trip_every_kind), TEST(test_round_trip_with_checkpoint),
-      TEST(test_every_write_synced_before_ok));
+      TEST(test_every_write_synced_before_ok), TEST(test_reopen_with_other_shard_count),
+      TEST(test_recovery_drops_expired));
 TEST_MAIN()

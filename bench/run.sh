@@ -5,7 +5,8 @@
 #   1. every operation on the in-memory store, against the raw cds_lfht limit;
 #   2. code take on a store with a data directory (a fresh temporary one
 #      under $TMPDIR per run, removed after), ONCE_SYNC_ALWAYS, 1/8/32
-#      callers, with records per fdatasync;
+#      callers, with records per fdatasync, then the durable limit it works
+#      against: raw 64-byte records + fdatasync on the same disk;
 #   3. recovery: once_open replaying 500,000 log records.
 # With arguments, they go to oncebench as they are, e.g.
 #   bench/run.sh --keys 10000000 --threads 1,2,4
@@ -33,5 +34,7 @@ fi
 ./build-bench/bench/oncebench
 echo
 ./build-bench/bench/oncebench --durable --sync always --workload take --keys 5000 --threads 1,8,32 --runs 3
+echo
+./build-bench/bench/oncebench --workload log --keys 5000 --threads 1,8,32 --runs 3
 echo
 ./build-bench/bench/oncebench --workload recover --keys 500000 --runs 3

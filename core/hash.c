@@ -39,6 +39,14 @@ once_status once__key_make(const once_store *s, enum once__table t, const void *
 {
 	if (data == NULL || len == 0 || len > s->opt.max_key_len)
 		return ONCE_INVALID;
+	return once__key_make_stored(s, t, data, len, k);
+}
+
+once_status once__key_make_stored(const once_store *s, enum once__table t, const void *data, size_t len,
+                                  struct once__key *k)
+{
+	if (data == NULL || len == 0 || len > UINT16_MAX)
+		return ONCE_INVALID;
 	uint64_t h = client_chosen(t) ? prf64(s, data, len) : XXH3_64bits_withSeed(data, len, s->xxh_seed);
 	k->data = data;
 	k->len = len;

@@ -218,6 +218,10 @@ int64_t once__now(const once_store *s);
  * Returns ONCE_OK or ONCE_INVALID. */
 once_status once__key_make(const once_store *s, enum once__table t, const void *data, size_t len,
                            struct once__key *k);
+/* The same for a key already stored (recovery): a max_key_len lowered
+ * since must not lose it, so only the 16-bit bound of key_len applies. */
+once_status once__key_make_stored(const once_store *s, enum once__table t, const void *data, size_t len,
+                                  struct once__key *k);
 
 /* ---- table.c (the only file that talks to cds_lfht) ---- */
 struct cds_lfht *once__table_new(uint64_t buckets);

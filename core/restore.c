@@ -37,18 +37,7 @@
 static once_status key_of(once_store *s, enum once__table t, const void *key, size_t len,
                           struct once__key *k)
 {
-	/* The key length was valid when it was stored; a lower max_key_len
-	 * today must not lose it, so only the 16-bit bound is checked. */
-	k->data = key;
-	k->len = len;
-	k->table = t;
-	if (len == 0 || len > UINT16_MAX)
-		return ONCE_CORRUPT;
-	size_t saved = s->opt.max_key_len;
-	s->opt.max_key_len = UINT16_MAX;
-	once_status st = once__key_make(s, t, key, len, k);
-	s->opt.max_key_len = saved;
-	return st == ONCE_OK ? ONCE_OK : ONCE_CORRUPT;
+	return once__key_make_stored(s, t, key, len, k) == ONCE_OK ? ONCE_OK : ONCE_CORRUPT;
 }
 
 /* Recovery holds one read-side section throughout (wal/recover.c), and

@@ -23,11 +23,14 @@
 #include "log.h"
 
 #define RECORD_PAYLOAD 40 /* + 24-byte header = 64 bytes on disk */
+#define RECORD_HEADER 24
+#define RECORD_PAYLOAD_MAX 4096
 
 struct run {
 	struct once__log **logs;
 	uint32_t nlogs, threads;
 	uint64_t per_thread;
+	uint32_t payload; /* bytes per record after the header */
 	pthread_barrier_t start;
 	_Atomic uint64_t failures;
 };
@@ -48,34 +51,33 @@ static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct once__log *log = w->r->logs[w->id % w->r->nlogs];
-	unsigned char payload[RECORD_PAYLOAD];
-	memset(payload, 'r', sizeof payload);
+	unsigned char payload[RECORD_PAYLOAD_MAX];
+	memset(payload, 'r', w->r->payload);
 	pthread_barrier_wait(&w->r->start);
 	for (uint64_t i = 0; i < w->r->per_thread; i++) {
 		uint64_t seq;
-		if (once__log_append(log, ONCE_WAL_REPLAY_RECORD, payload, sizeof payload, &seq) != ONCE_OK ||
+		if (once__log_append(log, ONCE_WAL_REPLAY_RECORD, payload, w->r->payload, &seq) != ONCE_OK ||
 		    once__log_commit(log, seq) != ONCE_OK)
 			atomic_fetch_add(&w->r->failures, 1);
 	}
 	return NULL;
 }
 
-struct result {
-	double records_per_s;
-	double records_per_sync;
-	double syncs_per_s;
-};
 
-static int run_once(const struct durable_config *c, uint32_t threads, struct result *out)
+static int run_once(const struct durable_config *c, uint32_t threads, uint32_t payload,
+                    struct durable_result *out)
 {
-	const char *base = getenv("TMPDIR");
+	const char *base = c->dir != NULL ? c->dir : getenv("TMPDIR");
 	char dir[256];
 	snprintf(dir, sizeof dir, "%s/oncebench-XXXXXX", base ? base : "/tmp");
 	if (mkdtemp(dir) == NULL) {
 		perror("oncebench: mkdtemp");
 		return 1;
 	}
-	struct run r = {.nlogs = c->logs, .threads = threads, .per_thread = c->records / threads};
+	struct run r = {.nlogs = c->logs, .threads = threads, .per_thread = c->records / threads,
+	                .payload = payload};
+	if (r.per_thread == 0)
+		r.per_thread = 1;
 	atomic_init(&r.failures, 0);
 	r.logs = calloc(c->logs, sizeof *r.logs);
 	unsigned char uid[16] = "oncebench-uid-16";
@@ -125,7 +127,7 @@ static int run_once(const struct durable_config *c, uint32_t threads, struct res
 
 static int cmp_result(const void *a, const void *b)
 {
-	double x = ((const struct result *)a)->records_per_s, y = ((const struct result *)b)->records_per_s;
+	double x = ((const struct durable_result *)a)->records_per_s, y = ((const struct durable_result *)b)->records_per_s;
 	return (x > y) - (x < y);
 }
 
@@ -142,12 +144,12 @@ int durable_bench(const struct durable_config *c)
 		       c->records, sync_name(c->sync), c->logs, c->runs, "threads", "records/s",
 		       "records/sync", "syncs/s");
 	for (int t = 0; t < c->nthreads; t++) {
-		struct result v[32];
+		struct durable_result v[32];
 		for (int k = 0; k < c->runs; k++)
-			if (run_once(c, c->threads[t], &v[k]) != 0)
+			if (run_once(c, c->threads[t], RECORD_PAYLOAD, &v[k]) != 0)
 				return 1;
 		qsort(v, (size_t)c->runs, sizeof v[0], cmp_result);
-		struct result m = v[c->runs / 2];
+		struct durable_result m = v[c->runs / 2];
 		if (c->json)
 			printf("{\"workload\":\"log\",\"sync\":\"%s\",\"logs\":%u,\"threads\":%u,"
 			       "\"records_per_s\":%.0f,\"records_per_sync\":%.2f,\"syncs_per_s\":%.0f}\n",
@@ -158,5 +160,20 @@ int durable_bench(const struct durable_config *c)
 			       m.syncs_per_s);
 		fflush(stdout);
 	}
+	return 0;
+}
+
+int durable_limit(const char *dir, uint32_t threads, uint64_t records, double record_bytes,
+                  once_sync_mode sync, int runs, struct durable_result *out)
+{
+	struct durable_config c = {.logs = 1, .records = records, .sync = sync, .dir = dir};
+	double payload = record_bytes - RECORD_HEADER;
+	uint32_t pl = payload < 1 ? 1 : payload > RECORD_PAYLOAD_MAX ? RECORD_PAYLOAD_MAX : (uint32_t)(payload + 0.5);
+	struct durable_result v[32];
+	for (int k = 0; k < runs; k++)
+		if (run_once(&c, threads, pl, &v[k]) != 0)
+			return 1;
+	qsort(v, (size_t)runs, sizeof v[0], cmp_result);
+	*out = v[runs / 2];
 	return 0;
 }

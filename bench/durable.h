@@ -19,9 +19,26 @@ struct durable_config {
 	once_sync_mode sync;
 	int runs;                /* the median is reported */
 	bool json;
+	const char *dir;         /* base for the temporary directory; NULL: $TMPDIR or /tmp */
+};
+
+struct durable_result {
+	double records_per_s;
+	double records_per_sync;
+	double syncs_per_s;
 };
 
 /* Runs the log benchmark; returns 0, or 1 when the log failed. */
 int durable_bench(const struct durable_config *c);
+
+/*
+ * The durable limit of a store run: `records` records of about record_bytes
+ * on disk each (header included), committed one at a time by `threads`
+ * threads through one log's group commit, in a fresh directory under dir
+ * (NULL: $TMPDIR or /tmp); the median of `runs` runs.  Returns 0, or 1 when
+ * the log failed.
+ */
+int durable_limit(const char *dir, uint32_t threads, uint64_t records, double record_bytes,
+                  once_sync_mode sync, int runs, struct durable_result *out);
 
 #endif

@@ -1,40 +1,29 @@
 /*
- * bench/oncebench.c - the oncestore bench harness.
+ * bench/oncebench.c - the oncestore bench harness: command line, runs,
+ * medians and the report.
  *
- * Measures operations per second of each single-use operation on an
- * embedded, memory-only store, at several thread counts, and the physical
- * limit the in-memory store works against: a raw cds_lfht lookup + CAS loop
- * over the same keys, in the same run.  Every figure is the median of
- * --runs runs; each run uses a fresh store holding --keys live entries.
- *
- *   oncebench [--workload all|put|take|get|nonce_issue|nonce_accept|replay|raw]
- *             [--threads 1,2] [--keys 1000000] [--runs 3] [--shards 0] [--json]
- *
- * Keys are realistic: 43-character base64url SHA-256 hashes for codes,
- * 43-character nonces from the store itself, and `jti` values shaped like a
- * client's UUIDv4 prefixed with the proof's jkt, as SPEC section 6 advises.
+ * Measures operations per second and latency percentiles of each
+ * single-use operation (and of a gateway mix of them) at several thread
+ * counts, on a memory-only store or one with a data directory, against the
+ * physical limit it works against, measured in the same run: a raw cds_lfht
+ * lookup + CAS over the same keys (in memory), and raw log records of the
+ * same size through the same group commit + fdatasync on the same disk
+ * (durable, sync always).  Every figure is the median of --runs runs; each
+ * run uses a fresh store.  The parts: keys.c (key material), phase.c (one
+ * timed phase), ops.c (the operations, the raw table), mix.c (the gateway
+ * mix), histogram.c (latency), durable.c (the raw log), svg.c (--svg).
  */
 #include <dirent.h>
 #include <inttypes.h>
 #include <malloc.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL
-#include <urcu-bp.h>
-#include <urcu/rculfhash.h>
-#include <xxhash.h>
-
+#include "bench.h"
 #include "durable.h"
-#include "oncestore.h"
-
-#define KEY_LEN 43
-#define JTI_LEN 80 /* 43-char jkt + ':' + 36-char UUID */
+#include "svg.h"
 
 struct config {
 	const char *workload;
@@ -48,316 +37,20 @@ struct config {
 	once_sync_mode sync; /* --workload log, --durable: sync mode */
 	bool durable;        /* the store gets a data directory (a fresh temporary one per run) */
 	bool checkpoint_off; /* no automatic checkpoints (the recovery bench) */
+	double duration;     /* > 0: each timed phase runs at most this long */
+	const char *dir;     /* base of the temporary data directories */
+	const char *svg;     /* --svg FILE */
+	struct mix_config mix;
 };
 
-#define FAMILY_LEN 22 /* 16 random bytes in base64url */
+static const double quantiles[SVG_QUANTILES] = {0.50, 0.90, 0.99, 0.999, 1.0};
 
-/* Key material, built once and shared by every run. */
-static char (*code_keys)[KEY_LEN + 1];
-static char (*child_keys)[KEY_LEN + 1];
-static char (*family_ids)[FAMILY_LEN + 1];
-static char (*jti_keys)[JTI_LEN + 1];
+/* ---- data directories ---- */
 
-static double now_s(void)
+/* A fresh data directory under base: "<base>/oncebench-XXXXXX/data". */
+static void make_data_dir(const struct config *c, char out[256])
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, once_status st)
-{
-	fprintf(stderr, "oncebench: %s: %s\n", what, once_strerror(st));
-	exit(1);
-}
-
-static void build_keys(uint64_t n)
-{
-	code_keys = malloc(n * sizeof *code_keys);
-	child_keys = malloc(n * sizeof *child_keys);
-	family_ids = malloc(n * sizeof *family_ids);
-	jti_keys = malloc(n * sizeof *jti_keys);
-	if (code_keys == NULL || child_keys == NULL || family_ids == NULL || jti_keys == NULL)
-		die("allocating keys", ONCE_NOMEM);
-	char jkt[KEY_LEN + 1];
-	once_secret_hash("bench-client-key", 16, jkt);
-	for (uint64_t i = 0; i < n; i++) {
-		char secret[32];
-		int len = snprintf(secret, sizeof secret, "bench-code-%" PRIu64, i);
-		once_secret_hash(secret, (size_t)len, code_keys[i]);
-		len = snprintf(secret, sizeof secret, "bench-child-%" PRIu64, i);
-		once_secret_hash(secret, (size_t)len, child_keys[i]);
-		char fam[KEY_LEN + 1];
-		len = snprintf(secret, sizeof secret, "bench-family-%" PRIu64, i);
-		once_secret_hash(secret, (size_t)len, fam);
-		memcpy(family_ids[i], fam, FAMILY_LEN);
-		family_ids[i][FAMILY_LEN] = '\0';
-		uint64_t a = XXH3_64bits(&i, sizeof i), b = XXH3_64bits_withSeed(&i, sizeof i, 7);
-		snprintf(jti_keys[i], JTI_LEN + 1, "%s:%08" PRIx32 "-%04" PRIx32 "-4%03" PRIx32 "-a%03" PRIx32 "-%012" PRIx64,
-		         jkt, (uint32_t)a, (uint32_t)(a >> 32) & 0xffff, (uint32_t)(a >> 48) & 0xfff,
-		         (uint32_t)b & 0xfff, (uint64_t)((b >> 12) & 0xffffffffffffu));
-	}
-}
-
-/* ---- one timed phase: T threads share [0, keys) in contiguous slices ---- */
-
-struct phase;
-typedef void (*op_fn)(struct phase *p, uint64_t i);
-
-struct phase {
-	once_store *s;
-	op_fn op;
-	uint64_t keys;
-	uint32_t threads;
-	pthread_barrier_t start;
-	char (*nonces)[ONCE_NONCE_LEN + 1];
-	void *raw; /* raw-table baseline */
-	_Atomic uint64_t failures;
-	char dir[256]; /* --durable: the run's data directory */
-};
-
-struct worker {
-	struct phase *p;
-	uint32_t index;
-	double elapsed;
-};
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct phase *p = w->p;
-	uint64_t from = p->keys * w->index / p->threads, to = p->keys * (w->index + 1) / p->threads;
-	pthread_barrier_wait(&p->start);
-	double t0 = now_s();
-	for (uint64_t i = from; i < to; i++)
-		p->op(p, i);
-	w->elapsed = now_s() - t0;
-	return NULL;
-}
-
-/* Runs p->op over every key on p->threads threads; returns operations/s
- * (all keys over the slowest thread's time). */
-static double run_phase(struct phase *p)
-{
-	pthread_t tid[64];
-	struct worker w[64];
-	pthread_barrier_init(&p->start, NULL, p->threads);
-	for (uint32_t t = 0; t < p->threads; t++) {
-		w[t] = (struct worker){.p = p, .index = t};
-		pthread_create(&tid[t], NULL, worker_main, &w[t]);
-	}
-	double slowest = 0;
-	for (uint32_t t = 0; t < p->threads; t++) {
-		pthread_join(tid[t], NULL);
-		if (w[t].elapsed > slowest)
-			slowest = w[t].elapsed;
-	}
-	pthread_barrier_destroy(&p->start);
-	if (atomic_load(&p->failures) != 0) {
-		fprintf(stderr, "oncebench: %" PRIu64 " operations failed\n", atomic_load(&p->failures));
-		exit(1);
-	}
-	return (double)p->keys / slowest;
-}
-
-static void fail_unless(struct phase *p, once_status st, once_status want)
-{
-	if (st != want)
-		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
-}
-
-static const once_code bench_code = {
-	.client_id = "bench-client",
-	.subject = "user-0001",
-	.redirect_uri = "https://app.example/callback",
-	.code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-	.expires_at = INT64_MAX / 2,
-};
-
-static void op_put(struct phase *p, uint64_t i)
-{
-	fail_unless(p, once_code_put(p->s, code_keys[i], KEY_LEN, &bench_code), ONCE_OK);
-}
-
-static void op_get(struct phase *p, uint64_t i)
-{
-	once_code *c = NULL;
-	fail_unless(p, once_code_get(p->s, code_keys[i], KEY_LEN, &c), ONCE_OK);
-	once_free(c);
-}
-
-static void op_take(struct phase *p, uint64_t i)
-{
-	once_code *c = NULL;
-	fail_unless(p, once_code_take(p->s, code_keys[i], KEY_LEN, &c, NULL), ONCE_OK);
-	once_free(c);
-}
-
-static void op_nonce_issue(struct phase *p, uint64_t i)
-{
-	fail_unless(p, once_nonce_issue(p->s, 300, p->nonces[i]), ONCE_OK);
-}
-
-static void op_nonce_accept(struct phase *p, uint64_t i)
-{
-	fail_unless(p, once_nonce_accept(p->s, p->nonces[i], ONCE_NONCE_LEN, 300), ONCE_OK);
-}
-
-static void op_replay(struct phase *p, uint64_t i)
-{
-	fail_unless(p, once_replay_check(p->s, jti_keys[i], JTI_LEN, 300), ONCE_OK);
-}
-
-/* One refresh token per family, as after a login. */
-static once_refresh bench_refresh(uint64_t i)
-{
-	static const char *const scope[] = {"openid", "profile", "offline_access"};
-	return (once_refresh){
-		.family_id = family_ids[i],
-		.subject = "user-0001",
-		.client_id = "bench-client",
-		.scope = scope,
-		.scope_count = 3,
-		.expires_at = INT64_MAX / 2,
-		.generation = 1,
-	};
-}
-
-static void op_refresh_insert(struct phase *p, uint64_t i)
-{
-	once_refresh r = bench_refresh(i);
-	fail_unless(p, once_refresh_insert(p->s, code_keys[i], KEY_LEN, &r), ONCE_OK);
-}
-
-static void op_refresh_consume(struct phase *p, uint64_t i)
-{
-	once_refresh *r = NULL;
-	fail_unless(p, once_refresh_consume(p->s, code_keys[i], KEY_LEN, &r), ONCE_OK);
-	once_free(r);
-}
-
-static void op_refresh_rotate(struct phase *p, uint64_t i)
-{
-	once_refresh child = bench_refresh(i);
-	child.generation = 2;
-	child.parent_hash = code_keys[i];
-	once_refresh *parent = NULL;
-	/* The payload a gateway remembers: the successor token itself. */
-	fail_unless(p, once_refresh_rotate(p->s, code_keys[i], KEY_LEN, child_keys[i], KEY_LEN, &child,
-	                                   child_keys[i], KEY_LEN, &parent),
-	            ONCE_OK);
-	once_free(parent);
-}
-
-static void op_refresh_revoke(struct phase *p, uint64_t i)
-{
-	fail_unless(p, once_refresh_revoke_family(p->s, family_ids[i], FAMILY_LEN), ONCE_OK);
-}
-
-/* ---- the in-memory limit: a bare cds_lfht lookup + CAS ---- */
-
-struct raw_node {
-	struct cds_lfht_node node;
-	_Atomic uint32_t state;
-	unsigned char key[KEY_LEN];
-};
-
-struct raw_table {
-	struct cds_lfht *ht;
-	uint64_t seed;
-	struct raw_node **nodes;
-};
-
-static int raw_match(struct cds_lfht_node *node, const void *key)
-{
-	struct raw_node *n = caa_container_of(node, struct raw_node, node);
-	return memcmp(n->key, key, KEY_LEN) == 0;
-}
-
-static struct raw_table *raw_build(uint64_t keys, uint32_t shards_hint)
-{
-	(void)shards_hint;
-	struct raw_table *r = calloc(1, sizeof *r);
-	uint64_t buckets = 1;
-	while (buckets < keys)
-		buckets <<= 1;
-	buckets /= 2; /* the store's sizing: chains of 1-2 at capacity */
-	r->ht = cds_lfht_new_flavor(buckets, buckets, buckets, 0, &urcu_bp_flavor, NULL);
-	r->seed = 0x9e3779b97f4a7c15u;
-	r->nodes = calloc(keys, sizeof *r->nodes);
-	urcu_bp_read_lock();
-	for (uint64_t i = 0; i < keys; i++) {
-		/* One allocation per node, in key order, as the store allocates. */
-		struct raw_node *n = r->nodes[i] = calloc(1, sizeof *n);
-		memcpy(n->key, code_keys[i], KEY_LEN);
-		atomic_init(&n->state, 1);
-		cds_lfht_add_unique(r->ht, XXH3_64bits_withSeed(code_keys[i], KEY_LEN, r->seed), raw_match,
-		                    code_keys[i], &n->node);
-	}
-	urcu_bp_read_unlock();
-	return r;
-}
-
-static void raw_free(struct raw_table *r, uint64_t keys)
-{
-	urcu_bp_read_lock();
-	for (uint64_t i = 0; i < keys; i++)
-		cds_lfht_del(r->ht, &r->nodes[i]->node);
-	urcu_bp_read_unlock();
-	urcu_bp_synchronize_rcu();
-	for (uint64_t i = 0; i < keys; i++)
-		free(r->nodes[i]);
-	cds_lfht_destroy(r->ht, NULL);
-	free(r->nodes);
-	free(r);
-}
-
-static void op_raw(struct phase *p, uint64_t i)
-{
-	struct raw_table *r = p->raw;
-	struct cds_lfht_iter it;
-	urcu_bp_read_lock();
-	cds_lfht_lookup(r->ht, XXH3_64bits_withSeed(code_keys[i], KEY_LEN, r->seed), raw_match,
-	                code_keys[i], &it);
-	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-	uint32_t live = 1;
-	if (node == NULL ||
-	    !atomic_compare_exchange_strong(&caa_container_of(node, struct raw_node, node)->state, &live, 2))
-		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
-	urcu_bp_read_unlock();
-}
-
-/* ---- workloads ---- */
-
-enum kind { KIND_CODE, KIND_NONCE, KIND_REPLAY, KIND_REFRESH, KIND_RAW, KIND_MIX };
-
-struct workload {
-	const char *name;
-	const char *what;
-	op_fn op;
-	op_fn prefill; /* run single-threaded before timing, or NULL */
-	enum kind kind; /* the one kind sized for --keys; the others stay small */
-};
-
-static const struct workload workloads[] = {
-	{"put", "code put", op_put, NULL, KIND_CODE},
-	{"get", "code get", op_get, op_put, KIND_CODE},
-	{"take", "code take", op_take, op_put, KIND_CODE},
-	{"nonce_issue", "nonce issue", op_nonce_issue, NULL, KIND_NONCE},
-	{"nonce_accept", "nonce accept", op_nonce_accept, op_nonce_issue, KIND_NONCE},
-	{"replay", "replay check", op_replay, NULL, KIND_REPLAY},
-	{"refresh_insert", "refresh insert", op_refresh_insert, NULL, KIND_REFRESH},
-	{"refresh_consume", "refresh consume", op_refresh_consume, op_refresh_insert, KIND_REFRESH},
-	{"refresh_rotate", "refresh rotate", op_refresh_rotate, op_refresh_insert, KIND_REFRESH},
-	{"refresh_revoke", "refresh revoke family", op_refresh_revoke, op_refresh_insert, KIND_REFRESH},
-	{"raw", "raw cds_lfht lookup+CAS", op_raw, NULL, KIND_RAW},
-};
-#define NWORKLOADS (sizeof workloads / sizeof workloads[0])
-
-/* A fresh data directory under $TMPDIR (or /tmp): "<tmp>/oncebench-XXXXXX/data". */
-static void make_data_dir(char out[256])
-{
-	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	const char *base = c->dir ? c->dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char tmpl[200];
 	snprintf(tmpl, sizeof tmpl, "%s/oncebench-XXXXXX", base);
 	if (mkdtemp(tmpl) == NULL) {
@@ -390,6 +83,19 @@ static void remove_data_dir(const char *dir)
 	}
 }
 
+/* The data directory of the last durable run, kept for the reopen at the
+ * end; each new durable run removes the one before. */
+static char last_dir[256];
+static const struct workload *last_workload;
+
+static void keep_data_dir(const char *dir, const struct workload *w)
+{
+	if (last_dir[0] != '\0')
+		remove_data_dir(last_dir);
+	snprintf(last_dir, sizeof last_dir, "%s", dir);
+	last_workload = w;
+}
+
 static once_store *open_store(const struct config *c, enum kind kind, const char *dir)
 {
 	once_options o;
@@ -402,7 +108,7 @@ static once_store *open_store(const struct config *c, enum kind kind, const char
 	o.max_codes = kind == KIND_CODE || mix ? cap : 1024;
 	o.max_nonces = kind == KIND_NONCE || mix ? cap : 1024;
 	o.max_replays = kind == KIND_REPLAY || mix ? cap : 1024;
-	o.max_refresh = kind == KIND_REFRESH ? 2 * cap : 1024; /* rotation adds a child per parent */
+	o.max_refresh = kind == KIND_REFRESH || mix ? 2 * cap : 1024; /* rotation adds a child per parent */
 	o.max_access_tokens = 1024;
 	static const unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN] = "oncebench successor key 32 bytes";
 	o.successor_key = successor_key;
@@ -429,11 +135,18 @@ static double rss_bytes(void)
 	return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
+/* ---- one figure ---- */
+
 struct figure {
 	double ops_per_s;
-	double bytes_per_entry; /* RSS growth over the run / live entries */
+	uint64_t ops;            /* store calls timed */
+	double seconds;          /* the slowest thread's time */
+	double lat_ns[SVG_QUANTILES];
+	double bytes_per_entry;  /* RSS growth over the run / live entries */
 	double records_per_sync; /* --durable: group commit over the timed phase */
+	double syncs_per_s;
 	double log_bytes_per_op;
+	double disk_records_per_s; /* the durable limit at this record size, or 0 */
 };
 
 static struct figure measure(const struct config *c, const struct workload *w, uint32_t threads)
@@ -442,19 +155,28 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	 * run's allocations show up as RSS growth instead of reusing it. */
 	malloc_trim(0);
 	double rss0 = rss_bytes();
-	struct phase p = {.keys = c->keys, .threads = threads, .op = w->op};
+	bool raw = w->kind == KIND_RAW, mix = w->kind == KIND_MIX;
+	struct phase p = {.keys = c->keys, .threads = threads, .op = w->op, .batch = w->batch,
+	                  .label = w->name, .mix = c->mix, .mix_calls = c->keys};
+	if (mix)
+		p.keys = mix_logins(&c->mix, c->keys);
+	if (p.keys < threads)
+		p.threads = threads = (uint32_t)(p.keys ? p.keys : 1);
 	atomic_init(&p.failures, 0);
 	p.nonces = malloc(c->keys * sizeof *p.nonces);
-	bool durable = c->durable && w->op != op_raw;
+	bool durable = c->durable && !raw;
 	if (durable)
-		make_data_dir(p.dir);
-	if (w->op == op_raw)
-		p.raw = raw_build(c->keys, c->shards);
+		make_data_dir(c, p.dir);
+	if (raw)
+		p.raw = raw_build(c->keys);
 	else
 		p.s = open_store(c, w->kind, durable ? p.dir : NULL);
 	if (w->prefill != NULL) {
 		struct phase fill = p;
 		fill.op = w->prefill;
+		fill.batch = NULL;
+		fill.duration = 0;
+		fill.label = "prefill";
 		/* One thread fills a memory-only store; a durable one waits on
 		 * the disk per call, so it fills with many callers. */
 		fill.threads = durable ? 32 : 1;
@@ -464,28 +186,29 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	struct once_stats before, after;
 	if (p.s != NULL)
 		once_stats(p.s, &before);
+	p.duration = c->duration;
 	struct figure fig = {.ops_per_s = run_phase(&p)};
-	fig.bytes_per_entry = (rss_bytes() - rss0) / (double)c->keys;
+	fig.ops = p.ops;
+	fig.seconds = p.elapsed;
+	for (int q = 0; q < SVG_QUANTILES; q++)
+		fig.lat_ns[q] = hist_quantile(&p.lat, quantiles[q]);
+	uint64_t entries = w->prefill != NULL || raw ? c->keys : p.ops;
+	fig.bytes_per_entry = (rss_bytes() - rss0) / (double)(entries ? entries : 1);
 	if (p.s != NULL) {
 		once_stats(p.s, &after);
 		uint64_t syncs = after.syncs - before.syncs;
 		fig.records_per_sync = syncs ? (double)(after.synced_records - before.synced_records) / (double)syncs : 0;
-		fig.log_bytes_per_op = (double)(after.log_bytes - before.log_bytes) / (double)c->keys;
+		fig.syncs_per_s = (double)syncs / p.elapsed;
+		fig.log_bytes_per_op = (double)(after.log_bytes - before.log_bytes) / (double)(p.ops ? p.ops : 1);
 	}
 	if (p.raw != NULL)
 		raw_free(p.raw, c->keys);
 	else if (once_close(p.s) != ONCE_OK)
 		die("once_close", ONCE_IO);
 	if (durable)
-		remove_data_dir(p.dir);
+		keep_data_dir(p.dir, w);
 	free(p.nonces);
 	return fig;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 static int cmp_figure(const void *a, const void *b)
@@ -494,15 +217,33 @@ static int cmp_figure(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The run with the median operations/s (its memory figure comes along). */
+/* The run with the median operations/s (its other figures come along);
+ * with --durable --sync always, also the durable limit at its record size
+ * and thread count. */
 static struct figure median_of_runs(const struct config *c, const struct workload *w, uint32_t threads)
 {
 	struct figure v[32];
 	for (int r = 0; r < c->runs; r++)
 		v[r] = measure(c, w, threads);
 	qsort(v, (size_t)c->runs, sizeof v[0], cmp_figure);
-	return v[c->runs / 2];
+	struct figure m = v[c->runs / 2];
+	if (c->durable && c->sync == ONCE_SYNC_ALWAYS && w->kind != KIND_RAW && m.log_bytes_per_op > 0) {
+		/* As many records as the store wrote calls, but at most about a
+		 * second's worth at the store's rate (at least 1000): the batch
+		 * sizes depend on the callers, not on how long the loop runs. */
+		uint64_t records = m.ops;
+		double second = m.ops_per_s < 1000 ? 1000 : m.ops_per_s;
+		if ((double)records > second)
+			records = (uint64_t)second;
+		struct durable_result d;
+		if (durable_limit(c->dir, threads, records, m.log_bytes_per_op, c->sync, c->runs, &d) != 0)
+			exit(1);
+		m.disk_records_per_s = d.records_per_s;
+	}
+	return m;
 }
+
+/* ---- --workload recover, and the reopen at the end of a durable run ---- */
 
 /*
  * --workload recover: fills a durable store with --keys records (a mix of
@@ -520,6 +261,12 @@ static void op_fill_mix(struct phase *p, uint64_t i)
 	}
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
 static int recover_bench(const struct config *c)
 {
 	struct config fill_cfg = *c;
@@ -529,8 +276,8 @@ static int recover_bench(const struct config *c)
 	uint64_t records = 0;
 	for (int r = 0; r < c->runs; r++) {
 		char dir[256];
-		make_data_dir(dir);
-		struct phase p = {.keys = c->keys, .threads = 4, .op = op_fill_mix};
+		make_data_dir(c, dir);
+		struct phase p = {.keys = c->keys, .threads = 4, .op = op_fill_mix, .label = "fill"};
 		atomic_init(&p.failures, 0);
 		p.nonces = malloc(c->keys * sizeof *p.nonces);
 		p.s = open_store(&fill_cfg, KIND_MIX, dir);
@@ -561,30 +308,164 @@ static int recover_bench(const struct config *c)
 	return 0;
 }
 
+/* Reopens the data directory the last durable run wrote, timed. */
+static void reopen_last(const struct config *c)
+{
+	if (last_dir[0] == '\0')
+		return;
+	malloc_trim(0);
+	double t0 = now_s();
+	once_store *s = open_store(c, last_workload->kind, last_dir);
+	double open_s = now_s() - t0;
+	struct once_stats st;
+	once_stats(s, &st);
+	uint64_t records = st.recovered_records + st.recovered_snapshot_records;
+	double rate = st.recovery_ns ? (double)records / ((double)st.recovery_ns / 1e9) : 0;
+	if (c->json)
+		printf("{\"workload\":\"reopen\",\"of\":\"%s\",\"open_s\":%.4f,\"recovery_s\":%.4f"
+		       ",\"log_records\":%" PRIu64 ",\"snapshot_records\":%" PRIu64 ",\"records_per_s\":%.0f}\n",
+		       last_workload->name, open_s, (double)st.recovery_ns / 1e9, st.recovered_records,
+		       st.recovered_snapshot_records, rate);
+	else
+		printf("\nreopen of the last run's data (%s): once_open %.4f s, recovery %.4f s, "
+		       "%" PRIu64 " log + %" PRIu64 " snapshot records, %.0f records/s\n",
+		       last_workload->what, open_s, (double)st.recovery_ns / 1e9, st.recovered_records,
+		       st.recovered_snapshot_records, rate);
+	if (once_close(s) != ONCE_OK)
+		die("once_close", ONCE_IO);
+	remove_data_dir(last_dir);
+	last_dir[0] = '\0';
+}
+
+/* ---- the report ---- */
+
 static const char *sync_name(once_sync_mode m)
 {
 	return m == ONCE_SYNC_ALWAYS ? "always" : m == ONCE_SYNC_INTERVAL ? "interval" : "none";
 }
 
+/* A latency in 7 columns: "850ns", "12.3us", "4.1ms", "2.05s". */
+static const char *fmt_ns(char buf[16], double ns)
+{
+	if (ns < 1e3)
+		snprintf(buf, 16, "%.0fns", ns);
+	else if (ns < 1e6)
+		snprintf(buf, 16, "%.1fus", ns / 1e3);
+	else if (ns < 1e9)
+		snprintf(buf, 16, "%.1fms", ns / 1e6);
+	else
+		snprintf(buf, 16, "%.2fs", ns / 1e9);
+	return buf;
+}
+
+static void print_header(const struct config *c)
+{
+	if (c->json)
+		return;
+	char limit[64] = "";
+	if (c->duration > 0)
+		snprintf(limit, sizeof limit, ", phases of at most %.1f s", c->duration);
+	if (c->durable)
+		printf("oncestore with a data directory (sync %s): %" PRIu64 " keys%s, median of %d runs\n"
+		       "'of disk': ops/s as a fraction of raw log records of the same size (log B/op)\n"
+		       "  through the same group commit + fdatasync on the same disk (sync always only);\n"
+		       "latency: per call, HDR-style histogram; 'rec/sync': log records per fdatasync\n\n"
+		       "%-24s %7s %12s %7s %8s %8s %8s %8s %9s %8s %8s %8s\n",
+		       sync_name(c->sync), c->keys, limit, c->runs, "operation", "threads", "ops/s", "of disk", "p50",
+		       "p99", "p999", "max", "rec/sync", "syncs/s", "log B/op", "B/entry");
+	else
+		printf("oncestore in memory: %" PRIu64 " live keys%s, median of %d runs\n"
+		       "'of raw': ops/s as a fraction of a bare cds_lfht lookup+CAS on the same keys;\n"
+		       "latency: per call, HDR-style histogram; 'B/entry': RSS growth per live entry\n\n"
+		       "%-24s %7s %12s %7s %8s %8s %8s %8s %8s\n",
+		       c->keys, limit, c->runs, "operation", "threads", "ops/s", "of raw", "p50", "p99", "p999", "max",
+		       "B/entry");
+}
+
+static void print_figure(const struct config *c, const struct workload *w, uint32_t threads,
+                         const struct figure *f, const struct figure *raw)
+{
+	double frac_raw = raw ? f->ops_per_s / raw->ops_per_s : 0;
+	double frac_disk = f->disk_records_per_s > 0 ? f->ops_per_s / f->disk_records_per_s : 0;
+	if (c->json) {
+		printf("{\"workload\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"seconds\":%.4f"
+		       ",\"ops_per_s\":%.0f,\"p50_ns\":%.0f,\"p90_ns\":%.0f,\"p99_ns\":%.0f,\"p999_ns\":%.0f"
+		       ",\"max_ns\":%.0f,\"bytes_per_entry\":%.0f,\"durable\":%s,\"sync\":\"%s\"",
+		       w->name, threads, c->keys, f->ops, f->seconds, f->ops_per_s, f->lat_ns[0], f->lat_ns[1],
+		       f->lat_ns[2], f->lat_ns[3], f->lat_ns[4], f->bytes_per_entry, c->durable ? "true" : "false",
+		       sync_name(c->sync));
+		if (raw)
+			printf(",\"raw_ops_per_s\":%.0f,\"fraction_of_raw\":%.3f", raw->ops_per_s, frac_raw);
+		if (c->durable)
+			printf(",\"records_per_sync\":%.2f,\"syncs_per_s\":%.0f,\"log_bytes_per_op\":%.1f",
+			       f->records_per_sync, f->syncs_per_s, f->log_bytes_per_op);
+		if (f->disk_records_per_s > 0)
+			printf(",\"disk_records_per_s\":%.0f,\"fraction_of_disk\":%.3f", f->disk_records_per_s, frac_disk);
+		if (w->kind == KIND_MIX)
+			printf(",\"mix_calls_per_login\":%u,\"mix_nonce_every\":%u,\"mix_rotate_every\":%u",
+			       c->mix.calls_per_login, c->mix.nonce_every, c->mix.rotate_every);
+		printf("}\n");
+	} else {
+		char b[4][16], frac[16] = "-";
+		if (c->durable) {
+			if (f->disk_records_per_s > 0)
+				snprintf(frac, sizeof frac, "%.0f%%", 100 * frac_disk);
+			printf("%-24s %7u %12.0f %7s %8s %8s %8s %8s %9.2f %8.0f %8.1f %8.0f\n", w->what, threads,
+			       f->ops_per_s, frac, fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]),
+			       fmt_ns(b[2], f->lat_ns[3]), fmt_ns(b[3], f->lat_ns[4]), f->records_per_sync,
+			       f->syncs_per_s, f->log_bytes_per_op, f->bytes_per_entry);
+		} else {
+			if (raw)
+				snprintf(frac, sizeof frac, "%.0f%%", 100 * frac_raw);
+			printf("%-24s %7u %12.0f %7s %8s %8s %8s %8s %8.0f\n", w->what, threads, f->ops_per_s, frac,
+			       fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]), fmt_ns(b[2], f->lat_ns[3]),
+			       fmt_ns(b[3], f->lat_ns[4]), f->bytes_per_entry);
+		}
+	}
+	fflush(stdout);
+}
+
+/* ---- command line ---- */
+
 static void usage(void)
 {
 	printf("usage: oncebench [options]\n"
-	       "  --workload W   all (default), put, get, take, nonce_issue, nonce_accept,\n"
-	       "                 replay, refresh_insert, refresh_consume, refresh_rotate,\n"
-	       "                 refresh_revoke, raw (bare cds_lfht lookup+CAS: the in-memory limit)\n"
+	       "  --workload W   all (default: every single operation), put, get, take,\n"
+	       "                 nonce_issue, nonce_accept, replay, refresh_insert,\n"
+	       "                 refresh_consume, refresh_rotate, refresh_revoke,\n"
+	       "                 raw (bare cds_lfht lookup+CAS: the in-memory limit),\n"
+	       "                 mix (the gateway mix, below), log, recover (below)\n"
 	       "  --threads L    comma-separated thread counts (default 1,2)\n"
-	       "  --keys N       live entries per run (default 200000)\n"
+	       "  --keys N       live entries per run (default 200000); for mix, API calls\n"
 	       "  --runs N       runs per figure; the median is reported (default 3)\n"
+	       "  --duration S   run each timed phase for at most S seconds: single-use keys\n"
+	       "                 cannot be used twice, so a thread stops at the deadline or\n"
+	       "                 at the end of its slice of --keys, whichever comes first\n"
+	       "                 (raise --keys to make the time the limit)\n"
 	       "  --shards N     store shards (default 0 = one per CPU)\n"
-	       "  --workload log the durable log alone (wal/log.c group commit): --keys\n"
-	       "                 records of 64 bytes in a temporary directory, with\n"
-	       "  --logs N       segment files the threads are spread over (default 1)\n"
+	       "  --durable      give each run's store a fresh data directory (with --sync);\n"
+	       "                 adds records per sync, syncs/s, log bytes per op, with sync\n"
+	       "                 always the durable limit ('of disk': raw log records of the\n"
+	       "                 same size, same threads, same disk), and at the end the\n"
+	       "                 time to reopen (recover) the last run's data\n"
 	       "  --sync M       always (default), interval or none\n"
-	       "  --durable      give each run's store a fresh data directory under $TMPDIR\n"
-	       "                 (with --sync); adds records per sync and log bytes per op\n"
-	       "  --workload recover  fill a data directory with --keys log records, then\n"
-	       "                 time once_open recovering it (records/s)\n"
-	       "  --json         one JSON object per figure instead of the table\n");
+	       "  --dir DIR      base of the temporary data directories (default $TMPDIR or /tmp)\n"
+	       "  --json         one JSON object per figure instead of the table\n"
+	       "  --svg FILE     also draw the figures as a self-contained SVG: ops/s against\n"
+	       "                 threads, latency percentiles at the highest thread count\n"
+	       "  --selftest     check the latency histogram's percentile math and exit\n"
+	       "gateway mix (--workload mix): per simulated login code put, take, finalize\n"
+	       "  and refresh insert; per API call a replay check (jkt:UUIDv4 jti), every\n"
+	       "  N-th call a nonce issue + accept, every M-th a refresh rotation; every\n"
+	       "  store call counts as one operation and is timed\n"
+	       "  --mix-calls-per-login K  (default 20)\n"
+	       "  --mix-nonce-every N      (default 10)\n"
+	       "  --mix-rotate-every M     (default 50)\n"
+	       "--workload log: the durable log alone (wal/log.c group commit): --keys\n"
+	       "  records of 64 bytes in a temporary directory, with --sync and\n"
+	       "  --logs N       segment files the threads are spread over (default 1)\n"
+	       "--workload recover: fill a data directory with --keys log records, then\n"
+	       "  time once_open recovering it (records/s)\n");
 }
 
 static void parse_threads(struct config *c, const char *list)
@@ -605,12 +486,15 @@ static void parse_threads(struct config *c, const char *list)
 static void parse_args(struct config *c, int argc, char **argv)
 {
 	*c = (struct config){.workload = "all", .keys = 200000, .runs = 3, .nthreads = 2, .threads = {1, 2},
-	                     .logs = 1, .sync = ONCE_SYNC_ALWAYS};
+	                     .logs = 1, .sync = ONCE_SYNC_ALWAYS,
+	                     .mix = {.calls_per_login = 20, .nonce_every = 10, .rotate_every = 50}};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage();
 			exit(0);
+		} else if (strcmp(a, "--selftest") == 0) {
+			exit(hist_selftest() ? 0 : 1);
 		} else if (strcmp(a, "--json") == 0) {
 			c->json = true;
 		} else if (strcmp(a, "--durable") == 0) {
@@ -626,6 +510,18 @@ static void parse_args(struct config *c, int argc, char **argv)
 			c->keys = strtoull(argv[++i], NULL, 10);
 		} else if (strcmp(a, "--runs") == 0) {
 			c->runs = atoi(argv[++i]);
+		} else if (strcmp(a, "--duration") == 0) {
+			c->duration = strtod(argv[++i], NULL);
+		} else if (strcmp(a, "--dir") == 0) {
+			c->dir = argv[++i];
+		} else if (strcmp(a, "--svg") == 0) {
+			c->svg = argv[++i];
+		} else if (strcmp(a, "--mix-calls-per-login") == 0) {
+			c->mix.calls_per_login = (uint32_t)strtoul(argv[++i], NULL, 10);
+		} else if (strcmp(a, "--mix-nonce-every") == 0) {
+			c->mix.nonce_every = (uint32_t)strtoul(argv[++i], NULL, 10);
+		} else if (strcmp(a, "--mix-rotate-every") == 0) {
+			c->mix.rotate_every = (uint32_t)strtoul(argv[++i], NULL, 10);
 		} else if (strcmp(a, "--shards") == 0) {
 			c->shards = (uint32_t)strtoul(argv[++i], NULL, 10);
 		} else if (strcmp(a, "--logs") == 0) {
@@ -642,9 +538,9 @@ static void parse_args(struct config *c, int argc, char **argv)
 		}
 	}
 	if (c->keys < 1 || c->runs < 1 || c->runs > 31 || c->logs < 1 || c->logs > 64 ||
-	    (unsigned)c->sync > ONCE_SYNC_NONE) {
+	    (unsigned)c->sync > ONCE_SYNC_NONE || c->duration < 0) {
 		fprintf(stderr, "oncebench: --keys >= 1, --runs 1..31, --logs 1..64, "
-		                "--sync always|interval|none\n");
+		                "--sync always|interval|none, --duration >= 0\n");
 		exit(2);
 	}
 }
@@ -655,7 +551,8 @@ int main(int argc, char **argv)
 	parse_args(&c, argc, argv);
 	if (strcmp(c.workload, "log") == 0) {
 		struct durable_config d = {.threads = c.threads, .nthreads = c.nthreads, .logs = c.logs,
-		                           .records = c.keys, .sync = c.sync, .runs = c.runs, .json = c.json};
+		                           .records = c.keys, .sync = c.sync, .runs = c.runs, .json = c.json,
+		                           .dir = c.dir};
 		return durable_bench(&d);
 	}
 	if (strcmp(c.workload, "recover") == 0) {
@@ -663,59 +560,72 @@ int main(int argc, char **argv)
 		return recover_bench(&c);
 	}
 	bool all = strcmp(c.workload, "all") == 0;
-	bool known = all;
-	for (size_t w = 0; w < NWORKLOADS; w++)
-		known |= strcmp(c.workload, workloads[w].name) == 0;
-	if (!known) {
+	const struct workload *only = all ? NULL : find_workload(c.workload);
+	if (!all && only == NULL) {
 		fprintf(stderr, "oncebench: unknown workload %s\n", c.workload);
 		return 2;
 	}
+	if (only != NULL && only->kind == KIND_MIX && mix_logins(&c.mix, c.keys) == 0)
+		return 2;
 	build_keys(c.keys);
-	/* The raw baseline first, so every oncestore figure can be printed as a
-	 * fraction of it. */
+	static struct svg_figure drawn[2 * 16 * 16];
+	static char series[32][96];
+	size_t ndrawn = 0, nseries = 0;
+	/* In memory, the raw baseline first, so every oncestore figure can be
+	 * printed as a fraction of it. */
 	struct figure raw[16];
-	for (int t = 0; t < c.nthreads; t++)
-		raw[t] = median_of_runs(&c, &workloads[NWORKLOADS - 1], c.threads[t]);
-	if (!c.json && c.durable)
-		printf("oncestore with a data directory (sync %s): %" PRIu64 " keys, median of %d runs\n"
-		       "'rec/sync': log records per fdatasync (group commit); 'log B/op': log bytes per call;\n"
-		       "the durable limit: --workload log (raw records + fdatasync on the same disk)\n\n"
-		       "%-26s %8s %14s %10s %12s %10s\n", sync_name(c.sync), c.keys, c.runs, "operation",
-		       "threads", "ops/s", "B/entry", "rec/sync", "log B/op");
-	else if (!c.json)
-		printf("oncestore in memory: %" PRIu64 " live keys, median of %d runs\n"
-		       "'of raw': ops/s as a fraction of a bare cds_lfht lookup+CAS on the same keys;\n"
-		       "'B/entry': RSS growth over the run per live entry (tables, entries, records)\n\n"
-		       "%-26s %8s %14s %10s %10s\n", c.keys, c.runs, "operation", "threads", "ops/s", "of raw",
-		       "B/entry");
-	for (size_t w = 0; w < NWORKLOADS; w++) {
-		if (!all && strcmp(c.workload, workloads[w].name) != 0)
-			continue;
+	bool with_raw = !c.durable;
+	if (with_raw)
+		for (int t = 0; t < c.nthreads; t++)
+			raw[t] = median_of_runs(&c, &raw_workload, c.threads[t]);
+	print_header(&c);
+	const struct workload *list[16];
+	size_t nlist = 0;
+	if (all) {
+		for (size_t w = 0; w < nworkloads; w++)
+			if (workloads[w].kind != KIND_MIX)
+				list[nlist++] = &workloads[w];
+		if (with_raw)
+			list[nlist++] = &raw_workload;
+	} else {
+		list[nlist++] = only;
+	}
+	for (size_t k = 0; k < nlist; k++) {
+		const struct workload *w = list[k];
+		bool is_raw = w->kind == KIND_RAW;
+		if (is_raw && c.durable)
+			continue; /* the in-memory limit says nothing about a disk-bound run */
+		snprintf(series[nseries], sizeof series[0], "%s%s%s", w->what, c.durable ? ", sync " : "",
+		         c.durable ? sync_name(c.sync) : "");
+		/* The durable limit, when measured, is drawn as a dashed series. */
+		snprintf(series[nseries + 1], sizeof series[0], "%s: disk limit (raw log, same record size)", w->what);
+		bool limit = false;
 		for (int t = 0; t < c.nthreads; t++) {
-			struct figure f = w == NWORKLOADS - 1 ? raw[t] : median_of_runs(&c, &workloads[w], c.threads[t]);
-			double frac = f.ops_per_s / raw[t].ops_per_s;
-			if (c.json)
-				printf("{\"workload\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64
-				       ",\"ops_per_s\":%.0f,\"raw_ops_per_s\":%.0f,\"fraction_of_raw\":%.3f"
-				       ",\"bytes_per_entry\":%.0f,\"durable\":%s,\"sync\":\"%s\""
-				       ",\"records_per_sync\":%.2f,\"log_bytes_per_op\":%.1f}\n",
-				       workloads[w].name, c.threads[t], c.keys, f.ops_per_s, raw[t].ops_per_s, frac,
-				       f.bytes_per_entry, c.durable ? "true" : "false", sync_name(c.sync),
-				       f.records_per_sync, f.log_bytes_per_op);
-			else if (c.durable && w != NWORKLOADS - 1)
-				printf("%-26s %8u %14.0f %10.0f %12.2f %10.1f\n", workloads[w].what, c.threads[t],
-				       f.ops_per_s, f.bytes_per_entry, f.records_per_sync, f.log_bytes_per_op);
-			else if (c.durable)
-				continue; /* the in-memory limit says nothing about a disk-bound run */
-			else
-				printf("%-26s %8u %14.0f %9.0f%% %10.0f\n", workloads[w].what, c.threads[t],
-				       f.ops_per_s, 100.0 * frac, f.bytes_per_entry);
-			fflush(stdout);
+			struct figure f = is_raw && with_raw ? raw[t] : median_of_runs(&c, w, c.threads[t]);
+			print_figure(&c, w, c.threads[t], &f, with_raw ? &raw[t] : NULL);
+			drawn[ndrawn] = (struct svg_figure){.series = series[nseries], .threads = c.threads[t],
+			                                    .ops_per_s = f.ops_per_s};
+			memcpy(drawn[ndrawn].lat_ns, f.lat_ns, sizeof f.lat_ns);
+			ndrawn++;
+			if (f.disk_records_per_s > 0) {
+				drawn[ndrawn++] = (struct svg_figure){.series = series[nseries + 1],
+				                                      .threads = c.threads[t],
+				                                      .ops_per_s = f.disk_records_per_s};
+				limit = true;
+			}
+		}
+		nseries += limit ? 2 : 1;
+	}
+	reopen_last(&c);
+	if (c.svg != NULL) {
+		char title[160];
+		snprintf(title, sizeof title, "oncebench: %s, %" PRIu64 " keys, %s, median of %d runs", c.workload,
+		         c.keys, c.durable ? (c.sync == ONCE_SYNC_ALWAYS ? "sync always" : c.sync == ONCE_SYNC_INTERVAL ? "sync interval" : "sync none") : "in memory", c.runs);
+		if (svg_write(c.svg, title, drawn, ndrawn) != 0) {
+			perror("oncebench: --svg");
+			return 1;
 		}
 	}
-	free(code_keys);
-	free(child_keys);
-	free(family_ids);
-	free(jti_keys);
+	free_keys();
 	return 0;
 }

@@ -2,15 +2,23 @@
 # bench/run.sh - the main job: build oncestore optimized and run the bench
 # harness (see README "Measured").  With no arguments it runs, in about a
 # minute on 2 cores:
-#   1. every operation on the in-memory store, against the raw cds_lfht limit;
+#   1. every operation on the in-memory store: ops/s, p50/p99/p999/max
+#      latency, bytes per entry, against the raw cds_lfht limit;
 #   2. code take on a store with a data directory (a fresh temporary one
 #      under $TMPDIR per run, removed after), ONCE_SYNC_ALWAYS, 1/8/32
-#      callers, with records per fdatasync, then the durable limit it works
-#      against: raw 64-byte records + fdatasync on the same disk;
+#      callers: ops/s, latency, records per fdatasync, syncs/s, log bytes
+#      per op, and as a fraction ('of disk') of the durable limit it works
+#      against, measured in the same run: raw log records of the same size
+#      through the same group commit + fdatasync on the same disk; then the
+#      time to reopen (recover) the data the last run wrote;
 #   3. recovery: once_open replaying 500,000 log records.
+# Steps 1 and 2 also draw their figures as SVG charts:
+# build-bench/oncebench-memory.svg and build-bench/oncebench-durable.svg.
 # With arguments, they go to oncebench as they are, e.g.
 #   bench/run.sh --keys 10000000 --threads 1,2,4
 #   bench/run.sh --durable --sync interval --workload replay --threads 1,8,32
+#   bench/run.sh --workload mix --threads 1,2 --duration 10 --keys 5000000
+#   bench/run.sh --workload log --keys 5000 --threads 1,8,32   # the raw log alone
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -31,10 +39,9 @@ ninja -C build-bench bench/oncebench >/dev/null
 if [ $# -gt 0 ]; then
 	exec ./build-bench/bench/oncebench "$@"
 fi
-./build-bench/bench/oncebench
+./build-bench/bench/oncebench --svg build-bench/oncebench-memory.svg
 echo
-./build-bench/bench/oncebench --durable --sync always --workload take --keys 5000 --threads 1,8,32 --runs 3
-echo
-./build-bench/bench/oncebench --workload log --keys 5000 --threads 1,8,32 --runs 3
+./build-bench/bench/oncebench --durable --sync always --workload take --keys 5000 --threads 1,8,32 --runs 3 \
+	--svg build-bench/oncebench-durable.svg
 echo
 ./build-bench/bench/oncebench --workload recover --keys 500000 --runs 3

@@ -1,0 +1,116 @@
+/*
+ * bench/bench.h - what the parts of the oncebench harness share: the key
+ * material, one timed phase, and the operations it runs.
+ */
+#ifndef ONCE_BENCH_BENCH_H
+#define ONCE_BENCH_BENCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "histogram.h"
+#include "oncestore.h"
+
+#define KEY_LEN 43    /* base64url SHA-256 */
+#define JTI_LEN 80    /* 43-char jkt + ':' + 36-char UUID */
+#define FAMILY_LEN 22 /* 16 random bytes in base64url */
+
+/* Key material, built once (keys.c) and shared by every run. */
+extern char (*code_keys)[KEY_LEN + 1];
+extern char (*child_keys)[KEY_LEN + 1];
+extern char (*family_ids)[FAMILY_LEN + 1];
+extern char (*jti_keys)[JTI_LEN + 1];
+void build_keys(uint64_t n);
+void free_keys(void);
+
+_Noreturn void die(const char *what, once_status st);
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline double now_s(void)
+{
+	return (double)now_ns() / 1e9;
+}
+
+struct phase;
+/* One operation on key i; the phase times it. */
+typedef void (*op_fn)(struct phase *p, uint64_t i);
+/* Several store calls for unit i, each timed into h by the function
+ * itself; returns how many calls it made. */
+typedef uint64_t (*batch_fn)(struct phase *p, struct hist *h, uint64_t i);
+
+struct mix_config {
+	uint32_t calls_per_login; /* API calls per simulated login */
+	uint32_t nonce_every;     /* a nonce issue + accept every N calls */
+	uint32_t rotate_every;    /* a refresh rotation every M calls */
+};
+
+struct phase {
+	once_store *s;
+	op_fn op;
+	batch_fn batch;      /* instead of op */
+	uint64_t keys;       /* units [0, keys), split in contiguous slices */
+	uint32_t threads;
+	double duration;     /* > 0: stop each thread after this many seconds */
+	const char *label;   /* for the progress line */
+	char (*nonces)[ONCE_NONCE_LEN + 1];
+	void *raw;           /* raw-table baseline */
+	struct mix_config mix;
+	uint64_t mix_calls;  /* mix: API calls in all (the size of the jti pool) */
+	pthread_barrier_t start;
+	_Atomic uint64_t failures;
+	/* Results of run_phase: */
+	uint64_t ops;        /* store calls made */
+	double elapsed;      /* the slowest thread's time */
+	struct hist lat;     /* every call's latency, merged */
+	char dir[256];       /* --durable: the run's data directory */
+};
+
+/* Runs the phase on p->threads threads; fills ops, elapsed and lat and
+ * returns operations/s.  Exits when an operation failed. */
+double run_phase(struct phase *p);
+
+static inline void fail_unless(struct phase *p, once_status st, once_status want)
+{
+	if (st != want)
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+}
+
+/* ops.c */
+enum kind { KIND_CODE, KIND_NONCE, KIND_REPLAY, KIND_REFRESH, KIND_RAW, KIND_MIX };
+
+struct workload {
+	const char *name;
+	const char *what;
+	op_fn op;
+	op_fn prefill; /* run before timing, or NULL */
+	enum kind kind; /* the one kind sized for --keys; the others stay small */
+	batch_fn batch; /* instead of op */
+};
+
+extern const struct workload workloads[];
+extern const size_t nworkloads;
+const struct workload *find_workload(const char *name);
+extern const struct workload raw_workload;
+void op_put(struct phase *p, uint64_t i);
+void op_take(struct phase *p, uint64_t i);
+void op_replay(struct phase *p, uint64_t i);
+void op_nonce_issue(struct phase *p, uint64_t i);
+void *raw_build(uint64_t keys);
+void raw_free(void *raw, uint64_t keys);
+
+/* mix.c: one simulated login and its API calls. */
+uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login);
+/* Checks the mix settings against --keys; returns logins, or 0 (and says
+ * why) when they do not fit. */
+uint64_t mix_logins(const struct mix_config *m, uint64_t calls);
+
+#endif

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""bench/compare/compare.py - helpers for run.sh (no third-party modules).
+
+  compare.py redis-fill ROWS       RESP for redis-cli --pipe: ROWS codes,
+                                   nonces and refresh tokens (keys as
+                                   redis-benchmark's __rand_int__ writes them)
+  compare.py pg-p99 FILE...        p99 latency (ms) of pgbench --log files
+  compare.py redis-csv FILE        'ops p99_ms' from redis-benchmark --csv
+  compare.py once-json FILE WL     'ops p99_ms' from oncebench --json
+  compare.py table RESULTS         the side-by-side table
+"""
+import json
+import sys
+
+
+def resp(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+CODE_VALUE = json.dumps({
+    "client_id": "client-1", "subject": "user-1", "redirect_uri": "https://client.example/cb",
+    "scope": ["openid", "profile"], "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    "code_challenge_method": "S256", "dpop_jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+    "nonce": "n-0S6_WzA2Mj", "family_id": "f1", "expires_at": 1700000600}, separators=(",", ":"))
+
+
+def redis_fill(rows):
+    w = sys.stdout.buffer
+    for i in range(rows):
+        k = "%012d" % i
+        w.write(resp("SET", "code:" + k, CODE_VALUE, "EX", "600"))
+        w.write(resp("SET", "nonce:" + k, "0", "EX", "600"))
+        w.write(resp("HSET", "rt:" + k, "c", "0", "f", "f" + k, "s", "user-" + k, "g", "0"))
+
+
+def pg_p99(files):
+    lat = []
+    for f in files:
+        with open(f) as fh:
+            for line in fh:
+                p = line.split()
+                if len(p) >= 3 and p[2].isdigit():
+                    lat.append(int(p[2]))
+    if not lat:
+        print("nan")
+        return
+    lat.sort()
+    print("%.3f" % (lat[min(len(lat) - 1, int(0.99 * len(lat)))] / 1000.0))
+
+
+def redis_csv(path):
+    import csv
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    r = rows[-1]
+    print(r["rps"], r.get("p99_latency_ms", "nan"))
+
+
+def once_json(path, workload):
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            o = json.loads(line)
+            if o.get("workload") != workload:
+                continue
+            p99 = "nan"
+            for k in ("p99_ms", "p99_us", "p99_ns", "p99"):
+                if k in o:
+                    v = float(o[k])
+                    p99 = "%.3f" % (v / 1000.0 if k == "p99_us" else v / 1e6 if k == "p99_ns" else v)
+                    break
+            print(o["ops_per_s"], p99)
+            return
+    print("nan nan")
+
+
+OPS = [("replay", "replay check (jti)"), ("code_take", "code take"),
+       ("nonce_accept", "nonce accept"), ("refresh_rotate", "refresh claim (rotate)")]
+# durability class: "sync" = acknowledged after fsync, "lazy" = may lose the last moments
+SYSTEMS = [("oncestore", "always", "sync"), ("postgresql", "sync_commit=on", "sync"),
+           ("redis", "appendfsync always", "sync"), ("oncestore", "interval", "lazy"),
+           ("postgresql", "sync_commit=off", "lazy"), ("redis", "appendfsync everysec", "lazy")]
+
+
+def fmt(v, f):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "n/a"
+    if v != v:
+        return "n/a"
+    return f % v
+
+
+def table(path):
+    res = {}
+    with open(path) as fh:
+        for line in fh:
+            if line.strip():
+                o = json.loads(line)
+                res[(o["op"], o["system"], o["mode"])] = o
+    hdr = "%-24s %-11s %-21s %8s %12s %9s %6s %10s" % (
+        "operation", "system", "durability", "callers", "ops/s", "p99 ms", "hit%", "once/this")
+    print(hdr)
+    print("-" * len(hdr))
+    for op, opname in OPS:
+        if not any(k[0] == op for k in res):
+            continue
+        for system, mode, cls in SYSTEMS:
+            o = res.get((op, system, mode))
+            if o is None:
+                continue
+            once = res.get((op, "oncestore", "always" if cls == "sync" else "interval"))
+            ratio = "-"
+            if system != "oncestore" and once is not None:
+                try:
+                    ratio = "%.2fx" % (float(once["ops"]) / float(o["ops"]))
+                except (ValueError, ZeroDivisionError):
+                    ratio = "n/a"
+            print("%-24s %-11s %-21s %8s %12s %9s %6s %10s" % (
+                opname, system, mode, o.get("callers", ""), fmt(o["ops"], "%.0f"),
+                fmt(o.get("p99_ms"), "%.2f"), fmt(o.get("hit"), "%.0f"), ratio))
+        print()
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "redis-fill":
+        redis_fill(int(sys.argv[2]))
+    elif cmd == "pg-p99":
+        pg_p99(sys.argv[2:])
+    elif cmd == "redis-csv":
+        redis_csv(sys.argv[2])
+    elif cmd == "once-json":
+        once_json(sys.argv[2], sys.argv[3])
+    elif cmd == "table":
+        table(sys.argv[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

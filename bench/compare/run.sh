@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# bench/compare/run.sh - oncestore side by side with PostgreSQL and Redis on
+# the same single-use operations (see bench/compare/README.md).  On demand,
+# not in CI.  Starts its own servers on 127.0.0.1 in a temporary directory
+# and stops them by PID when it ends, also on failure or Ctrl-C.
+#
+#   bench/compare/run.sh [--seconds N] [--quick] [--rows N] [--ops a,b]
+#                        [--oncebench PATH] [--head] [--keep]
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SECS=10 ROWS=1000000 OPS="replay,code_take,nonce_accept,refresh_rotate"
+ONCEBENCH="" FROM_HEAD=0 KEEP=0
+PG_CLIENTS=8 PG_THREADS=2 REDIS_CLIENTS=50 REDIS_PIPELINE=16 ONCE_THREADS=32
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--seconds) SECS=$2; shift 2 ;;
+	--quick) SECS=3 ROWS=300000; shift ;;
+	--rows) ROWS=$2; shift 2 ;;
+	--ops) OPS=$2; shift 2 ;;
+	--oncebench) ONCEBENCH=$2; shift 2 ;;
+	--head) FROM_HEAD=1; shift ;;
+	--keep) KEEP=1; shift ;;
+	-h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+log() { printf '== %s\n' "$*" >&2; }
+
+# ---- packages (a fresh Debian machine) ----
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+need=()
+command -v python3 >/dev/null || need+=(python3)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v pgbench >/dev/null || need+=(postgresql-client)
+if [ -z "$ONCEBENCH" ]; then
+	for p in meson ninja-build pkg-config gcc liburcu-dev libxxhash-dev libsodium-dev; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+	done
+fi
+if [ ${#need[@]} -gt 0 ]; then
+	log "installing ${need[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+	# The Debian packages start a cluster / a server of their own; this
+	# script uses none of them (it starts its own on free ports).
+fi
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+PY="python3 $HERE/compare.py"
+
+# ---- temporary directory, servers, cleanup ----
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/oncecompare.XXXXXX")
+chmod 755 "$TMP"
+PG_PID="" REDIS_PID=""
+stop_pg() {
+	if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
+		kill -INT "$PG_PID" 2>/dev/null || true # fast shutdown
+		for _ in $(seq 100); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$PG_PID" 2>/dev/null || true
+	fi
+	PG_PID=""
+}
+stop_redis() {
+	if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
+		kill -TERM "$REDIS_PID" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$REDIS_PID" 2>/dev/null || true
+	fi
+	REDIS_PID=""
+}
+cleanup() {
+	rc=$?
+	stop_pg
+	stop_redis
+	if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+RESULTS=$TMP/results.jsonl
+: >"$RESULTS"
+record() { # op system mode callers ops p99_ms hit
+	printf '{"op":"%s","system":"%s","mode":"%s","callers":"%s","ops":"%s","p99_ms":"%s","hit":"%s"}\n' \
+		"$@" >>"$RESULTS"
+}
+has_op() { case ",$OPS," in *",$1,"*) return 0 ;; esac; return 1; }
+
+# ---- oncebench ----
+if [ -z "$ONCEBENCH" ]; then
+	if [ "$FROM_HEAD" = 1 ]; then
+		log "building oncebench from git HEAD"
+		mkdir "$TMP/src"
+		git -C "$ROOT" archive HEAD | tar -x -C "$TMP/src"
+		meson setup "$TMP/src/build" "$TMP/src" --buildtype=release >/dev/null
+		ninja -C "$TMP/src/build" bench/oncebench >/dev/null
+		ONCEBENCH=$TMP/src/build/bench/oncebench
+	else
+		log "building oncebench (release) in bench/compare/build"
+		[ -d "$HERE/build" ] || meson setup "$HERE/build" "$ROOT" --buildtype=release >/dev/null
+		ninja -C "$HERE/build" bench/oncebench >/dev/null
+		ONCEBENCH=$HERE/build/bench/oncebench
+	fi
+fi
+
+# ---- PostgreSQL ----
+run_pg() {
+	local pguser=$(id -un) as=()
+	if [ "$(id -u)" -eq 0 ]; then
+		pguser=postgres
+		id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+		as=(runuser -u postgres --)
+	fi
+	mkdir -p "$TMP/pg" "$TMP/pglog"
+	chown "$pguser" "$TMP/pg"
+	chmod 777 "$TMP/pglog"
+	local port; port=$(free_port)
+	log "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+	"${as[@]}" "$PGBIN/initdb" -D "$TMP/pg/data" -U bench --auth=trust -E UTF8 --no-sync >"$TMP/pg/initdb.log"
+	"${as[@]}" "$PGBIN/pg_ctl" -D "$TMP/pg/data" -l "$TMP/pg/server.log" -w -o \
+		"-c listen_addresses=127.0.0.1 -p $port -k $TMP/pg -c shared_buffers=512MB -c max_wal_size=8GB -c checkpoint_timeout=30min -c max_connections=50" \
+		start >/dev/null
+	PG_PID=$(head -1 "$TMP/pg/data/postmaster.pid")
+	export PGHOST=127.0.0.1 PGPORT=$port PGUSER=bench PGDATABASE=postgres
+	psql -q -v ON_ERROR_STOP=1 -f "$HERE/schema.sql" >/dev/null
+	log "PostgreSQL: prefilling $ROWS codes, nonces, refresh tokens"
+	psql -q -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$HERE/prefill.sql" >/dev/null
+	local op mode sc out tps n won p99
+	for op in replay code_take nonce_accept refresh_rotate; do
+		has_op "$op" || continue
+		for mode in on off; do
+			psql -q -v ON_ERROR_STOP=1 -f "$HERE/reset.sql" >/dev/null
+			rm -f "$TMP"/pglog/*
+			out=$(PGOPTIONS="-c synchronous_commit=$mode" pgbench -n -M prepared -c "$PG_CLIENTS" \
+				-j "$PG_THREADS" -T "$SECS" -D rows="$ROWS" -f "$HERE/pgbench/$op.sql" \
+				-l --log-prefix="$TMP/pglog/tx" 2>&1) || { echo "$out" >&2; return 1; }
+			tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tail -1)
+			n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+			p99=$($PY pg-p99 "$TMP"/pglog/tx*)
+			case $op in
+			replay) won=$(psql -tAc "SELECT count(*) FROM dpop_replays") ;;
+			code_take) won=$(psql -tAc "SELECT count(*) FROM attesto_authorization_codes WHERE consumed_at IS NOT NULL") ;;
+			nonce_accept) won=$(psql -tAc "SELECT count(*) FROM dpop_nonces WHERE consumed_at IS NOT NULL") ;;
+			refresh_rotate) won=$(psql -tAc "SELECT count(*) FROM attesto_refresh_tokens WHERE token_hash LIKE 'k%'") ;;
+			esac
+			log "  pg $op synchronous_commit=$mode: $tps tps, p99 $p99 ms, $won of $n won"
+			record "$op" postgresql "sync_commit=$mode" "$PG_CLIENTS" "$tps" "$p99" \
+				"$(python3 -c "print(100.0*$won/max(1,$n))")"
+		done
+	done
+	stop_pg
+}
+
+# ---- Redis ----
+NONCE_LUA="if redis.call('GET', KEYS[1]) == '0' then redis.call('SET', KEYS[1], '1', 'KEEPTTL') return 1 end return 0"
+ROTATE_LUA="local p = redis.call('HMGET', KEYS[1], 'c', 'f') if p[1] ~= '0' then return 0 end if redis.call('EXISTS', 'revoked:' .. p[2]) == 1 then return -1 end redis.call('HSET', KEYS[1], 'c', '1', 'succ', ARGV[1]) redis.call('HSET', KEYS[2], 'c', '0', 'f', p[2], 'p', KEYS[1]) return 1"
+run_redis() {
+	local mode op port rcli n rps p99 hits0 hits1 hit cmd
+	for mode in always everysec; do
+		port=$(free_port)
+		mkdir -p "$TMP/redis-$mode"
+		redis-server --port "$port" --bind 127.0.0.1 --dir "$TMP/redis-$mode" --appendonly yes \
+			--appendfsync "$mode" --save '' --daemonize no --logfile "$TMP/redis-$mode/server.log" &
+		REDIS_PID=$!
+		rcli=(redis-cli -h 127.0.0.1 -p "$port")
+		for _ in $(seq 100); do "${rcli[@]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
+		log "Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') appendfsync $mode on 127.0.0.1:$port"
+		for op in replay code_take nonce_accept refresh_rotate; do
+			has_op "$op" || continue
+			"${rcli[@]}" flushall >/dev/null
+			if [ "$op" != replay ]; then
+				$PY redis-fill "$ROWS" | "${rcli[@]}" --pipe >/dev/null
+			fi
+			local bench=(redis-benchmark -h 127.0.0.1 -p "$port" -c "$REDIS_CLIENTS" -P "$REDIS_PIPELINE" --csv)
+			case $op in
+			replay) cmd=(SET "jti:0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I:__rand_int__" 1 NX EX 60); bench+=(-r 100000000000) ;;
+			code_take) cmd=(GETDEL "code:__rand_int__"); bench+=(-r "$ROWS") ;;
+			nonce_accept) cmd=(EVAL "$NONCE_LUA" 1 "nonce:__rand_int__"); bench+=(-r "$ROWS") ;;
+			refresh_rotate) cmd=(EVAL "$ROTATE_LUA" 2 "rt:__rand_int__" "rt:child:__rand_int__" 00112233445566778899aabbccddeeff); bench+=(-r "$ROWS") ;;
+			esac
+			# Calibrate the count for about --seconds; keyed runs draw at most
+			# half the prefilled keys (random draws: see hit%).
+			"${bench[@]}" -n 20000 "${cmd[@]}" >"$TMP/rb.csv" 2>/dev/null
+			n=$(python3 -c "import csv;r=list(csv.DictReader(open('$TMP/rb.csv')))[-1];print(int(float(r['rps'])*$SECS))")
+			[ "$op" = replay ] || [ "$n" -le $((ROWS / 2)) ] || n=$((ROWS / 2))
+			"${rcli[@]}" flushall >/dev/null
+			[ "$op" = replay ] || $PY redis-fill "$ROWS" | "${rcli[@]}" --pipe >/dev/null
+			"${rcli[@]}" config resetstat >/dev/null
+			"${bench[@]}" -n "$n" "${cmd[@]}" >"$TMP/rb.csv" 2>/dev/null
+			read -r rps p99 < <($PY redis-csv "$TMP/rb.csv")
+			case $op in
+			replay) hit=$("${rcli[@]}" dbsize) ;;
+			code_take) hit=$("${rcli[@]}" info stats | sed -n 's/^keyspace_hits:\([0-9]*\).*/\1/p') ;;
+			nonce_accept) hit=$("${rcli[@]}" eval "local n=0 local c='0' repeat local r=redis.call('SCAN',c,'MATCH','nonce:*','COUNT',10000) c=r[1] for _,k in ipairs(r[2]) do if redis.call('GET',k)=='1' then n=n+1 end end until c=='0' return n" 0) ;;
+			refresh_rotate) hit=$("${rcli[@]}" eval "local n=0 local c='0' repeat local r=redis.call('SCAN',c,'MATCH','rt:child:*','COUNT',10000) c=r[1] n=n+#r[2] until c=='0' return n" 0) ;;
+			esac
+			hit=$(python3 -c "print(100.0*${hit:-0}/max(1,$n))")
+			log "  redis $op appendfsync $mode: $rps ops/s, p99 $p99 ms, n $n, hit $hit%"
+			record "$op" redis "appendfsync $mode" "${REDIS_CLIENTS}x${REDIS_PIPELINE}" "$rps" "$p99" "$hit"
+		done
+		stop_redis
+	done
+}
+
+# ---- oncestore ----
+run_once() {
+	local op wl mode keys out ops p99
+	for op in replay code_take nonce_accept refresh_rotate; do
+		has_op "$op" || continue
+		case $op in code_take) wl=take ;; *) wl=$op ;; esac
+		for mode in always interval; do
+			# oncebench runs a fixed count (--keys): sized for about --seconds.
+			if [ $mode = always ]; then keys=$((40000 * SECS)); else keys=$((200000 * SECS)); fi
+			TMPDIR=$TMP "$ONCEBENCH" --durable --sync "$mode" --workload "$wl" --keys "$keys" \
+				--threads "$ONCE_THREADS" --runs 1 --json >"$TMP/once.json"
+			read -r ops p99 < <($PY once-json "$TMP/once.json" "$wl")
+			log "  oncestore $op sync $mode: $ops ops/s, p99 $p99 ms ($keys keys)"
+			record "$op" oncestore "$mode" "$ONCE_THREADS" "$ops" "$p99" 100
+		done
+	done
+}
+
+log "$(nproc) cores, $SECS s per run, $ROWS prefilled keys; results in $RESULTS"
+run_pg
+run_redis
+run_once
+echo
+echo "Side by side: $(nproc) cores, $SECS s per run, loopback, server and client on the same cores"
+$PY table "$RESULTS"
+[ "$KEEP" = 1 ] && cp "$RESULTS" "$HERE/build/results.jsonl" 2>/dev/null || true

@@ -55,6 +55,18 @@ static inline void test_rmdir(const char *path)
 	}
 }
 
+/* A minimal valid refresh record in `family` expiring at `exp`. */
+static inline once_refresh test_refresh(const char *family, int64_t exp)
+{
+	once_refresh r;
+	memset(&r, 0, sizeof r);
+	r.family_id = family;
+	r.subject = "user-1";
+	r.client_id = "client-1";
+	r.expires_at = exp;
+	return r;
+}
+
 /* Options for a durable test store in dir (test clock, no sweeper). */
 static inline once_options test_durable_options(struct test_clock *clk, const char *dir)
 {

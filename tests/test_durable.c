@@ -17,17 +17,6 @@ static const unsigned char SUCC_KEY[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7
                                            7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
 static const char PLAINTEXT[] = "SUCCESSOR-PLAINTEXT-rt_9f8e7d6c5b4a";
 
-static once_refresh test_refresh(const char *family, int64_t exp)
-{
-	once_refresh r;
-	memset(&r, 0, sizeof r);
-	r.family_id = family;
-	r.subject = "user-1";
-	r.client_id = "client-1";
-	r.expires_at = exp;
-	return r;
-}
-
 /* A workload touching every record type; i selects keys. */
 static void every_kind(once_store *s, int i)
 {

@@ -370,17 +370,6 @@ static size_t records_of(const struct file *f, size_t *offs, size_t max)
 /* Workloads                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static once_refresh test_refresh(const char *family, int64_t exp)
-{
-	once_refresh r;
-	memset(&r, 0, sizeof r);
-	r.family_id = family;
-	r.subject = "user-1";
-	r.client_id = "client-1";
-	r.expires_at = exp;
-	return r;
-}
-
 static void key_of(char out[ONCE_SECRET_LEN + 1], const char *tag, const char *what, uint64_t i)
 {
 	char prefix[64];

@@ -71,6 +71,7 @@
 #include "cli.h"
 #include "codec.h"
 #include "format.h"
+#include "io.h"
 #include "recover.h"
 
 static const char repair_usage[] = "oncestore repair [--yes] [--truncate-only] DIR";
@@ -382,27 +383,13 @@ static void print_reassert(const struct reassert *ra, uint64_t first_seq)
 
 /* ---- writing a file whole ---- */
 
-static bool write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* name.tmp (0600), fsync, rename over name, fsync the directory. */
 static bool replace_file(const struct cli_dir *d, const char *name, const unsigned char *p, size_t len)
 {
 	char tmp[ONCE_FILE_NAME_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s.tmp", name);
 	int fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && write_all(fd, p, len) && fsync(fd) == 0;
+	bool ok = fd >= 0 && once__io_write_all(fd, p, len, 0) && fsync(fd) == 0;
 	int err = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {
 		ok = false;

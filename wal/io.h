@@ -7,6 +7,8 @@
 #ifndef ONCE_WAL_IO_H
 #define ONCE_WAL_IO_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct once__io {
@@ -18,5 +20,10 @@ extern struct once__io once__io;
 
 /* Restores the real calls (tests call it between cases). */
 void once__io_reset(void);
+
+/* pwrite (through the table) until all len bytes are at offset `at`: a
+ * short write is not an error, the rest follows; EINTR is retried; any
+ * other error (or a write of 0 bytes) returns false with errno set. */
+bool once__io_write_all(int fd, const void *buf, size_t len, off_t at);
 
 #endif /* ONCE_WAL_IO_H */

@@ -46,23 +46,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* pwrite until everything is written: a short write is not an error, the
- * rest follows; EINTR is retried; any other error is reported. */
-static bool write_all(int fd, const unsigned char *buf, size_t len, off_t at)
-{
-	while (len > 0) {
-		ssize_t n = once__io.pwrite(fd, buf, len, at);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		buf += n;
-		len -= (size_t)n;
-		at += n;
-	}
-	return true;
-}
-
 static bool sync_file(struct once__log *log, uint64_t records)
 {
 	uint64_t t0 = now_ns();
@@ -98,7 +81,7 @@ static void flush_locked(struct once__log *log, bool sync)
 	log->queue_len = log->queue_cap = 0;
 	pthread_mutex_unlock(&log->lock);
 
-	bool ok = write_all(log->fd, buf, len, at);
+	bool ok = once__io_write_all(log->fd, buf, len, at);
 	if (ok && sync)
 		ok = sync_file(log, unsynced);
 	free(buf);
@@ -230,7 +213,7 @@ static bool segment_open(int dirfd, const char *path, const unsigned char uid[16
 		return false;
 	/* The directory entry too: records acknowledged in this segment must
 	 * not vanish with its name on power loss. */
-	if (!write_all(*fd, header, sizeof header, 0) || once__io.fdatasync(*fd) != 0 ||
+	if (!once__io_write_all(*fd, header, sizeof header, 0) || once__io.fdatasync(*fd) != 0 ||
 	    (dirfd != AT_FDCWD && once__io.fdatasync(dirfd) != 0)) {
 		close(*fd);
 		*fd = -1;
@@ -293,7 +276,7 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 	once_status st = ONCE_IO;
 	bool ok = !log->failed;
 	if (ok && log->queue_len > 0) {
-		ok = write_all(log->fd, log->queue, log->queue_len, log->end);
+		ok = once__io_write_all(log->fd, log->queue, log->queue_len, log->end);
 		if (ok) {
 			log->end += (off_t)log->queue_len;
 			log->stats.bytes += log->queue_len;

@@ -108,17 +108,7 @@ once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
 	int fd = openat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return ONCE_IO;
-	/* A short write is not an error (wal/io.h): write the rest. */
-	bool ok = true;
-	for (size_t done = 0; ok && done < n;) {
-		ssize_t w = once__io.pwrite(fd, text + done, n - done, (off_t)done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		ok = w > 0;
-		if (ok)
-			done += (size_t)w;
-	}
-	ok = ok && once__io.fdatasync(fd) == 0;
+	bool ok = once__io_write_all(fd, text, n, 0) && once__io.fdatasync(fd) == 0;
 	close(fd);
 	ok = ok && renameat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", dirfd, ONCE_CHECKPOINT_FILE) == 0 &&
 	     fsync(dirfd) == 0;

@@ -49,16 +49,9 @@ struct writer {
 
 static void flush(struct writer *w)
 {
-	size_t done = 0;
-	while (!w->failed && done < w->len) {
-		ssize_t n = once__io.pwrite(w->fd, w->buf + done, w->len - done, w->at);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			w->failed = true;
-		else
-			done += (size_t)n, w->at += n;
-	}
+	if (!w->failed && !once__io_write_all(w->fd, w->buf, w->len, w->at))
+		w->failed = true;
+	w->at += (off_t)w->len;
 	w->len = 0;
 }
 

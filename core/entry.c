@@ -136,14 +136,20 @@ void once__pending_commit(once_store *s, struct once__entry *e, uint32_t state)
 	once__wheel_push(&s->shards[e->shard].wheel, e);
 }
 
+bool once__unlink(once_store *s, struct once__entry *e)
+{
+	if (!once__table_del(s, e))
+		return false;
+	once__capacity_release(s, (enum once__table)e->table);
+	once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
+	/* Readers may have found it: freed after a grace period. */
+	once__entry_retire(e);
+	return true;
+}
+
 void once__pending_abort(once_store *s, struct once__entry *e)
 {
-	/* Readers may have found it (and skipped it): a grace period first. */
-	if (once__table_del(s, e)) {
-		once__capacity_release(s, (enum once__table)e->table);
-		once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
-		once__entry_retire(e);
-	}
+	once__unlink(s, e);
 }
 
 once_status once__insert_logged(once_store *s, const struct once__key *k, struct once__entry *e,

@@ -93,12 +93,10 @@ static enum fate expire_entry(once_store *s, struct once__entry *e, int64_t now)
 	if (once__is_family_table((enum once__table)e->table) &&
 	    !atomic_compare_exchange_strong(&e->expires_at, &exp, ONCE_FAMILY_DEAD))
 		return KEEP; /* extended meanwhile: lives on */
-	if (!once__table_del(s, e))
+	enum once__table t = (enum once__table)e->table;
+	if (!once__unlink(s, e))
 		return GONE;
-	once__capacity_release(s, e->table);
-	once__bytes_add(s, e->table, -(int64_t)e->size);
-	once__swept_add(s, e->table, 1);
-	once__entry_retire(e);
+	once__swept_add(s, t, 1);
 	return REMOVED;
 }
 

@@ -278,6 +278,10 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
 once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e);
 void once__pending_commit(once_store *s, struct once__entry *e, uint32_t state);
 void once__pending_abort(once_store *s, struct once__entry *e);
+/* Unlinks e from its table, gives back its capacity and bytes, and frees it
+ * after a grace period; false (nothing done) when someone else unlinked
+ * it first.  Inside a read-side section. */
+bool once__unlink(once_store *s, struct once__entry *e);
 /*
  * once__insert with its log record (type, wal/format.h) when the store has
  * a data directory: linked pending, record appended, committed, then the

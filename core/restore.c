@@ -352,12 +352,7 @@ uint64_t once__restore_finish(once_store *s, int64_t now)
 		if (atomic_load_explicit(&e->state, memory_order_relaxed) == 0) {
 			once__entry_retire(e); /* replaced: already unlinked and uncounted */
 		} else if (atomic_load(&e->expires_at) < now) {
-			if (once__table_del(s, e)) {
-				once__capacity_release(s, (enum once__table)e->table);
-				once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
-				once__entry_retire(e);
-				dropped++;
-			}
+			dropped += once__unlink(s, e);
 		} else {
 			once__wheel_push(&s->shards[e->shard].wheel, e);
 		}

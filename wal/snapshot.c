@@ -20,7 +20,6 @@
  * (wal/codec.h), and a SNAPSHOT_END record with the count.  It is written
  * to <name>.tmp, synced, and renamed; the checkpoint commits it later.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>

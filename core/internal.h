@@ -198,6 +198,7 @@ struct once_store {
 
 	_Atomic uint64_t next_incarnation; /* family incarnations (family.c) */
 	struct once__persist *persist; /* NULL: memory only (wal/persist.h) */
+	_Atomic bool wal_failed;       /* the log failed: writes answer ONCE_IO */
 	struct once__entry *restored;  /* recovery: every entry placed (restore.c) */
 	pthread_mutex_t sweep_lock; /* serializes sweeps */
 	_Atomic uint64_t sweeps;

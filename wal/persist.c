@@ -32,7 +32,6 @@
 struct once__persist {
 	struct once__dir dir;
 	struct once__log *log;
-	_Atomic bool failed; /* sticky ONCE_IO (wal/persist.h) */
 
 	pthread_mutex_t checkpoint_lock; /* one checkpoint at a time; guards segment */
 	uint64_t segment;                /* number of the segment being appended */
@@ -61,12 +60,6 @@ static uint64_t now_ns(void)
 }
 
 /* ---- the write-path hooks ---- */
-
-once_status once__wal_gate(once_store *s)
-{
-	struct once__persist *p = s->persist;
-	return p != NULL && atomic_load_explicit(&p->failed, memory_order_relaxed) ? ONCE_IO : ONCE_OK;
-}
 
 static void encode(struct once__buf *b, uint8_t type, const struct once__entry *e, const void *aux)
 {
@@ -106,13 +99,10 @@ static void want_checkpoint(once_store *s, struct once__persist *p)
 	pthread_mutex_unlock(&p->wake_lock);
 }
 
-once_status once__wal_log(once_store *s, uint8_t type, const struct once__entry *e, const void *aux,
-                          uint64_t *seq)
+once_status once__wal_append(once_store *s, uint8_t type, const struct once__entry *e, const void *aux,
+                             uint64_t *seq)
 {
 	struct once__persist *p = s->persist;
-	*seq = 0;
-	if (p == NULL)
-		return ONCE_OK;
 	struct once__buf b;
 	once__buf_init(&b);
 	encode(&b, type, e, aux);
@@ -124,20 +114,18 @@ once_status once__wal_log(once_store *s, uint8_t type, const struct once__entry 
 		                          memory_order_relaxed);
 		want_checkpoint(s, p);
 	} else if (st == ONCE_IO) {
-		atomic_store(&p->failed, true);
+		atomic_store(&s->wal_failed, true);
 	}
 	once__buf_free(&b);
 	return st;
 }
 
-once_status once__wal_wait(once_store *s, uint64_t seq)
+once_status once__wal_commit(once_store *s, uint64_t seq)
 {
 	struct once__persist *p = s->persist;
-	if (p == NULL || seq == 0)
-		return ONCE_OK;
 	once_status st = once__log_commit(p->log, seq);
 	if (st != ONCE_OK)
-		atomic_store(&p->failed, true);
+		atomic_store(&s->wal_failed, true);
 	return st == ONCE_OK ? ONCE_OK : ONCE_IO;
 }
 
@@ -202,7 +190,7 @@ once_status once__persist_checkpoint(once_store *s)
 	if (p == NULL)
 		return ONCE_INVALID;
 	pthread_mutex_lock(&p->checkpoint_lock);
-	once_status st = atomic_load(&p->failed) ? ONCE_IO : ONCE_OK;
+	once_status st = atomic_load(&s->wal_failed) ? ONCE_IO : ONCE_OK;
 	uint64_t appended = atomic_load(&p->appended);
 	uint64_t number = p->segment + 1, start = 0;
 	char name[ONCE_FILE_NAME_MAX];
@@ -210,7 +198,7 @@ once_status once__persist_checkpoint(once_store *s)
 	if (st == ONCE_OK) {
 		st = once__log_rotate(p->log, name, number, &start);
 		if (st != ONCE_OK && once__log_failed(p->log))
-			atomic_store(&p->failed, true);
+			atomic_store(&s->wal_failed, true);
 	}
 	if (st == ONCE_OK) {
 		p->segment = number;
@@ -224,7 +212,7 @@ once_status once__persist_checkpoint(once_store *s)
 		/* A write whose record failed while the walk ran may have left
 		 * its change in memory (fail closed) but not in the log: such
 		 * a snapshot must not become the recovery base. */
-		if (st == ONCE_OK && atomic_load(&p->failed))
+		if (st == ONCE_OK && atomic_load(&s->wal_failed))
 			st = ONCE_IO;
 		if (st == ONCE_OK)
 			st = once__checkpoint_write(dirfd, start, s->nshards);
@@ -358,7 +346,7 @@ once_status once__persist_close(once_store *s)
 		pthread_join(p->checkpointer, NULL);
 	}
 	once_status st = once__log_close(p->log);
-	if (atomic_load(&p->failed))
+	if (atomic_load(&s->wal_failed))
 		st = ONCE_IO;
 	once__dir_close(&p->dir);
 	persist_free(p);

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "internal.h"
 #include "oncestore.h"
 
 struct once__entry;
@@ -46,9 +47,22 @@ once_status once__persist_close(once_store *s);
 once_status once__persist_checkpoint(once_store *s);
 void once__persist_stats(once_store *s, struct once_stats *out);
 
+/* The out-of-line halves of once__wal_log and once__wal_wait below. */
+once_status once__wal_append(once_store *s, uint8_t type, const struct once__entry *e, const void *aux,
+                             uint64_t *seq);
+once_status once__wal_commit(once_store *s, uint64_t seq);
+
+/* The three hooks of every write path are inline, so that a memory-only
+ * store pays one pointer test for each and no call. */
+
 /* ONCE_IO once the log has failed; ONCE_OK otherwise (and always without
  * a data directory).  Every write path asks first. */
-once_status once__wal_gate(once_store *s);
+static inline once_status once__wal_gate(once_store *s)
+{
+	return s->persist != NULL && atomic_load_explicit(&s->wal_failed, memory_order_relaxed)
+		? ONCE_IO
+		: ONCE_OK;
+}
 
 /*
  * Appends the record of `type` about entry e (aux: the consumption for
@@ -56,10 +70,18 @@ once_status once__wal_gate(once_store *s);
  * REFRESH_ROTATE, else NULL).  *seq receives the number to wait for, 0
  * without a data directory.  ONCE_OK | ONCE_IO | ONCE_NOMEM.
  */
-once_status once__wal_log(once_store *s, uint8_t type, const struct once__entry *e, const void *aux,
-                          uint64_t *seq);
+static inline once_status once__wal_log(once_store *s, uint8_t type, const struct once__entry *e,
+                                        const void *aux, uint64_t *seq)
+{
+	*seq = 0;
+	return s->persist == NULL ? ONCE_OK : once__wal_append(s, type, e, aux, seq);
+}
+
 /* Waits until record seq is as durable as the sync mode promises (no-op
  * for seq 0).  ONCE_OK | ONCE_IO. */
-once_status once__wal_wait(once_store *s, uint64_t seq);
+static inline once_status once__wal_wait(once_store *s, uint64_t seq)
+{
+	return seq == 0 ? ONCE_OK : once__wal_commit(s, seq);
+}
 
 #endif /* ONCE_WAL_PERSIST_H */

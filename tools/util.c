@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dir.h"
 #include "format.h"
 
 void cli_err(const char *cmd, const char *fmt, ...)
@@ -71,15 +72,6 @@ int cli_parse(int argc, char **argv, const char *usage, const char *help,
 
 /* ---- the data directory ---- */
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* FORMAT: "oncestore <version> <32 hex digits>\n" (wal/dir.h). */
 static bool read_format(const char *cmd, const struct cli_dir *d, unsigned char uid[16])
 {
@@ -113,17 +105,10 @@ static bool read_format(const char *cmd, const struct cli_dir *d, unsigned char 
 		        version, ONCE_WAL_VERSION);
 		return false;
 	}
-	if ((size_t)got != (size_t)n + 33 || text[got - 1] != '\n') {
+	/* The version is right: what is left to go wrong is the uid. */
+	if (!once__dir_parse_format(text, (size_t)got, uid)) {
 		cli_err(cmd, "%s/FORMAT: offset %d: bad store uid", d->path, n);
 		return false;
-	}
-	for (int i = 0; i < 16; i++) {
-		int hi = hex_digit(text[n + 2 * i]), lo = hex_digit(text[n + 2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			cli_err(cmd, "%s/FORMAT: offset %d: bad store uid", d->path, n + 2 * i);
-			return false;
-		}
-		uid[i] = (unsigned char)(hi << 4 | lo);
 	}
 	return true;
 }

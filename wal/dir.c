@@ -63,8 +63,7 @@ static int hex_digit(char c)
 	return -1;
 }
 
-/* Parses "oncestore <version> <32 hex>\n" exactly. */
-static bool parse_format(const char *text, size_t len, unsigned char uid[16])
+bool once__dir_parse_format(const char *text, size_t len, unsigned char uid[16])
 {
 	char expect[32];
 	int n = snprintf(expect, sizeof expect, "oncestore %u ", ONCE_WAL_VERSION);
@@ -97,7 +96,7 @@ static once_status read_or_make_format(int dir_fd, unsigned char uid[16])
 	close(fd);
 	if (got < 0)
 		return ONCE_IO;
-	return parse_format(text, (size_t)got, uid) ? ONCE_OK : ONCE_CORRUPT;
+	return once__dir_parse_format(text, (size_t)got, uid) ? ONCE_OK : ONCE_CORRUPT;
 }
 
 once_status once__dir_open(const char *path, struct once__dir *out)

@@ -14,6 +14,9 @@
 #ifndef ONCE_WAL_DIR_H
 #define ONCE_WAL_DIR_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "oncestore.h"
 
 struct once__dir {
@@ -29,6 +32,10 @@ struct once__dir {
  * ONCE_IO (the directory could not be made or opened).
  */
 once_status once__dir_open(const char *path, struct once__dir *out);
+
+/* Parses FORMAT's text ("oncestore <version> <32 hex>\n", exactly this
+ * version) into the uid; false when it is anything else. */
+bool once__dir_parse_format(const char *text, size_t len, unsigned char uid[16]);
 
 /* Unlocks and closes. */
 void once__dir_close(struct once__dir *d);

@@ -1135,6 +1135,16 @@ static int fault_fdatasync(int fd)
 	return fdatasync(fd);
 }
 
+/* Directories are synced with fsync (wal/io.h): a sync fault covers both. */
+static int fault_fsync(int fd)
+{
+	if (fault_now(fd)) {
+		errno = atomic_load(&fault_errno);
+		return -1;
+	}
+	return fsync(fd);
+}
+
 static ssize_t fault_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	if (fault_now(fd)) {
@@ -1144,16 +1154,18 @@ static ssize_t fault_pwrite(int fd, const void *buf, size_t n, off_t off)
 	return pwrite(fd, buf, n, off);
 }
 
-/* Arms one failure: the (skip+1)-th matching fdatasync (on_sync) or pwrite. */
+/* Arms one failure: the (skip+1)-th matching fdatasync or fsync (on_sync)
+ * or pwrite. */
 static void fault_arm(bool on_sync, int err, long skip, const char *match)
 {
 	snprintf(fault_match, sizeof fault_match, "%s", match);
 	atomic_store(&fault_errno, err);
 	atomic_store(&fault_hits, 0);
 	atomic_store(&fault_countdown, skip);
-	if (on_sync)
+	if (on_sync) {
 		once__io.fdatasync = fault_fdatasync;
-	else
+		once__io.fsync = fault_fsync;
+	} else
 		once__io.pwrite = fault_pwrite;
 }
 

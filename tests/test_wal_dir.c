@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "dir.h"
+#include "format.h"
 #include "harness.h"
 
 static void make_root(char root[64])
@@ -93,6 +94,10 @@ static void test_bad_format_corrupt(void)
 	write_file(root, "FORMAT", "oncestore 99 00112233445566778899aabbccddeeff\n");
 	ASSERT_ST(once__dir_open(root, &d), ONCE_CORRUPT); /* another version */
 	write_file(root, "FORMAT", "oncestore 1 00112233445566778899aabbccddeeff\n");
+	ASSERT_ST(once__dir_open(root, &d), ONCE_CORRUPT); /* version 1: no synced-below marks */
+	char text[80];
+	snprintf(text, sizeof text, "oncestore %u 00112233445566778899aabbccddeeff\n", ONCE_WAL_VERSION);
+	write_file(root, "FORMAT", text);
 	ASSERT_ST(once__dir_open(root, &d), ONCE_OK);
 	ASSERT_EQ_INT(d.uid[15], 0xff);
 	once__dir_close(&d);

@@ -2,7 +2,8 @@
  * tests/test_wal_format.c - the log format of wal/format.h: round trips of
  * segment headers and records, the validity rule field by field, every
  * single-bit flip rejected, every truncation read as a valid prefix plus a
- * torn tail, and damage with valid records after it read as corruption.
+ * torn tail, damage with valid records after it read as corruption, and
+ * damage inside the final unsynced group read as a torn tail (issue 9).
  */
 #include <stdlib.h>
 
@@ -18,8 +19,11 @@ static struct once__wal_segment segment(uint64_t number)
 }
 
 /* A segment body of n records with payloads of lengths 0, 1, 2, ... so
- * every padding length occurs. */
-static unsigned char *build_log(int n, uint64_t salt, size_t *len_out, size_t *offsets)
+ * every padding length occurs.  Records numbered below `group` were each
+ * synced alone (synced-below mark: their own number); those from `group`
+ * on were written as one group after that (mark: `group`). */
+static unsigned char *build_log_grouped(int n, uint64_t salt, uint64_t group, size_t *len_out,
+                                        size_t *offsets)
 {
 	size_t len = 0;
 	for (int i = 0; i < n; i++)
@@ -34,12 +38,19 @@ static unsigned char *build_log(int n, uint64_t salt, size_t *len_out, size_t *o
 		uint32_t l = (uint32_t)(i % 20);
 		if (offsets != NULL)
 			offsets[i] = o;
-		once__wal_record_encode(buf + o, salt, (uint8_t)(1 + i % (ONCE_WAL_TYPE_END - 1)),
-		                        100 + (uint64_t)i, payload, l);
+		uint64_t seq = 100 + (uint64_t)i;
+		once__wal_record_encode(buf + o, salt, (uint8_t)(1 + i % (ONCE_WAL_TYPE_END - 1)), seq,
+		                        seq < group ? seq : group, payload, l);
 		o += once__wal_record_size(l);
 	}
 	*len_out = len;
 	return buf;
+}
+
+/* Every record synced alone before the next was written. */
+static unsigned char *build_log(int n, uint64_t salt, size_t *len_out, size_t *offsets)
+{
+	return build_log_grouped(n, salt, UINT64_MAX, len_out, offsets);
 }
 
 static void test_segment_header_round_trip_and_checks(void)
@@ -72,11 +83,12 @@ static void test_record_round_trip(void)
 		size_t size = once__wal_record_size(len);
 		ASSERT_EQ_U64(size % 8, 0);
 		ASSERT(size >= ONCE_WAL_RECORD_HEADER + len && size < ONCE_WAL_RECORD_HEADER + len + 8);
-		once__wal_record_encode(buf, salt, ONCE_WAL_CODE_TAKE, 9, payload, len);
+		once__wal_record_encode(buf, salt, ONCE_WAL_CODE_TAKE, 9, 7, payload, len);
 		struct once__wal_record r;
 		ASSERT_EQ_INT(once__wal_record_check(buf, size, salt, 9, &r), ONCE_WAL_VALID);
 		ASSERT_EQ_INT(r.type, ONCE_WAL_CODE_TAKE);
 		ASSERT_EQ_U64(r.seq, 9);
+		ASSERT_EQ_U64(r.synced_below, 7);
 		ASSERT_EQ_U64(r.len, len);
 		ASSERT_EQ_U64(r.size, size);
 		ASSERT(len == 0 || memcmp(r.payload, payload, len) == 0);
@@ -94,7 +106,7 @@ static void test_record_round_trip(void)
 static void test_record_length_checked_against_file(void)
 {
 	unsigned char buf[64];
-	once__wal_record_encode(buf, 1, ONCE_WAL_REPLAY_RECORD, 1, "abcdefgh", 8);
+	once__wal_record_encode(buf, 1, ONCE_WAL_REPLAY_RECORD, 1, 1, "abcdefgh", 8);
 	struct once__wal_record r;
 	buf[8] = 0xff, buf[9] = 0xff, buf[10] = 0x0f, buf[11] = 0; /* ~1 MiB */
 	ASSERT_EQ_INT(once__wal_record_check(buf, 32, 1, 1, &r), ONCE_WAL_SHORT);
@@ -107,7 +119,7 @@ static void test_every_bit_flip_rejected(void)
 	uint64_t salt = 77;
 	unsigned char buf[64];
 	size_t size = once__wal_record_size(13);
-	once__wal_record_encode(buf, salt, ONCE_WAL_NONCE_ACCEPT, 5, "thirteen-byte", 13);
+	once__wal_record_encode(buf, salt, ONCE_WAL_NONCE_ACCEPT, 5, 3, "thirteen-byte", 13);
 	struct once__wal_record r;
 	for (size_t bit = 0; bit < 8 * size; bit++) {
 		buf[bit / 8] ^= (unsigned char)(1u << (bit % 8));
@@ -193,9 +205,89 @@ static void test_scan_gap_in_sequence_is_corrupt(void)
 	free(log);
 }
 
+/* A synced-below mark past the record's own number is impossible: BAD. */
+static void test_synced_below_past_own_number_is_bad(void)
+{
+	unsigned char buf[64];
+	struct once__wal_record r;
+	once__wal_record_encode(buf, 5, ONCE_WAL_REPLAY_RECORD, 9, 9, "abcdefgh", 8);
+	ASSERT_EQ_INT(once__wal_record_check(buf, sizeof buf, 5, 9, &r), ONCE_WAL_VALID);
+	once__wal_record_encode(buf, 5, ONCE_WAL_REPLAY_RECORD, 9, 10, "abcdefgh", 8);
+	ASSERT_EQ_INT(once__wal_record_check(buf, sizeof buf, 5, 9, &r), ONCE_WAL_BAD);
+}
+
+/*
+ * Issue 9, hole 3: a power cut in the middle of a group's write can keep a
+ * subset of its sectors (an earlier record damaged, a later one intact).
+ * None of the group was acknowledged, so that is a torn tail, not
+ * corruption; the same damage in a record synced before the group was
+ * written stays corruption.  Records 100..119 synced one by one, then
+ * 120..129 written as one group that was never synced.
+ */
+static void test_scan_damage_inside_final_group_is_torn(void)
+{
+	enum { N = 30, GROUP = 120 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log_grouped(N, 3, GROUP, &len, offsets);
+	for (int victim = 15; victim < N; victim++) {
+		/* Zero the victim's first 8 bytes: a lost sector's worth. */
+		unsigned char keep[8];
+		memcpy(keep, log + offsets[victim], 8);
+		memset(log + offsets[victim], 0, 8);
+		struct once__wal_scan sc;
+		once__wal_scan(log, len, 3, 100, &sc);
+		ASSERT_EQ_U64(sc.records, (uint64_t)victim);
+		ASSERT_EQ_U64(sc.bad_offset, offsets[victim]);
+		/* Damage to a record of the group, or to the group's first one,
+		 * is torn; to one synced before it (with the group after), not. */
+		ASSERT_EQ_INT(sc.tail, 100 + victim >= GROUP ? ONCE_WAL_TORN : ONCE_WAL_CORRUPT);
+		memcpy(log + offsets[victim], keep, 8);
+	}
+	/* Sector subsets of the group: any set of its records damaged, the
+	 * rest intact, is torn at the first damaged one. */
+	for (unsigned mask = 1; mask < 1u << 10; mask += 37) {
+		unsigned char *copy = malloc(len);
+		ASSERT(copy != NULL);
+		memcpy(copy, log, len);
+		int first = -1;
+		for (int k = 0; k < 10; k++)
+			if (mask & 1u << k) {
+				copy[offsets[20 + k] + 16] ^= 0xff; /* its sequence number */
+				if (first < 0)
+					first = 20 + k;
+			}
+		struct once__wal_scan sc;
+		once__wal_scan(copy, len, 3, 100, &sc);
+		ASSERT_EQ_U64(sc.records, (uint64_t)first);
+		ASSERT_EQ_INT(sc.tail, ONCE_WAL_TORN);
+		free(copy);
+	}
+	free(log);
+}
+
+/* ONCE_SYNC_INTERVAL / NONE: nothing synced since the segment began (every
+ * mark is the segment's first number), so damage anywhere is torn. */
+static void test_scan_nothing_synced_is_torn_anywhere(void)
+{
+	enum { N = 12 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log_grouped(N, 3, 100, &len, offsets);
+	for (int victim = 0; victim < N; victim++) {
+		log[offsets[victim] + 1] ^= 0x40;
+		struct once__wal_scan sc;
+		once__wal_scan(log, len, 3, 100, &sc);
+		ASSERT_EQ_U64(sc.records, (uint64_t)victim);
+		ASSERT_EQ_INT(sc.tail, ONCE_WAL_TORN);
+		log[offsets[victim] + 1] ^= 0x40;
+	}
+	free(log);
+}
+
 TESTS(TEST(test_segment_header_round_trip_and_checks), TEST(test_record_round_trip),
       TEST(test_record_length_checked_against_file), TEST(test_every_bit_flip_rejected),
       TEST(test_scan_clean), TEST(test_scan_every_truncation_is_a_torn_tail),
       TEST(test_scan_damage_before_valid_records_is_corrupt),
-      TEST(test_scan_gap_in_sequence_is_corrupt));
+      TEST(test_scan_gap_in_sequence_is_corrupt), TEST(test_synced_below_past_own_number_is_bad),
+      TEST(test_scan_damage_inside_final_group_is_torn),
+      TEST(test_scan_nothing_synced_is_torn_anywhere));
 TEST_MAIN()

@@ -217,12 +217,16 @@ static size_t reassert_size(const struct reassert *ra)
 	return n;
 }
 
-/* Encodes them at out, numbered from seq on; returns the bytes written. */
+/* Encodes them at out, numbered from seq on; returns the bytes written.
+ * The repaired file is written whole and synced before anything reads it,
+ * so every record carries its own number as its synced-below mark: damage
+ * before a later record is corruption (wal/format.h). */
 static size_t reassert_encode(const struct reassert *ra, unsigned char *out, uint64_t salt, uint64_t seq)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < ra->n; i++) {
-		once__wal_record_encode(out + o, salt, ra->v[i].type, seq + i, ra->v[i].payload, ra->v[i].len);
+		once__wal_record_encode(out + o, salt, ra->v[i].type, seq + i, seq + i, ra->v[i].payload,
+		                        ra->v[i].len);
 		o += once__wal_record_size(ra->v[i].len);
 	}
 	return o;
@@ -388,7 +392,8 @@ static bool replace_file(const struct cli_dir *d, const char *name, const unsign
 {
 	char tmp[ONCE_FILE_NAME_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s.tmp", name);
-	int fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unlinkat(d->fd, tmp, 0); /* a leftover, whatever its type */
+	int fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	bool ok = fd >= 0 && once__io_write_all(fd, p, len, 0) && fsync(fd) == 0;
 	int err = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {
@@ -810,7 +815,7 @@ static enum fix_result fix_snapshot(const struct cli_dir *d, const struct once__
 	struct once__buf payload;
 	once__buf_init(&payload);
 	once__enc_u64(&payload, count);
-	once__wal_record_encode(out + at, sc.salt, ONCE_WAL_SNAPSHOT_END, count + 1, payload.p,
+	once__wal_record_encode(out + at, sc.salt, ONCE_WAL_SNAPSHOT_END, count + 1, 0, payload.p,
 	                        (uint32_t)payload.len);
 	once__buf_free(&payload);
 	bool ok = replace_file(d, r->bad_file, out, out_len);

@@ -472,16 +472,16 @@ target=
 for f in "$G"/snap-*; do
 	at=$(python3 -c 'import sys
 b = open(sys.argv[1], "rb").read(); o = 64
-while o + 24 <= len(b):
+while o + 32 <= len(b):
     n = int.from_bytes(b[o + 8:o + 12], "little")
     if b[o + 12] == 2:
         print(o); break
-    o += 24 + n + (8 - n % 8) % 8' "$f")
+    o += 32 + n + (8 - n % 8) % 8' "$f")
 	if [ -n "$at" ]; then target="$f $at"; break; fi
 done
 read -r tfile tat <<<"$target"
 if [ -n "${tat:-}" ]; then
-	flip "$tfile" $((tat + 24))
+	flip "$tfile" $((tat + 32))
 	run repair --yes "$G"
 	rc_repair=$rc
 	run dump "$G"
@@ -535,11 +535,11 @@ fi
 seg=$(ls -S "$H"/log-* | head -n1)
 at=$(python3 -c 'import sys
 b = open(sys.argv[1], "rb").read(); o = 64
-while o + 24 <= len(b):
+while o + 32 <= len(b):
     n = int.from_bytes(b[o + 8:o + 12], "little")
     if b[o + 12] == 11:
         print(o); break
-    o += 24 + n + (8 - n % 8) % 8' "$seg")
+    o += 32 + n + (8 - n % 8) % 8' "$seg")
 flip "$seg" $((at + 30))
 cp -a "$H" "$T/reassert-trunc"
 run repair --yes "$H"
@@ -586,9 +586,9 @@ target=
 for f in "$S"/snap-*; do
 	if python3 -c 'import sys
 b = open(sys.argv[1], "rb").read(); o = 64; types = []
-while o + 24 <= len(b):
+while o + 32 <= len(b):
     n = int.from_bytes(b[o + 8:o + 12], "little"); types.append(b[o + 12])
-    o += 24 + n + (8 - n % 8) % 8
+    o += 32 + n + (8 - n % 8) % 8
 sys.exit(0 if types and types[0] not in (13, 14, 15) and 13 in types[1:] else 1)' "$f"; then
 		target=$f
 		break

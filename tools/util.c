@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "dir.h"
 #include "format.h"
+#include "io.h"
 
 void cli_err(const char *cmd, const char *fmt, ...)
 {
@@ -75,9 +76,14 @@ int cli_parse(int argc, char **argv, const char *usage, const char *help,
 /* FORMAT: "oncestore <version> <32 hex digits>\n" (wal/dir.h). */
 static bool read_format(const char *cmd, const struct cli_dir *d, unsigned char uid[16])
 {
-	int fd = openat(d->fd, "FORMAT", O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
+	int fd;
+	once_status opened = once__io_open_regular(d->fd, "FORMAT", &fd);
+	if (opened == ONCE_CORRUPT) {
+		cli_err(cmd, "%s/FORMAT: not a regular file: not an oncestore data directory", d->path);
+		return false;
+	}
+	if (opened != ONCE_OK) {
+		if (opened == ONCE_NOT_FOUND)
 			cli_err(cmd, "%s: no FORMAT file: not an oncestore data directory "
 			        "(`oncestore init` makes one)", d->path);
 		else
@@ -309,9 +315,10 @@ once_status cli_read_file(int dirfd, const char *name, unsigned char **p, size_t
 {
 	*p = NULL;
 	*len = 0;
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return ONCE_IO;
+	int fd;
+	once_status opened = once__io_open_regular(dirfd, name, &fd);
+	if (opened != ONCE_OK)
+		return opened == ONCE_NOT_FOUND ? ONCE_IO : opened; /* NOT_FOUND: errno is ENOENT */
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		int err = errno;
@@ -342,7 +349,7 @@ once_status cli_read_file(int dirfd, const char *name, unsigned char **p, size_t
 
 bool cli_fsync_dir(const char *cmd, const struct cli_dir *d)
 {
-	if (fsync(d->fd) == 0)
+	if (once__io_sync_dir(d->fd))
 		return true;
 	cli_err(cmd, "%s: fsync of the directory: %s", d->path, strerror(errno));
 	return false;

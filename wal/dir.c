@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include "../core/internal.h"
 #include "dir.h"
 #include "format.h"
+#include "io.h"
 
 #define FORMAT_NAME "FORMAT"
 #define FORMAT_TMP "FORMAT.tmp"
@@ -45,12 +47,15 @@ static once_status write_format(int dir_fd, const unsigned char uid[16])
 	for (int i = 0; i < 16; i++)
 		n += snprintf(line + n, sizeof line - (size_t)n, "%02x", uid[i]);
 	n += snprintf(line + n, sizeof line - (size_t)n, "\n");
-	int fd = openat(dir_fd, FORMAT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A leftover FORMAT.tmp (of any type: a FIFO would block the open)
+	 * goes first; the new one is made exclusively. */
+	unlinkat(dir_fd, FORMAT_TMP, 0);
+	int fd = openat(dir_fd, FORMAT_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return ONCE_IO;
 	bool ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
-	ok = ok && renameat(dir_fd, FORMAT_TMP, dir_fd, FORMAT_NAME) == 0 && fsync(dir_fd) == 0;
+	ok = ok && renameat(dir_fd, FORMAT_TMP, dir_fd, FORMAT_NAME) == 0 && once__io_sync_dir(dir_fd);
 	return ok ? ONCE_OK : ONCE_IO;
 }
 
@@ -80,8 +85,9 @@ bool once__dir_parse_format(const char *text, size_t len, unsigned char uid[16])
 
 static once_status read_or_make_format(int dir_fd, unsigned char uid[16])
 {
-	int fd = openat(dir_fd, FORMAT_NAME, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
+	int fd;
+	once_status st = once__io_open_regular(dir_fd, FORMAT_NAME, &fd);
+	if (st == ONCE_NOT_FOUND) {
 		if (!dir_empty(dir_fd))
 			return ONCE_CORRUPT; /* files without a FORMAT: not ours to use */
 		if (!once__crypto_init())
@@ -89,8 +95,8 @@ static once_status read_or_make_format(int dir_fd, unsigned char uid[16])
 		once__random(uid, 16);
 		return write_format(dir_fd, uid);
 	}
-	if (fd < 0)
-		return ONCE_IO;
+	if (st != ONCE_OK)
+		return st; /* ONCE_CORRUPT: FORMAT is not a regular file */
 	char text[128];
 	ssize_t got = read(fd, text, sizeof text);
 	close(fd);
@@ -99,13 +105,44 @@ static once_status read_or_make_format(int dir_fd, unsigned char uid[16])
 	return once__dir_parse_format(text, (size_t)got, uid) ? ONCE_OK : ONCE_CORRUPT;
 }
 
+/*
+ * Makes the data directory's own entry in its parent durable: fsync of the
+ * parent, as PostgreSQL's initdb does.  Done at every open, not only when
+ * mkdir made it: a store that crashed between its mkdir and this sync
+ * finds the directory present at the next open, but its name may still
+ * live only in the page cache.
+ */
+static bool sync_parent(const char *path)
+{
+	size_t len = strlen(path);
+	while (len > 1 && path[len - 1] == '/')
+		len--; /* "a/b/" names b */
+	size_t cut = len;
+	while (cut > 0 && path[cut - 1] != '/')
+		cut--;
+	char *parent = cut == 0 ? strdup(".") : strndup(path, cut);
+	if (parent == NULL)
+		return false;
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(parent);
+	if (fd < 0)
+		return false;
+	bool ok = once__io_sync_dir(fd);
+	close(fd);
+	return ok;
+}
+
 once_status once__dir_open(const char *path, struct once__dir *out)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
 		return ONCE_IO;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return ONCE_IO;
+	if (!sync_parent(path)) {
+		close(fd);
+		return ONCE_IO;
+	}
 	/* flock locks belong to the open file description, so a second open
 	 * of the same directory is refused in this process as in another. */
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

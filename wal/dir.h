@@ -3,13 +3,15 @@
  * names the format version and the store's uid, and locked with flock by
  * the one store that has it open (SPEC 1.4, 1.5).
  *
- * Status: built and tested standalone (tests/test_wal_dir.c); once_open
- * does not use it yet (persistence is not wired in, see README).
- *
  * FORMAT file (mode 0600), one line:
  *   "oncestore <version> <32 hex digits of the uid>\n"
  * written to FORMAT.tmp, fsynced, renamed over FORMAT, and the directory
  * fsynced, so a crash leaves either no FORMAT or a whole one.
+ *
+ * Power loss: every open fsyncs the data directory's parent, so the
+ * directory's own name is durable before anything in it is acknowledged;
+ * every entry made, renamed or removed inside it is made durable with
+ * fsync of the directory (once__io_sync_dir), never fdatasync.
  */
 #ifndef ONCE_WAL_DIR_H
 #define ONCE_WAL_DIR_H
@@ -28,8 +30,9 @@ struct once__dir {
  * Opens (creating if absent: mode 0700, a fresh random uid) and locks the
  * data directory at path.  Returns ONCE_OK | ONCE_LOCKED (another store,
  * in this process or another, holds it) | ONCE_CORRUPT (FORMAT missing from
- * a non-empty directory, unreadable, or of another format version) |
- * ONCE_IO (the directory could not be made or opened).
+ * a non-empty directory, not a regular file, unreadable, or of another
+ * format version) | ONCE_IO (the directory could not be made, opened or
+ * synced, its parent included).
  */
 once_status once__dir_open(const char *path, struct once__dir *out);
 

@@ -99,19 +99,33 @@ size_t once__wal_record_size(uint32_t len)
 	return ONCE_WAL_RECORD_HEADER + (size_t)len + padding(len);
 }
 
-void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t seq,
-                             const void *payload, uint32_t len)
+void once__wal_record_frame(void *out, uint8_t type, uint64_t seq, const void *payload, uint32_t len)
 {
 	unsigned char *p = out;
-	size_t size = once__wal_record_size(len);
+	put_u64(p, 0);
 	put_u32(p + 8, len);
 	p[12] = type;
 	memset(p + 13, 0, 3);
 	put_u64(p + 16, seq);
+	put_u64(p + 24, 0);
 	if (len > 0)
 		memcpy(p + ONCE_WAL_RECORD_HEADER, payload, len);
 	memset(p + ONCE_WAL_RECORD_HEADER + len, 0, padding(len));
+}
+
+void once__wal_record_seal(void *out, uint64_t salt, uint64_t synced_below)
+{
+	unsigned char *p = out;
+	size_t size = once__wal_record_size(get_u32(p + 8));
+	put_u64(p + 24, synced_below);
 	put_u64(p, XXH3_64bits_withSeed(p + 8, size - 8, salt));
+}
+
+void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t seq, uint64_t synced_below,
+                             const void *payload, uint32_t len)
+{
+	once__wal_record_frame(out, type, seq, payload, len);
+	once__wal_record_seal(out, salt, synced_below);
 }
 
 /*
@@ -131,11 +145,13 @@ static enum once__wal_verdict check_frame(const unsigned char *p, size_t avail, 
 	if (size > avail)
 		return ONCE_WAL_SHORT;
 	if (p[12] == 0 || p[12] >= ONCE_WAL_TYPE_END || !all_zero(p + 13, 3) ||
+	    get_u64(p + 24) > get_u64(p + 16) ||
 	    !all_zero(p + ONCE_WAL_RECORD_HEADER + len, padding(len)) ||
 	    get_u64(p) != XXH3_64bits_withSeed(p + 8, size - 8, salt))
 		return ONCE_WAL_BAD;
 	out->type = p[12];
 	out->seq = get_u64(p + 16);
+	out->synced_below = get_u64(p + 24);
 	out->payload = p + ONCE_WAL_RECORD_HEADER;
 	out->len = len;
 	out->size = size;
@@ -155,16 +171,17 @@ enum once__wal_verdict once__wal_record_check(const void *buf, size_t avail, uin
 	return ONCE_WAL_VALID;
 }
 
-/* Is there a valid record numbered min_seq or later at any 8-aligned
- * offset in [from, len)?  Then the bytes before it are damage, not a torn
- * tail: records were lost from the middle of the log.  (A record with the
- * expected number cannot stand at `from` itself: the scan took it.) */
-static bool valid_record_after(const unsigned char *p, size_t from, size_t len, uint64_t salt,
-                               uint64_t min_seq)
+/* Was any record found after the damage written once record q (the one
+ * the damage replaced) was already on stable storage?  That is a valid
+ * frame at an 8-aligned offset in [from, len) numbered q or later whose
+ * synced-below mark is past q (the validity rule in format.h).  Valid
+ * frames with D <= q came from the same unsynced writes as the damage. */
+static bool durable_damage(const unsigned char *p, size_t from, size_t len, uint64_t salt, uint64_t q)
 {
 	struct once__wal_record r;
 	for (size_t o = from; o + ONCE_WAL_RECORD_HEADER <= len; o += 8)
-		if (check_frame(p + o, len - o, salt, &r) == ONCE_WAL_VALID && r.seq >= min_seq)
+		if (check_frame(p + o, len - o, salt, &r) == ONCE_WAL_VALID && r.seq >= q &&
+		    r.synced_below > q)
 			return true;
 	return false;
 }
@@ -188,5 +205,5 @@ void once__wal_scan(const void *buf, size_t len, uint64_t salt, uint64_t first_s
 	if (o == len)
 		out->tail = ONCE_WAL_CLEAN;
 	else
-		out->tail = valid_record_after(p, o, len, salt, seq) ? ONCE_WAL_CORRUPT : ONCE_WAL_TORN;
+		out->tail = durable_damage(p, o, len, salt, seq) ? ONCE_WAL_CORRUPT : ONCE_WAL_TORN;
 }

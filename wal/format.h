@@ -4,7 +4,7 @@
  * All integers are little-endian.  A log is a sequence of segment files;
  * each segment is a 64-byte header followed by records, each record aligned
  * to 8 bytes so that no length field straddles an 8-byte boundary.  A
- * snapshot file (wal/checkpoint.c) has the same header (kind 1) and the
+ * snapshot file (wal/snapshot.c) has the same header (kind 1) and the
  * same records, numbered from 1.
  *
  * Segment header (64 bytes)
@@ -20,7 +20,7 @@
  *    52   4  part: the snapshot's shard index (0 for a log segment)
  *    56   8  XXH3-64 of bytes 0..55 (seed 0)
  *
- * Record (24-byte header + payload + zero padding to a multiple of 8)
+ * Record (32-byte header + payload + zero padding to a multiple of 8)
  *   off len
  *     0   8  checksum: XXH3-64 of bytes 8 .. end of padding, seeded with the
  *            segment salt (XXH3-64 of store uid || number || kind || part)
@@ -28,8 +28,12 @@
  *    12   1  record type (enum once__wal_type, never 0)
  *    13   3  reserved, zero
  *    16   8  sequence number
- *    24   L  payload
- *  24+L   p  zero padding, p = (8 - L % 8) % 8
+ *    24   8  synced below D: when the write that carried this record was
+ *            issued, every record numbered below D was already on stable
+ *            storage (the log's durable mark; D <= the sequence number).
+ *            Snapshot records carry 0.
+ *    32   L  payload
+ *  32+L   p  zero padding, p = (8 - L % 8) % 8
  *
  * Why XXH3-64 and not CRC32C: xxHash is already a dependency, it runs at a
  * few ns for these sizes (FIELD-NOTES B2, same order as CRC32C), and its 64
@@ -39,22 +43,58 @@
  * copied from another segment or another store fail its checksum.
  *
  * Validity rule.  A record at offset o is valid iff
- *   - o + 24 <= file length, and L <= ONCE_WAL_MAX_PAYLOAD, and
- *     o + 24 + L + padding <= file length (checked before anything is
+ *   - o + 32 <= file length, and L <= ONCE_WAL_MAX_PAYLOAD, and
+ *     o + 32 + L + padding <= file length (checked before anything is
  *     allocated for the payload),
- *   - type != 0, reserved and padding bytes are zero,
+ *   - type != 0, reserved and padding bytes are zero, D <= its sequence
+ *     number,
  *   - its sequence number is the previous record's plus one (the first
  *     record's is the header's first sequence number), and
  *   - its checksum matches.
- * A segment's records are its longest valid prefix.  What follows it is
+ * A segment's records are its longest valid prefix; let q be the sequence
+ * number the next record would have.  What follows the prefix is
  *   - nothing: the segment is clean;
- *   - a torn tail when no valid record (with a later sequence number) starts
- *     at any 8-aligned offset after it: a crash mid-append, never
- *     acknowledged, dropped;
- *   - corruption otherwise (damaged data with valid data after it): the
- *     store refuses to open, naming the file and the offset.
+ *   - a torn tail when every valid record found at an 8-aligned offset
+ *     after it with a number >= q (there may be none) carries D <= q: the
+ *     bytes from the damage on were written by writes that were never
+ *     followed by a completed sync of record q, so none of them was ever
+ *     acknowledged as durable (argument below); dropped;
+ *   - corruption otherwise: some later record was written after record q
+ *     was known to be on stable storage, so q's bytes were durable and
+ *     are now damaged (or lost): the store refuses to open, naming the
+ *     file and the offset.
  * A torn tail is tolerated only in the newest segment; in an older one it
- * is corruption too (the caller decides, it knows which segment is newest).
+ * is corruption too (the caller decides, it knows which segment is newest):
+ * a segment is synced whole before the log moves on to the next one.
+ *
+ * Why D tells a power cut from corruption.  The log writes a group of
+ * records with one pwrite and makes them durable with one fdatasync
+ * (wal/log.c); the leader stamps every record of the group with the
+ * durable mark D as it stood when the group was handed to the kernel.  A
+ * power cut can leave any part of the writes issued since the last
+ * completed fdatasync in any state: dropped, torn, or a subset of their
+ * sectors (an earlier record damaged, a later one intact).  Those are
+ * exactly the records written with D <= the first record they cover,
+ * because D only moves past a record once a sync covering it has
+ * returned, and every write issued after that carries the larger D.  So:
+ *   - if the prefix ends at q and some later record carries D > q, record
+ *     q was on stable storage before that record was written: q was
+ *     damaged after it was durable, which no power cut does.  Corruption.
+ *   - if every later record carries D <= q, no sync covering q had
+ *     returned when any byte after the prefix was written.  Under
+ *     ONCE_SYNC_ALWAYS groups are written and synced one after another,
+ *     so every intact record after the damage belongs to q's own group.
+ *     A call is acknowledged only after the sync of its group returns; if
+ *     that sync never returned (a power cut), nothing from q on was
+ *     acknowledged and dropping it is exact.  If it did return, the bytes
+ *     were durable and went bad afterwards: media corruption inside the
+ *     final group, with nothing written after it surviving.  No rule can
+ *     tell that from a power cut (a checksum cannot say when bytes went
+ *     bad); it is SPEC 1.3's torn final record widened to the final
+ *     group.  Everything before the final group stays checked.
+ * Under ONCE_SYNC_INTERVAL and ONCE_SYNC_NONE, D is the mark of the last
+ * sync, so every write since it may be torn: a power cut there loses what
+ * the mode allows to be lost, and the store still opens.
  */
 #ifndef ONCE_WAL_FORMAT_H
 #define ONCE_WAL_FORMAT_H
@@ -64,9 +104,11 @@
 #include <stdint.h>
 
 #define ONCE_WAL_MAGIC "ONCEWAL1"
-#define ONCE_WAL_VERSION 1u
+/* 2: records carry the synced-below mark D (version 1 had a 24-byte
+ * record header without it). */
+#define ONCE_WAL_VERSION 2u
 #define ONCE_WAL_SEGMENT_HEADER 64u
-#define ONCE_WAL_RECORD_HEADER 24u
+#define ONCE_WAL_RECORD_HEADER 32u
 /* The largest record payload: a record of max_record_len (16 MiB at most)
  * plus keys and fixed fields. */
 #define ONCE_WAL_MAX_PAYLOAD ((16u << 20) + (1u << 20))
@@ -106,6 +148,7 @@ struct once__wal_segment {
 struct once__wal_record {
 	uint8_t type;
 	uint64_t seq;
+	uint64_t synced_below; /* D */
 	const unsigned char *payload; /* points into the checked buffer */
 	uint32_t len;
 	size_t size; /* header + payload + padding */
@@ -119,8 +162,8 @@ enum once__wal_verdict {
 
 enum once__wal_tail {
 	ONCE_WAL_CLEAN,   /* the valid records end exactly at the end */
-	ONCE_WAL_TORN,    /* garbage after them, and no valid record in it */
-	ONCE_WAL_CORRUPT  /* a valid record follows damaged bytes */
+	ONCE_WAL_TORN,    /* damage after them, and every valid record in it has D <= q */
+	ONCE_WAL_CORRUPT  /* a record written after q was synced follows the damage */
 };
 
 struct once__wal_scan {
@@ -141,9 +184,15 @@ uint64_t once__wal_salt(const struct once__wal_segment *seg);
 
 /* Bytes a record with this payload takes (header, payload, padding). */
 size_t once__wal_record_size(uint32_t len);
-/* Encodes a record into out (once__wal_record_size(len) bytes). */
-void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t seq,
+/* Encodes a record into out (once__wal_record_size(len) bytes) with the
+ * synced-below mark D. */
+void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t seq, uint64_t synced_below,
                              const void *payload, uint32_t len);
+/* The two halves of once__wal_record_encode, for the log: the record is
+ * framed when it is appended (all but D and the checksum), and sealed by
+ * the group's leader, outside the log lock, when the group's D is known. */
+void once__wal_record_frame(void *out, uint8_t type, uint64_t seq, const void *payload, uint32_t len);
+void once__wal_record_seal(void *out, uint64_t salt, uint64_t synced_below);
 /* Checks the record at buf (avail bytes to the end of the file) against
  * the validity rule, expecting sequence number expect_seq. */
 enum once__wal_verdict once__wal_record_check(const void *buf, size_t avail, uint64_t salt,

@@ -2,16 +2,28 @@
  * wal/io.c - the system-call table of wal/io.h, filled with the real calls.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io.h"
 
-struct once__io once__io = {.pwrite = pwrite, .fdatasync = fdatasync};
+struct once__io once__io = {.pwrite = pwrite, .fdatasync = fdatasync, .fsync = fsync};
 
 void once__io_reset(void)
 {
 	once__io.pwrite = pwrite;
 	once__io.fdatasync = fdatasync;
+	once__io.fsync = fsync;
+}
+
+bool once__io_sync_dir(int dirfd)
+{
+	int rc;
+	do
+		rc = once__io.fsync(dirfd);
+	while (rc != 0 && errno == EINTR);
+	return rc == 0;
 }
 
 bool once__io_write_all(int fd, const void *buf, size_t len, off_t at)
@@ -28,4 +40,27 @@ bool once__io_write_all(int fd, const void *buf, size_t len, off_t at)
 		at += n;
 	}
 	return true;
+}
+
+once_status once__io_open_regular(int dirfd, const char *name, int *fd)
+{
+	*fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (*fd < 0) {
+		if (errno == ENOENT)
+			return ONCE_NOT_FOUND;
+		return errno == ELOOP || errno == ENXIO || errno == ENODEV ? ONCE_CORRUPT : ONCE_IO;
+	}
+	struct stat st;
+	once_status verdict = ONCE_OK;
+	if (fstat(*fd, &st) != 0)
+		verdict = ONCE_IO;
+	else if (!S_ISREG(st.st_mode))
+		verdict = ONCE_CORRUPT;
+	if (verdict != ONCE_OK) {
+		int err = errno;
+		close(*fd);
+		*fd = -1;
+		errno = err;
+	}
+	return verdict;
 }

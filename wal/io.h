@@ -11,9 +11,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "oncestore.h"
+
 struct once__io {
 	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t offset);
 	int (*fdatasync)(int fd);
+	int (*fsync)(int fd); /* directories: fdatasync need not write entries */
 };
 
 extern struct once__io once__io;
@@ -25,5 +28,21 @@ void once__io_reset(void);
  * short write is not an error, the rest follows; EINTR is retried; any
  * other error (or a write of 0 bytes) returns false with errno set. */
 bool once__io_write_all(int fd, const void *buf, size_t len, off_t at);
+
+/* Makes a directory's entries (files created, renamed, removed in it)
+ * durable: fsync through the table, EINTR retried.  fdatasync is not
+ * enough on a directory.  false with errno set on failure. */
+bool once__io_sync_dir(int dirfd);
+
+/*
+ * Opens file `name` in directory dirfd for reading, only if it is a
+ * regular file: a data directory holds nothing else, and opening a FIFO
+ * named like a log segment would block forever.  The open itself never
+ * blocks (O_NONBLOCK) and never follows a symbolic link (O_NOFOLLOW).
+ * ONCE_OK (*fd open) | ONCE_NOT_FOUND (no such file) | ONCE_CORRUPT (a
+ * FIFO, directory, device, socket or symbolic link: foreign) | ONCE_IO
+ * (errno set).
+ */
+once_status once__io_open_regular(int dirfd, const char *name, int *fd);
 
 #endif /* ONCE_WAL_IO_H */

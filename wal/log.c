@@ -65,22 +65,40 @@ static bool sync_file(struct once__log *log, uint64_t records)
 }
 
 /*
+ * Seals every record framed in buf[0, len) with the segment's salt and the
+ * group's synced-below mark (wal/format.h: the durable mark as it stands
+ * when the group goes to the kernel).  Called by the one flusher, outside
+ * the lock, so appenders only copy their bytes under it.
+ */
+static void seal_group(unsigned char *buf, size_t len, uint64_t salt, uint64_t synced_below)
+{
+	for (size_t o = 0; o < len;) {
+		uint32_t payload = (uint32_t)buf[o + 8] | (uint32_t)buf[o + 9] << 8 |
+		                   (uint32_t)buf[o + 10] << 16 | (uint32_t)buf[o + 11] << 24;
+		once__wal_record_seal(buf + o, salt, synced_below);
+		o += once__wal_record_size(payload);
+	}
+}
+
+/*
  * The leader's flush, entered and left with the lock held and `flushing`
- * set by the caller: everything queued is written with one pwrite (and,
- * when `sync`, made durable with one fdatasync) outside the lock, so new
- * appends keep queueing meanwhile.
+ * set by the caller: everything queued is sealed and written with one
+ * pwrite (and, when `sync`, made durable with one fdatasync) outside the
+ * lock, so new appends keep queueing meanwhile.
  */
 static void flush_locked(struct once__log *log, bool sync)
 {
 	unsigned char *buf = log->queue;
 	size_t len = log->queue_len;
 	uint64_t upto = log->next_seq, from = log->written_seq;
-	uint64_t unsynced = upto - log->durable_seq;
+	uint64_t unsynced = upto - log->durable_seq, synced_below = log->durable_seq;
+	uint64_t salt = log->salt;
 	off_t at = log->end;
 	log->queue = NULL;
 	log->queue_len = log->queue_cap = 0;
 	pthread_mutex_unlock(&log->lock);
 
+	seal_group(buf, len, salt, synced_below);
 	bool ok = once__io_write_all(log->fd, buf, len, at);
 	if (ok && sync)
 		ok = sync_file(log, unsynced);
@@ -147,8 +165,7 @@ once_status once__log_append(struct once__log *log, uint8_t type, const void *pa
 			log->queue = q, log->queue_cap = cap;
 	}
 	if (st == ONCE_OK) {
-		once__wal_record_encode(log->queue + log->queue_len, log->salt, type, log->next_seq, payload,
-		                        len);
+		once__wal_record_frame(log->queue + log->queue_len, type, log->next_seq, payload, len);
 		log->queue_len += size;
 		*seq = log->next_seq++;
 		log->stats.records++;
@@ -212,9 +229,11 @@ static bool segment_open(int dirfd, const char *path, const unsigned char uid[16
 	if (*fd < 0)
 		return false;
 	/* The directory entry too: records acknowledged in this segment must
-	 * not vanish with its name on power loss. */
+	 * not vanish with its name on power loss.  That takes fsync on the
+	 * directory: fdatasync of a directory need not write its entries
+	 * (PostgreSQL's fsync_fname does the same). */
 	if (!once__io_write_all(*fd, header, sizeof header, 0) || once__io.fdatasync(*fd) != 0 ||
-	    (dirfd != AT_FDCWD && once__io.fdatasync(dirfd) != 0)) {
+	    (dirfd != AT_FDCWD && !once__io_sync_dir(dirfd))) {
 		close(*fd);
 		*fd = -1;
 		/* Nothing in it was acknowledged.  Remove it: the log goes on in
@@ -223,7 +242,7 @@ static bool segment_open(int dirfd, const char *path, const unsigned char uid[16
 		 * able to create this segment again. */
 		unlinkat(dirfd, path, 0);
 		if (dirfd != AT_FDCWD)
-			fsync(dirfd);
+			once__io_sync_dir(dirfd);
 		return false;
 	}
 	*salt = once__wal_salt(&seg);
@@ -262,20 +281,17 @@ once_status once__log_create(const char *path, const unsigned char uid[16], uint
 }
 
 /*
- * Holding the lock and the `flushing` role throughout, so no append or
- * flush interleaves: write and sync everything queued to the old segment,
- * then switch to a new one that starts at the next sequence number.
- * Appenders wait on the lock for the two fdatasyncs; checkpoints are rare.
+ * With the lock held and no flush under way: writes everything queued to
+ * the current segment and makes everything appended so far durable,
+ * whatever the sync mode.  false (and the log failed, sticky) when the
+ * write or the sync fails.  Appenders wait on the lock meanwhile; it
+ * serves rotations and checkpoints, which are rare.
  */
-once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
-                             uint64_t *first_seq)
+static bool write_and_sync_locked(struct once__log *log)
 {
-	pthread_mutex_lock(&log->lock);
-	while (log->flushing)
-		pthread_cond_wait(&log->done, &log->lock);
-	once_status st = ONCE_IO;
 	bool ok = !log->failed;
 	if (ok && log->queue_len > 0) {
+		seal_group(log->queue, log->queue_len, log->salt, log->durable_seq);
 		ok = once__io_write_all(log->fd, log->queue, log->queue_len, log->end);
 		if (ok) {
 			log->end += (off_t)log->queue_len;
@@ -286,16 +302,51 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 		}
 	}
 	if (ok && log->durable_seq < log->next_seq) {
-		ok = once__io.fdatasync(log->fd) == 0;
+		int rc;
+		do
+			rc = once__io.fdatasync(log->fd);
+		while (rc != 0 && errno == EINTR);
+		ok = rc == 0;
 		if (ok) {
 			log->stats.syncs++;
 			log->stats.synced_records += log->next_seq - log->durable_seq;
 			log->durable_seq = log->next_seq;
 		}
 	}
+	if (!ok)
+		log->failed = true; /* a failed write or sync of appended data */
+	return ok;
+}
+
+once_status once__log_sync_all(struct once__log *log, uint64_t *upto)
+{
+	pthread_mutex_lock(&log->lock);
+	while (log->flushing)
+		pthread_cond_wait(&log->done, &log->lock);
+	bool ok = write_and_sync_locked(log);
+	if (upto != NULL)
+		*upto = log->next_seq;
+	pthread_cond_broadcast(&log->done);
+	pthread_mutex_unlock(&log->lock);
+	return ok ? ONCE_OK : ONCE_IO;
+}
+
+/*
+ * Holding the lock and the `flushing` role throughout, so no append or
+ * flush interleaves: write and sync everything queued to the old segment,
+ * then switch to a new one that starts at the next sequence number.
+ */
+once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
+                             uint64_t *first_seq)
+{
+	pthread_mutex_lock(&log->lock);
+	while (log->flushing)
+		pthread_cond_wait(&log->done, &log->lock);
+	once_status st = ONCE_IO;
 	int fd;
 	uint64_t salt;
-	if (ok && segment_open(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
+	if (write_and_sync_locked(log) &&
+	    segment_open(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
 		close(log->fd);
 		log->fd = fd;
 		log->salt = salt;
@@ -303,11 +354,9 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 		log->stats.bytes += ONCE_WAL_SEGMENT_HEADER;
 		*first_seq = log->next_seq;
 		st = ONCE_OK;
-	} else if (!ok) {
-		log->failed = true; /* a failed write or sync of acknowledged data */
-	} else {
-		st = ONCE_IO; /* no new segment: keep appending to the old one */
 	}
+	/* else: the log failed (sticky), or no new segment could be made and
+	 * the log goes on in the old one. */
 	pthread_cond_broadcast(&log->done);
 	pthread_mutex_unlock(&log->lock);
 	return st;

@@ -160,7 +160,7 @@ static void remove_leftovers(int dirfd, bool committed, uint64_t start, uint64_t
 	}
 	closedir(d);
 	if (removed)
-		fsync(dirfd);
+		once__io_sync_dir(dirfd);
 }
 
 /* Cuts the newest segment's torn tail (or removes a segment whose header
@@ -174,7 +174,7 @@ static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__re
 	          " (a crash mid-append; never acknowledged)",
 	          r->torn_file, r->torn_bytes, r->torn_at);
 	if (r->torn_at == 0)
-		return unlinkat(dirfd, r->torn_file, 0) == 0 && fsync(dirfd) == 0 ? ONCE_OK : ONCE_IO;
+		return unlinkat(dirfd, r->torn_file, 0) == 0 && once__io_sync_dir(dirfd) ? ONCE_OK : ONCE_IO;
 	int fd = openat(dirfd, r->torn_file, O_WRONLY | O_CLOEXEC);
 	bool ok = fd >= 0 && ftruncate(fd, (off_t)r->torn_at) == 0 && fsync(fd) == 0;
 	if (fd >= 0)
@@ -183,6 +183,24 @@ static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__re
 }
 
 /* ---- checkpoints ---- */
+
+/*
+ * Called after the snapshot walk: waits until every writer that could have
+ * changed an entry during the walk has appended its record (a grace
+ * period: writers append inside the read-side section of their CAS,
+ * wal/persist.h), then writes and syncs the log through the last record
+ * appended.  From then on every effect a snapshot holds has its record
+ * durable in the log after the checkpoint's start (the argument is in
+ * wal/snapshot.c).  ONCE_OK | ONCE_IO (the log failed: sticky).
+ */
+static once_status snapshot_effects_durable(once_store *s, struct once__persist *p)
+{
+	urcu_bp_synchronize_rcu();
+	if (once__log_sync_all(p->log, NULL) == ONCE_OK)
+		return ONCE_OK;
+	atomic_store(&s->wal_failed, true);
+	return ONCE_IO;
+}
 
 once_status once__persist_checkpoint(once_store *s)
 {
@@ -207,8 +225,12 @@ once_status once__persist_checkpoint(once_store *s)
 			uint64_t records;
 			st = once__snapshot_write(s, dirfd, p->dir.uid, start, i, &records);
 		}
-		if (st == ONCE_OK && fsync(dirfd) != 0)
+		if (st == ONCE_OK && !once__io_sync_dir(dirfd))
 			st = ONCE_IO;
+		/* Everything the walk saw must be durable in the log before the
+		 * snapshots become the recovery base (wal/snapshot.c). */
+		if (st == ONCE_OK)
+			st = snapshot_effects_durable(s, p);
 		/* A write whose record failed while the walk ran may have left
 		 * its change in memory (fail closed) but not in the log: such
 		 * a snapshot must not become the recovery base. */

@@ -12,7 +12,7 @@
  *   2. the winner appends its one record (once__wal_log) while still in
  *      its read-side section, so a record is always appended after the
  *      change it describes is visible, and an insert's record before the
- *      entry is committed (the snapshot rule, wal/checkpoint.c);
+ *      entry is committed (the snapshot rule, wal/snapshot.c);
  *   3. outside the section it waits for the record to be durable
  *      (once__wal_wait) and only then reports success.
  * If 2 or 3 fails, the caller returns ONCE_IO, the change stays in memory

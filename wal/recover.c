@@ -77,9 +77,10 @@ static void checkpoint_text(char *out, size_t cap, uint64_t start, uint32_t part
 once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts)
 {
 	*present = false;
-	int fd = openat(dirfd, ONCE_CHECKPOINT_FILE, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? ONCE_OK : ONCE_IO;
+	int fd;
+	once_status opened = once__io_open_regular(dirfd, ONCE_CHECKPOINT_FILE, &fd);
+	if (opened != ONCE_OK)
+		return opened == ONCE_NOT_FOUND ? ONCE_OK : opened;
 	char text[128];
 	ssize_t got = read(fd, text, sizeof text - 1);
 	close(fd);
@@ -105,13 +106,15 @@ once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
 	char text[128];
 	checkpoint_text(text, sizeof text, start, parts);
 	size_t n = strlen(text);
-	int fd = openat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unlinkat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", 0); /* a leftover, whatever its type */
+	int fd = openat(dirfd, ONCE_CHECKPOINT_FILE ".tmp",
+	                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return ONCE_IO;
 	bool ok = once__io_write_all(fd, text, n, 0) && once__io.fdatasync(fd) == 0;
 	close(fd);
 	ok = ok && renameat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", dirfd, ONCE_CHECKPOINT_FILE) == 0 &&
-	     fsync(dirfd) == 0;
+	     once__io_sync_dir(dirfd);
 	return ok ? ONCE_OK : ONCE_IO;
 }
 
@@ -122,13 +125,16 @@ struct mapped {
 	size_t len;
 };
 
+/* ONCE_OK | ONCE_NOT_FOUND | ONCE_CORRUPT (not a regular file: foreign) |
+ * ONCE_IO. */
 static once_status map_file(int dirfd, const char *name, struct mapped *m)
 {
 	m->p = NULL;
 	m->len = 0;
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? ONCE_CORRUPT : ONCE_IO;
+	int fd;
+	once_status opened = once__io_open_regular(dirfd, name, &fd);
+	if (opened != ONCE_OK)
+		return opened;
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
 		close(fd);
@@ -202,8 +208,10 @@ static once_status load_snapshot(int dirfd, const unsigned char uid[16], struct 
 	once__snap_name(name, start, part);
 	struct mapped m;
 	once_status st = map_file(dirfd, name, &m);
-	if (st == ONCE_CORRUPT)
+	if (st == ONCE_NOT_FOUND)
 		return damage(r, name, 0, true, "snapshot named by CHECKPOINT is missing");
+	if (st == ONCE_CORRUPT)
+		return damage(r, name, 0, true, "not a regular file (foreign)");
 	if (st != ONCE_OK)
 		return st;
 	struct once__wal_segment seg;
@@ -302,8 +310,10 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 	once__log_name(name, number);
 	struct mapped m;
 	once_status st = map_file(dirfd, name, &m);
+	if (st == ONCE_CORRUPT)
+		return damage(r, name, 0, false, "not a regular file (foreign)");
 	if (st != ONCE_OK)
-		return st == ONCE_CORRUPT ? ONCE_IO : st; /* it was listed a moment ago */
+		return st == ONCE_NOT_FOUND ? ONCE_IO : st; /* it was listed a moment ago */
 	struct once__wal_segment seg;
 	if (!once__wal_segment_decode(m.p, m.len, &seg) || seg.kind != ONCE_WAL_KIND_LOG ||
 	    seg.number != number || memcmp(seg.uid, uid, 16) != 0) {

@@ -10,10 +10,40 @@
  * lock).  The one exception is an insert: it is linked PENDING, appended,
  * then committed, so the walk waits for a PENDING entry to be committed or
  * unlinked (it never waits on I/O: nothing blocks between the link and the
- * commit).  So the snapshot holds at least every change numbered below S,
- * perhaps some after it; recovery replays every record from S on, and
- * replay is idempotent and monotone (core/restore.c), so the result is
- * exact.
+ * commit).  So the snapshot holds at least every change numbered below S.
+ *
+ * It may also hold changes made while the walk ran, numbered S or later,
+ * and those are the danger (issue 9, found by a power-loss simulation): a
+ * snapshot that holds rotation 9->10 (parent 9 consumed, child 10 live)
+ * whose record never reached the disk, recovered with the log from S that
+ * holds rotation 8->9, gets 9 re-inserted unconsumed by 8->9's insert
+ * while 10 stays live: a half-applied rotation.  Replay alone cannot undo
+ * it: an insert record must replace what its key holds (a swept key is
+ * reused), and the snapshot does not say which records made its state.
+ *
+ * So a checkpoint commits only snapshots whose every effect is durable in
+ * the log (wal/persist.c, snapshot_effects_durable): after the walk it
+ * waits for a grace period, which every writer that was inside its
+ * read-side section during the walk leaves only after appending its
+ * record (the append is inside the section of the CAS, and a change the
+ * walk saw was made by a CAS, or an insert commit, in such a section); then
+ * it writes and fdatasyncs the log through the last record appended,
+ * whatever the sync mode.  Only then is CHECKPOINT renamed into place.
+ * Let E be the first sequence number after that sync.  The snapshot holds
+ * the state after every record below S, plus some changes whose records
+ * are numbered in [S, E), and every record in [S, E) is durable.  Recovery
+ * applies the snapshot, then replays every record from S on in log order
+ * (per key; wal/batch.h): each record of [S, E) is applied again after
+ * whatever the snapshot held for its keys, so each key ends in the state
+ * its last record in the log gives it, exactly as if the log had been
+ * replayed from the beginning; an insert that replaces a newer snapshot
+ * state is followed, in [S, E), by the records of every later change the
+ * snapshot held.  This holds for every kind, for a rotation (one record for
+ * both keys, whichever shards they live in) and for revocations (family
+ * updates commute: core/restore.c), and for any number of writers racing
+ * the walk.  A change whose record could not be appended or synced makes
+ * the log fail (sticky), and a checkpoint that overlaps a failure is not
+ * committed.
  *
  * The file: a segment header of kind ONCE_WAL_KIND_SNAPSHOT (number = S,
  * part = shard), the entries' images as log records numbered from 1
@@ -68,7 +98,7 @@ static void emit(struct writer *w, uint8_t type)
 			if (big == NULL) {
 				w->failed = true;
 			} else {
-				once__wal_record_encode(big, w->salt, type, w->seq, w->payload.p,
+				once__wal_record_encode(big, w->salt, type, w->seq, 0, w->payload.p,
 				                        (uint32_t)w->payload.len);
 				unsigned char *keep = w->buf;
 				w->buf = big, w->len = size;
@@ -77,7 +107,7 @@ static void emit(struct writer *w, uint8_t type)
 				free(big);
 			}
 		} else {
-			once__wal_record_encode(w->buf + w->len, w->salt, type, w->seq, w->payload.p,
+			once__wal_record_encode(w->buf + w->len, w->salt, type, w->seq, 0, w->payload.p,
 			                        (uint32_t)w->payload.len);
 			w->len += size;
 		}
@@ -172,7 +202,8 @@ once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char u
 	struct writer w = {.seq = 1};
 	once__buf_init(&w.payload);
 	w.buf = malloc(SNAP_BUFFER);
-	w.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unlinkat(dirfd, tmp, 0); /* a leftover, whatever its type */
+	w.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (w.buf == NULL || w.fd < 0) {
 		if (w.fd >= 0)
 			close(w.fd), unlinkat(dirfd, tmp, 0);

@@ -218,6 +218,21 @@ else not_ok "dump after checkpoint is unchanged" "exit status $rc"; fi
 "$FILL" "$D" --tag b >"$T/fill.out" 2>"$T/err" || not_ok "fill --tag b"
 entries2=$(sed -n 's/^entries //p' "$T/fill.out")
 
+# ---- foreign file types (issue 9): a FIFO named like a store file ----
+for name in log-00000000000000fe CHECKPOINT; do
+	[ -e "$D/$name" ] && mv "$D/$name" "$T/$name.keep"
+	mkfifo "$D/$name"
+	timeout 20 "$ONCESTORE" verify "$D" >"$T/out" 2>"$T/err"
+	rc=$?
+	if [ "$rc" -eq 1 ] && grep -q "$name" "$T/err" && grep -q "not a regular file" "$T/err"; then
+		ok "verify refuses a FIFO named $name as foreign, naming it (no hang)"
+	else
+		not_ok "verify refuses a FIFO named $name as foreign, naming it (no hang)" "exit status $rc (124: it blocked)"
+	fi
+	rm -f "$D/$name"
+	[ -e "$T/$name.keep" ] && mv "$T/$name.keep" "$D/$name"
+done
+
 # ---- the lock ----
 rm -f "$T/release"
 "$FILL" "$D" --none --hold 60 --until "$T/release" >"$T/hold.out" 2>"$T/hold.err" &

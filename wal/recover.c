@@ -381,8 +381,13 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 	memset(r, 0, sizeof *r);
 	once_status st = once__checkpoint_read(dirfd, &r->has_checkpoint, &r->checkpoint_start,
 	                                       &r->checkpoint_parts);
-	if (st == ONCE_CORRUPT)
-		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, "CHECKPOINT does not parse");
+	if (st == ONCE_CORRUPT) {
+		struct stat cst;
+		bool regular = fstatat(dirfd, ONCE_CHECKPOINT_FILE, &cst, AT_SYMLINK_NOFOLLOW) != 0 ||
+		               S_ISREG(cst.st_mode);
+		return damage(r, ONCE_CHECKPOINT_FILE, 0, true,
+		              regular ? "CHECKPOINT does not parse" : "not a regular file (foreign)");
+	}
 	if (st != ONCE_OK)
 		return st;
 	struct replay rp = {0};

@@ -3,7 +3,8 @@
 #
 # Installs what the build needs (Debian packages), then builds and tests
 # three configurations in build-test-*/:
-#   plain      every suite (unit, race, limits, crash)
+#   plain      every suite (unit, race, limits, crash, powerloss: the
+#              power-loss simulator, plain builds only: it preloads a shim)
 #   asan       AddressSanitizer + UndefinedBehaviorSanitizer, every suite
 #   tsan       ThreadSanitizer, suites unit and race (limits is a single-
 #              threaded volume test, crash a kill -9 loop whose children
@@ -111,7 +112,7 @@ check_release_build() {
 	fi
 }
 
-run_config plain "unit race limits crash"
+run_config plain "unit race limits crash powerloss"
 check_install
 check_release_build
 run_config asan "unit race limits crash" -Db_sanitize=address,undefined -Db_lundef=false

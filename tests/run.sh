@@ -15,6 +15,8 @@ set -u
 cd "$(dirname "$0")/.."
 
 packages=(meson ninja-build pkg-config gcc python3 liburcu-dev libxxhash-dev libsodium-dev)
+# The fuzz step (tests/fuzz/) builds with clang and libFuzzer.
+packages+=(clang libclang-rt-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -112,9 +114,24 @@ check_release_build() {
 	fi
 }
 
+# The libFuzzer targets (tests/fuzz/run.sh): each runs FUZZ_SECONDS (default
+# 60) on a copy of its corpus, both at once; one passed/failed per target.
+check_fuzz() {
+	local log=build-fuzz.run.log
+	bash tests/fuzz/run.sh "${FUZZ_SECONDS:-60}" >"$log" 2>&1
+	grep -E "^# fuzz_|^(not )?ok " "$log" | sed 's/^/== fuzz: /'
+	local p f
+	p=$(grep -c "^ok " "$log")
+	f=$(grep -c "^not ok " "$log")
+	[ $((p + f)) -ge 2 ] || f=$((2 - p))
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+}
+
 run_config plain "unit race limits crash powerloss"
 check_install
 check_release_build
+check_fuzz
 run_config asan "unit race limits crash" -Db_sanitize=address,undefined -Db_lundef=false
 run_config tsan "unit race" -Db_sanitize=thread -Db_lundef=false
 

@@ -439,6 +439,26 @@ static void test_torn_group_write_is_a_torn_tail(void)
 /* 5. Foreign file types named like store files                              */
 /* ------------------------------------------------------------------------ */
 
+static unsigned char *test_slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	ASSERT(fd >= 0);
+	struct stat st;
+	ASSERT(fstat(fd, &st) == 0);
+	*len = (size_t)st.st_size;
+	unsigned char *b = malloc(*len + 1);
+	ASSERT(b != NULL && pread(fd, b, *len, 0) == (ssize_t)*len);
+	close(fd);
+	return b;
+}
+
+static void test_spit(const char *path, const void *b, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ASSERT(fd >= 0 && write(fd, b, len) == (ssize_t)len);
+	close(fd);
+}
+
 /* What the open says, in a child that an alarm kills if the open blocks. */
 static int open_in_child(const once_options *o)
 {
@@ -480,6 +500,24 @@ static void test_fifo_and_foreign_types_refused(void)
 	ASSERT(symlink("log-0000000000000001", path) == 0);
 	ASSERT_EQ_INT(open_in_child(&o), ONCE_CORRUPT);
 	ASSERT(unlink(path) == 0);
+	/* A whole segment header under another segment's name: foreign, even
+	 * when it is only the 64 header bytes (a crash mid-creation leaves a
+	 * header that does not decode); and a number with no successor (the
+	 * next segment would wrap to 0: found by tests/fuzz/fuzz_datadir). */
+	const char *names[] = {"log-00000000000000fe", "log-ffffffffffffffff", "log-4000000000000000"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char first[512];
+		snprintf(first, sizeof first, "%s/log-0000000000000001", dir);
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		size_t len;
+		unsigned char *b = test_slurp(first, &len);
+		ASSERT(len >= ONCE_WAL_SEGMENT_HEADER);
+		test_spit(path, b, ONCE_WAL_SEGMENT_HEADER);
+		free(b);
+		ASSERT_EQ_INT(open_in_child(&o), ONCE_CORRUPT);
+		ASSERT(unlink(path) == 0);
+	}
+	ASSERT_EQ_INT(open_in_child(&o), ONCE_OK);
 	/* FORMAT and CHECKPOINT as FIFOs. */
 	snprintf(path, sizeof path, "%s/FORMAT", dir);
 	snprintf(aside, sizeof aside, "%s/FORMAT.keep", dir);

@@ -109,6 +109,12 @@
 #define ONCE_WAL_VERSION 2u
 #define ONCE_WAL_SEGMENT_HEADER 64u
 #define ONCE_WAL_RECORD_HEADER 32u
+/* Segment numbers, sequence numbers and checkpoint starts stay below this
+ * (at ten million records a second that is 14,000 years): a file naming a
+ * larger one is damaged or foreign, and nothing computed from one (the
+ * next segment, the next record) can wrap around. */
+#define ONCE_WAL_NUMBER_MAX (UINT64_C(1) << 62)
+
 /* The largest record payload: a record of max_record_len (16 MiB at most)
  * plus keys and fixed fields. */
 #define ONCE_WAL_MAX_PAYLOAD ((16u << 20) + (1u << 20))

@@ -89,7 +89,8 @@ once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uin
 	text[got] = '\0';
 	uint64_t s;
 	unsigned p;
-	if (sscanf(text, "oncestore-checkpoint 1 %16" SCNx64 " %u", &s, &p) != 2 || p == 0 || p > 65535)
+	if (sscanf(text, "oncestore-checkpoint 1 %16" SCNx64 " %u", &s, &p) != 2 || p == 0 || p > 65535 ||
+	    s == 0 || s >= ONCE_WAL_NUMBER_MAX)
 		return ONCE_CORRUPT;
 	char want[128];
 	checkpoint_text(want, sizeof want, s, p);
@@ -315,9 +316,13 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 	if (st != ONCE_OK)
 		return st == ONCE_NOT_FOUND ? ONCE_IO : st; /* it was listed a moment ago */
 	struct once__wal_segment seg;
-	if (!once__wal_segment_decode(m.p, m.len, &seg) || seg.kind != ONCE_WAL_KIND_LOG ||
-	    seg.number != number || memcmp(seg.uid, uid, 16) != 0) {
-		bool creating = newest && m.len <= ONCE_WAL_SEGMENT_HEADER;
+	bool decoded = once__wal_segment_decode(m.p, m.len, &seg);
+	if (!decoded || seg.kind != ONCE_WAL_KIND_LOG || seg.number != number ||
+	    memcmp(seg.uid, uid, 16) != 0 || seg.first_seq == 0 || seg.first_seq >= ONCE_WAL_NUMBER_MAX) {
+		/* A crash while a segment is created leaves at most its header
+		 * bytes, unsynced, so a header that does not decode; a whole
+		 * header naming another segment or store is a foreign file. */
+		bool creating = newest && !decoded && m.len <= ONCE_WAL_SEGMENT_HEADER;
 		unmap(&m);
 		if (!creating)
 			return damage(r, name, 0, false, "bad log segment header");
@@ -402,6 +407,11 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 		st = list_segments(dirfd, &nums, &n);
 	uint64_t next = r->has_checkpoint ? r->checkpoint_start : 1;
 	bool first = true;
+	if (st == ONCE_OK && n > 0 && nums[n - 1] >= ONCE_WAL_NUMBER_MAX) {
+		char name[ONCE_FILE_NAME_MAX];
+		once__log_name(name, nums[n - 1]);
+		st = damage(r, name, 0, false, "segment number out of range (foreign file)");
+	}
 	for (size_t i = 0; st == ONCE_OK && i < n; i++) {
 		r->last_segment = nums[i];
 		/* Segments wholly before the checkpoint's start are covered by

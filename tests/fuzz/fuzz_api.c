@@ -143,7 +143,7 @@ static int64_t pick_ttl(struct in *in, int64_t now)
 	if (sel < 192)
 		return INT64_MAX - (sel & 3);
 	if (sel < 208 && now > 0)
-		return INT64_MAX - now + (sel & 3) - 1; /* now + ttl at the end */
+		return INT64_MAX - now - (sel & 3); /* now + ttl at the end */
 	return pick_time(in, 100);
 }
 

@@ -365,6 +365,7 @@ struct work {
 	struct file f[80];
 	size_t n;
 	bool torn_only; /* every mutation so far kept "a torn tail of the newest segment" */
+	bool header_cut; /* the newest segment was cut inside its header */
 	int mutations;
 };
 
@@ -531,6 +532,8 @@ static void mutate(struct in *in, struct work *w, struct special *sp, int *nsp)
 		size_t n = u32(in) % (f->n + 1);
 		if (!on_newest)
 			w->torn_only = false;
+		else if (n < ONCE_WAL_SEGMENT_HEADER)
+			w->header_cut = true; /* a cut header: bytes after it are no tail */
 		resize(f, n, 0);
 		trace("truncate %s to %zu", f->name, n);
 		break;
@@ -538,7 +541,7 @@ static void mutate(struct in *in, struct work *w, struct special *sp, int *nsp)
 	case 2:
 	case 3: { /* extend with zeros or garbage */
 		size_t add = 1 + u8(in) * (size_t)(1 + (u8(in) & 15)), old = f->n;
-		if (!on_newest)
+		if (!on_newest || w->header_cut)
 			w->torn_only = false;
 		resize(f, old + add, 0);
 		if (op % 20 == 3)

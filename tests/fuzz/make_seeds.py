@@ -63,6 +63,9 @@ datadir = {
     "checkpoint_start": [0, 1, 9, 0, 1, 1],
     "fifo_segment": [0, 1, 19, 0, 0, 0],
     "foreign_snapshot": [0, 1, 12, 4, 4, 1],
+    # Regression (fixed in b6e4adb): golden B's empty log-..02 copied to
+    # log-ffffffffffffffff made the next segment number wrap to 0.
+    "regress-segment-number-wrap": [1, 1, 15, 2, 8],
 }
 for name, b in datadir.items():
     with open(os.path.join(here, "corpus_datadir", name), "wb") as f:

@@ -57,6 +57,28 @@
  * Keys are byte strings (const void *key, size_t key_len), 1..max_key_len
  * bytes.  Times are unix seconds (int64_t) from the store's clock.
  *
+ * Times.  The store works with times in [ONCE_TIME_MIN, ONCE_TIME_MAX]
+ * (1 .. 2^62: 1970 to beyond any real date, with room for "never"), so
+ * that no clock reading, ttl or expiry can overflow its arithmetic:
+ *   - an expires_at a caller gives (codes, refresh tokens, access tokens)
+ *     must lie in the range: <= 0 or > ONCE_TIME_MAX is ONCE_INVALID;
+ *   - a ttl (nonce issue and accept, replay check) must be 1 ..
+ *     ONCE_TTL_MAX, else ONCE_INVALID; options.revocation_ttl 0 ..
+ *     ONCE_TTL_MAX, else once_open answers ONCE_INVALID;
+ *   - now + ttl saturates at ONCE_TIME_MAX: an expiry that would pass it
+ *     is ONCE_TIME_MAX, which no clock in the range ever passes;
+ *   - the clock (options.clock, or the real-time clock) is clamped into
+ *     the range before any use: a reading before ONCE_TIME_MIN (before
+ *     1970, negative) counts as ONCE_TIME_MIN, one after ONCE_TIME_MAX as
+ *     ONCE_TIME_MAX.  Times the store records (inserted_at, consumed_at,
+ *     issued_at, last_checkpoint_at) are such clamped readings.  A clock
+ *     that is wrong makes expiry decisions wrong, as it would for a
+ *     token's `exp`, but never leads to undefined behaviour or a hang,
+ *     and a sweep after any jump of the clock visits each of its
+ *     one-second slots at most once;
+ *   - an expiry read back from a data directory (written by an older
+ *     version that allowed more) is clamped into the range the same way.
+ *
  * Records.  Record structs use NUL-terminated `const char *` text fields
  * (NULL = absent), `const char *const *name` + `size_t name_count` lists and
  * `const void *name` + `size_t name_len` opaque bytes.  Every record the API
@@ -98,6 +120,11 @@ extern "C" {
 
 /* Size of options.successor_key. */
 #define ONCE_SUCCESSOR_KEY_LEN 32
+
+/* The range of times and the largest ttl, in seconds (see "Times" above). */
+#define ONCE_TIME_MIN INT64_C(1)
+#define ONCE_TIME_MAX (INT64_C(1) << 62)
+#define ONCE_TTL_MAX ONCE_TIME_MAX
 
 /* ------------------------------------------------------------------------ */
 /* Status codes                                                             */
@@ -229,7 +256,7 @@ typedef struct once_options {
 	 * keeps its revoked mark at the least: the mark also lasts as long as
 	 * the latest expiry of any token ever recorded in the family, so this
 	 * matters for families revoked before (or without) any token.
-	 * Default 86400; >= 0. */
+	 * Default 86400; 0 .. ONCE_TTL_MAX (see "Times"). */
 	int64_t revocation_ttl;
 
 	/* 32-byte key sealing refresh successor payloads at rest (AEAD), or NULL
@@ -237,7 +264,9 @@ typedef struct once_options {
 	 * open. */
 	const unsigned char *successor_key;
 
-	/* Clock; NULL = the real-time clock (CLOCK_REALTIME seconds). */
+	/* Clock; NULL = the real-time clock (CLOCK_REALTIME seconds).  Any
+	 * reading is safe: it is clamped into [ONCE_TIME_MIN, ONCE_TIME_MAX]
+	 * (see "Times"). */
 	once_clock_fn clock;
 	void *clock_ctx;
 
@@ -417,7 +446,7 @@ typedef struct once_code {
 	const void *claims;   /* opaque bytes */
 	size_t claims_len;
 	const char *family_id; /* optional; links access tokens and refresh family */
-	int64_t expires_at;    /* required, > 0 */
+	int64_t expires_at;    /* required, ONCE_TIME_MIN .. ONCE_TIME_MAX */
 	/* Filled on returned records.  On put, inserted_at is ignored (the
 	 * store sets it) and consumed_at / consumed_success must be 0 / false. */
 	int64_t inserted_at;
@@ -437,7 +466,8 @@ typedef struct once_code_meta {
  * Returns ONCE_OK | ONCE_EXISTS (hash already present, even if expired or
  * consumed; the stored record is untouched, no upsert) | ONCE_INVALID (NULL
  * store/hash/code, bad key length, missing required field, a method other
- * than S256, a method without a challenge, expires_at <= 0, consumed fields
+ * than S256, a method without a challenge, expires_at <= 0 or above
+ * ONCE_TIME_MAX, consumed fields
  * set, a list or claims pointer NULL with a nonzero count, record larger
  * than max_record_len) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  */
@@ -481,8 +511,9 @@ ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t 
 
 /*
  * Records the access token `jti` minted from the code family `family_id`,
- * valid until expires_at (> 0).
- * Returns ONCE_OK | ONCE_EXISTS (jti already recorded) | ONCE_INVALID |
+ * valid until expires_at (ONCE_TIME_MIN .. ONCE_TIME_MAX).
+ * Returns ONCE_OK | ONCE_EXISTS (jti already recorded) | ONCE_INVALID (bad
+ * key, expires_at outside the range) |
  * ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * A token recorded into a family that is already revoked reads as revoked
  * at once (revocation is sticky).
@@ -517,7 +548,7 @@ ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t j
 typedef struct once_refresh {
 	const char *family_id; /* required, non-empty */
 	const char *subject;   /* required, non-empty */
-	int64_t expires_at;    /* required, > 0 */
+	int64_t expires_at;    /* required, ONCE_TIME_MIN .. ONCE_TIME_MAX */
 	int64_t generation;
 	const char *client_id;
 	const char *const *scope; /* stored with duplicates removed */
@@ -562,7 +593,8 @@ typedef struct once_refresh {
  * scope is stored with duplicates removed (first occurrences, in order).
  * Returns ONCE_OK | ONCE_REVOKED (the family is revoked; nothing stored) |
  * ONCE_EXISTS (hash present; the stored token is untouched) | ONCE_INVALID
- * (NULL/bad key; family_id, subject missing or empty; expires_at <= 0; the
+ * (NULL/bad key; family_id, subject missing or empty; expires_at <= 0 or
+ * above ONCE_TIME_MAX; the
  * record claims to be consumed or revoked, or carries consumed_at or a
  * successor; a list or claims pointer NULL with a nonzero count; larger
  * than max_record_len; family_id longer than max_key_len) | ONCE_FULL |
@@ -655,9 +687,9 @@ ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *famil
 /*
  * Mints a nonce: 32 bytes from a CSPRNG, base64url without padding (43
  * characters + NUL written to out), with issued_at = now and
- * expires_at = now + ttl_seconds.
- * Returns ONCE_OK | ONCE_INVALID (NULL store/out, ttl <= 0, now + ttl
- * overflows, max_key_len < ONCE_NONCE_LEN) | ONCE_FULL | ONCE_NOMEM |
+ * expires_at = now + ttl_seconds (at most ONCE_TIME_MAX: it saturates).
+ * Returns ONCE_OK | ONCE_INVALID (NULL store/out, ttl <= 0 or above
+ * ONCE_TTL_MAX, max_key_len < ONCE_NONCE_LEN) | ONCE_FULL | ONCE_NOMEM |
  * ONCE_IO.  out is untouched on failure.
  */
 ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds,
@@ -675,7 +707,7 @@ ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len);
  * expires_at it was issued with - the same strict rule the sweep uses, so
  * the answer does not depend on when the sweep runs; the nonce stays
  * unused) | ONCE_NOT_FOUND (never issued here, or swept) | ONCE_INVALID
- * (ttl <= 0, bad key) | ONCE_IO.
+ * (ttl <= 0 or above ONCE_TTL_MAX, bad key) | ONCE_IO.
  */
 ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t len,
                                        int64_t ttl_seconds);
@@ -685,10 +717,12 @@ ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t 
 /* ------------------------------------------------------------------------ */
 
 /*
- * Records jti with expires_at = now + ttl_seconds.
+ * Records jti with expires_at = now + ttl_seconds (at most ONCE_TIME_MAX:
+ * it saturates).
  * Returns ONCE_OK the first time, to exactly one of any number of concurrent
  * callers | ONCE_SPENT (already recorded; a present-but-expired entry is
- * still a replay until swept) | ONCE_INVALID (ttl <= 0, NULL, empty or
+ * still a replay until swept) | ONCE_INVALID (ttl <= 0 or above
+ * ONCE_TTL_MAX, NULL, empty or
  * over-long jti) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * Recommended key: the proof's jkt || htu || jti, so one client cannot burn
  * another's jti.  Recommended ttl: proof lifetime + 2 x allowed clock skew.

@@ -22,7 +22,8 @@ static once_status record(once_store *s, const void *family_id, size_t flen, con
                           size_t jlen, int64_t expires_at)
 {
 	struct once__key tok, fam;
-	if (expires_at <= 0 || once__key_make(s, ONCE_TBL_ACCESS, jti, jlen, &tok) != ONCE_OK ||
+	if (!once__time_valid(expires_at) ||
+	    once__key_make(s, ONCE_TBL_ACCESS, jti, jlen, &tok) != ONCE_OK ||
 	    once__key_make(s, ONCE_TBL_ACCESS_FAMILY, family_id, flen, &fam) != ONCE_OK)
 		return ONCE_INVALID;
 	struct once__entry *e = once__entry_new(&tok, expires_at, flen);

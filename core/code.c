@@ -27,7 +27,7 @@ static bool code_valid(const once_code *c)
 	if (!once__text_present(c->client_id) || !once__text_present(c->subject) ||
 	    !once__text_present(c->redirect_uri))
 		return false;
-	if (c->expires_at <= 0 || c->consumed_at != 0 || c->consumed_success)
+	if (!once__time_valid(c->expires_at) || c->consumed_at != 0 || c->consumed_success)
 		return false;
 	if (c->code_challenge_method != NULL &&
 	    (strcmp(c->code_challenge_method, "S256") != 0 || c->code_challenge == NULL))

@@ -18,7 +18,10 @@ struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_a
 	if (e == NULL)
 		return NULL;
 	cds_lfht_node_init(&e->node);
-	atomic_init(&e->expires_at, expires_at);
+	/* Every entry's expiry starts in [ONCE_TIME_MIN, ONCE_TIME_MAX], the
+	 * recovered ones too (a log may hold older or odd values): never
+	 * ONCE_FAMILY_DEAD (internal.h, "Times"). */
+	atomic_init(&e->expires_at, once__time_clamp(expires_at));
 	atomic_init(&e->state, 0); /* unpublished: match() skips it */
 	e->table = (uint8_t)k->table;
 	e->key_len = (uint16_t)k->len; /* max_key_len <= 65535, checked at open */

@@ -37,7 +37,8 @@ void once__wheel_init(struct once__wheel *w, int64_t now)
 	for (unsigned i = 0; i < ONCE_WHEEL_SLOTS; i++)
 		atomic_init(&w->slot[i], NULL);
 	atomic_init(&w->overdue, NULL);
-	atomic_init(&w->swept_upto, now - 1);
+	/* now is once__now's, >= ONCE_TIME_MIN: now - 1 cannot overflow. */
+	atomic_init(&w->swept_upto, once__time_clamp(now) - 1);
 }
 
 static void stack_push(_Atomic(struct once__entry *) *top, struct once__entry *e)
@@ -123,11 +124,14 @@ static void sweep_shard(once_store *s, struct once__shard *sh, int64_t now, once
 	struct once__wheel *w = &sh->wheel;
 	sweep_stack(s, w, &w->overdue, now, c, examined);
 	int64_t upto = atomic_load_explicit(&w->swept_upto, memory_order_relaxed);
-	int64_t last = now - 1; /* strict: second `now` is not due yet */
+	int64_t last = now - 1; /* strict: second `now` is not due yet (now >= ONCE_TIME_MIN) */
 	if (last <= upto)
 		return; /* nothing new came due (or the clock went back) */
 	int64_t first = upto + 1;
-	if (last - first >= (int64_t)ONCE_WHEEL_SLOTS)
+	/* last > upto, so first <= last and the distance is exact in uint64_t
+	 * whatever the two are (a signed last - first could overflow and skip
+	 * this clamp: a sweep walking 2^63 seconds). */
+	if ((uint64_t)last - (uint64_t)first >= ONCE_WHEEL_SLOTS)
 		first = last - ONCE_WHEEL_SLOTS + 1; /* a jump longer than one turn: each slot once */
 	/* Publish progress first: pushes for these seconds now go to `overdue`,
 	 * which this sweep has visited, or the next one will. */

@@ -38,6 +38,9 @@ static bool extend(struct once__entry *fam, int64_t want)
 once_status once__family_hold(once_store *s, const struct once__key *fam, int64_t expires_at,
                               struct once__entry **out)
 {
+	/* Never ONCE_FAMILY_DEAD: a family created or extended to it would be
+	 * waited for forever (callers pass times in range already). */
+	expires_at = once__time_clamp(expires_at);
 	for (;;) {
 		struct once__entry *f = once__table_lookup(s, fam);
 		if (f == NULL) {
@@ -92,9 +95,9 @@ bool once__family_is_revoked(struct once__entry *f)
  */
 once_status once__family_revoke(once_store *s, const struct once__key *fam, struct once__entry **out)
 {
-	int64_t now = once__now(s);
-	int64_t ttl = s->opt.revocation_ttl;
-	int64_t until = now > INT64_MAX - ttl ? INT64_MAX : now + ttl;
+	/* In range and saturated (revocation_ttl is checked at open): never
+	 * ONCE_FAMILY_DEAD, even for a clock at INT64_MIN and a ttl of 0. */
+	int64_t until = once__time_add(once__now(s), s->opt.revocation_ttl);
 	struct once__entry *f;
 	once_status st = once__family_hold(s, fam, until, &f);
 	if (st != ONCE_OK)

@@ -96,6 +96,47 @@ struct once__consumption {
  * extend it and must wait for it to leave the table (family.c). */
 #define ONCE_FAMILY_DEAD INT64_MIN
 
+/*
+ * Times (oncestore.h, "Times").  Every time inside the store lies in
+ * [ONCE_TIME_MIN, ONCE_TIME_MAX]: the clock's reading is clamped into it
+ * (once__now), a caller's expiry or ttl outside it is refused, sums
+ * saturate at ONCE_TIME_MAX, and every entry's expiry is clamped once more
+ * where it is created (once__entry_new), recovery included.  So the
+ * difference of two times and a time plus or minus one second fit in
+ * int64_t, a time plus a ttl goes through once__time_add (saturating), and
+ * no expiry can equal ONCE_FAMILY_DEAD or 0 (the records' "never").
+ */
+_Static_assert(ONCE_TIME_MIN > 0 && ONCE_FAMILY_DEAD < ONCE_TIME_MIN,
+               "times must not collide with 0 (never) or ONCE_FAMILY_DEAD");
+_Static_assert(ONCE_TIME_MAX < INT64_MAX && ONCE_TTL_MAX <= ONCE_TIME_MAX,
+               "a time plus one second must fit in int64_t");
+
+static inline int64_t once__time_clamp(int64_t t)
+{
+	return t < ONCE_TIME_MIN ? ONCE_TIME_MIN : t > ONCE_TIME_MAX ? ONCE_TIME_MAX : t;
+}
+
+/* An expiry a caller may give: [ONCE_TIME_MIN, ONCE_TIME_MAX]. */
+static inline bool once__time_valid(int64_t t)
+{
+	return t >= ONCE_TIME_MIN && t <= ONCE_TIME_MAX;
+}
+
+/* A ttl a caller may give: [1, ONCE_TTL_MAX]. */
+static inline bool once__ttl_valid(int64_t ttl)
+{
+	return ttl >= 1 && ttl <= ONCE_TTL_MAX;
+}
+
+/* t + d, saturated at ONCE_TIME_MAX; t is clamped into the range and d
+ * into [0, ONCE_TTL_MAX] first, so it is defined for any arguments. */
+static inline int64_t once__time_add(int64_t t, int64_t d)
+{
+	t = once__time_clamp(t);
+	d = d < 0 ? 0 : d > ONCE_TTL_MAX ? ONCE_TTL_MAX : d;
+	return d > ONCE_TIME_MAX - t ? ONCE_TIME_MAX : t + d;
+}
+
 struct once__entry {
 	/* Hot: what every lookup reads. */
 	struct cds_lfht_node node;  /* table linkage (first: container_of) */
@@ -212,6 +253,7 @@ struct once_store {
 };
 
 /* ---- clock.c ---- */
+/* The store clock's reading, clamped into [ONCE_TIME_MIN, ONCE_TIME_MAX]. */
 int64_t once__now(const once_store *s);
 
 /* ---- hash.c ---- */

@@ -18,11 +18,9 @@
 
 static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1])
 {
-	if (out == NULL || ttl <= 0)
+	if (out == NULL || !once__ttl_valid(ttl))
 		return ONCE_INVALID;
 	int64_t now = once__now(s);
-	if (now > INT64_MAX - ttl)
-		return ONCE_INVALID;
 	for (;;) {
 		unsigned char raw[32];
 		char text[ONCE_NONCE_LEN + 1];
@@ -33,7 +31,7 @@ static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1
 		 * the nonce, so refuse to mint it (and never use an unset key). */
 		if (once__key_make(s, ONCE_TBL_NONCE, text, ONCE_NONCE_LEN, &k) != ONCE_OK)
 			return ONCE_INVALID;
-		struct once__entry *e = once__entry_new(&k, now + ttl, 0);
+		struct once__entry *e = once__entry_new(&k, once__time_add(now, ttl), 0);
 		if (e == NULL)
 			return ONCE_NOMEM;
 		e->u.nonce.issued_at = now;
@@ -77,19 +75,20 @@ ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len)
  * Too old to accept: issued before now - ttl (the caller's freshness
  * window), or past the expires_at it was issued with (then the sweep would
  * remove it: without this, the answer would depend on sweep timing).
- * Written without `now - ttl`, which could overflow.
+ * Written without `now - ttl`, and with the age in uint64_t: now > issued
+ * makes it exact whatever issued_at holds (a recovered one is not clamped).
  */
 static bool stale(struct once__entry *e, int64_t now, int64_t ttl)
 {
 	int64_t issued = e->u.nonce.issued_at;
-	return (now > issued && now - issued > ttl) ||
+	return (now > issued && (uint64_t)now - (uint64_t)issued > (uint64_t)ttl) ||
 	       atomic_load_explicit(&e->expires_at, memory_order_relaxed) < now;
 }
 
 static once_status accept(once_store *s, const void *nonce, size_t len, int64_t ttl)
 {
 	struct once__key k;
-	if (ttl <= 0 || once__key_make(s, ONCE_TBL_NONCE, nonce, len, &k) != ONCE_OK)
+	if (!once__ttl_valid(ttl) || once__key_make(s, ONCE_TBL_NONCE, nonce, len, &k) != ONCE_OK)
 		return ONCE_INVALID;
 	once_status st = once__wal_gate(s);
 	if (st != ONCE_OK)

@@ -40,8 +40,8 @@
 static bool record_valid(const once_refresh *r)
 {
 	return r != NULL && once__text_present(r->family_id) && once__text_present(r->subject) &&
-	       r->expires_at > 0 && !r->consumed && !r->revoked && r->consumed_at == 0 &&
-	       r->successor == NULL && r->successor_len == 0 &&
+	       once__time_valid(r->expires_at) && !r->consumed && !r->revoked &&
+	       r->consumed_at == 0 && r->successor == NULL && r->successor_len == 0 &&
 	       (r->claims_len == 0 || r->claims != NULL) && once__list_ok(r->scope, r->scope_count) &&
 	       once__list_ok(r->resource, r->resource_count);
 }

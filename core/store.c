@@ -77,7 +77,7 @@ static bool options_valid(const once_options *o)
 	       capacity_ok(o->max_refresh) && capacity_ok(o->max_nonces) &&
 	       capacity_ok(o->max_replays) && o->max_key_len >= 1 && o->max_key_len <= UINT16_MAX &&
 	       o->max_record_len >= sizeof(once_refresh) && o->max_record_len <= MAX_RECORD_LEN &&
-	       o->revocation_ttl >= 0;
+	       o->revocation_ttl >= 0 && o->revocation_ttl <= ONCE_TTL_MAX;
 }
 
 static uint64_t capacity_of(const once_options *o, enum once__table t)

@@ -7,7 +7,7 @@
  * acknowledged comes back even if the capacities were lowered since).
  *
  * Applying is idempotent and monotone, which is what makes a fuzzy
- * snapshot exact (wal/checkpoint.c): a snapshot may already hold the
+ * snapshot exact (wal/snapshot.c): a snapshot may already hold the
  * effect of records logged after its start, and replaying them again
  * changes nothing.
  *   - An insert record (CODE_PUT, REFRESH_INSERT, NONCE_ISSUE,
@@ -88,6 +88,7 @@ static once_status family(once_store *s, enum once__table t, const void *id, siz
 	if (f != NULL && f->u.family.incarnation > inc)
 		return ONCE_OK;
 	if (f != NULL && f->u.family.incarnation == inc) {
+		expires_at = once__time_clamp(expires_at); /* as once__entry_new does */
 		if (atomic_load(&f->expires_at) < expires_at)
 			atomic_store(&f->expires_at, expires_at);
 		if (revoked)

@@ -125,8 +125,12 @@ static bool sync_parent(const char *path)
 		return false;
 	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(parent);
+	/* A parent the store may search but not read (mode 0711, say) cannot
+	 * be opened to sync it; PostgreSQL's fsync_fname goes on in that case
+	 * too.  Whoever made the data directory there synced it (`oncestore
+	 * init` run by its owner, or a package's install step). */
 	if (fd < 0)
-		return false;
+		return errno == EACCES;
 	bool ok = once__io_sync_dir(fd);
 	close(fd);
 	return ok;

@@ -9,7 +9,9 @@
  * fsynced, so a crash leaves either no FORMAT or a whole one.
  *
  * Power loss: every open fsyncs the data directory's parent, so the
- * directory's own name is durable before anything in it is acknowledged;
+ * directory's own name is durable before anything in it is acknowledged
+ * (skipped only when the parent cannot be opened for lack of read
+ * permission, as PostgreSQL's fsync_fname does);
  * every entry made, renamed or removed inside it is made durable with
  * fsync of the directory (once__io_sync_dir), never fdatasync.
  */

@@ -8,6 +8,7 @@
 #define ONCE_TEST_DURABLE_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,38 @@ static inline void test_rmdir(const char *path)
 		*slash = '\0';
 		rmdir(parent);
 	}
+}
+
+/* A whole file's bytes (malloc'd, one spare byte); fails the test when it
+ * cannot be read. */
+static inline unsigned char *test_slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		FAIL_AT("open %s: %s", path, strerror(errno));
+	struct stat st;
+	ASSERT(fstat(fd, &st) == 0);
+	unsigned char *buf = malloc((size_t)st.st_size + 1);
+	ASSERT(buf != NULL);
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		ASSERT(n > 0);
+		got += (size_t)n;
+	}
+	close(fd);
+	*len = got;
+	return buf;
+}
+
+/* Writes a whole file (created 0600 or truncated). */
+static inline void test_spit(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		FAIL_AT("create %s: %s", path, strerror(errno));
+	ASSERT(len == 0 || write(fd, data, len) == (ssize_t)len);
+	close(fd);
 }
 
 /* A minimal valid refresh record in `family` expiring at `exp`. */

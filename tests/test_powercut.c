@@ -439,26 +439,6 @@ static void test_torn_group_write_is_a_torn_tail(void)
 /* 5. Foreign file types named like store files                              */
 /* ------------------------------------------------------------------------ */
 
-static unsigned char *test_slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY);
-	ASSERT(fd >= 0);
-	struct stat st;
-	ASSERT(fstat(fd, &st) == 0);
-	*len = (size_t)st.st_size;
-	unsigned char *b = malloc(*len + 1);
-	ASSERT(b != NULL && pread(fd, b, *len, 0) == (ssize_t)*len);
-	close(fd);
-	return b;
-}
-
-static void test_spit(const char *path, const void *b, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ASSERT(fd >= 0 && write(fd, b, len) == (ssize_t)len);
-	close(fd);
-}
-
 /* What the open says, in a child that an alarm kills if the open blocks. */
 static int open_in_child(const once_options *o)
 {

@@ -179,35 +179,6 @@ static void path_of(char out[512], const char *dir, const char *name)
 	snprintf(out, 512, "%s/%s", dir, name);
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		FAIL_AT("open %s: %s", path, strerror(errno));
-	struct stat st;
-	ASSERT(fstat(fd, &st) == 0);
-	unsigned char *buf = malloc((size_t)st.st_size + 1);
-	ASSERT(buf != NULL);
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		ASSERT(n > 0);
-		got += (size_t)n;
-	}
-	close(fd);
-	*len = got;
-	return buf;
-}
-
-static void spit(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		FAIL_AT("create %s: %s", path, strerror(errno));
-	ASSERT(len == 0 || write(fd, data, len) == (ssize_t)len);
-	close(fd);
-}
-
 static uint64_t file_size(const char *dir, const char *name)
 {
 	char p[512];
@@ -241,7 +212,7 @@ static void image_take(const char *dir, struct image *img)
 		memcpy(f->name, de->d_name, nl + 1);
 		char p[512];
 		path_of(p, dir, f->name);
-		f->data = slurp(p, &f->len);
+		f->data = test_slurp(p, &f->len);
 	}
 	closedir(d);
 	qsort(img->f, img->n, sizeof img->f[0], file_cmp);
@@ -300,7 +271,7 @@ static void image_put(const char *dir, const struct image *img)
 	for (size_t i = 0; i < img->n; i++) {
 		char p[512];
 		path_of(p, dir, img->f[i].name);
-		spit(p, img->f[i].data, img->f[i].len);
+		test_spit(p, img->f[i].data, img->f[i].len);
 	}
 }
 
@@ -501,7 +472,7 @@ static void dump_save(const char *path, const struct test_dump *d)
 static struct test_dump dump_load(const char *path)
 {
 	size_t len;
-	unsigned char *text = slurp(path, &len);
+	unsigned char *text = test_slurp(path, &len);
 	text[len] = '\0';
 	struct test_dump d = {0};
 	char *save = NULL;
@@ -573,7 +544,7 @@ static void torn_setup(void *arg)
 	ASSERT_ST(once_close(s), ONCE_OK);
 	char p[512];
 	aux_path(p, t->dir, "sizes");
-	spit(p, sizes, sizeof sizes);
+	test_spit(p, sizes, sizeof sizes);
 }
 
 /* Calls fn(cut, zero_fill, damage) for every case, in a fixed order. */
@@ -699,7 +670,7 @@ static void test_torn_tail_every_offset(void)
 	char p[512];
 	aux_path(p, dir, "sizes");
 	size_t len;
-	unsigned char *raw = slurp(p, &len);
+	unsigned char *raw = test_slurp(p, &len);
 	ASSERT_EQ_U64(len, sizeof t.sizes);
 	memcpy(t.sizes, raw, len);
 	free(raw);
@@ -1674,7 +1645,7 @@ static void checkpoint_fault_case(bool on_sync, int err, const char *match, once
 	char cp_path[512];
 	path_of(cp_path, dir, ONCE_CHECKPOINT_FILE);
 	size_t cp_len;
-	unsigned char *cp = slurp(cp_path, &cp_len);
+	unsigned char *cp = test_slurp(cp_path, &cp_len);
 	struct once_stats st0;
 	once_stats(s, &st0);
 	ASSERT_EQ_U64(st0.checkpoints, 1);
@@ -1693,7 +1664,7 @@ static void checkpoint_fault_case(bool on_sync, int err, const char *match, once
 
 	/* The previous checkpoint stays in force. */
 	size_t cp2_len;
-	unsigned char *cp2 = slurp(cp_path, &cp2_len);
+	unsigned char *cp2 = test_slurp(cp_path, &cp2_len);
 	ASSERT(cp2_len == cp_len && memcmp(cp, cp2, cp_len) == 0);
 	free(cp2);
 	struct once_stats st1;

@@ -392,8 +392,7 @@ static bool replace_file(const struct cli_dir *d, const char *name, const unsign
 {
 	char tmp[ONCE_FILE_NAME_MAX + 8];
 	snprintf(tmp, sizeof tmp, "%s.tmp", name);
-	unlinkat(d->fd, tmp, 0); /* a leftover, whatever its type */
-	int fd = openat(d->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = once__io_create_tmp(d->fd, tmp);
 	bool ok = fd >= 0 && once__io_write_all(fd, p, len, 0) && fsync(fd) == 0;
 	int err = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {

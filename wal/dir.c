@@ -47,10 +47,7 @@ static once_status write_format(int dir_fd, const unsigned char uid[16])
 	for (int i = 0; i < 16; i++)
 		n += snprintf(line + n, sizeof line - (size_t)n, "%02x", uid[i]);
 	n += snprintf(line + n, sizeof line - (size_t)n, "\n");
-	/* A leftover FORMAT.tmp (of any type: a FIFO would block the open)
-	 * goes first; the new one is made exclusively. */
-	unlinkat(dir_fd, FORMAT_TMP, 0);
-	int fd = openat(dir_fd, FORMAT_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = once__io_create_tmp(dir_fd, FORMAT_TMP);
 	if (fd < 0)
 		return ONCE_IO;
 	bool ok = write(fd, line, (size_t)n) == n && fsync(fd) == 0;

@@ -113,12 +113,13 @@ void once__wal_record_frame(void *out, uint8_t type, uint64_t seq, const void *p
 	memset(p + ONCE_WAL_RECORD_HEADER + len, 0, padding(len));
 }
 
-void once__wal_record_seal(void *out, uint64_t salt, uint64_t synced_below)
+size_t once__wal_record_seal(void *out, uint64_t salt, uint64_t synced_below)
 {
 	unsigned char *p = out;
 	size_t size = once__wal_record_size(get_u32(p + 8));
 	put_u64(p + 24, synced_below);
 	put_u64(p, XXH3_64bits_withSeed(p + 8, size - 8, salt));
+	return size;
 }
 
 void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t seq, uint64_t synced_below,

@@ -198,7 +198,8 @@ void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t se
  * framed when it is appended (all but D and the checksum), and sealed by
  * the group's leader, outside the log lock, when the group's D is known. */
 void once__wal_record_frame(void *out, uint8_t type, uint64_t seq, const void *payload, uint32_t len);
-void once__wal_record_seal(void *out, uint64_t salt, uint64_t synced_below);
+/* Returns the record's size (header, payload, padding). */
+size_t once__wal_record_seal(void *out, uint64_t salt, uint64_t synced_below);
 /* Checks the record at buf (avail bytes to the end of the file) against
  * the validity rule, expecting sequence number expect_seq. */
 enum once__wal_verdict once__wal_record_check(const void *buf, size_t avail, uint64_t salt,

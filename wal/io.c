@@ -17,6 +17,15 @@ void once__io_reset(void)
 	once__io.fsync = fsync;
 }
 
+bool once__io_sync_data(int fd)
+{
+	int rc;
+	do
+		rc = once__io.fdatasync(fd);
+	while (rc != 0 && errno == EINTR);
+	return rc == 0;
+}
+
 bool once__io_sync_dir(int dirfd)
 {
 	int rc;
@@ -63,4 +72,10 @@ once_status once__io_open_regular(int dirfd, const char *name, int *fd)
 		errno = err;
 	}
 	return verdict;
+}
+
+int once__io_create_tmp(int dirfd, const char *name)
+{
+	unlinkat(dirfd, name, 0);
+	return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }

@@ -29,6 +29,10 @@ void once__io_reset(void);
  * other error (or a write of 0 bytes) returns false with errno set. */
 bool once__io_write_all(int fd, const void *buf, size_t len, off_t at);
 
+/* fdatasync through the table, EINTR retried: a file's data durable.
+ * false with errno set on failure. */
+bool once__io_sync_data(int fd);
+
 /* Makes a directory's entries (files created, renamed, removed in it)
  * durable: fsync through the table, EINTR retried.  fdatasync is not
  * enough on a directory.  false with errno set on failure. */
@@ -44,5 +48,13 @@ bool once__io_sync_dir(int dirfd);
  * (errno set).
  */
 once_status once__io_open_regular(int dirfd, const char *name, int *fd);
+
+/*
+ * Creates temporary file `name` (mode 0600, for writing) in dirfd, after
+ * removing a leftover of that name whatever its type (a FIFO left there
+ * would block an open for writing): O_CREAT | O_EXCL | O_NOFOLLOW, so the
+ * file written is always a new regular file.  The fd, or -1 with errno.
+ */
+int once__io_create_tmp(int dirfd, const char *name);
 
 #endif /* ONCE_WAL_IO_H */

@@ -49,10 +49,7 @@ static uint64_t now_ns(void)
 static bool sync_file(struct once__log *log, uint64_t records)
 {
 	uint64_t t0 = now_ns();
-	int rc;
-	do
-		rc = once__io.fdatasync(log->fd);
-	while (rc != 0 && errno == EINTR);
+	bool ok = once__io_sync_data(log->fd);
 	uint64_t ns = now_ns() - t0;
 	pthread_mutex_lock(&log->lock);
 	log->stats.syncs++;
@@ -61,7 +58,7 @@ static bool sync_file(struct once__log *log, uint64_t records)
 	if (ns > log->stats.sync_ns_max)
 		log->stats.sync_ns_max = ns;
 	pthread_mutex_unlock(&log->lock);
-	return rc == 0;
+	return ok;
 }
 
 /*
@@ -72,12 +69,8 @@ static bool sync_file(struct once__log *log, uint64_t records)
  */
 static void seal_group(unsigned char *buf, size_t len, uint64_t salt, uint64_t synced_below)
 {
-	for (size_t o = 0; o < len;) {
-		uint32_t payload = (uint32_t)buf[o + 8] | (uint32_t)buf[o + 9] << 8 |
-		                   (uint32_t)buf[o + 10] << 16 | (uint32_t)buf[o + 11] << 24;
-		once__wal_record_seal(buf + o, salt, synced_below);
-		o += once__wal_record_size(payload);
-	}
+	for (size_t o = 0; o < len;)
+		o += once__wal_record_seal(buf + o, salt, synced_below);
 }
 
 /*
@@ -302,11 +295,7 @@ static bool write_and_sync_locked(struct once__log *log)
 		}
 	}
 	if (ok && log->durable_seq < log->next_seq) {
-		int rc;
-		do
-			rc = once__io.fdatasync(log->fd);
-		while (rc != 0 && errno == EINTR);
-		ok = rc == 0;
+		ok = once__io_sync_data(log->fd);
 		if (ok) {
 			log->stats.syncs++;
 			log->stats.synced_records += log->next_seq - log->durable_seq;
@@ -318,14 +307,12 @@ static bool write_and_sync_locked(struct once__log *log)
 	return ok;
 }
 
-once_status once__log_sync_all(struct once__log *log, uint64_t *upto)
+once_status once__log_sync_all(struct once__log *log)
 {
 	pthread_mutex_lock(&log->lock);
 	while (log->flushing)
 		pthread_cond_wait(&log->done, &log->lock);
 	bool ok = write_and_sync_locked(log);
-	if (upto != NULL)
-		*upto = log->next_seq;
 	pthread_cond_broadcast(&log->done);
 	pthread_mutex_unlock(&log->lock);
 	return ok ? ONCE_OK : ONCE_IO;

@@ -75,10 +75,9 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 /*
  * Writes everything appended so far and makes it durable with one
  * fdatasync, whatever the sync mode (checkpoints: wal/snapshot.c).
- * *upto (may be NULL) receives the first sequence number not covered.
  * ONCE_OK | ONCE_IO (the log has failed, sticky).
  */
-once_status once__log_sync_all(struct once__log *log, uint64_t *upto);
+once_status once__log_sync_all(struct once__log *log);
 
 /* True once a write or sync has failed (sticky). */
 bool once__log_failed(struct once__log *log);

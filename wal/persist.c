@@ -196,7 +196,7 @@ static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__re
 static once_status snapshot_effects_durable(once_store *s, struct once__persist *p)
 {
 	urcu_bp_synchronize_rcu();
-	if (once__log_sync_all(p->log, NULL) == ONCE_OK)
+	if (once__log_sync_all(p->log) == ONCE_OK)
 		return ONCE_OK;
 	atomic_store(&s->wal_failed, true);
 	return ONCE_IO;

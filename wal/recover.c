@@ -74,11 +74,16 @@ static void checkpoint_text(char *out, size_t cap, uint64_t start, uint32_t part
 	snprintf(out, cap, "%s %016" PRIx64 "\n", body, (uint64_t)XXH3_64bits(body, (size_t)n));
 }
 
-once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts)
+once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
+                                  const char **why)
 {
 	*present = false;
+	if (why != NULL)
+		*why = "CHECKPOINT does not parse";
 	int fd;
 	once_status opened = once__io_open_regular(dirfd, ONCE_CHECKPOINT_FILE, &fd);
+	if (opened == ONCE_CORRUPT && why != NULL)
+		*why = "not a regular file (foreign)";
 	if (opened != ONCE_OK)
 		return opened == ONCE_NOT_FOUND ? ONCE_OK : opened;
 	char text[128];
@@ -107,9 +112,7 @@ once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
 	char text[128];
 	checkpoint_text(text, sizeof text, start, parts);
 	size_t n = strlen(text);
-	unlinkat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", 0); /* a leftover, whatever its type */
-	int fd = openat(dirfd, ONCE_CHECKPOINT_FILE ".tmp",
-	                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = once__io_create_tmp(dirfd, ONCE_CHECKPOINT_FILE ".tmp");
 	if (fd < 0)
 		return ONCE_IO;
 	bool ok = once__io_write_all(fd, text, n, 0) && once__io.fdatasync(fd) == 0;
@@ -384,15 +387,11 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s, struct once__recovery *r)
 {
 	memset(r, 0, sizeof *r);
+	const char *why;
 	once_status st = once__checkpoint_read(dirfd, &r->has_checkpoint, &r->checkpoint_start,
-	                                       &r->checkpoint_parts);
-	if (st == ONCE_CORRUPT) {
-		struct stat cst;
-		bool regular = fstatat(dirfd, ONCE_CHECKPOINT_FILE, &cst, AT_SYMLINK_NOFOLLOW) != 0 ||
-		               S_ISREG(cst.st_mode);
-		return damage(r, ONCE_CHECKPOINT_FILE, 0, true,
-		              regular ? "CHECKPOINT does not parse" : "not a regular file (foreign)");
-	}
+	                                       &r->checkpoint_parts, &why);
+	if (st == ONCE_CORRUPT)
+		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, why);
 	if (st != ONCE_OK)
 		return st;
 	struct replay rp = {0};

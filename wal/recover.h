@@ -75,8 +75,9 @@ bool once__parse_log_name(const char *name, uint64_t *number);
 bool once__parse_snap_name(const char *name, uint64_t *start, uint32_t *part);
 
 /* Reads CHECKPOINT: ONCE_OK (*present false when there is none) |
- * ONCE_CORRUPT | ONCE_IO. */
-once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts);
+ * ONCE_CORRUPT (*why, when not NULL, says what is wrong) | ONCE_IO. */
+once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
+                                  const char **why);
 /* Writes CHECKPOINT atomically (tmp, fsync, rename, fsync directory). */
 once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts);
 

@@ -202,8 +202,7 @@ once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char u
 	struct writer w = {.seq = 1};
 	once__buf_init(&w.payload);
 	w.buf = malloc(SNAP_BUFFER);
-	unlinkat(dirfd, tmp, 0); /* a leftover, whatever its type */
-	w.fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	w.fd = once__io_create_tmp(dirfd, tmp);
 	if (w.buf == NULL || w.fd < 0) {
 		if (w.fd >= 0)
 			close(w.fd), unlinkat(dirfd, tmp, 0);

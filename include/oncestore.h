@@ -284,13 +284,20 @@ ONCE_API void once_options_init(once_options *o);
  *
  * Recovery: the committed checkpoint's snapshots are loaded, the log after
  * its start is replayed, and entries already expired are dropped; once_stats
- * reports the time and counts.  A torn final record of the newest segment
- * (a crash mid-append: never acknowledged) is dropped and cut from the
- * file, with a warning through the log callback.  Anything else that fails
- * verification (a bad checksum with valid data after it, a bad snapshot, a
- * gap in the sequence numbers) fails the open with ONCE_CORRUPT and an
- * error line naming the file and byte offset; only `oncestore repair`
- * truncates, and it says what it drops.
+ * reports the time and counts.  A torn tail of the newest segment is
+ * dropped and cut from the file, with a warning through the log callback:
+ * a crash mid-append, or a power cut that kept any part of the writes no
+ * completed fdatasync covered (an earlier record damaged and a later one
+ * intact included).  Such writes were never acknowledged, and every
+ * record carries what recovery needs to tell them apart from damage to
+ * synced records (README "Durability").  Anything else that fails
+ * verification (damage followed by a record written after the damaged one
+ * was synced, a bad snapshot, a gap in the sequence numbers, a file in the
+ * directory named like a store file that is not a regular file: a FIFO, a
+ * directory, a symbolic link) fails the open with ONCE_CORRUPT and an error
+ * line naming the file and byte offset; only `oncestore repair` truncates,
+ * and it says what it drops.  The data directory's parent is fsynced at
+ * every open, so the directory's own name survives a power cut.
  *
  * Returns ONCE_OK | ONCE_INVALID (out is NULL or an option is out of range)
  * | ONCE_LOCKED (another store holds dir) | ONCE_CORRUPT | ONCE_IO (the
@@ -311,11 +318,14 @@ ONCE_API once_status once_close(once_store *s);
 /*
  * Writes snapshots now and drops the log segments they cover; writers keep
  * running while it works (they wait only while the log moves to a new
- * segment: two fdatasyncs).  Steps: cut the log at sequence number S; write
- * each shard's live entries to snap-S-<shard>.tmp, fsync, rename; fsync the
- * directory; commit by renaming CHECKPOINT (naming S) into place; remove
- * older snapshots and segments.  A crash at any step recovers from the last
- * committed checkpoint.
+ * segment: two fdatasyncs, and again at the end).  Steps: cut the log at
+ * sequence number S; write each shard's live entries to
+ * snap-S-<shard>.tmp, fsync, rename; fsync the directory; wait until every
+ * change the snapshots hold has its log record written, and fdatasync the
+ * log (in every sync mode), so a snapshot never holds an effect that is
+ * not durable; commit by renaming CHECKPOINT (naming S) into place and
+ * fsyncing the directory; remove older snapshots and segments.  A crash or
+ * power cut at any step recovers from the last committed checkpoint.
  * Returns ONCE_OK | ONCE_INVALID (NULL, or a memory-only store: nothing to
  * checkpoint) | ONCE_IO (a file could not be written; the previous
  * checkpoint stays in force, and if the log itself failed, writes are

@@ -1,5 +1,6 @@
 /*
- * core/crypto.c - libsodium: CSPRNG, SHA-256 secret hashes, base64url.
+ * core/crypto.c - libsodium: SHA-256 secret hashes, base64url, secrets
+ * (drawn from once__random, core/random.c).
  *
  * once_secret_hash is byte-for-byte AttestoPhoenix's Secret.hash:
  * Base.url_encode64(:crypto.hash(:sha256, secret), padding: false), so a C
@@ -16,11 +17,6 @@ bool once__crypto_init(void)
 {
 	/* Thread-safe and idempotent: 0 the first time, 1 afterwards. */
 	return sodium_init() >= 0;
-}
-
-void once__random(void *buf, size_t len)
-{
-	randombytes_buf(buf, len);
 }
 
 void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1])

@@ -42,6 +42,7 @@
 #include <urcu/rculfhash.h>
 
 #include "oncestore.h"
+#include "seal.h"
 
 /* One hash table per kind in every shard. */
 enum once__table {
@@ -236,6 +237,7 @@ struct once_store {
 	unsigned char prf_key[16];    /* SipHash-2-4 key for client-chosen keys */
 	unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN];
 	bool has_successor_key;
+	struct once__sealing sealing; /* nonce prefix, subkey, counter (seal.h) */
 
 	_Atomic uint64_t next_incarnation; /* family incarnations (family.c) */
 	struct once__persist *persist; /* NULL: memory only (wal/persist.h) */
@@ -393,8 +395,16 @@ once_status once__family_revoke_logged(once_store *s, const struct once__key *fa
 bool once__is_family_table(enum once__table t);
 
 /* ---- seal.c ---- */
-/* Seals msg (n <= max_record_len) under the successor key; NULL on OOM. */
-struct once__sealed *once__seal(const once_store *s, const void *ad, size_t adlen, const void *msg,
+/* Draws s->sealing's prefix and counter start and derives its subkey from
+ * successor_key (nothing when there is none).  once_open, after the key is
+ * copied. */
+void once__sealing_init(once_store *s);
+/* Wipes the subkey and prefix (store_free). */
+void once__sealing_wipe(once_store *s);
+/* Seals msg (n <= max_record_len) under the successor key, which the
+ * caller has checked is configured; thread-safe (one atomic fetch-add, no
+ * system call).  NULL on OOM. */
+struct once__sealed *once__seal(once_store *s, const void *ad, size_t adlen, const void *msg,
                                 size_t n);
 size_t once__sealed_plain_len(const struct once__sealed *b);
 /* Opens b into out (once__sealed_plain_len bytes); false if it fails to
@@ -402,8 +412,12 @@ size_t once__sealed_plain_len(const struct once__sealed *b);
 bool once__unseal(const once_store *s, const struct once__sealed *b, const void *ad, size_t adlen,
                   void *out);
 
-/* ---- crypto.c ---- */
+/* ---- crypto.c, random.c ---- */
 bool once__crypto_init(void);
+/* len CSPRNG bytes (random.c: per-thread ChaCha20 with fast key erasure,
+ * kernel-seeded, fork-safe).  Never fails; no system call on most calls;
+ * not async-signal-safe.  The store's code calls it after
+ * once__crypto_init. */
 void once__random(void *buf, size_t len);
 /* base64url, no padding, of 32 bytes: 43 chars + NUL. */
 void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1]);

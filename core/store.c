@@ -183,6 +183,7 @@ static void store_free(once_store *s)
 	free(s->stripes);
 	pthread_mutex_destroy(&s->sweep_lock);
 	sodium_memzero(s->successor_key, sizeof s->successor_key);
+	once__sealing_wipe(s);
 	free(s);
 }
 
@@ -209,6 +210,7 @@ ONCE_API once_status once_open(const once_options *o, once_store **out)
 		s->has_successor_key = true;
 		s->opt.successor_key = s->successor_key;
 	}
+	once__sealing_init(s);
 	once__random(&s->xxh_seed, sizeof s->xxh_seed);
 	once__random(s->prf_key, sizeof s->prf_key);
 	start_call_rcu_worker();

@@ -701,6 +701,14 @@ ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *famil
  * Returns ONCE_OK | ONCE_INVALID (NULL store/out, ttl <= 0 or above
  * ONCE_TTL_MAX, max_key_len < ONCE_NONCE_LEN) | ONCE_FULL | ONCE_NOMEM |
  * ONCE_IO.  out is untouched on failure.
+ * The CSPRNG is per thread: ChaCha20 keyed from the kernel (getrandom) on
+ * a thread's first draw and rekeyed from the kernel after every 1 MiB of
+ * output, with fast key erasure in between (each refill's first 32 bytes
+ * replace the key; bytes handed out are wiped), so most draws make no
+ * system call.  A fork child never repeats its parent's stream: the state
+ * sits on pages marked MADV_WIPEONFORK (the child finds it zeroed and
+ * reseeds), and where the kernel lacks that a pthread_atfork handler
+ * forces the reseed.
  */
 ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds,
                                       char out[ONCE_NONCE_LEN + 1]);
@@ -745,7 +753,10 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
 /* ------------------------------------------------------------------------ */
 
 /* Writes 32 CSPRNG bytes as base64url without padding (43 chars + NUL).
- * Returns ONCE_OK | ONCE_INVALID (out is NULL). */
+ * Returns ONCE_OK | ONCE_INVALID (out is NULL).
+ * The same generator as once_nonce_issue: per thread, seeded from the
+ * kernel and reseeded every 1 MiB of output, fast key erasure, fork-safe
+ * (a child reseeds before its first draw).  Thread-safe, no lock. */
 ONCE_API once_status once_secret_generate(char out[ONCE_SECRET_LEN + 1]);
 
 /* Writes base64url(SHA-256(secret)) without padding (43 chars + NUL):

@@ -26,7 +26,7 @@ static once_status record(once_store *s, const void *family_id, size_t flen, con
 	    once__key_make(s, ONCE_TBL_ACCESS, jti, jlen, &tok) != ONCE_OK ||
 	    once__key_make(s, ONCE_TBL_ACCESS_FAMILY, family_id, flen, &fam) != ONCE_OK)
 		return ONCE_INVALID;
-	struct once__entry *e = once__entry_new(&tok, expires_at, flen);
+	struct once__entry *e = once__entry_new(s, &tok, expires_at, flen);
 	if (e == NULL)
 		return ONCE_NOMEM;
 	memcpy(e->key + jlen, family_id, flen);

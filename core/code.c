@@ -54,11 +54,10 @@ static once_status put(once_store *s, const void *hash, size_t hlen, const once_
 	if (size == 0)
 		return ONCE_INVALID; /* larger than max_record_len */
 	void *block;
-	struct once__entry *e = once__entry_with_record(&k, c->expires_at, size, &block);
+	struct once__entry *e = once__entry_with_record(s, &k, c->expires_at, size, &block);
 	if (e == NULL)
 		return ONCE_NOMEM;
 	e->u.code.record = once__code_pack_at(block, size, &norm);
-	e->u.code.record_size = (uint32_t)size;
 	return once__insert_logged(s, &k, e, ONCE_CODE_LIVE, ONCE_WAL_CODE_PUT);
 }
 
@@ -75,7 +74,7 @@ static once_status copy_out(const struct once__entry *e, once_code **out)
 {
 	if (out == NULL)
 		return ONCE_OK;
-	*out = once__code_copy(e->u.code.record, e->u.code.record_size);
+	*out = once__code_copy(e->u.code.record, e->record_size);
 	return *out ? ONCE_OK : ONCE_NOMEM;
 }
 
@@ -131,6 +130,7 @@ static once_status take(once_store *s, const void *hash, size_t hlen, once_code 
 	struct once__entry *e = once__table_lookup(s, &k);
 	uint32_t seen = e ? atomic_load_explicit(&e->state, memory_order_acquire) : 0;
 	if (seen == ONCE_CODE_LIVE) {
+		__builtin_prefetch(e->u.code.record); /* copied out next */
 		st = copy_out(e, out ? &copy : NULL);
 		/* THE single-use decision: exactly one CAS from LIVE succeeds. */
 		if (st == ONCE_OK && atomic_compare_exchange_strong(&e->state, &seen, ONCE_CODE_TAKEN)) {

@@ -105,7 +105,7 @@ static void describe(struct line *l, struct once__entry *e, uint32_t state)
 		add_text(l, "client_id", r->client_id);
 		add(l, ",\"family_incarnation\":%" PRIu64 ",\"generation\":%" PRId64
 		       ",\"inserted_at\":%" PRId64 ",\"consumed\":%s,\"consumed_at\":%" PRId64,
-		    e->u.refresh.family_incarnation, r->generation, r->inserted_at, c ? "true" : "false",
+		    e->u.refresh.family->u.family.incarnation, r->generation, r->inserted_at, c ? "true" : "false",
 		    c ? c->consumed_at : 0);
 		if (c != NULL && c->successor != NULL)
 			add(l, ",\"successor_sealed_bytes\":%" PRIu32 ",\"successor_sealed_xxh3\":\"%016" PRIx64 "\"",

@@ -11,12 +11,22 @@
 #include "internal.h"
 #include "persist.h"
 
-struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_at, size_t tail)
+/* Bytes of the entry's own block: header, key and the kind's tail. */
+static size_t entry_size(const struct once__entry *e)
 {
+	return sizeof *e + e->key_len + e->tail_len;
+}
+
+struct once__entry *once__entry_new(once_store *s, const struct once__key *k, int64_t expires_at,
+                                    size_t tail)
+{
+	if (tail > UINT16_MAX)
+		return NULL;
 	size_t size = sizeof(struct once__entry) + k->len + tail;
-	struct once__entry *e = calloc(1, size);
+	struct once__entry *e = once__slab_alloc(&s->slab, size);
 	if (e == NULL)
 		return NULL;
+	memset(e, 0, sizeof *e);
 	cds_lfht_node_init(&e->node);
 	/* Every entry's expiry starts in [ONCE_TIME_MIN, ONCE_TIME_MAX], the
 	 * recovered ones too (a log may hold older or odd values): never
@@ -25,8 +35,8 @@ struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_a
 	atomic_init(&e->state, 0); /* unpublished: match() skips it */
 	e->table = (uint8_t)k->table;
 	e->key_len = (uint16_t)k->len; /* max_key_len <= 65535, checked at open */
-	e->shard = k->shard;
-	e->size = (uint32_t)size;
+	e->shard = (uint16_t)k->shard;  /* nshards <= 4096, checked at open */
+	e->tail_len = (uint16_t)tail;
 	memcpy(e->key, k->data, k->len);
 	return e;
 }
@@ -38,23 +48,56 @@ static void free_consumption(struct once__consumption *c)
 	free(c);
 }
 
-struct once__entry *once__entry_with_record(const struct once__key *k, int64_t expires_at,
+struct once__entry *once__entry_with_record(once_store *s, const struct once__key *k, int64_t expires_at,
                                             size_t size, void **block)
 {
-	size_t pad = (size_t)-(sizeof(struct once__entry) + k->len) & (alignof(max_align_t) - 1);
-	struct once__entry *e = once__entry_new(k, expires_at, pad + size);
-	if (e != NULL)
-		*block = e->key + k->len + pad;
+	/* Records are packed for max_align_t (record.c); slab blocks are
+	 * 16-byte aligned, as malloc's are. */
+	_Static_assert(alignof(max_align_t) <= ONCE_SLAB_GRAIN, "slab blocks hold any struct");
+	if (size > UINT32_MAX)
+		return NULL;
+	struct once__entry *e = once__entry_new(s, k, expires_at, 0);
+	void *r = e != NULL ? once__slab_alloc(&s->slab, size) : NULL;
+	if (r == NULL) {
+		if (e != NULL)
+			once__slab_free(e, entry_size(e));
+		return NULL;
+	}
+	e->record_size = (uint32_t)size;
+	*block = r;
 	return e;
+}
+
+size_t once__entry_bytes(const struct once__entry *e)
+{
+	return once__slab_block_size(entry_size(e)) +
+	       (e->record_size ? once__slab_block_size(e->record_size) : 0);
+}
+
+static void *record_of(struct once__entry *e)
+{
+	switch (e->table) {
+	case ONCE_TBL_CODE: return e->u.code.record;
+	case ONCE_TBL_REFRESH: return e->u.refresh.record;
+	default: return NULL;
+	}
 }
 
 void once__entry_free_now(struct once__entry *e)
 {
-	/* Records live in the entry's own allocation; a refresh token's
-	 * consumption (and sealed successor) is its only separate block. */
-	if (e->table == ONCE_TBL_REFRESH)
+	/* A refresh token's consumption (and sealed successor) is malloc'd;
+	 * its family reference is dropped, which may free the family. */
+	if (e->table == ONCE_TBL_REFRESH) {
 		free_consumption(atomic_load_explicit(&e->u.refresh.consumed, memory_order_relaxed));
-	free(e);
+		/* Committed tokens and pending ones that joined hold a family
+		 * reference; the others (and recovered ones not linked yet)
+		 * hold none, and have no family pointer. */
+		if (e->flags & ONCE_ENTRY_HOLDS_FAMILY)
+			once__family_unref(e->u.refresh.family);
+	}
+	if (e->record_size)
+		once__slab_free(record_of(e), e->record_size);
+	once__slab_free(e, entry_size(e));
 }
 
 static void consumption_after_grace_period(struct rcu_head *head)
@@ -62,40 +105,50 @@ static void consumption_after_grace_period(struct rcu_head *head)
 	free_consumption(caa_container_of(head, struct once__consumption, rcu));
 }
 
-void once__consumption_retire(struct once__consumption *c)
+void once__consumption_retire(once_store *s, struct once__consumption *c)
 {
+	atomic_fetch_add_explicit(&s->retired, 1, memory_order_relaxed);
 	urcu_bp_call_rcu(&c->rcu, consumption_after_grace_period);
 }
 
+/* Families go through their reference count (the table's reference); the
+ * rest are freed. */
 static void free_after_grace_period(struct rcu_head *head)
 {
-	once__entry_free_now(caa_container_of(head, struct once__entry, link.rcu));
+	struct once__entry *e = caa_container_of(head, struct once__entry, link.rcu);
+	if (once__is_family_table((enum once__table)e->table))
+		once__family_unref(e);
+	else
+		once__entry_free_now(e);
 }
 
-void once__entry_retire(struct once__entry *e)
+void once__entry_retire(once_store *s, struct once__entry *e)
 {
+	atomic_fetch_add_explicit(&s->retired, 1, memory_order_relaxed);
 	urcu_bp_call_rcu(&e->link.rcu, free_after_grace_period);
 }
 
 /* On a full table, tell a duplicate (EXISTS) from real fullness: the
  * duplicate is the more precise answer and the caller acts on it. */
-static once_status full_or_exists(once_store *s, const struct once__key *k)
+static once_status full_or_exists(once_store *s, const struct once__key *k, struct once__entry **existing)
 {
 	urcu_bp_read_lock();
-	bool present = once__table_lookup(s, k) != NULL;
+	struct once__entry *got = once__table_lookup(s, k);
 	urcu_bp_read_unlock();
-	return present ? ONCE_EXISTS : ONCE_FULL;
+	if (existing != NULL)
+		*existing = got; /* valid: the caller's own section covers it */
+	return got != NULL ? ONCE_EXISTS : ONCE_FULL;
 }
 
 /* Reserves capacity and links e into its table in `state`; on success the
  * caller is inside a read-side section it must end.  On any other status
  * the entry is freed and the section already ended. */
 static once_status link_entry(once_store *s, const struct once__key *k, struct once__entry *e,
-                              uint32_t state)
+                              uint32_t state, struct once__entry **existing)
 {
 	if (!once__capacity_reserve(s, k->table)) {
 		once__entry_free_now(e);
-		return full_or_exists(s, k);
+		return full_or_exists(s, k, existing);
 	}
 	/* Release: every field written above becomes visible to a reader whose
 	 * match() acquire-loads this state (see table.c). */
@@ -108,16 +161,37 @@ static once_status link_entry(once_store *s, const struct once__key *k, struct o
 		once__capacity_release(s, k->table);
 		/* Never visible to anyone: add_unique failed, so no grace period. */
 		once__entry_free_now(e);
+		if (existing != NULL)
+			*existing = got; /* valid: the caller's own section covers it */
 		return ONCE_EXISTS;
 	}
-	once__bytes_add(s, k->table, e->size);
+	once__bytes_add(s, k->table, (int64_t)once__entry_bytes(e));
+	/* More than two entries per bucket: the kind's tables should grow
+	 * (grow.c; one comparison on the line once__capacity_reserve just
+	 * wrote). */
+	struct once__capacity *c = &s->cap[k->table];
+	if (atomic_load_explicit(&c->live, memory_order_relaxed) >
+	    atomic_load_explicit(&c->grow_at, memory_order_relaxed))
+		once__grow_request(s, k->table);
 	return ONCE_OK;
 }
 
 once_status once__insert(once_store *s, const struct once__key *k, struct once__entry *e,
                          uint32_t initial_state)
 {
-	once_status st = link_entry(s, k, e, initial_state);
+	once_status st = link_entry(s, k, e, initial_state, NULL);
+	if (st != ONCE_OK)
+		return st;
+	once__wheel_push(&s->shards[k->shard].wheel, e);
+	urcu_bp_read_unlock();
+	return ONCE_OK;
+}
+
+once_status once__insert_or_get(once_store *s, const struct once__key *k, struct once__entry *e,
+                                uint32_t state, struct once__entry **existing)
+{
+	*existing = NULL;
+	once_status st = link_entry(s, k, e, state, existing);
 	if (st != ONCE_OK)
 		return st;
 	once__wheel_push(&s->shards[k->shard].wheel, e);
@@ -127,7 +201,7 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
 
 once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e)
 {
-	once_status st = link_entry(s, k, e, ONCE_PENDING);
+	once_status st = link_entry(s, k, e, ONCE_PENDING, NULL);
 	if (st == ONCE_OK)
 		urcu_bp_read_unlock(); /* the caller's own section still covers e */
 	return st;
@@ -144,9 +218,9 @@ bool once__unlink(once_store *s, struct once__entry *e)
 	if (!once__table_del(s, e))
 		return false;
 	once__capacity_release(s, (enum once__table)e->table);
-	once__bytes_add(s, (enum once__table)e->table, -(int64_t)e->size);
+	once__bytes_add(s, (enum once__table)e->table, -(int64_t)once__entry_bytes(e));
 	/* Readers may have found it: freed after a grace period. */
-	once__entry_retire(e);
+	once__entry_retire(s, e);
 	return true;
 }
 

@@ -16,6 +16,12 @@
  *   - retire won: the writer waits for the dead entry to leave the table and
  *     creates a fresh family.  Every token the dead one covered has expired
  *     (their expiry <= the family's < now), so nothing live loses a mark.
+ *
+ * A refresh token points at the family entry it joined (no second lookup
+ * on its reads) and holds a reference to it, so the entry's memory lasts
+ * as long as any token can reach it, even after the sweep unlinked it: a
+ * token whose family is DEAD (unlinked, or about to be) has expired with
+ * it and reads as absent, as a token of a family created again would.
  */
 #include <sched.h>
 
@@ -35,6 +41,13 @@ static bool extend(struct once__entry *fam, int64_t want)
 	return false;
 }
 
+/*
+ * One add-or-get: a new family entry is built up front and offered with
+ * cds_lfht_add_unique, which either links it or returns the family already
+ * there (the built one is then freed: nobody ever saw it).  Building costs
+ * a slab block; a lookup first and an insert after would walk the table
+ * twice for every new family, the common case (one per login).
+ */
 once_status once__family_hold(once_store *s, const struct once__key *fam, int64_t expires_at,
                               struct once__entry **out)
 {
@@ -42,25 +55,51 @@ once_status once__family_hold(once_store *s, const struct once__key *fam, int64_
 	 * waited for forever (callers pass times in range already). */
 	expires_at = once__time_clamp(expires_at);
 	for (;;) {
-		struct once__entry *f = once__table_lookup(s, fam);
-		if (f == NULL) {
-			struct once__entry *n = once__entry_new(fam, expires_at, 0);
-			if (n == NULL)
-				return ONCE_NOMEM;
-			n->u.family.incarnation = atomic_fetch_add(&s->next_incarnation, 1) + 1;
-			/* once__insert takes its own read lock; nesting is allowed. */
-			once_status st = once__insert(s, fam, n, ONCE_FAMILY_LIVE);
-			if (st == ONCE_FULL)
-				return st;
-			continue; /* OK or EXISTS: look it up again and extend */
+		struct once__entry *n = once__entry_new(s, fam, expires_at, 0), *f = NULL;
+		if (n == NULL)
+			return ONCE_NOMEM;
+		n->u.family.incarnation = atomic_fetch_add(&s->next_incarnation, 1) + 1;
+		atomic_init(&n->u.family.refs, 1); /* the table's */
+		/* once__insert takes its own read lock; nesting is allowed. */
+		once_status st = once__insert_or_get(s, fam, n, ONCE_FAMILY_LIVE, &f);
+		if (st == ONCE_OK) {
+			*out = n;
+			return ONCE_OK;
 		}
-		if (extend(f, expires_at)) {
+		if (st != ONCE_EXISTS)
+			return st; /* FULL */
+		if (f != NULL && once__family_extend(f, expires_at)) {
 			*out = f;
 			return ONCE_OK;
 		}
-		/* Being retired by the sweep right now: it unlinks it shortly. */
+		/* Being retired by the sweep right now (or gone between the
+		 * full table's answer and here): it unlinks it shortly. */
 		sched_yield();
 	}
+}
+
+bool once__family_extend(struct once__entry *f, int64_t expires_at)
+{
+	return extend(f, once__time_clamp(expires_at));
+}
+
+bool once__family_gone(struct once__entry *f)
+{
+	return atomic_load_explicit(&f->expires_at, memory_order_acquire) == ONCE_FAMILY_DEAD;
+}
+
+void once__family_ref(struct once__entry *f)
+{
+	atomic_fetch_add_explicit(&f->u.family.refs, 1, memory_order_relaxed);
+}
+
+/* The last reference frees the family: the table's was dropped after a
+ * grace period (its retire callback), a token's when the token itself is
+ * freed after one, so no reader can still reach it. */
+void once__family_unref(struct once__entry *f)
+{
+	if (atomic_fetch_sub_explicit(&f->u.family.refs, 1, memory_order_acq_rel) == 1)
+		once__entry_free_now(f);
 }
 
 bool once__is_family_table(enum once__table t)
@@ -98,10 +137,14 @@ once_status once__family_revoke(once_store *s, const struct once__key *fam, stru
 	/* In range and saturated (revocation_ttl is checked at open): never
 	 * ONCE_FAMILY_DEAD, even for a clock at INT64_MIN and a ttl of 0. */
 	int64_t until = once__time_add(once__now(s), s->opt.revocation_ttl);
-	struct once__entry *f;
-	once_status st = once__family_hold(s, fam, until, &f);
-	if (st != ONCE_OK)
-		return st;
+	/* Most revocations name a family that exists: a lookup, and the
+	 * add-or-get only for an unknown (or retiring) one. */
+	struct once__entry *f = once__table_lookup(s, fam);
+	if (f == NULL || !once__family_extend(f, until)) {
+		once_status st = once__family_hold(s, fam, until, &f);
+		if (st != ONCE_OK)
+			return st;
+	}
 	atomic_store(&f->state, ONCE_FAMILY_REVOKED);
 	*out = f;
 	return ONCE_OK;

@@ -43,6 +43,7 @@
 
 #include "oncestore.h"
 #include "seal.h"
+#include "slab.h"
 
 /* One hash table per kind in every shard. */
 enum once__table {
@@ -138,28 +139,46 @@ static inline int64_t once__time_add(int64_t t, int64_t d)
 	return d > ONCE_TIME_MAX - t ? ONCE_TIME_MAX : t + d;
 }
 
+/*
+ * A table entry: what a lookup touches, small, from the store's slab
+ * (slab.h).  A code's or refresh token's record is a separate slab block,
+ * reached only when the record is read or written out.  80 bytes and the
+ * key: a 43-byte key takes a 128-byte block (nonces), an 80-byte jti a
+ * 160-byte one (replays).
+ *
+ * Freeing: an unlinked entry is retired with call_rcu (once__entry_retire);
+ * the callback needs no store: slab blocks find their slab through their
+ * chunk (slab.h), larger ones are malloc'd.
+ */
 struct once__entry {
 	/* Hot: what every lookup reads. */
 	struct cds_lfht_node node;  /* table linkage (first: container_of) */
 	_Atomic uint32_t state;     /* per-kind state word; THE single-use CAS */
 	uint16_t key_len;
 	uint8_t table;              /* enum once__table */
+	uint8_t flags;              /* ONCE_ENTRY_* */
 	_Atomic int64_t expires_at; /* unix seconds; families: see DEAD */
-	uint32_t shard;             /* index of the shard that holds it */
-	uint32_t size;              /* bytes this entry holds on the heap, for stats */
+	uint16_t shard;             /* index of the shard that holds it (< 4096) */
+	uint16_t tail_len;          /* bytes after the key (access: family id) */
+	uint32_t record_size;       /* bytes of u.code.record / u.refresh.record */
 	union {
 		struct {
-			/* Packed at put, inside this same allocation after the
-			 * key (one cache-friendly block); immutable after. */
+			/* Packed at put in a block of its own (record.c);
+			 * immutable after. */
 			once_code *record;
 			_Atomic int64_t consumed_at;
-			uint32_t record_size;
 		} code;
 		struct {
-			once_refresh *record; /* packed after the key, like codes */
+			once_refresh *record; /* packed, like codes */
 			_Atomic(struct once__consumption *) consumed; /* NULL: unconsumed */
-			uint64_t family_incarnation; /* of the family it joined */
-			uint32_t record_size;
+			/* The family it joined (family.c): the token holds a
+			 * reference, so the family entry outlives it.  During
+			 * recovery, until once__restore_finish links it, this
+			 * holds the family's incarnation instead. */
+			union {
+				struct once__entry *family;
+				uint64_t restored_incarnation;
+			};
 		} refresh;
 		struct {
 			int64_t issued_at;
@@ -173,6 +192,10 @@ struct once__entry {
 			/* Unique per store: a family id swept and created again is
 			 * another family, and tokens of the old one never join it. */
 			uint64_t incarnation;
+			/* Refresh families: one reference for the table (dropped
+			 * when the sweep retires it) and one per token that joined
+			 * it; the last one frees it. */
+			_Atomic uint32_t refs;
 		} family;
 	} u;
 	union {
@@ -183,6 +206,9 @@ struct once__entry {
 	} link;
 	unsigned char key[]; /* key_len bytes, then the kind-specific tail */
 };
+/* A refresh token holds a reference to u.refresh.family (family.c). */
+#define ONCE_ENTRY_HOLDS_FAMILY 1u
+_Static_assert(sizeof(struct once__entry) == 80, "entry header: keep it small (issue 10)");
 
 /* A key prepared for lookups: validated, hashed, shard chosen. */
 struct once__key {
@@ -213,8 +239,20 @@ struct once__shard {
  * on every insert. Own cache line: inserts of one kind share it. */
 struct once__capacity {
 	_Alignas(64) _Atomic uint64_t live;
+	/* live above this: the kind's tables should double (grow.c). */
+	_Atomic uint64_t grow_at;
 	uint64_t max;
-	uint64_t buckets; /* buckets of this kind over all shards */
+	uint64_t buckets;       /* the most buckets of this kind, over all shards */
+	uint64_t table_buckets; /* buckets per shard table now (grow.c) */
+};
+
+/* The thread that grows tables (grow.c). */
+struct once__grower {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool running, failed, stop;
+	_Atomic bool requested[ONCE_TBL_COUNT];
 };
 
 /* Counters striped per CPU so that hot paths on different cores do not
@@ -239,6 +277,11 @@ struct once_store {
 	bool has_successor_key;
 	struct once__sealing sealing; /* nonce prefix, subkey, counter (seal.h) */
 
+	struct once__slab slab;            /* entries and records (slab.h) */
+	struct once__grower grower;
+	/* Blocks handed to call_rcu, ever: once_close waits for the call_rcu
+	 * worker (urcu_bp_barrier, >= 10 ms) only when this is not 0. */
+	_Atomic uint64_t retired;
 	_Atomic uint64_t next_incarnation; /* family incarnations (family.c) */
 	struct once__persist *persist; /* NULL: memory only (wal/persist.h) */
 	_Atomic bool wal_failed;       /* the log failed: writes answer ONCE_IO */
@@ -269,7 +312,11 @@ once_status once__key_make_stored(const once_store *s, enum once__table t, const
                                   struct once__key *k);
 
 /* ---- table.c (the only file that talks to cds_lfht) ---- */
-struct cds_lfht *once__table_new(uint64_t buckets);
+/* The smallest table: what every table of a new store starts with. */
+#define ONCE_TABLE_MIN_BUCKETS 16u
+/* A table of start_buckets that grow.c may resize up to max_buckets (both
+ * powers of two).  NULL on allocation failure. */
+struct cds_lfht *once__table_new(uint64_t start_buckets, uint64_t max_buckets);
 /* Caller holds the RCU read lock; the result stays valid until it drops it. */
 struct once__entry *once__table_lookup(once_store *s, const struct once__key *k);
 /* Publishes e unless the key exists; returns e or the existing entry. */
@@ -290,18 +337,40 @@ bool once__table_is_deleted(struct once__entry *e);
 /* Frees every entry and the tables of every shard. Single-threaded. */
 void once__tables_destroy(once_store *s);
 
+/* ---- grow.c ---- */
+void once__grower_init(once_store *s);
+/* Tables of kind t have per_shard buckets each now. */
+void once__grow_init(once_store *s, enum once__table t, uint64_t per_shard);
+/* Asks the grower thread to grow kind t's tables (live passed grow_at). */
+void once__grow_request(once_store *s, enum once__table t);
+/* Grows kind t's tables for `entries` now, in this thread (recovery,
+ * before replay; outside any read-side section). */
+void once__grow_reserve(once_store *s, enum once__table t, uint64_t entries);
+void once__grower_stop(once_store *s);
+void once__grower_destroy(once_store *s);
+
 /* ---- entry.c ---- */
-/* Allocates an entry with room for `tail` bytes after the key; state is
- * published later by once__insert. NULL on allocation failure. */
-struct once__entry *once__entry_new(const struct once__key *k, int64_t expires_at, size_t tail);
-/* An entry whose tail holds a `size`-byte record block after the key, at
- * the alignment a struct needs; *block receives where.  NULL on OOM. */
-struct once__entry *once__entry_with_record(const struct once__key *k, int64_t expires_at,
+/* Allocates an entry (from the store's slab) with room for `tail` bytes
+ * after the key; state is published later by once__insert.  NULL on
+ * allocation failure. */
+struct once__entry *once__entry_new(once_store *s, const struct once__key *k, int64_t expires_at,
+                                    size_t tail);
+/* An entry with a `size`-byte record block of its own (slab.h), aligned as
+ * a struct needs; *block receives it, e->record_size its size.  NULL on
+ * OOM. */
+struct once__entry *once__entry_with_record(once_store *s, const struct once__key *k, int64_t expires_at,
                                             size_t size, void **block);
-/* Frees an entry that was never published. */
+/* The bytes an entry holds (its slab block and its record's), for stats. */
+size_t once__entry_bytes(const struct once__entry *e);
+/* Frees an entry that no reader can hold: never published, or after a
+ * grace period.  A refresh token drops its family reference. */
 void once__entry_free_now(struct once__entry *e);
 /* Frees an unlinked entry after a grace period (call_rcu). */
-void once__entry_retire(struct once__entry *e);
+void once__entry_retire(once_store *s, struct once__entry *e);
+/* A refresh family reference: taken by a token that joins it; dropping the
+ * last one (the table's, or a token's) frees the family. */
+void once__family_ref(struct once__entry *f);
+void once__family_unref(struct once__entry *f);
 /*
  * Publishes a fully built entry with its initial state: reserves capacity,
  * adds it to its table and to the expiry wheel.
@@ -321,6 +390,11 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
  * period.  All three run inside the caller's read-side section.
  */
 once_status once__insert_pending(once_store *s, const struct once__key *k, struct once__entry *e);
+/* once__insert for callers inside a read-side section that want the entry
+ * already under the key on EXISTS (*existing; NULL when a full table's
+ * answer found it gone again): OK | EXISTS | FULL, e freed unless OK. */
+once_status once__insert_or_get(once_store *s, const struct once__key *k, struct once__entry *e,
+                                uint32_t state, struct once__entry **existing);
 void once__pending_commit(once_store *s, struct once__entry *e, uint32_t state);
 void once__pending_abort(once_store *s, struct once__entry *e);
 /* Unlinks e from its table, gives back its capacity and bytes, and frees it
@@ -337,7 +411,7 @@ bool once__unlink(once_store *s, struct once__entry *e);
 once_status once__insert_logged(once_store *s, const struct once__key *k, struct once__entry *e,
                                 uint32_t state, uint8_t type);
 /* Frees a consumption record and its sealed successor after a grace period. */
-void once__consumption_retire(struct once__consumption *c);
+void once__consumption_retire(once_store *s, struct once__consumption *c);
 
 /* ---- expiry.c ---- */
 void once__wheel_init(struct once__wheel *w, int64_t now);
@@ -382,6 +456,11 @@ once_status once__family_hold(once_store *s, const struct once__key *fam, int64_
  * token whose family was swept has expired with it (family.c).  Inside a
  * read-side section. */
 struct once__entry *once__family_of(once_store *s, const struct once__key *fam, uint64_t inc);
+/* Raises f's expiry to at least expires_at; false when f is being retired
+ * (DEAD), then it must not be joined. */
+bool once__family_extend(struct once__entry *f, int64_t expires_at);
+/* True once the sweep retired f (DEAD): its tokens have expired. */
+bool once__family_gone(struct once__entry *f);
 bool once__family_is_revoked(struct once__entry *f);
 /* Sets the sticky revoked flag, creating the family's mark if needed; the
  * mark lasts at least revocation_ttl from now.  Inside a read-side section.

@@ -31,7 +31,7 @@ static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1
 		 * the nonce, so refuse to mint it (and never use an unset key). */
 		if (once__key_make(s, ONCE_TBL_NONCE, text, ONCE_NONCE_LEN, &k) != ONCE_OK)
 			return ONCE_INVALID;
-		struct once__entry *e = once__entry_new(&k, once__time_add(now, ttl), 0);
+		struct once__entry *e = once__entry_new(s, &k, once__time_add(now, ttl), 0);
 		if (e == NULL)
 			return ONCE_NOMEM;
 		e->u.nonce.issued_at = now;

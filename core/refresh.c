@@ -56,17 +56,37 @@ static int cmp_str_ptr(const void *a, const void *b)
 	                       (*(const char *const *const *)a < *(const char *const *const *)b);
 }
 
+/* Scopes this short (every real one) are deduplicated by comparing each
+ * pair, into the caller's array: no allocation, no sort. */
+#define SHORT_SCOPE 16
+
 /*
  * Scope with duplicates removed, first occurrences kept in their order.
- * Sorting pointers to the slots finds duplicates in O(n log n) however long
- * a hostile list is.  *out is NULL when n == 0; false on allocation failure.
+ * A short list goes into `small` (SHORT_SCOPE slots); a longer one is
+ * sorted by pointers to its slots, which finds duplicates in O(n log n)
+ * however long a hostile list is, into a block the caller frees when it
+ * is not `small`.  *out is NULL when n == 0; false on allocation failure.
  */
-static bool dedupe_scope(const char *const *scope, size_t n, const char ***out, size_t *out_n)
+static bool dedupe_scope(const char *const *scope, size_t n, const char **small, const char ***out,
+                         size_t *out_n)
 {
 	*out = NULL;
 	*out_n = 0;
 	if (n == 0)
 		return true;
+	if (n <= SHORT_SCOPE) {
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++) {
+			bool dup = false;
+			for (size_t j = 0; j < m && !dup; j++)
+				dup = strcmp(small[j], scope[i]) == 0;
+			if (!dup)
+				small[m++] = scope[i];
+		}
+		*out = small;
+		*out_n = m;
+		return true;
+	}
 	if (n > SIZE_MAX / sizeof(const char *const *))
 		return false;
 	const char *const **slots = malloc(n * sizeof *slots);
@@ -101,8 +121,8 @@ static once_status build_token(once_store *s, const struct once__key *k, const o
 	if (r->scope_count > s->opt.max_record_len / sizeof(char *))
 		return ONCE_INVALID;
 	once_refresh norm = *r;
-	const char **scope;
-	if (!dedupe_scope(r->scope, r->scope_count, &scope, &norm.scope_count))
+	const char **scope, *small[SHORT_SCOPE];
+	if (!dedupe_scope(r->scope, r->scope_count, small, &scope, &norm.scope_count))
 		return ONCE_NOMEM;
 	norm.scope = scope;
 	norm.inserted_at = once__now(s);
@@ -112,15 +132,15 @@ static once_status build_token(once_store *s, const struct once__key *k, const o
 	struct once__entry *e = NULL;
 	if (size == 0)
 		st = ONCE_INVALID; /* larger than max_record_len */
-	else if ((e = once__entry_with_record(k, r->expires_at, size, &block)) == NULL)
+	else if ((e = once__entry_with_record(s, k, r->expires_at, size, &block)) == NULL)
 		st = ONCE_NOMEM;
 	if (e != NULL) {
 		e->u.refresh.record = once__refresh_pack_at(block, size, &norm);
-		e->u.refresh.record_size = (uint32_t)size;
 		atomic_init(&e->u.refresh.consumed, NULL);
 		*out = e;
 	}
-	free(scope);
+	if (scope != small)
+		free(scope);
 	return st;
 }
 
@@ -132,18 +152,29 @@ static once_status family_key(const once_store *s, const char *family_id, struct
 /* ---- reading a token ---- */
 
 /* The token under k if it reads as live: committed, and the family it
- * joined (same incarnation) present and not revoked.  Inside a read-side
- * section. */
+ * joined not retired (then the token has expired with it) and not
+ * revoked.  One table walk: the token points at its family (family.c).
+ * Inside a read-side section. */
 static struct once__entry *live_token(once_store *s, const struct once__key *k)
 {
 	struct once__entry *e = once__table_lookup(s, k);
 	if (e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) != ONCE_REFRESH_LIVE)
 		return NULL;
-	struct once__key fam;
-	if (family_key(s, e->u.refresh.record->family_id, &fam) != ONCE_OK)
-		return NULL;
-	struct once__entry *f = once__family_of(s, &fam, e->u.refresh.family_incarnation);
-	return f != NULL && !once__family_is_revoked(f) ? e : NULL;
+	/* Every caller reads the record next: its miss overlaps the
+	 * family's. */
+	__builtin_prefetch(e->u.refresh.record);
+	struct once__entry *f = e->u.refresh.family;
+	return !once__family_gone(f) && !once__family_is_revoked(f) ? e : NULL;
+}
+
+/* Token e (pending) joins family f, which the caller holds (extended past
+ * e's expiry, inside its read-side section): e takes a reference, so f
+ * outlives it. */
+static void join(struct once__entry *e, struct once__entry *f)
+{
+	once__family_ref(f);
+	e->u.refresh.family = f;
+	e->flags |= ONCE_ENTRY_HOLDS_FAMILY;
 }
 
 /* The caller's copy of a token as `c` describes its consumption (NULL:
@@ -157,7 +188,7 @@ static once_status copy_out(once_store *s, const struct once__entry *e,
 	const struct once__sealed *sealed = c ? c->successor : NULL;
 	size_t plain = sealed ? once__sealed_plain_len(sealed) : 0;
 	void *tail;
-	once_refresh *r = once__refresh_copy(e->u.refresh.record, e->u.refresh.record_size, plain, &tail);
+	once_refresh *r = once__refresh_copy(e->u.refresh.record, e->record_size, plain, &tail);
 	if (r == NULL)
 		return ONCE_NOMEM;
 	r->consumed = c != NULL;
@@ -185,9 +216,11 @@ static struct once__consumption *consumption_new(int64_t at, struct once__sealed
 
 /*
  * Two-phase: the token is linked pending first, so EXISTS and FULL are
- * decided before the family is touched; then the family is held (created,
- * or made to last at least as long as the token), its flag checked, and
- * the token committed.
+ * decided before the family is touched; then the family is held (found or
+ * created by one add-or-get, and made to last at least as long as the
+ * token), its flag checked, and the token committed.  Two table walks in
+ * all.  A revoked family answers REVOKED before EXISTS and FULL: those
+ * answers look the family up once more, off the common path.
  */
 static once_status insert(once_store *s, const void *hash, size_t hlen, const once_refresh *r)
 {
@@ -204,26 +237,21 @@ static once_status insert(once_store *s, const void *hash, size_t hlen, const on
 		return st;
 	uint64_t seq = 0;
 	urcu_bp_read_lock();
-	/* A revoked family answers REVOKED before anything else, EXISTS
-	 * included, and costs no table work; the check after the hold below
-	 * is the one that closes the race. */
-	struct once__entry *known = once__table_lookup(s, &fam);
-	if (known != NULL && once__family_is_revoked(known)) {
-		once__entry_free_now(e);
-		st = ONCE_REVOKED;
+	st = once__insert_pending(s, &k, e); /* frees e unless OK */
+	if (st != ONCE_OK) {
+		struct once__entry *known = once__table_lookup(s, &fam);
+		if (known != NULL && once__family_is_revoked(known))
+			st = ONCE_REVOKED;
 	} else {
-		st = once__insert_pending(s, &k, e); /* frees e unless OK */
-	}
-	if (st == ONCE_OK) {
 		struct once__entry *f;
 		st = once__family_hold(s, &fam, r->expires_at, &f);
 		/* R2: checked after holding the family.  A revocation that lands
 		 * after this check still covers the token: every read consults
-		 * the flag of the family incarnation recorded here. */
+		 * the flag of the family it joins here. */
 		if (st == ONCE_OK && once__family_is_revoked(f))
 			st = ONCE_REVOKED;
 		if (st == ONCE_OK) {
-			e->u.refresh.family_incarnation = f->u.family.incarnation;
+			join(e, f);
 			st = once__wal_log(s, ONCE_WAL_REFRESH_INSERT, e, NULL, &seq);
 		}
 		if (st == ONCE_OK)
@@ -371,7 +399,7 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 			break;
 		}
 		if (atomic_compare_exchange_strong(&e->u.refresh.consumed, &cur, next)) {
-			once__consumption_retire(cur);
+			once__consumption_retire(s, cur);
 			sealed = NULL;
 			st = once__wal_log(s, ONCE_WAL_REFRESH_SUCCESSOR, e, next, &seq);
 			break;
@@ -433,8 +461,8 @@ static once_status rotate_prepare(once_store *s, struct rotation *rt, const void
  *      family; the caller's copy of it is made now, so nothing can fail
  *      after the CAS;
  *   2. the child is linked PENDING (key taken, invisible to reads), then
- *      the family is held for the child's lifetime, and it must be the
- *      very family (incarnation) the parent joined;
+ *      the family the parent joined (its pointer: no lookup) is made to
+ *      last for the child's lifetime, unless it is being retired;
  *   3. the family must still be unrevoked (R2);
  *   4. the CAS on the parent's consumption decides (R1); it installs the
  *      consumption that carries the sealed successor;
@@ -463,14 +491,14 @@ static once_status rotate_locked(once_store *s, struct rotation *rt, once_refres
 		return st;
 	rt->child_entry = c;
 	rt->child_linked = true;
-	st = once__family_hold(s, &rt->fam, atomic_load(&c->expires_at), &f);
-	if (st != ONCE_OK)
-		return st;
-	if (f->u.family.incarnation != p->u.refresh.family_incarnation)
-		return ONCE_NOT_FOUND; /* the parent's family is gone (expired) */
+	/* The parent's family, without a lookup: made to last as long as the
+	 * child, unless the sweep is retiring it (then the parent expired). */
+	f = p->u.refresh.family;
+	if (!once__family_extend(f, atomic_load(&c->expires_at)))
+		return ONCE_NOT_FOUND;
 	if (once__family_is_revoked(f))
 		return ONCE_REVOKED;
-	c->u.refresh.family_incarnation = f->u.family.incarnation;
+	join(c, f);
 	if (!atomic_compare_exchange_strong(&p->u.refresh.consumed, &seen, rt->consumption))
 		goto spent; /* lost: report the winner's successor */
 	struct once__wal_rotation record = {.consumption = rt->consumption, .child = c};

@@ -16,7 +16,7 @@ static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl
 	struct once__key k;
 	if (!once__ttl_valid(ttl) || once__key_make(s, ONCE_TBL_REPLAY, jti, len, &k) != ONCE_OK)
 		return ONCE_INVALID;
-	struct once__entry *e = once__entry_new(&k, once__time_add(once__now(s), ttl), 0);
+	struct once__entry *e = once__entry_new(s, &k, once__time_add(once__now(s), ttl), 0);
 	if (e == NULL)
 		return ONCE_NOMEM;
 	once_status st = once__insert_logged(s, &k, e, ONCE_PRESENT, ONCE_WAL_REPLAY_RECORD);

@@ -55,7 +55,7 @@ static struct once__entry *find(once_store *s, const struct once__key *k)
 static once_status place(once_store *s, const struct once__key *k, struct once__entry *e, uint32_t state)
 {
 	atomic_fetch_add_explicit(&s->cap[k->table].live, 1, memory_order_relaxed);
-	once__bytes_add(s, k->table, e->size);
+	once__bytes_add(s, k->table, (int64_t)once__entry_bytes(e));
 	atomic_store_explicit(&e->state, state, memory_order_release);
 	e->link.wheel_next = s->restored;
 	s->restored = e;
@@ -63,7 +63,7 @@ static once_status place(once_store *s, const struct once__key *k, struct once__
 	if (old != NULL) {
 		atomic_store_explicit(&old->state, 0, memory_order_relaxed);
 		once__capacity_release(s, k->table);
-		once__bytes_add(s, k->table, -(int64_t)old->size);
+		once__bytes_add(s, k->table, -(int64_t)once__entry_bytes(old));
 	}
 	return ONCE_OK;
 }
@@ -95,10 +95,11 @@ static once_status family(once_store *s, enum once__table t, const void *id, siz
 			atomic_store(&f->state, ONCE_FAMILY_REVOKED);
 		return ONCE_OK;
 	}
-	struct once__entry *n = once__entry_new(&k, expires_at, 0);
+	struct once__entry *n = once__entry_new(s, &k, expires_at, 0);
 	if (n == NULL)
 		return ONCE_NOMEM;
 	n->u.family.incarnation = inc;
+	atomic_init(&n->u.family.refs, 1); /* the table's */
 	return place(s, &k, n, revoked ? ONCE_FAMILY_REVOKED : ONCE_FAMILY_LIVE);
 }
 
@@ -125,11 +126,10 @@ static once_status code_put(once_store *s, const struct once__wal_op *op)
 	if (size == 0)
 		return ONCE_CORRUPT;
 	void *block;
-	struct once__entry *e = once__entry_with_record(&k, op->code.expires_at, size, &block);
+	struct once__entry *e = once__entry_with_record(s, &k, op->code.expires_at, size, &block);
 	if (e == NULL)
 		return ONCE_NOMEM;
 	e->u.code.record = once__code_pack_at(block, size, &op->code);
-	e->u.code.record_size = (uint32_t)size;
 	return place(s, &k, e, ONCE_CODE_LIVE);
 }
 
@@ -161,12 +161,13 @@ static once_status refresh_token(once_store *s, const unsigned char *key, size_t
 	if (size == 0)
 		return ONCE_CORRUPT;
 	void *block;
-	struct once__entry *e = once__entry_with_record(&k, r->expires_at, size, &block);
+	struct once__entry *e = once__entry_with_record(s, &k, r->expires_at, size, &block);
 	if (e == NULL)
 		return ONCE_NOMEM;
 	e->u.refresh.record = once__refresh_pack_at(block, size, r);
-	e->u.refresh.record_size = (uint32_t)size;
-	e->u.refresh.family_incarnation = op->incarnation;
+	/* Linked to its family by once__restore_finish, once every record
+	 * is applied (a newer incarnation may still replace the family). */
+	e->u.refresh.restored_incarnation = op->incarnation;
 	atomic_init(&e->u.refresh.consumed, NULL);
 	return place(s, &k, e, ONCE_REFRESH_LIVE);
 }
@@ -197,7 +198,7 @@ static once_status consume(once_store *s, const unsigned char *key, size_t key_l
 	}
 	atomic_store(&e->u.refresh.consumed, c);
 	if (cur != NULL)
-		once__consumption_retire(cur);
+		once__consumption_retire(s, cur);
 	return ONCE_OK;
 }
 
@@ -210,7 +211,7 @@ static once_status access_token(once_store *s, const struct once__wal_op *op)
 	                        op->expires_at, false);
 	if (st != ONCE_OK)
 		return st;
-	struct once__entry *e = once__entry_new(&k, op->expires_at, op->family_len);
+	struct once__entry *e = once__entry_new(s, &k, op->expires_at, op->family_len);
 	if (e == NULL)
 		return ONCE_NOMEM;
 	memcpy(e->key + op->key_len, op->family, op->family_len);
@@ -226,7 +227,7 @@ static once_status simple(once_store *s, enum once__table t, const struct once__
 	struct once__key k;
 	if (key_of(s, t, op->key, op->key_len, &k) != ONCE_OK)
 		return ONCE_CORRUPT;
-	struct once__entry *e = once__entry_new(&k, op->expires_at, 0);
+	struct once__entry *e = once__entry_new(s, &k, op->expires_at, 0);
 	if (e == NULL)
 		return ONCE_NOMEM;
 	if (t == ONCE_TBL_NONCE)
@@ -339,8 +340,34 @@ bool once__restore_order(once_store *s, const struct once__wal_op *op, int part,
 }
 
 /*
- * One pass over the entries placed (not over the tables: walking every
- * bucket of tables sized for their capacity costs more than the entries).
+ * A recovered refresh token joins the family its record names (id and
+ * incarnation), as a live insert does: a reference, and the family's
+ * expiry raised to the token's, so the family outlives it.  false: that
+ * family is not there (swept, or replaced by a newer incarnation): the
+ * token expired with it.
+ */
+static bool link_token(once_store *s, struct once__entry *e)
+{
+	struct once__key fk;
+	const char *id = e->u.refresh.record->family_id;
+	if (once__key_make_stored(s, ONCE_TBL_REFRESH_FAMILY, id, strlen(id), &fk) != ONCE_OK)
+		return false;
+	struct once__entry *f = find(s, &fk);
+	if (f == NULL || f->u.family.incarnation != e->u.refresh.restored_incarnation)
+		return false;
+	int64_t exp = atomic_load(&e->expires_at);
+	if (atomic_load(&f->expires_at) < exp)
+		atomic_store(&f->expires_at, exp);
+	once__family_ref(f);
+	e->u.refresh.family = f;
+	e->flags |= ONCE_ENTRY_HOLDS_FAMILY;
+	return true;
+}
+
+/*
+ * Two passes over the entries placed (not over the tables: their buckets
+ * can outnumber the entries): refresh tokens join their families first,
+ * so a family's expiry covers its tokens before any expiry is judged.
  */
 uint64_t once__restore_finish(once_store *s, int64_t now)
 {
@@ -348,15 +375,25 @@ uint64_t once__restore_finish(once_store *s, int64_t now)
 	struct once__entry *e = s->restored;
 	s->restored = NULL;
 	urcu_bp_read_lock();
+	struct once__entry *keep = NULL;
 	while (e != NULL) {
 		struct once__entry *next = e->link.wheel_next;
 		if (atomic_load_explicit(&e->state, memory_order_relaxed) == 0) {
-			once__entry_retire(e); /* replaced: already unlinked and uncounted */
-		} else if (atomic_load(&e->expires_at) < now) {
+			once__entry_retire(s, e); /* replaced: already unlinked and uncounted */
+		} else if (e->table == ONCE_TBL_REFRESH && !link_token(s, e)) {
 			dropped += once__unlink(s, e);
 		} else {
-			once__wheel_push(&s->shards[e->shard].wheel, e);
+			e->link.wheel_next = keep;
+			keep = e;
 		}
+		e = next;
+	}
+	for (e = keep; e != NULL;) {
+		struct once__entry *next = e->link.wheel_next;
+		if (atomic_load(&e->expires_at) < now)
+			dropped += once__unlink(s, e);
+		else
+			once__wheel_push(&s->shards[e->shard].wheel, e);
 		e = next;
 	}
 	urcu_bp_read_unlock();
@@ -370,7 +407,7 @@ void once__restore_abort(once_store *s)
 	while (e != NULL) {
 		struct once__entry *next = e->link.wheel_next;
 		if (atomic_load_explicit(&e->state, memory_order_relaxed) == 0)
-			once__entry_retire(e); /* unlinked: the table teardown will not see it */
+			once__entry_retire(s, e); /* unlinked: the table teardown will not see it */
 		e = next;
 	}
 }

@@ -116,11 +116,14 @@ static once_status build_tables(once_store *s, int64_t now)
 		atomic_init(&s->cap[t].live, 0);
 		s->cap[t].max = max;
 		s->cap[t].buckets = b * s->nshards;
+		uint64_t start = s->opt.presize_tables || b < ONCE_TABLE_MIN_BUCKETS ? b : ONCE_TABLE_MIN_BUCKETS;
+		once__grow_init(s, (enum once__table)t, start);
 	}
 	for (uint32_t i = 0; i < s->nshards; i++) {
 		once__wheel_init(&s->shards[i].wheel, now);
 		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
-			s->shards[i].table[t] = once__table_new(s->cap[t].buckets / s->nshards);
+			s->shards[i].table[t] =
+				once__table_new(s->cap[t].table_buckets, s->cap[t].buckets / s->nshards);
 			if (s->shards[i].table[t] == NULL)
 				return ONCE_NOMEM;
 		}
@@ -174,11 +177,19 @@ static void start_call_rcu_worker(void)
 
 static void store_free(once_store *s)
 {
+	/* No resize may run while the tables are torn down. */
+	once__grower_stop(s);
 	if (s->shards != NULL)
 		once__tables_destroy(s);
-	/* Entries retired by sweeps are still queued for call_rcu: wait for
-	 * them, so nothing of this store outlives once_close. */
-	urcu_bp_barrier();
+	/* Blocks retired by sweeps and rotations may still be queued for
+	 * call_rcu: wait for them, so nothing of this store outlives
+	 * once_close and no callback touches the slab after it is gone.  The
+	 * wait costs at least 10 ms (liburcu's worker naps that long before
+	 * each batch), so a store that never retired anything skips it. */
+	if (atomic_load_explicit(&s->retired, memory_order_relaxed) > 0)
+		urcu_bp_barrier();
+	once__slab_destroy(&s->slab);
+	once__grower_destroy(s);
 	free(s->shards);
 	free(s->stripes);
 	pthread_mutex_destroy(&s->sweep_lock);
@@ -203,7 +214,12 @@ ONCE_API once_status once_open(const once_options *o, once_store **out)
 		return ONCE_NOMEM;
 	s->opt = *o;
 	s->nshards = o->shards ? o->shards : default_shards();
+	if (once__slab_init(&s->slab) != 0) {
+		free(s);
+		return ONCE_NOMEM;
+	}
 	pthread_mutex_init(&s->sweep_lock, NULL);
+	once__grower_init(s);
 	atomic_init(&s->sweeps, 0);
 	if (o->successor_key != NULL) {
 		memcpy(s->successor_key, o->successor_key, sizeof s->successor_key);

@@ -1,13 +1,22 @@
 /*
- * core/table.c - the only file that talks to cds_lfht.
+ * core/table.c - the only file that talks to cds_lfht (and grow.c, which
+ * resizes).
  *
- * Tables are created at their final size, from the configured capacity, and
- * never resize: Debian's liburcu 0.13.2 was seen to stall auto-resize growth
- * (inserts ~50x slower; FIELD-NOTES G), and a resize calls synchronize_rcu on
- * whatever thread triggers it.  The bucket count is the capacity of the
- * shard's table rounded up to a power of two and halved, so at full capacity
- * the average chain holds 1 to 2 entries and bucket memory is 8-16 bytes per
- * unit of capacity.
+ * Tables grow with their contents (grow.c): each starts with
+ * ONCE_TABLE_MIN_BUCKETS buckets and may grow up to the size it would have
+ * been given up front, its shard's share of the capacity rounded up to a
+ * power of two and halved (chains of 1 to 2 at full capacity).  Buckets
+ * come from liburcu's mmap allocator, which reserves that maximum as
+ * address space and touches only what the table grew into, so an empty
+ * store costs a few KiB, and close, checkpoint and dump walk buckets in
+ * proportion to the most entries the table held, not to capacity.  Tables
+ * do not shrink.  options.presize_tables creates every table at its
+ * maximum instead.
+ *
+ * FIELD-NOTES G saw liburcu's own auto-resize stall (inserts ~50x slower
+ * in 2 of 6 runs of 10^7 keys); growth here is explicit cds_lfht_resize
+ * calls, and the bench's growth workload compares growing with presized
+ * tables in one run.
  *
  * Every lookup, add and del runs inside an RCU read-side section of the
  * bulletproof flavour, which registers the calling thread on first use.
@@ -17,11 +26,11 @@
 
 #include "internal.h"
 
-struct cds_lfht *once__table_new(uint64_t buckets)
+struct cds_lfht *once__table_new(uint64_t start_buckets, uint64_t max_buckets)
 {
-	/* No CDS_LFHT_AUTO_RESIZE (see above), no ACCOUNTING (we count
+	/* No CDS_LFHT_AUTO_RESIZE (grow.c resizes), no ACCOUNTING (we count
 	 * ourselves, exactly, in struct once__capacity). */
-	return cds_lfht_new_flavor(buckets, buckets, buckets, 0, &urcu_bp_flavor, NULL);
+	return cds_lfht_new_flavor(start_buckets, start_buckets, max_buckets, 0, &urcu_bp_flavor, NULL);
 }
 
 /*
@@ -66,10 +75,12 @@ bool once__table_del(once_store *s, struct once__entry *e)
 
 /*
  * Single-threaded teardown (once_close): unlink every entry, wait one grace
- * period so no reader can hold any of them, free them, then destroy the
- * (now empty: destroy refuses otherwise) tables outside any read-side
- * section.  Entries retired earlier by sweeps are flushed by the caller's
- * rcu_barrier.
+ * period so no reader can hold any of them, then free what each holds
+ * outside the slab (once__entry_free_now: malloc'd blocks, consumptions,
+ * family references), and destroy the (now empty: destroy refuses
+ * otherwise) tables outside any read-side section.  The slab blocks
+ * themselves go with the slab (store.c).  Entries retired earlier by
+ * sweeps are flushed by the caller's rcu_barrier.
  */
 void once__tables_destroy(once_store *s)
 {
@@ -95,7 +106,10 @@ void once__tables_destroy(once_store *s)
 	urcu_bp_synchronize_rcu();
 	while (doomed != NULL) {
 		struct once__entry *next = doomed->link.wheel_next;
-		once__entry_free_now(doomed);
+		if (once__is_family_table((enum once__table)doomed->table))
+			once__family_unref(doomed); /* the table's reference */
+		else
+			once__entry_free_now(doomed);
 		doomed = next;
 	}
 	for (uint32_t i = 0; i < s->nshards; i++) {

@@ -226,18 +226,28 @@ typedef struct once_options {
 	uint64_t checkpoint_bytes;
 
 	/* Capacity per kind: live entries (consumed ones count until swept).
-	 * At capacity an insert gets ONCE_FULL; nothing is ever evicted.  The
-	 * hash tables are sized from these at open (0.5 to 1 bucket per entry
-	 * at full capacity), so they also set the memory reserved up front:
-	 * 8 to 16 bytes per unit of capacity.  Refresh and access-token
-	 * families have tables of their own, with room for twice the tokens'
-	 * capacity (one family per token at most, plus revocation marks of
-	 * families without tokens).  Defaults: 1 Mi each. */
+	 * At capacity an insert gets ONCE_FULL; nothing is ever evicted.
+	 * Capacity is a limit, not an allocation: the hash tables start small
+	 * and grow with their contents (liburcu's automatic resize, done by
+	 * its worker thread while lookups and inserts go on), up to 0.5 to 1
+	 * bucket per entry at full capacity, so an empty store costs next to
+	 * nothing and memory follows the live entries.  A table does not
+	 * shrink back after a peak.  Refresh and access-token families have
+	 * tables of their own, with room for twice the tokens' capacity (one
+	 * family per token at most, plus revocation marks of families without
+	 * tokens).  Defaults: 1 Mi each. */
 	uint64_t max_codes;
 	uint64_t max_access_tokens;
 	uint64_t max_refresh;
 	uint64_t max_nonces;
 	uint64_t max_replays;
+
+	/* true: every table is created at its full-capacity size at open (8 to
+	 * 16 bytes per unit of capacity, touched up front) and never grows,
+	 * for a deployment that would rather pay memory, open and close time
+	 * in proportion to capacity than have tables grow while it serves.
+	 * Default false (tables grow with their contents, see above). */
+	bool presize_tables;
 
 	/* Longest accepted key in bytes (hashes, family ids, nonces, jti).
 	 * Default 512, at most 65535.  Below 43 (ONCE_NONCE_LEN) the store

@@ -118,6 +118,16 @@ static bool sort(struct once__batch *b)
 	return true;
 }
 
+void once__batch_reserve(struct once__batch *b)
+{
+	uint64_t per_table[ONCE_TBL_COUNT] = {0};
+	for (size_t i = 0; i < b->n; i++)
+		per_table[(b->items[i].order >> 29) % ONCE_TBL_COUNT]++;
+	for (int t = 0; t < ONCE_TBL_COUNT; t++)
+		if (per_table[t] > 0)
+			once__grow_reserve(b->s, (enum once__table)t, per_table[t]);
+}
+
 once_status once__batch_apply(struct once__batch *b)
 {
 	if (b->n > 1 && !sort(b))

@@ -38,6 +38,10 @@ once_status once__batch_add(struct once__batch *b, const struct once__wal_record
  * it).  ONCE_OK | ONCE_NOMEM (then the caller unmaps it). */
 once_status once__batch_keep(struct once__batch *b, const void *map, size_t len);
 /* Sorts and applies every record.  ONCE_OK | ONCE_CORRUPT | ONCE_NOMEM. */
+/* Grows the store's tables for the records gathered (an upper bound on
+ * the entries they create), before they are applied.  Outside any
+ * read-side section. */
+void once__batch_reserve(struct once__batch *b);
 once_status once__batch_apply(struct once__batch *b);
 /* Unmaps the kept files and frees the batch. */
 void once__batch_free(struct once__batch *b);

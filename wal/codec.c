@@ -124,7 +124,7 @@ static void put_refresh(struct once__buf *b, const struct once__entry *e)
 {
 	const once_refresh *r = e->u.refresh.record;
 	put_key(b, e->key, e->key_len);
-	once__enc_u64(b, e->u.refresh.family_incarnation);
+	once__enc_u64(b, e->u.refresh.family->u.family.incarnation);
 	REFRESH_SCALARS(ENC_I64)
 	REFRESH_FIELDS(ENC_TEXT, ENC_LIST, ENC_BYTES)
 }

@@ -436,6 +436,7 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 	free(nums);
 	once__scratch_free(&rp.sc);
 	if (st == ONCE_OK && rp.batch != NULL) {
+		once__batch_reserve(rp.batch);
 		/* One read-side section for the whole replay (core/restore.c). */
 		urcu_bp_read_lock();
 		st = once__batch_apply(rp.batch);

@@ -1,0 +1,172 @@
+/*
+ * core/grow.c - tables that grow with their contents.
+ *
+ * Every table starts with ONCE_TABLE_MIN_BUCKETS buckets (table.c) and is
+ * doubled, by cds_lfht_resize, when its kind holds more than two entries
+ * per bucket on average, up to the size a presized table would have had
+ * (once__capacity.buckets): so bucket memory stays 8-16 bytes per live
+ * entry, as it was per unit of capacity, and an empty store has almost
+ * none.  The count is the kind's exact live count over all shards (keys
+ * spread evenly over shards: the hash picks the shard), so an insert
+ * decides with one comparison against grow_at, on the cache line it has
+ * just updated.
+ *
+ * Who resizes: one background thread per store, started the first time a
+ * table needs to grow, with every signal blocked.  Not the inserting
+ * thread: a resize of a large table takes milliseconds and waits for RCU
+ * grace periods, and no caller should pay that.  Not liburcu's own
+ * CDS_LFHT_AUTO_RESIZE either: its worker thread unblocks SIGUSR1 (for
+ * liburcu's signal flavour), and a host that waits for SIGUSR1 with
+ * sigwait or a signalfd, blocked in all its own threads, would have the
+ * signal land on that thread and kill the process (tests/test_store.c
+ * test_sweeper_thread_blocks_signals asserts every library thread blocks
+ * it).  cds_lfht_resize runs the resize in the calling thread (and helper
+ * threads it creates, which inherit our mask) while lookups and inserts
+ * go on lock-free.
+ *
+ * Recovery sizes the tables before it replays (once__grow_reserve), from
+ * the number of records of each kind, so a large log is not replayed into
+ * a 16-bucket table.
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* Buckets per shard for n entries of a kind over nshards shards: as a
+ * presized table for a capacity of n (store.c), capped at max. */
+static uint64_t buckets_for(uint64_t n, uint32_t nshards, uint64_t max)
+{
+	uint64_t share = (n + nshards - 1) / nshards;
+	uint64_t b = 1;
+	while (b < share)
+		b <<= 1;
+	b = b / 2 < 1 ? 1 : b / 2;
+	return b > max ? max : b;
+}
+
+static void set_size(once_store *s, enum once__table t, uint64_t per_shard)
+{
+	struct once__capacity *c = &s->cap[t];
+	uint64_t max = c->buckets / s->nshards;
+	c->table_buckets = per_shard;
+	/* Two entries per bucket, per shard: then double. */
+	uint64_t at = per_shard >= max ? UINT64_MAX : 2 * per_shard * s->nshards;
+	atomic_store_explicit(&c->grow_at, at, memory_order_relaxed);
+}
+
+void once__grow_init(once_store *s, enum once__table t, uint64_t per_shard)
+{
+	set_size(s, t, per_shard);
+}
+
+/* Resizes every shard's table of kind t for `live` entries, if that is
+ * larger than it is.  Outside any read-side section. */
+static void grow_kind(once_store *s, enum once__table t, uint64_t live)
+{
+	struct once__capacity *c = &s->cap[t];
+	uint64_t want = buckets_for(live, s->nshards, c->buckets / s->nshards);
+	if (want <= c->table_buckets)
+		return;
+	for (uint32_t i = 0; i < s->nshards; i++)
+		cds_lfht_resize(s->shards[i].table[t], (unsigned long)want);
+	set_size(s, t, want);
+}
+
+void once__grow_reserve(once_store *s, enum once__table t, uint64_t entries)
+{
+	grow_kind(s, t, entries);
+}
+
+static void *grower_main(void *arg)
+{
+	once_store *s = arg;
+	struct once__grower *g = &s->grower;
+	/* Registers this thread with RCU (bulletproof: on first use), as
+	 * cds_lfht_resize requires. */
+	urcu_bp_read_lock();
+	urcu_bp_read_unlock();
+	pthread_mutex_lock(&g->lock);
+	while (!g->stop) {
+		bool any = false;
+		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
+			if (!atomic_exchange(&g->requested[t], false))
+				continue;
+			any = true;
+			pthread_mutex_unlock(&g->lock);
+			grow_kind(s, (enum once__table)t,
+			          atomic_load_explicit(&s->cap[t].live, memory_order_relaxed));
+			pthread_mutex_lock(&g->lock);
+		}
+		if (!any && !g->stop)
+			pthread_cond_wait(&g->wake, &g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+/* Starts the thread; the caller holds g->lock.  A failure leaves the
+ * tables at their size (slower, never wrong) and says so once. */
+static void start_locked(once_store *s)
+{
+	struct once__grower *g = &s->grower;
+	if (g->running || g->failed)
+		return;
+	pthread_attr_t attr;
+	sigset_t all;
+	sigfillset(&all);
+	int rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		rc = pthread_attr_setsigmask_np(&attr, &all);
+		if (rc == 0)
+			rc = pthread_create(&g->thread, &attr, grower_main, s);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc != 0) {
+		g->failed = true;
+		once__log(s, ONCE_LOG_WARN, "tables cannot grow: no thread to resize them (error %d)", rc);
+		return;
+	}
+	g->running = true;
+}
+
+void once__grow_request(once_store *s, enum once__table t)
+{
+	struct once__grower *g = &s->grower;
+	if (atomic_exchange(&g->requested[t], true))
+		return; /* asked already, not served yet */
+	pthread_mutex_lock(&g->lock);
+	if (!g->stop) {
+		start_locked(s);
+		pthread_cond_signal(&g->wake);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+void once__grower_init(once_store *s)
+{
+	struct once__grower *g = &s->grower;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->wake, NULL);
+	for (int t = 0; t < ONCE_TBL_COUNT; t++)
+		atomic_init(&g->requested[t], false);
+}
+
+void once__grower_stop(once_store *s)
+{
+	struct once__grower *g = &s->grower;
+	pthread_mutex_lock(&g->lock);
+	g->stop = true;
+	pthread_cond_signal(&g->wake);
+	bool running = g->running;
+	pthread_mutex_unlock(&g->lock);
+	if (running)
+		pthread_join(g->thread, NULL);
+	g->running = false;
+}
+
+void once__grower_destroy(once_store *s)
+{
+	pthread_cond_destroy(&s->grower.wake);
+	pthread_mutex_destroy(&s->grower.lock);
+}

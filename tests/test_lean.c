@@ -1,0 +1,280 @@
+/*
+ * tests/test_lean.c - issue 10: tables that grow with their contents,
+ * entries from the slab, and what an empty store costs (white-box).
+ *
+ *   - an empty store maps no slab chunk, and its tables have the smallest
+ *     size; presize_tables gives them their full size;
+ *   - tables grow while several threads insert, up to the size a presized
+ *     table has, and no key inserted during a resize is lost;
+ *   - recovery sizes the tables before replaying;
+ *   - the slab: blocks are aligned, reused after free, and sized by class;
+ *     the store's byte accounting is exact;
+ *   - a refresh family outlives its tokens (the tokens point at it) through
+ *     sweeps in every order, and once_close with entries still retired
+ *     (under ASan, a use after free or a leak fails the test).
+ */
+#include <pthread.h>
+#include <stdalign.h>
+
+#include "durable.h"
+
+static uint64_t per_shard(once_store *s, enum once__table t)
+{
+	return s->cap[t].table_buckets;
+}
+
+static uint64_t max_per_shard(once_store *s, enum once__table t)
+{
+	return s->cap[t].buckets / s->nshards;
+}
+
+static void test_empty_store_is_small(void)
+{
+	once_store *s = test_open(NULL); /* the defaults: 1 Mi of each kind */
+	for (int t = 0; t < ONCE_TBL_COUNT; t++) {
+		ASSERT_EQ_U64(per_shard(s, (enum once__table)t), ONCE_TABLE_MIN_BUCKETS);
+		ASSERT(max_per_shard(s, (enum once__table)t) > ONCE_TABLE_MIN_BUCKETS);
+	}
+	ASSERT_EQ_U64(atomic_load(&s->slab.mapped), 0);
+	ASSERT(s->slab.chunks == NULL);
+	ASSERT(!s->grower.running); /* started only when a table must grow */
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+static void test_presize_tables_option(void)
+{
+	once_options o;
+	once_options_init(&o);
+	o.presize_tables = true;
+	o.max_codes = 5000;
+	once_store *s = test_open(&o);
+	for (int t = 0; t < ONCE_TBL_COUNT; t++)
+		ASSERT_EQ_U64(per_shard(s, (enum once__table)t), max_per_shard(s, (enum once__table)t));
+	ASSERT_EQ_U64(atomic_load(&s->cap[ONCE_TBL_CODE].grow_at), UINT64_MAX);
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+struct filler {
+	once_store *s;
+	uint64_t from, to;
+};
+
+static void *fill_replays(void *arg)
+{
+	struct filler *f = arg;
+	char jti[64];
+	for (uint64_t i = f->from; i < f->to; i++) {
+		int n = snprintf(jti, sizeof jti, "jkt-thumbprint-%020" PRIu64 ":uuid", i);
+		if (once_replay_check(f->s, jti, (size_t)n, 600) != ONCE_OK)
+			FAIL_AT("first sight of jti %" PRIu64 " was not OK", i);
+	}
+	return NULL;
+}
+
+/* Waits (bounded) until the grower thread has caught up with the count. */
+static void wait_grown(once_store *s, enum once__table t, uint64_t want)
+{
+	for (int i = 0; i < 1000 && per_shard(s, t) < want; i++)
+		usleep(10000);
+	ASSERT_EQ_U64(per_shard(s, t), want);
+}
+
+static void test_tables_grow_under_concurrent_inserts(void)
+{
+	enum { THREADS = 4, N = 200000 };
+	once_options o;
+	once_options_init(&o);
+	o.shards = 2;
+	o.max_replays = 1u << 20; /* max 2^18 buckets per shard */
+	o.sweep_interval_ms = 0;
+	once_store *s = test_open(&o);
+	pthread_t th[THREADS];
+	struct filler f[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		f[i] = (struct filler){s, (uint64_t)i * N / THREADS, (uint64_t)(i + 1) * N / THREADS};
+		pthread_create(&th[i], NULL, fill_replays, &f[i]);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	ASSERT(s->grower.running);
+	/* 100000 per shard: a presized table for that many holds 2^16. */
+	wait_grown(s, ONCE_TBL_REPLAY, 1u << 16);
+	/* The kinds nobody used did not grow. */
+	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_CODE), ONCE_TABLE_MIN_BUCKETS);
+	/* Every jti inserted while tables were resized is found. */
+	char jti[64];
+	for (uint64_t i = 0; i < N; i++) {
+		int n = snprintf(jti, sizeof jti, "jkt-thumbprint-%020" PRIu64 ":uuid", i);
+		ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_SPENT);
+	}
+	ASSERT_EQ_U64(test_entries(s, "replays"), N);
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+static void test_growth_stops_at_the_presized_size(void)
+{
+	once_options o;
+	once_options_init(&o);
+	o.shards = 1;
+	o.max_replays = 4096; /* at most 2^11 buckets */
+	o.sweep_interval_ms = 0;
+	once_store *s = test_open(&o);
+	struct filler f = {s, 0, 4096};
+	fill_replays(&f);
+	wait_grown(s, ONCE_TBL_REPLAY, 1u << 11);
+	ASSERT_EQ_U64(atomic_load(&s->cap[ONCE_TBL_REPLAY].grow_at), UINT64_MAX);
+	ASSERT_ST(once_replay_check(s, "one-more", 8, 600), ONCE_FULL);
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+static void test_recovery_sizes_tables_before_replay(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	once_options o;
+	once_options_init(&o);
+	o.dir = dir;
+	o.shards = 2;
+	o.sync = ONCE_SYNC_NONE;
+	o.sweep_interval_ms = 0;
+	once_store *s = test_open(&o);
+	struct filler f = {s, 0, 20000};
+	fill_replays(&f);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	s = test_open(&o);
+	/* Sized at open, from the log, before any insert: 10000 per shard. */
+	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REPLAY), 1u << 13);
+	ASSERT_EQ_U64(test_entries(s, "replays"), 20000);
+	ASSERT_ST(once_replay_check(s, "jkt-thumbprint-00000000000000000007:uuid", 40, 600), ONCE_SPENT);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	test_rmdir(dir);
+}
+
+static void test_slab_blocks(void)
+{
+	struct once__slab slab;
+	ASSERT_EQ_INT(once__slab_init(&slab), 0);
+	void *a = once__slab_alloc(&slab, 120);
+	void *b = once__slab_alloc(&slab, 120);
+	ASSERT(a != NULL && b != NULL && a != b);
+	ASSERT_EQ_U64((uintptr_t)a % ONCE_SLAB_GRAIN, 0);
+	ASSERT_EQ_U64((uintptr_t)b % alignof(max_align_t), 0);
+	ASSERT_EQ_U64(once__slab_block_size(120), 128);
+	ASSERT_EQ_U64(once__slab_block_size(1), 16);
+	ASSERT_EQ_U64(once__slab_block_size(ONCE_SLAB_MAX + 1), ONCE_SLAB_MAX + 1);
+	memset(a, 0xa5, 120);
+	memset(b, 0x5a, 120);
+#if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
+	once__slab_free(a, 120);
+	ASSERT(once__slab_alloc(&slab, 128) == a); /* same class: reused */
+	ASSERT(atomic_load(&slab.mapped) > 0);
+#endif
+	void *big = once__slab_alloc(&slab, 5000); /* malloc'd */
+	ASSERT(big != NULL);
+	memset(big, 1, 5000);
+	once__slab_free(big, 5000);
+	once__slab_free(NULL, 10);
+	once__slab_destroy(&slab); /* a and b go with their chunk */
+#if defined(__SANITIZE_THREAD__)
+	free(a);
+	free(b);
+#endif
+}
+
+static uint64_t sum_bytes(once_store *s)
+{
+	struct once_stats st;
+	once_stats(s, &st);
+	return st.codes.bytes + st.nonces.bytes + st.replays.bytes + st.refresh.bytes + st.access_tokens.bytes;
+}
+
+static void test_bytes_are_the_blocks_held(void)
+{
+	struct test_clock clk = {1000};
+	once_options o = test_options(&clk);
+	once_store *s = test_open(&o);
+	ASSERT_EQ_U64(sum_bytes(s), 0);
+	once_code c = test_code(5000);
+	char h[ONCE_SECRET_LEN + 1];
+	test_key(h, "code", 1);
+	ASSERT_ST(once_code_put(s, h, ONCE_SECRET_LEN, &c), ONCE_OK);
+	struct once__key k;
+	ASSERT_ST(once__key_make(s, ONCE_TBL_CODE, h, ONCE_SECRET_LEN, &k), ONCE_OK);
+	urcu_bp_read_lock();
+	struct once__entry *e = once__table_lookup(s, &k);
+	ASSERT(e != NULL);
+	/* 80-byte header + 43-byte key in a 128-byte block, the record apart. */
+	ASSERT_EQ_U64(sizeof *e, 80);
+	ASSERT(e->record_size > 0);
+	ASSERT((void *)e->u.code.record < (void *)e || (void *)e->u.code.record >= (void *)(e->key + e->key_len));
+	uint64_t want = 128 + once__slab_block_size(e->record_size);
+	urcu_bp_read_unlock();
+	ASSERT_EQ_U64(once__entry_bytes(e), want);
+	ASSERT_EQ_U64(sum_bytes(s), want);
+	ASSERT_ST(once_replay_check(s, "j", 1, 10), ONCE_OK); /* 81 bytes: 96 */
+	ASSERT_EQ_U64(sum_bytes(s), want + 96);
+	atomic_store(&clk.now, 100000);
+	ASSERT_ST(once_sweep(s, NULL), ONCE_OK);
+	ASSERT_EQ_U64(sum_bytes(s), 0);
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+static once_refresh token_rec(const char *family, int64_t exp)
+{
+	once_refresh r;
+	memset(&r, 0, sizeof r);
+	r.family_id = family;
+	r.subject = "user-1";
+	r.expires_at = exp;
+	return r;
+}
+
+/*
+ * Tokens and their family expire together and are swept in one pass, in
+ * whatever order the shards' wheels give; tokens of a family that expired
+ * and was created again keep pointing at the old one.  The family's memory
+ * must outlive every token that points at it: under ASan any read of a
+ * freed family fails here.
+ */
+static void test_family_outlives_its_tokens(void)
+{
+	struct test_clock clk = {1000};
+	once_options o = test_options(&clk);
+	o.revocation_ttl = 0;
+	once_store *s = test_open(&o);
+	char h[ONCE_SECRET_LEN + 1], c[ONCE_SECRET_LEN + 1];
+	for (int round = 0; round < 3; round++) {
+		once_refresh r = token_rec("fam-life", 1010 + 100 * round);
+		for (int i = 0; i < 64; i++) {
+			test_key(h, "tok", (uint64_t)(round * 1000 + i));
+			ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_OK);
+		}
+		test_key(h, "tok", (uint64_t)(round * 1000));
+		test_key(c, "child", (uint64_t)round);
+		ASSERT_ST(once_refresh_rotate(s, h, ONCE_SECRET_LEN, c, ONCE_SECRET_LEN, &r, NULL, 0, NULL), ONCE_OK);
+		atomic_store(&clk.now, 1011 + 100 * round); /* all of them expired */
+		ASSERT_ST(once_refresh_get(s, c, ONCE_SECRET_LEN, NULL), ONCE_OK); /* not swept yet */
+		ASSERT_ST(once_sweep(s, NULL), ONCE_OK);
+		ASSERT_ST(once_refresh_get(s, c, ONCE_SECRET_LEN, NULL), ONCE_NOT_FOUND);
+		ASSERT_EQ_U64(test_entries(s, "refresh"), 0);
+	}
+	/* A token whose family is revoked, swept later than the family could
+	 * be: the family's mark lasts as long as the token. */
+	once_refresh r = token_rec("fam-rev", 5000);
+	test_key(h, "late", 1);
+	ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_OK);
+	ASSERT_ST(once_refresh_revoke_family(s, "fam-rev", 7), ONCE_OK);
+	atomic_store(&clk.now, 4000);
+	ASSERT_ST(once_sweep(s, NULL), ONCE_OK);
+	ASSERT_ST(once_refresh_get(s, h, ONCE_SECRET_LEN, NULL), ONCE_NOT_FOUND);
+	ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_REVOKED);
+	/* Close with tokens and retired entries still queued. */
+	ASSERT_ST(once_close(s), ONCE_OK);
+	ASSERT_NO_LEAKS();
+}
+
+TESTS(TEST(test_empty_store_is_small), TEST(test_presize_tables_option),
+      TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
+      TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
+      TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));
+TEST_MAIN()

@@ -49,7 +49,7 @@ static void set_size(once_store *s, enum once__table t, uint64_t per_shard)
 {
 	struct once__capacity *c = &s->cap[t];
 	uint64_t max = c->buckets / s->nshards;
-	c->table_buckets = per_shard;
+	atomic_store_explicit(&c->table_buckets, per_shard, memory_order_relaxed);
 	/* Two entries per bucket, per shard: then double. */
 	uint64_t at = per_shard >= max ? UINT64_MAX : 2 * per_shard * s->nshards;
 	atomic_store_explicit(&c->grow_at, at, memory_order_relaxed);
@@ -66,7 +66,7 @@ static void grow_kind(once_store *s, enum once__table t, uint64_t live)
 {
 	struct once__capacity *c = &s->cap[t];
 	uint64_t want = buckets_for(live, s->nshards, c->buckets / s->nshards);
-	if (want <= c->table_buckets)
+	if (want <= atomic_load_explicit(&c->table_buckets, memory_order_relaxed))
 		return;
 	for (uint32_t i = 0; i < s->nshards; i++)
 		cds_lfht_resize(s->shards[i].table[t], (unsigned long)want);

@@ -243,7 +243,7 @@ struct once__capacity {
 	_Atomic uint64_t grow_at;
 	uint64_t max;
 	uint64_t buckets;       /* the most buckets of this kind, over all shards */
-	uint64_t table_buckets; /* buckets per shard table now (grow.c) */
+	_Atomic uint64_t table_buckets; /* buckets per shard table now (grow.c) */
 };
 
 /* The thread that grows tables (grow.c). */

@@ -123,7 +123,7 @@ static once_status build_tables(once_store *s, int64_t now)
 		once__wheel_init(&s->shards[i].wheel, now);
 		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
 			s->shards[i].table[t] =
-				once__table_new(s->cap[t].table_buckets, s->cap[t].buckets / s->nshards);
+				once__table_new(atomic_load(&s->cap[t].table_buckets), s->cap[t].buckets / s->nshards);
 			if (s->shards[i].table[t] == NULL)
 				return ONCE_NOMEM;
 		}

@@ -20,7 +20,7 @@
 
 static uint64_t per_shard(once_store *s, enum once__table t)
 {
-	return s->cap[t].table_buckets;
+	return atomic_load(&s->cap[t].table_buckets);
 }
 
 static uint64_t max_per_shard(once_store *s, enum once__table t)

@@ -62,7 +62,7 @@ struct phase {
 	double duration;     /* > 0: stop each thread after this many seconds */
 	const char *label;   /* for the progress line */
 	char (*nonces)[ONCE_NONCE_LEN + 1];
-	void *raw;           /* raw-table baseline */
+	void *raw;           /* raw-table baselines */
 	struct mix_config mix;
 	uint64_t mix_calls;  /* mix: API calls in all (the size of the jti pool) */
 	pthread_barrier_t start;
@@ -85,7 +85,8 @@ static inline void fail_unless(struct phase *p, once_status st, once_status want
 }
 
 /* ops.c */
-enum kind { KIND_CODE, KIND_NONCE, KIND_REPLAY, KIND_REFRESH, KIND_RAW, KIND_MIX };
+/* KIND_RAW and KIND_RAW_INSERT are the two in-memory limits (no store). */
+enum kind { KIND_CODE, KIND_NONCE, KIND_REPLAY, KIND_REFRESH, KIND_RAW, KIND_RAW_INSERT, KIND_MIX };
 
 struct workload {
 	const char *name;
@@ -99,13 +100,15 @@ struct workload {
 extern const struct workload workloads[];
 extern const size_t nworkloads;
 const struct workload *find_workload(const char *name);
-extern const struct workload raw_workload;
+extern const struct workload raw_workload, raw_insert_workload;
 void op_put(struct phase *p, uint64_t i);
 void op_take(struct phase *p, uint64_t i);
 void op_replay(struct phase *p, uint64_t i);
 void op_nonce_issue(struct phase *p, uint64_t i);
 void *raw_build(uint64_t keys);
 void raw_free(void *raw, uint64_t keys);
+void *raw_insert_new(uint64_t keys);
+void raw_insert_free(void *raw);
 
 /* mix.c: one simulated login and its API calls. */
 uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login);

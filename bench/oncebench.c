@@ -6,12 +6,15 @@
  * single-use operation (and of a gateway mix of them) at several thread
  * counts, on a memory-only store or one with a data directory, against the
  * physical limit it works against, measured in the same run: a raw cds_lfht
- * lookup + CAS over the same keys (in memory), and raw log records of the
- * same size through the same group commit + fdatasync on the same disk
- * (durable, sync always).  Every figure is the median of --runs runs; each
- * run uses a fresh store.  The parts: keys.c (key material), phase.c (one
- * timed phase), ops.c (the operations, the raw table), mix.c (the gateway
- * mix), histogram.c (latency), durable.c (the raw log), svg.c (--svg).
+ * lookup + CAS and a raw cds_lfht insert over the same keys (in memory),
+ * and raw log records of the same size through the same group commit +
+ * fdatasync on the same disk (durable, sync always).  Every figure is the
+ * median of --runs runs; each run uses a fresh store.  Also: the cost of an
+ * empty store (--workload empty) and insert latency while the tables grow
+ * against presized ones (--workload growth).  The parts: keys.c (key
+ * material), phase.c (one timed phase), ops.c (the operations, the raw
+ * tables), mix.c (the gateway mix), histogram.c (latency), durable.c (the
+ * raw log), svg.c (--svg).
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -37,6 +40,7 @@ struct config {
 	once_sync_mode sync; /* --workload log, --durable: sync mode */
 	bool durable;        /* the store gets a data directory (a fresh temporary one per run) */
 	bool checkpoint_off; /* no automatic checkpoints (the recovery bench) */
+	bool presize;        /* --workload growth: o.presize_tables = true */
 	double duration;     /* > 0: each timed phase runs at most this long */
 	const char *dir;     /* base of the temporary data directories */
 	const char *svg;     /* --svg FILE */
@@ -115,6 +119,8 @@ static once_store *open_store(const struct config *c, enum kind kind, const char
 	o.sweep_interval_ms = 0;
 	if (c->checkpoint_off)
 		o.checkpoint_bytes = UINT64_MAX;
+	if (c->presize)
+		o.presize_tables = true;
 	once_store *s;
 	once_status st = once_open(&o, &s);
 	if (st != ONCE_OK)
@@ -137,6 +143,12 @@ static double rss_bytes(void)
 
 /* ---- one figure ---- */
 
+/* The in-memory limits: no store. */
+static bool is_baseline(const struct workload *w)
+{
+	return w->kind == KIND_RAW || w->kind == KIND_RAW_INSERT;
+}
+
 struct figure {
 	double ops_per_s;
 	uint64_t ops;            /* store calls timed */
@@ -155,7 +167,7 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	 * run's allocations show up as RSS growth instead of reusing it. */
 	malloc_trim(0);
 	double rss0 = rss_bytes();
-	bool raw = w->kind == KIND_RAW, mix = w->kind == KIND_MIX;
+	bool raw = is_baseline(w), mix = w->kind == KIND_MIX;
 	struct phase p = {.keys = c->keys, .threads = threads, .op = w->op, .batch = w->batch,
 	                  .label = w->name, .mix = c->mix, .mix_calls = c->keys};
 	if (mix)
@@ -167,8 +179,10 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	bool durable = c->durable && !raw;
 	if (durable)
 		make_data_dir(c, p.dir);
-	if (raw)
+	if (w->kind == KIND_RAW)
 		p.raw = raw_build(c->keys);
+	else if (w->kind == KIND_RAW_INSERT)
+		p.raw = raw_insert_new(c->keys);
 	else
 		p.s = open_store(c, w->kind, durable ? p.dir : NULL);
 	if (w->prefill != NULL) {
@@ -192,7 +206,7 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	fig.seconds = p.elapsed;
 	for (int q = 0; q < SVG_QUANTILES; q++)
 		fig.lat_ns[q] = hist_quantile(&p.lat, quantiles[q]);
-	uint64_t entries = w->prefill != NULL || raw ? c->keys : p.ops;
+	uint64_t entries = w->prefill != NULL || w->kind == KIND_RAW ? c->keys : p.ops;
 	fig.bytes_per_entry = (rss_bytes() - rss0) / (double)(entries ? entries : 1);
 	if (p.s != NULL) {
 		once_stats(p.s, &after);
@@ -201,8 +215,10 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 		fig.syncs_per_s = (double)syncs / p.elapsed;
 		fig.log_bytes_per_op = (double)(after.log_bytes - before.log_bytes) / (double)(p.ops ? p.ops : 1);
 	}
-	if (p.raw != NULL)
+	if (w->kind == KIND_RAW)
 		raw_free(p.raw, c->keys);
+	else if (w->kind == KIND_RAW_INSERT)
+		raw_insert_free(p.raw);
 	else if (once_close(p.s) != ONCE_OK)
 		die("once_close", ONCE_IO);
 	if (durable)
@@ -227,7 +243,7 @@ static struct figure median_of_runs(const struct config *c, const struct workloa
 		v[r] = measure(c, w, threads);
 	qsort(v, (size_t)c->runs, sizeof v[0], cmp_figure);
 	struct figure m = v[c->runs / 2];
-	if (c->durable && c->sync == ONCE_SYNC_ALWAYS && w->kind != KIND_RAW && m.log_bytes_per_op > 0) {
+	if (c->durable && c->sync == ONCE_SYNC_ALWAYS && !is_baseline(w) && m.log_bytes_per_op > 0) {
 		/* As many records as the store wrote calls, but at most about a
 		 * second's worth at the store's rate (at least 1000): the batch
 		 * sizes depend on the callers, not on how long the loop runs. */
@@ -375,17 +391,23 @@ static void print_header(const struct config *c)
 		       "p99", "p999", "max", "rec/sync", "syncs/s", "log B/op", "B/entry");
 	else
 		printf("oncestore in memory: %" PRIu64 " live keys%s, median of %d runs\n"
-		       "'of raw': ops/s as a fraction of a bare cds_lfht lookup+CAS on the same keys;\n"
+		       "ops/s as a fraction of two limits measured on the same keys in this run:\n"
+		       "  'of raw': a bare cds_lfht lookup+CAS (the limit for get, take, nonce accept,\n"
+		       "    refresh consume, rotate, revoke);\n"
+		       "  'of ins': a bare cds_lfht insert, table growing from 16 buckets, nodes from\n"
+		       "    the store's slab allocator (the limit for put, nonce issue, replay check,\n"
+		       "    refresh insert);\n"
 		       "latency: per call, HDR-style histogram; 'B/entry': RSS growth per live entry\n\n"
-		       "%-24s %7s %12s %7s %8s %8s %8s %8s %8s\n",
-		       c->keys, limit, c->runs, "operation", "threads", "ops/s", "of raw", "p50", "p99", "p999", "max",
-		       "B/entry");
+		       "%-24s %7s %12s %7s %7s %8s %8s %8s %8s %8s\n",
+		       c->keys, limit, c->runs, "operation", "threads", "ops/s", "of raw", "of ins", "p50", "p99", "p999",
+		       "max", "B/entry");
 }
 
 static void print_figure(const struct config *c, const struct workload *w, uint32_t threads,
-                         const struct figure *f, const struct figure *raw)
+                         const struct figure *f, const struct figure *raw, const struct figure *ins)
 {
 	double frac_raw = raw ? f->ops_per_s / raw->ops_per_s : 0;
+	double frac_ins = ins ? f->ops_per_s / ins->ops_per_s : 0;
 	double frac_disk = f->disk_records_per_s > 0 ? f->ops_per_s / f->disk_records_per_s : 0;
 	if (c->json) {
 		printf("{\"workload\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"seconds\":%.4f"
@@ -396,6 +418,9 @@ static void print_figure(const struct config *c, const struct workload *w, uint3
 		       sync_name(c->sync));
 		if (raw)
 			printf(",\"raw_ops_per_s\":%.0f,\"fraction_of_raw\":%.3f", raw->ops_per_s, frac_raw);
+		if (ins)
+			printf(",\"raw_insert_ops_per_s\":%.0f,\"fraction_of_raw_insert\":%.3f", ins->ops_per_s,
+			       frac_ins);
 		if (c->durable)
 			printf(",\"records_per_sync\":%.2f,\"syncs_per_s\":%.0f,\"log_bytes_per_op\":%.1f",
 			       f->records_per_sync, f->syncs_per_s, f->log_bytes_per_op);
@@ -406,7 +431,7 @@ static void print_figure(const struct config *c, const struct workload *w, uint3
 			       c->mix.calls_per_login, c->mix.nonce_every, c->mix.rotate_every);
 		printf("}\n");
 	} else {
-		char b[4][16], frac[16] = "-";
+		char b[4][16], frac[16] = "-", frac2[16] = "-";
 		if (c->durable) {
 			if (f->disk_records_per_s > 0)
 				snprintf(frac, sizeof frac, "%.0f%%", 100 * frac_disk);
@@ -417,12 +442,271 @@ static void print_figure(const struct config *c, const struct workload *w, uint3
 		} else {
 			if (raw)
 				snprintf(frac, sizeof frac, "%.0f%%", 100 * frac_raw);
-			printf("%-24s %7u %12.0f %7s %8s %8s %8s %8s %8.0f\n", w->what, threads, f->ops_per_s, frac,
-			       fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]), fmt_ns(b[2], f->lat_ns[3]),
+			if (ins)
+				snprintf(frac2, sizeof frac2, "%.0f%%", 100 * frac_ins);
+			printf("%-24s %7u %12.0f %7s %7s %8s %8s %8s %8s %8.0f\n", w->what, threads, f->ops_per_s, frac,
+			       frac2, fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]), fmt_ns(b[2], f->lat_ns[3]),
 			       fmt_ns(b[3], f->lat_ns[4]), f->bytes_per_entry);
 		}
 	}
 	fflush(stdout);
+}
+
+/* ---- --workload empty: what an empty store costs ---- */
+
+/*
+ * once_options_init defaults (1 Mi capacity per kind, one shard per CPU, a
+ * sweeper thread) and nothing else, opened and closed EMPTY_OPENS times per
+ * run: memory-only; with a fresh data directory (created by once_open); a
+ * reopen of an empty data directory (formatted by one open + close before,
+ * not timed); and once_checkpoint of an empty store with a data directory.
+ * Each run's figure is the median of its EMPTY_OPENS (fewer when a case has
+ * taken EMPTY_CASE_S in the run: a store whose empty open costs seconds
+ * would otherwise hold bench/run.sh for many minutes), the report the
+ * median of the runs, each column on its own; 'worst' is the slowest of
+ * all.  RSS growth: RSS after once_open minus RSS before it (after
+ * malloc_trim).  The bars of issue 10 are printed beside the figures; the
+ * bench does not fail on them.
+ */
+#define EMPTY_OPENS 20
+#define EMPTY_CASE_S 1.0
+#define EMPTY_BAR_MS 10.0
+#define EMPTY_BAR_MIB 4.0
+
+enum empty_case { EMPTY_MEMORY, EMPTY_FRESH_DIR, EMPTY_REOPEN, EMPTY_CHECKPOINT, EMPTY_CASES };
+
+static const char *const empty_names[EMPTY_CASES] = {"memory", "fresh_dir", "reopen", "checkpoint"};
+static const char *const empty_what[EMPTY_CASES] = {
+	"memory-only", "fresh data directory", "reopen of an empty data dir", "checkpoint of an empty store"};
+
+struct empty_sample {
+	double open_ms, close_ms, both_ms, rss_mib, checkpoint_ms;
+};
+
+static once_store *open_defaults(const char *dir)
+{
+	once_options o;
+	once_options_init(&o);
+	o.dir = dir;
+	once_store *s;
+	once_status st = once_open(&o, &s);
+	if (st != ONCE_OK)
+		die("once_open", st);
+	return s;
+}
+
+static struct empty_sample empty_once(const struct config *c, enum empty_case ec)
+{
+	struct empty_sample e = {0};
+	char dir[256] = "";
+	if (ec != EMPTY_MEMORY)
+		make_data_dir(c, dir);
+	if (ec == EMPTY_REOPEN && once_close(open_defaults(dir)) != ONCE_OK)
+		die("once_close", ONCE_IO);
+	malloc_trim(0);
+	double rss0 = rss_bytes();
+	uint64_t t0 = now_ns();
+	once_options o;
+	once_options_init(&o);
+	o.dir = dir[0] ? dir : NULL;
+	once_store *s;
+	once_status st = once_open(&o, &s);
+	uint64_t t1 = now_ns();
+	if (st != ONCE_OK)
+		die("once_open", st);
+	e.rss_mib = (rss_bytes() - rss0) / (1024.0 * 1024.0);
+	if (ec == EMPTY_CHECKPOINT) {
+		uint64_t c0 = now_ns();
+		st = once_checkpoint(s);
+		e.checkpoint_ms = (double)(now_ns() - c0) / 1e6;
+		if (st != ONCE_OK)
+			die("once_checkpoint", st);
+	}
+	uint64_t t2 = now_ns();
+	st = once_close(s);
+	uint64_t t3 = now_ns();
+	if (st != ONCE_OK)
+		die("once_close", st);
+	e.open_ms = (double)(t1 - t0) / 1e6;
+	e.close_ms = (double)(t3 - t2) / 1e6;
+	e.both_ms = e.open_ms + e.close_ms;
+	if (dir[0])
+		remove_data_dir(dir);
+	return e;
+}
+
+static double median_of(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof v[0], cmp_double);
+	return v[n / 2];
+}
+
+/* The median of each field of v[0..n) on its own. */
+static struct empty_sample empty_median(const struct empty_sample *v, int n)
+{
+	double x[5][EMPTY_OPENS > 32 ? EMPTY_OPENS : 32];
+	for (int i = 0; i < n; i++) {
+		x[0][i] = v[i].open_ms;
+		x[1][i] = v[i].close_ms;
+		x[2][i] = v[i].both_ms;
+		x[3][i] = v[i].rss_mib;
+		x[4][i] = v[i].checkpoint_ms;
+	}
+	return (struct empty_sample){median_of(x[0], n), median_of(x[1], n), median_of(x[2], n),
+	                             median_of(x[3], n), median_of(x[4], n)};
+}
+
+static const char *met(bool ok)
+{
+	return ok ? "met" : "MISSED";
+}
+
+static int empty_bench(const struct config *c)
+{
+	struct empty_sample med[EMPTY_CASES][32], worst[EMPTY_CASES] = {{0}};
+	int samples[EMPTY_CASES] = {0};
+	for (int r = 0; r < c->runs; r++)
+		for (int ec = 0; ec < EMPTY_CASES; ec++) {
+			struct empty_sample v[EMPTY_OPENS];
+			double t0 = now_s();
+			int n = 0;
+			for (int i = 0; i < EMPTY_OPENS && (i == 0 || now_s() - t0 < EMPTY_CASE_S); i++, n++) {
+				v[i] = empty_once(c, (enum empty_case)ec);
+				struct empty_sample *w = &worst[ec];
+				w->open_ms = v[i].open_ms > w->open_ms ? v[i].open_ms : w->open_ms;
+				w->close_ms = v[i].close_ms > w->close_ms ? v[i].close_ms : w->close_ms;
+				w->both_ms = v[i].both_ms > w->both_ms ? v[i].both_ms : w->both_ms;
+				w->rss_mib = v[i].rss_mib > w->rss_mib ? v[i].rss_mib : w->rss_mib;
+				if (v[i].checkpoint_ms > w->checkpoint_ms)
+					w->checkpoint_ms = v[i].checkpoint_ms;
+			}
+			med[ec][r] = empty_median(v, n);
+			samples[ec] += n;
+		}
+	const char *base = c->dir ? c->dir : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	if (!c->json)
+		printf("empty store: once_options_init defaults (1 Mi capacity per kind, one shard per CPU,\n"
+		       "sweeper on, sync always), data directories under %s; up to %d opens per case\n"
+		       "and run ('n': in all), median of each run, median of %d runs, each column on its\n"
+		       "own; 'worst': the slowest of all; RSS: growth from before once_open to after it\n\n"
+		       "%-30s %4s %8s %8s %10s %9s %8s  %s\n",
+		       base, EMPTY_OPENS, c->runs, "case", "n", "open ms", "close ms", "open+close", "worst o+c",
+		       "RSS MiB", "bars (issue 10)");
+	for (int ec = 0; ec < EMPTY_CASES; ec++) {
+		struct empty_sample m = empty_median(med[ec], c->runs), *w = &worst[ec];
+		if (c->json) {
+			printf("{\"workload\":\"empty\",\"case\":\"%s\",\"runs\":%d,\"opens\":%d"
+			       ",\"open_ms\":%.3f,\"close_ms\":%.3f,\"open_close_ms\":%.3f,\"worst_open_close_ms\":%.3f"
+			       ",\"rss_growth_mib\":%.2f,\"worst_rss_growth_mib\":%.2f",
+			       empty_names[ec], c->runs, samples[ec], m.open_ms, m.close_ms, m.both_ms, w->both_ms,
+			       m.rss_mib, w->rss_mib);
+			if (ec == EMPTY_CHECKPOINT)
+				printf(",\"checkpoint_ms\":%.3f,\"worst_checkpoint_ms\":%.3f", m.checkpoint_ms,
+				       w->checkpoint_ms);
+			printf("}\n");
+		} else if (ec == EMPTY_CHECKPOINT) {
+			printf("%s (fresh data directory, n %d): once_checkpoint %.3f ms, worst %.3f ms  "
+			       "bar: < %.0f ms (%s)\n",
+			       empty_what[ec], samples[ec], m.checkpoint_ms, w->checkpoint_ms, EMPTY_BAR_MS,
+			       met(m.checkpoint_ms < EMPTY_BAR_MS));
+		} else {
+			printf("%-30s %4d %8.3f %8.3f %10.3f %9.3f %8.2f  "
+			       "bar: open+close < %.0f ms (%s), RSS < %.0f MiB (%s)\n",
+			       empty_what[ec], samples[ec], m.open_ms, m.close_ms, m.both_ms, w->both_ms, m.rss_mib,
+			       EMPTY_BAR_MS, met(m.both_ms < EMPTY_BAR_MS), EMPTY_BAR_MIB, met(m.rss_mib < EMPTY_BAR_MIB));
+		}
+	}
+	return 0;
+}
+
+/* ---- --workload growth: inserts while the tables grow, against presized ---- */
+
+/*
+ * Code put and replay check from an empty store up to --keys live entries
+ * (capacity --keys + 1 for the kind), on a store with default options
+ * (tables start small and grow) and on one with o.presize_tables = true,
+ * runs interleaved (grow, presized, grow, ...) so that both see the same
+ * machine.  Each figure is the median of the runs, field by field (ops/s,
+ * each percentile, B/entry on its own); 'worst' is the largest max of any
+ * run.  Latency covers every call of the whole fill, so a stall while a
+ * table grows shows in p999 and max.
+ */
+static struct figure figure_median(const struct figure *v, int n, double *worst_max)
+{
+	double x[SVG_QUANTILES + 2][32];
+	*worst_max = 0;
+	for (int i = 0; i < n; i++) {
+		x[0][i] = v[i].ops_per_s;
+		x[1][i] = v[i].bytes_per_entry;
+		for (int q = 0; q < SVG_QUANTILES; q++)
+			x[2 + q][i] = v[i].lat_ns[q];
+		if (v[i].lat_ns[SVG_QUANTILES - 1] > *worst_max)
+			*worst_max = v[i].lat_ns[SVG_QUANTILES - 1];
+	}
+	struct figure m = {.ops_per_s = median_of(x[0], n), .bytes_per_entry = median_of(x[1], n)};
+	for (int q = 0; q < SVG_QUANTILES; q++)
+		m.lat_ns[q] = median_of(x[2 + q], n);
+	return m;
+}
+
+static void print_growth_row(const struct config *c, const struct workload *w, uint32_t threads,
+                             const char *tables, const struct figure *f, double worst)
+{
+	if (c->json) {
+		printf("{\"workload\":\"growth\",\"operation\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64
+		       ",\"tables\":\"%s\",\"runs\":%d,\"ops_per_s\":%.0f,\"p50_ns\":%.0f,\"p90_ns\":%.0f"
+		       ",\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"max_ns\":%.0f,\"worst_max_ns\":%.0f"
+		       ",\"bytes_per_entry\":%.0f}\n",
+		       w->name, threads, c->keys, tables, c->runs, f->ops_per_s, f->lat_ns[0], f->lat_ns[1],
+		       f->lat_ns[2], f->lat_ns[3], f->lat_ns[4], worst, f->bytes_per_entry);
+		return;
+	}
+	char b[5][16];
+	printf("%-16s %7u %-14s %12.0f %8s %8s %8s %8s %8s %8.0f\n", w->what, threads, tables, f->ops_per_s,
+	       fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]), fmt_ns(b[2], f->lat_ns[3]),
+	       fmt_ns(b[3], f->lat_ns[4]), fmt_ns(b[4], worst), f->bytes_per_entry);
+}
+
+static int growth_bench(struct config *c)
+{
+	static const char *const names[] = {"put", "replay"};
+	if (!c->json)
+		printf("growth: inserts from an empty store to %" PRIu64 " live entries (capacity %" PRIu64 "),\n"
+		       "default options (tables grow) against o.presize_tables = true, runs interleaved;\n"
+		       "each figure the median of %d runs; latency per call over the whole fill;\n"
+		       "'worst': the largest max of any run; 'B/entry': RSS growth per live entry\n\n"
+		       "%-16s %7s %-14s %12s %8s %8s %8s %8s %8s %8s\n",
+		       c->keys, c->keys + 1, c->runs, "operation", "threads", "tables", "ops/s", "p50", "p99", "p999",
+		       "max", "worst", "B/entry");
+	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+		const struct workload *w = find_workload(names[k]);
+		for (int t = 0; t < c->nthreads; t++) {
+			struct figure grow[32], pre[32];
+			for (int r = 0; r < c->runs; r++) {
+				c->presize = false;
+				grow[r] = measure(c, w, c->threads[t]);
+				c->presize = true;
+				pre[r] = measure(c, w, c->threads[t]);
+			}
+			c->presize = false;
+			double gw, pw;
+			struct figure g = figure_median(grow, c->runs, &gw), p = figure_median(pre, c->runs, &pw);
+			print_growth_row(c, w, c->threads[t], "grow", &g, gw);
+			print_growth_row(c, w, c->threads[t], "presized", &p, pw);
+			double r_ops = g.ops_per_s / p.ops_per_s, r_p99 = g.lat_ns[2] / p.lat_ns[2],
+			       r_p999 = g.lat_ns[3] / p.lat_ns[3], r_max = g.lat_ns[4] / p.lat_ns[4];
+			if (c->json)
+				printf("{\"workload\":\"growth\",\"operation\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64
+				       ",\"ratio\":\"grow/presized\",\"ops_per_s\":%.3f,\"p99\":%.3f,\"p999\":%.3f"
+				       ",\"max\":%.3f,\"worst_max\":%.3f}\n",
+				       w->name, c->threads[t], c->keys, r_ops, r_p99, r_p999, r_max, gw / pw);
+			else
+				printf("%-16s %7u %-14s %11.2fx %8s %7.2fx %7.2fx %7.2fx %7.2fx %8s\n", w->what, c->threads[t],
+				       "grow/presized", r_ops, "", r_p99, r_p999, r_max, gw / pw, "");
+			fflush(stdout);
+		}
+	}
+	return 0;
 }
 
 /* ---- command line ---- */
@@ -433,8 +717,12 @@ static void usage(void)
 	       "  --workload W   all (default: every single operation), put, get, take,\n"
 	       "                 nonce_issue, nonce_accept, replay, refresh_insert,\n"
 	       "                 refresh_consume, refresh_rotate, refresh_revoke,\n"
-	       "                 raw (bare cds_lfht lookup+CAS: the in-memory limit),\n"
-	       "                 mix (the gateway mix, below), log, recover (below)\n"
+	       "                 raw (bare cds_lfht lookup+CAS: the in-memory limit of\n"
+	       "                 lookups), raw_insert (bare cds_lfht insert into a growing\n"
+	       "                 table, slab-allocated nodes: the limit of inserts),\n"
+	       "                 mix (the gateway mix, below), log, recover, empty,\n"
+	       "                 growth (below); in memory, raw and raw_insert are always\n"
+	       "                 measured first ('of raw', 'of ins' columns)\n"
 	       "  --threads L    comma-separated thread counts (default 1,2)\n"
 	       "  --keys N       live entries per run (default 200000); for mix, API calls\n"
 	       "  --runs N       runs per figure; the median is reported (default 3)\n"
@@ -465,7 +753,16 @@ static void usage(void)
 	       "  records of 64 bytes in a temporary directory, with --sync and\n"
 	       "  --logs N       segment files the threads are spread over (default 1)\n"
 	       "--workload recover: fill a data directory with --keys log records, then\n"
-	       "  time once_open recovering it (records/s)\n");
+	       "  time once_open recovering it (records/s)\n"
+	       "--workload empty: once_open + once_close of an empty store with default\n"
+	       "  options (memory-only, fresh data directory, reopen of an empty one) and\n"
+	       "  once_checkpoint of an empty store, up to 20 times per run: open, close and\n"
+	       "  open+close ms, RSS growth while open, beside issue 10's bars (open+close\n"
+	       "  < 10 ms, RSS < 4 MiB, checkpoint < 10 ms)\n"
+	       "--workload growth: code put and replay check from an empty store to --keys\n"
+	       "  live entries at each --threads, default options (tables grow) against\n"
+	       "  o.presize_tables = true, runs interleaved: ops/s, p50/p99/p999/max over\n"
+	       "  the whole fill, and the ratios grow/presized (in memory only)\n");
 }
 
 static void parse_threads(struct config *c, const char *list)
@@ -559,6 +856,18 @@ int main(int argc, char **argv)
 		build_keys(c.keys);
 		return recover_bench(&c);
 	}
+	if (strcmp(c.workload, "empty") == 0)
+		return empty_bench(&c);
+	if (strcmp(c.workload, "growth") == 0) {
+		if (c.durable) {
+			fprintf(stderr, "oncebench: --workload growth is in memory only\n");
+			return 2;
+		}
+		build_keys(c.keys);
+		int rc = growth_bench(&c);
+		free_keys();
+		return rc;
+	}
 	bool all = strcmp(c.workload, "all") == 0;
 	const struct workload *only = all ? NULL : find_workload(c.workload);
 	if (!all && only == NULL) {
@@ -571,13 +880,15 @@ int main(int argc, char **argv)
 	static struct svg_figure drawn[2 * 16 * 16];
 	static char series[32][96];
 	size_t ndrawn = 0, nseries = 0;
-	/* In memory, the raw baseline first, so every oncestore figure can be
-	 * printed as a fraction of it. */
-	struct figure raw[16];
+	/* In memory, the two raw baselines first, so every oncestore figure
+	 * can be printed as a fraction of them. */
+	struct figure raw[16], ins[16];
 	bool with_raw = !c.durable;
 	if (with_raw)
-		for (int t = 0; t < c.nthreads; t++)
+		for (int t = 0; t < c.nthreads; t++) {
 			raw[t] = median_of_runs(&c, &raw_workload, c.threads[t]);
+			ins[t] = median_of_runs(&c, &raw_insert_workload, c.threads[t]);
+		}
 	print_header(&c);
 	const struct workload *list[16];
 	size_t nlist = 0;
@@ -585,24 +896,28 @@ int main(int argc, char **argv)
 		for (size_t w = 0; w < nworkloads; w++)
 			if (workloads[w].kind != KIND_MIX)
 				list[nlist++] = &workloads[w];
-		if (with_raw)
+		if (with_raw) {
 			list[nlist++] = &raw_workload;
+			list[nlist++] = &raw_insert_workload;
+		}
 	} else {
 		list[nlist++] = only;
 	}
 	for (size_t k = 0; k < nlist; k++) {
 		const struct workload *w = list[k];
-		bool is_raw = w->kind == KIND_RAW;
+		bool is_raw = is_baseline(w);
 		if (is_raw && c.durable)
-			continue; /* the in-memory limit says nothing about a disk-bound run */
+			continue; /* the in-memory limits say nothing about a disk-bound run */
 		snprintf(series[nseries], sizeof series[0], "%s%s%s", w->what, c.durable ? ", sync " : "",
 		         c.durable ? sync_name(c.sync) : "");
 		/* The durable limit, when measured, is drawn as a dashed series. */
 		snprintf(series[nseries + 1], sizeof series[0], "%s: disk limit (raw log, same record size)", w->what);
 		bool limit = false;
 		for (int t = 0; t < c.nthreads; t++) {
-			struct figure f = is_raw && with_raw ? raw[t] : median_of_runs(&c, w, c.threads[t]);
-			print_figure(&c, w, c.threads[t], &f, with_raw ? &raw[t] : NULL);
+			struct figure f = !is_raw || !with_raw ? median_of_runs(&c, w, c.threads[t])
+			                  : w->kind == KIND_RAW ? raw[t]
+			                                        : ins[t];
+			print_figure(&c, w, c.threads[t], &f, with_raw ? &raw[t] : NULL, with_raw ? &ins[t] : NULL);
 			drawn[ndrawn] = (struct svg_figure){.series = series[nseries], .threads = c.threads[t],
 			                                    .ops_per_s = f.ops_per_s};
 			memcpy(drawn[ndrawn].lat_ns, f.lat_ns, sizeof f.lat_ns);

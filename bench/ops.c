@@ -1,6 +1,9 @@
 /*
- * bench/ops.c - the single operations each workload times, and the
- * in-memory limit: a bare cds_lfht lookup + CAS over the same code keys.
+ * bench/ops.c - the single operations each workload times, and the two
+ * in-memory limits over the same code keys: a bare cds_lfht lookup + CAS
+ * (for the operations that find an entry) and a bare cds_lfht insert into
+ * a table that grows, of nodes from the store's own slab allocator (for the
+ * operations that add one).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include <xxhash.h>
 
 #include "bench.h"
+#include "slab.h"
 
 static const once_code bench_code = {
 	.client_id = "bench-client",
@@ -175,9 +179,162 @@ static void op_raw(struct phase *p, uint64_t i)
 	urcu_bp_read_unlock();
 }
 
+/* ---- the insert limit: a bare cds_lfht add_unique into a growing table ---- */
+
+/*
+ * The table starts small, as the store's do (16 buckets), and grows with
+ * its contents up to the bucket count raw_build presizes for the same keys,
+ * the way the store's tables grow (core/grow.c): an insert that takes the
+ * count past two entries per bucket asks a background thread, which calls
+ * cds_lfht_resize to the size for the count, so no insert waits for a
+ * resize.  Not liburcu's CDS_LFHT_AUTO_RESIZE: in liburcu 0.13.2 a resize
+ * can finish on its worker thread before the inserting thread that queued
+ * it marks it as started (__cds_lfht_resize_lazy_launch queues the work,
+ * then sets resize_initiated = 1), and the late mark then blocks every
+ * later resize of that table.  Here that left a 200,000-key table near 16
+ * buckets in about a third of all processes (mostly the first table of a
+ * process), at 40-90 k inserts/s instead of 2-4 M.  Nodes (raw_node: the
+ * lfht node, a 32-bit state and the 43-byte key, 64 bytes) come from the
+ * store's slab allocator (core/slab.h), as its entries do.
+ */
+#define RAW_INSERT_MIN_BUCKETS 16
+
+struct raw_insert {
+	struct cds_lfht *ht;
+	uint64_t seed;
+	uint64_t max_buckets;
+	struct once__slab slab;
+	_Alignas(64) _Atomic uint64_t count; /* entries inserted */
+	_Atomic uint64_t grow_at;            /* ask for a resize past this count */
+	_Atomic bool requested;
+	_Alignas(64) pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop;
+	uint64_t buckets; /* the grower's */
+	pthread_t grower;
+};
+
+/* Buckets for n entries: as raw_build sizes a table for n, capped. */
+static uint64_t raw_buckets_for(uint64_t n, uint64_t max)
+{
+	uint64_t b = 1;
+	while (b < n)
+		b <<= 1;
+	b = b / 2 < 1 ? 1 : b / 2;
+	return b > max ? max : b;
+}
+
+static void raw_set_size(struct raw_insert *r, uint64_t buckets)
+{
+	r->buckets = buckets;
+	atomic_store(&r->grow_at, buckets >= r->max_buckets ? UINT64_MAX : 2 * buckets);
+}
+
+static void *raw_grower_main(void *arg)
+{
+	struct raw_insert *r = arg;
+	urcu_bp_read_lock(); /* registers the thread, as cds_lfht_resize requires */
+	urcu_bp_read_unlock();
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		if (!atomic_exchange(&r->requested, false)) {
+			pthread_cond_wait(&r->wake, &r->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&r->lock);
+		uint64_t want = raw_buckets_for(atomic_load(&r->count), r->max_buckets);
+		if (want > r->buckets) {
+			cds_lfht_resize(r->ht, (unsigned long)want);
+			raw_set_size(r, want);
+		}
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+void *raw_insert_new(uint64_t keys)
+{
+	struct raw_insert *r = aligned_alloc(64, sizeof *r);
+	if (r == NULL || once__slab_init(&r->slab) != 0)
+		die("allocating the raw insert table", ONCE_NOMEM);
+	r->max_buckets = raw_buckets_for(keys, UINT64_MAX);
+	uint64_t init = r->max_buckets < RAW_INSERT_MIN_BUCKETS ? r->max_buckets : RAW_INSERT_MIN_BUCKETS;
+	r->ht = cds_lfht_new_flavor(init, init, r->max_buckets, 0, &urcu_bp_flavor, NULL);
+	if (r->ht == NULL)
+		die("creating the raw insert table", ONCE_NOMEM);
+	r->seed = 0x9e3779b97f4a7c15u;
+	atomic_init(&r->count, 0);
+	atomic_init(&r->grow_at, UINT64_MAX);
+	atomic_init(&r->requested, false);
+	raw_set_size(r, init);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	r->stop = false;
+	if (pthread_create(&r->grower, NULL, raw_grower_main, r) != 0)
+		die("starting the raw insert table's grower", ONCE_NOMEM);
+	return r;
+}
+
+void raw_insert_free(void *raw)
+{
+	struct raw_insert *r = raw;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->grower, NULL);
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
+	urcu_bp_read_lock();
+	cds_lfht_for_each(r->ht, &it, node)
+		cds_lfht_del(r->ht, node);
+	urcu_bp_read_unlock();
+	urcu_bp_synchronize_rcu();
+	if (cds_lfht_destroy(r->ht, NULL) != 0)
+		die("destroying the raw insert table", ONCE_INVALID);
+	once__slab_destroy(&r->slab); /* every node at once, as the store's close */
+	pthread_cond_destroy(&r->wake);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+static void raw_grow_request(struct raw_insert *r)
+{
+	if (atomic_exchange(&r->requested, true))
+		return; /* asked already, not served yet */
+	pthread_mutex_lock(&r->lock);
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void op_raw_insert(struct phase *p, uint64_t i)
+{
+	struct raw_insert *r = p->raw;
+	struct raw_node *n = once__slab_alloc(&r->slab, sizeof *n);
+	if (n == NULL) {
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+		return;
+	}
+	memcpy(n->key, code_keys[i], KEY_LEN);
+	atomic_init(&n->state, 1);
+	urcu_bp_read_lock();
+	struct cds_lfht_node *got = cds_lfht_add_unique(r->ht, XXH3_64bits_withSeed(code_keys[i], KEY_LEN, r->seed),
+	                                                raw_match, code_keys[i], &n->node);
+	urcu_bp_read_unlock();
+	if (got != &n->node) {
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+		return;
+	}
+	if (atomic_fetch_add(&r->count, 1) + 1 > atomic_load(&r->grow_at))
+		raw_grow_request(r);
+}
+
 /* ---- the workload table ---- */
 
 const struct workload raw_workload = {"raw", "raw cds_lfht lookup+CAS", op_raw, NULL, KIND_RAW, NULL};
+const struct workload raw_insert_workload = {"raw_insert", "raw cds_lfht insert", op_raw_insert, NULL,
+                                             KIND_RAW_INSERT, NULL};
 
 /* The order of --workload all; mix is only run when named. */
 const struct workload workloads[] = {
@@ -199,6 +356,8 @@ const struct workload *find_workload(const char *name)
 {
 	if (strcmp(name, "raw") == 0)
 		return &raw_workload;
+	if (strcmp(name, "raw_insert") == 0)
+		return &raw_insert_workload;
 	for (size_t w = 0; w < nworkloads; w++)
 		if (strcmp(name, workloads[w].name) == 0)
 			return &workloads[w];

@@ -3,22 +3,33 @@
 # harness (see README "Measured").  With no arguments it runs, in about a
 # minute on 2 cores:
 #   1. every operation on the in-memory store: ops/s, p50/p99/p999/max
-#      latency, bytes per entry, against the raw cds_lfht limit;
-#   2. code take on a store with a data directory (a fresh temporary one
+#      latency, bytes per entry, against the raw cds_lfht limits ('of raw':
+#      lookup+CAS, for lookups; 'of ins': insert into a growing table, for
+#      inserts);
+#   2. the empty store: open, close, RSS growth (memory-only, fresh and
+#      reopened data directory) and an empty checkpoint, against issue 10's
+#      bars;
+#   3. growth: code put and replay check from empty to 1,000,000 entries,
+#      tables that grow against presized ones (o.presize_tables), 1 and 2
+#      threads, one run each (3 runs would add ~25 s; issue 10's size is
+#      bench/run.sh --workload growth --keys 10000000): ops/s, latency over
+#      the whole fill and the ratios grow/presized;
+#   4. code take on a store with a data directory (a fresh temporary one
 #      under $TMPDIR per run, removed after), ONCE_SYNC_ALWAYS, 1/8/32
 #      callers: ops/s, latency, records per fdatasync, syncs/s, log bytes
 #      per op, and as a fraction ('of disk') of the durable limit it works
 #      against, measured in the same run: raw log records of the same size
 #      through the same group commit + fdatasync on the same disk; then the
 #      time to reopen (recover) the data the last run wrote;
-#   3. recovery: once_open replaying 500,000 log records.
-# Steps 1 and 2 also draw their figures as SVG charts:
+#   5. recovery: once_open replaying 500,000 log records.
+# Steps 1 and 4 also draw their figures as SVG charts:
 # build-bench/oncebench-memory.svg and build-bench/oncebench-durable.svg.
 # With arguments, they go to oncebench as they are, e.g.
 #   bench/run.sh --keys 10000000 --threads 1,2,4
 #   bench/run.sh --durable --sync interval --workload replay --threads 1,8,32
 #   bench/run.sh --workload mix --threads 1,2 --duration 10 --keys 5000000
 #   bench/run.sh --workload log --keys 5000 --threads 1,8,32   # the raw log alone
+#   bench/run.sh --workload growth --keys 10000000 --threads 1,2 --runs 3
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -40,6 +51,10 @@ if [ $# -gt 0 ]; then
 	exec ./build-bench/bench/oncebench "$@"
 fi
 ./build-bench/bench/oncebench --svg build-bench/oncebench-memory.svg
+echo
+./build-bench/bench/oncebench --workload empty
+echo
+./build-bench/bench/oncebench --workload growth --keys 1000000 --threads 1,2 --runs 1
 echo
 ./build-bench/bench/oncebench --durable --sync always --workload take --keys 5000 --threads 1,8,32 --runs 3 \
 	--svg build-bench/oncebench-durable.svg

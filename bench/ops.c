@@ -207,6 +207,7 @@ struct raw_insert {
 	_Alignas(64) _Atomic uint64_t count; /* entries inserted */
 	_Atomic uint64_t grow_at;            /* ask for a resize past this count */
 	_Atomic bool requested;
+	_Atomic bool prefault; /* the slab asked for chunks ahead (slab.h) */
 	_Alignas(64) pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;
@@ -237,6 +238,13 @@ static void *raw_grower_main(void *arg)
 	urcu_bp_read_unlock();
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
+		if (atomic_exchange(&r->prefault, false)) {
+			/* As the store's grower does: fault the next chunks in. */
+			pthread_mutex_unlock(&r->lock);
+			once__slab_prefault(&r->slab);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
 		if (!atomic_exchange(&r->requested, false)) {
 			pthread_cond_wait(&r->wake, &r->lock);
 			continue;
@@ -253,6 +261,16 @@ static void *raw_grower_main(void *arg)
 	return NULL;
 }
 
+static void raw_ask_prefault(void *ctx)
+{
+	struct raw_insert *r = ctx;
+	if (atomic_exchange(&r->prefault, true))
+		return;
+	pthread_mutex_lock(&r->lock);
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
 void *raw_insert_new(uint64_t keys)
 {
 	struct raw_insert *r = aligned_alloc(64, sizeof *r);
@@ -267,6 +285,9 @@ void *raw_insert_new(uint64_t keys)
 	atomic_init(&r->count, 0);
 	atomic_init(&r->grow_at, UINT64_MAX);
 	atomic_init(&r->requested, false);
+	atomic_init(&r->prefault, false);
+	r->slab.ask = raw_ask_prefault;
+	r->slab.ask_ctx = r;
 	raw_set_size(r, init);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);

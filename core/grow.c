@@ -24,6 +24,9 @@
  * threads it creates, which inherit our mask) while lookups and inserts
  * go on lock-free.
  *
+ * The same thread faults in slab chunks ahead of the inserts that will
+ * fill them (slab.h, "Prefault").
+ *
  * Recovery sizes the tables before it replays (once__grow_reserve), from
  * the number of records of each kind, so a large log is not replayed into
  * a 16-bucket table.
@@ -89,6 +92,12 @@ static void *grower_main(void *arg)
 	pthread_mutex_lock(&g->lock);
 	while (!g->stop) {
 		bool any = false;
+		if (atomic_exchange(&g->prefault, false)) {
+			any = true;
+			pthread_mutex_unlock(&g->lock);
+			once__slab_prefault(&s->slab);
+			pthread_mutex_lock(&g->lock);
+		}
 		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
 			if (!atomic_exchange(&g->requested[t], false))
 				continue;
@@ -143,6 +152,21 @@ void once__grow_request(once_store *s, enum once__table t)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* The slab's ask: a class wants its next chunk faulted in ahead. */
+static void ask_prefault(void *ctx)
+{
+	once_store *s = ctx;
+	struct once__grower *g = &s->grower;
+	if (atomic_exchange(&g->prefault, true))
+		return;
+	pthread_mutex_lock(&g->lock);
+	if (!g->stop) {
+		start_locked(s);
+		pthread_cond_signal(&g->wake);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
 void once__grower_init(once_store *s)
 {
 	struct once__grower *g = &s->grower;
@@ -150,6 +174,9 @@ void once__grower_init(once_store *s)
 	pthread_cond_init(&g->wake, NULL);
 	for (int t = 0; t < ONCE_TBL_COUNT; t++)
 		atomic_init(&g->requested[t], false);
+	atomic_init(&g->prefault, false);
+	s->slab.ask = ask_prefault;
+	s->slab.ask_ctx = s;
 }
 
 void once__grower_stop(once_store *s)

@@ -253,6 +253,7 @@ struct once__grower {
 	pthread_t thread;
 	bool running, failed, stop;
 	_Atomic bool requested[ONCE_TBL_COUNT];
+	_Atomic bool prefault; /* the slab asked for chunks ahead */
 };
 
 /* Counters striped per CPU so that hot paths on different cores do not
@@ -500,6 +501,9 @@ bool once__crypto_init(void);
 void once__random(void *buf, size_t len);
 /* base64url, no padding, of 32 bytes: 43 chars + NUL. */
 void once__b64url32(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1]);
+/* The same, not constant-time: only for bytes that are public once
+ * encoded (nonces). */
+void once__b64url32_public(const unsigned char in[32], char out[ONCE_SECRET_LEN + 1]);
 
 /* ---- restore.c (recovery; single-threaded, inside once_open) ---- */
 struct once__wal_op;

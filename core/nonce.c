@@ -25,7 +25,7 @@ static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1
 		unsigned char raw[32];
 		char text[ONCE_NONCE_LEN + 1];
 		once__random(raw, sizeof raw);
-		once__b64url32(raw, text);
+		once__b64url32_public(raw, text);
 		struct once__key k;
 		/* max_key_len below ONCE_NONCE_LEN: this store could never accept
 		 * the nonce, so refuse to mint it (and never use an unset key). */

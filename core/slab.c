@@ -33,7 +33,7 @@ static struct once__slab_chunk *chunk_of(void *block)
 
 /* ONCE_SLAB_CHUNK bytes aligned to their size: map twice as much and give
  * back the ends. */
-static void *map_aligned_chunk(void)
+static void *map_aligned_chunk(bool populate)
 {
 	size_t span = 2 * (size_t)ONCE_SLAB_CHUNK;
 	char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -45,6 +45,10 @@ static void *map_aligned_chunk(void)
 	char *end = aligned + ONCE_SLAB_CHUNK;
 	if (m + span > end)
 		munmap(end, (size_t)(m + span - end));
+	/* Fault every page in now, in this (background) thread. */
+	if (populate && madvise(aligned, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
+		for (size_t off = 0; off < ONCE_SLAB_CHUNK; off += 4096)
+			((volatile char *)aligned)[off] = 0;
 	return aligned;
 }
 
@@ -81,23 +85,62 @@ size_t once__slab_block_size(size_t size)
 	return (size + ONCE_SLAB_GRAIN - 1) / ONCE_SLAB_GRAIN * ONCE_SLAB_GRAIN;
 }
 
-/* A fresh chunk for class c; the caller holds c's lock. */
-static int refill(struct once__slab *s, struct once__slab_class *c)
+/* Maps a chunk (faulted in when `populate`) and records it for destroy. */
+static struct once__slab_chunk *map_chunk(struct once__slab *s, bool populate)
 {
-	void *m = map_aligned_chunk();
+	void *m = map_aligned_chunk(populate);
 	if (m == NULL)
-		return -1;
+		return NULL;
 	struct once__slab_chunk *chunk = m;
-	chunk->cls = c;
 	pthread_mutex_lock(&s->chunks_lock);
 	chunk->next = s->chunks;
 	s->chunks = chunk;
 	pthread_mutex_unlock(&s->chunks_lock);
 	atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_CHUNK, memory_order_relaxed);
-	c->bump = (char *)m + sizeof *chunk;
-	c->end = (char *)m + ONCE_SLAB_CHUNK;
+	return chunk;
+}
+
+/* A fresh chunk for class c, the ready one if there is one; the caller
+ * holds c's lock. */
+static int refill(struct once__slab *s, struct once__slab_class *c)
+{
+	struct once__slab_chunk *chunk = (struct once__slab_chunk *)c->ready;
+	c->ready = NULL;
+	c->asked = false;
+	if (chunk == NULL && (chunk = map_chunk(s, false)) == NULL)
+		return -1;
+	chunk->cls = c;
+	c->bump = (char *)chunk + sizeof *chunk;
+	c->end = (char *)chunk + ONCE_SLAB_CHUNK;
 	POISON(c->bump, (size_t)(c->end - c->bump));
 	return 0;
+}
+
+void once__slab_prefault(struct once__slab *s)
+{
+	for (uint32_t a = 0; a <= s->arena_mask; a++) {
+		for (uint32_t i = 0; i < ONCE_SLAB_CLASSES; i++) {
+			struct once__slab_class *c = &s->arenas[a].cls[i];
+			pthread_mutex_lock(&c->lock);
+			bool wanted = c->asked && c->ready == NULL;
+			pthread_mutex_unlock(&c->lock);
+			if (!wanted)
+				continue;
+			struct once__slab_chunk *chunk = map_chunk(s, true);
+			if (chunk == NULL)
+				return; /* the inserting thread will map its own */
+			pthread_mutex_lock(&c->lock);
+			if (c->ready == NULL) {
+				POISON((char *)chunk + sizeof *chunk, ONCE_SLAB_CHUNK - sizeof *chunk);
+				c->ready = (char *)chunk;
+				chunk = NULL;
+			}
+			pthread_mutex_unlock(&c->lock);
+			/* Not needed after all: it stays mapped (destroy unmaps
+			 * it) and serves nobody; a race this rare costs 256 KiB. */
+			(void)chunk;
+		}
+	}
 }
 
 /*
@@ -123,6 +166,7 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 	uint32_t a = (uint32_t)(cpu < 0 ? 0 : cpu) & s->arena_mask;
 	struct once__slab_class *c = &s->arenas[a].cls[bytes / ONCE_SLAB_GRAIN - 1];
 	void *block = NULL;
+	bool ask = false;
 	pthread_mutex_lock(&c->lock);
 	if (c->free != NULL) {
 		block = c->free;
@@ -132,8 +176,16 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 		block = c->bump;
 		c->bump += bytes;
 		UNPOISON(block, bytes);
+		/* Half through the chunk: ask for the next one ahead. */
+		if (s->ask != NULL && !c->asked && c->ready == NULL &&
+		    (size_t)(c->end - c->bump) < ONCE_SLAB_CHUNK / 2) {
+			c->asked = true;
+			ask = true;
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (ask)
+		s->ask(s->ask_ctx);
 	return block;
 }
 

@@ -21,6 +21,11 @@
  * is unmapped by once__slab_destroy, which is why a store's close does not
  * need to free its entries one by one.
  *
+ * Prefault: a class half through its chunk asks its owner (the store's
+ * background grower thread) to map and fault in the next one ahead, so an
+ * insert rarely takes a page fault; with no owner, or when the ready chunk
+ * is late, the inserting thread maps one itself.
+ *
  * Blocks larger than ONCE_SLAB_MAX come from malloc (keys and records that
  * large are rare; their cost is the caller's).  The caller passes the
  * block's size to free, as it knows it, so a block carries no header.
@@ -34,6 +39,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +56,8 @@ struct once__slab_class {
 	_Alignas(64) pthread_mutex_t lock;
 	void *free;       /* freed blocks, linked through their first word */
 	char *bump, *end; /* the unused rest of this class's newest chunk */
+	char *ready;      /* a chunk mapped and faulted in ahead (prefault) */
+	bool asked;       /* a ready chunk was asked for */
 };
 
 struct once__slab_arena {
@@ -62,6 +70,11 @@ struct once__slab {
 	pthread_mutex_t chunks_lock;
 	struct once__slab_chunk *chunks; /* every chunk, for destroy */
 	_Atomic uint64_t mapped;         /* bytes of chunks mapped */
+	/* Called (outside any slab lock) when a class is half through its
+	 * chunk and has no ready one: the owner should run once__slab_prefault
+	 * on another thread.  NULL: chunks are mapped when needed. */
+	void (*ask)(void *ctx);
+	void *ask_ctx;
 };
 
 /* Sets up a slab with one arena per CPU (a power of two, at most
@@ -75,6 +88,10 @@ void *once__slab_alloc(struct once__slab *s, size_t size);
 void once__slab_free(void *block, size_t size);
 /* The bytes a block of `size` occupies (its class's size), for accounting. */
 size_t once__slab_block_size(size_t size);
+/* Maps and faults in a ready chunk for every class that asked for one.
+ * Meant for a background thread: the page faults of a fresh chunk (about
+ * 2 us each in a VM, one per 4 KiB) then happen there, not in an insert. */
+void once__slab_prefault(struct once__slab *s);
 /* Unmaps every chunk: every slab block is gone, without walking them.
  * Nothing may use the slab after it. */
 void once__slab_destroy(struct once__slab *s);

@@ -14,6 +14,7 @@
  *     (under ASan, a use after free or a leak fails the test).
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 
 #include "durable.h"
@@ -273,7 +274,71 @@ static void test_family_outlives_its_tokens(void)
 	ASSERT_NO_LEAKS();
 }
 
-TESTS(TEST(test_empty_store_is_small), TEST(test_presize_tables_option),
+/* The nonce's table encoder writes what libsodium's constant-time one
+ * writes, for edge bytes and many random ones. */
+static void test_public_b64url_matches_sodium(void)
+{
+	unsigned char in[32];
+	char a[ONCE_SECRET_LEN + 1], b[ONCE_SECRET_LEN + 1];
+	for (int round = 0; round < 10000; round++) {
+		if (round == 0)
+			memset(in, 0, sizeof in);
+		else if (round == 1)
+			memset(in, 0xff, sizeof in);
+		else if (round == 2)
+			for (int i = 0; i < 32; i++)
+				in[i] = (unsigned char)(i * 8 + 3);
+		else
+			once__random(in, sizeof in);
+		memset(a, 'X', sizeof a);
+		memset(b, 'Y', sizeof b);
+		once__b64url32(in, a);
+		once__b64url32_public(in, b);
+		ASSERT_STR(b, a);
+	}
+}
+
+/* A class half through its chunk gets the next one faulted in ahead by
+ * the store's background thread (slab.h, "Prefault"). */
+static void test_slab_prefaults_ahead(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	return; /* TSan builds allocate with malloc (slab.c) */
+#else
+	/* One CPU, so every block comes from one arena. */
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	ASSERT_EQ_INT(sched_setaffinity(0, sizeof one, &one), 0);
+	once_options o;
+	once_options_init(&o);
+	o.sweep_interval_ms = 0;
+	once_store *s = test_open(&o);
+	/* 80 + 40-byte jti: 120 bytes, the 128-byte class; 2047 per chunk. */
+	char jti[64];
+	for (int i = 0; i < 1500; i++) {
+		int n = snprintf(jti, sizeof jti, "jkt-thumbprint-%020d:uuid", i);
+		ASSERT_EQ_INT(n, 40);
+		ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_OK);
+	}
+	bool ready = false;
+	for (int wait = 0; wait < 500 && !ready; wait++) {
+		for (uint32_t a = 0; a <= s->slab.arena_mask && !ready; a++) {
+			struct once__slab_class *c = &s->slab.arenas[a].cls[128 / ONCE_SLAB_GRAIN - 1];
+			pthread_mutex_lock(&c->lock);
+			ready = c->ready != NULL;
+			pthread_mutex_unlock(&c->lock);
+		}
+		if (!ready)
+			usleep(10000);
+	}
+	ASSERT(ready);
+	ASSERT(s->grower.running);
+	ASSERT_ST(once_close(s), ONCE_OK);
+#endif
+}
+
+TESTS(TEST(test_empty_store_is_small), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
       TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));

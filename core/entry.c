@@ -166,7 +166,7 @@ static once_status link_entry(once_store *s, const struct once__key *k, struct o
 		return ONCE_EXISTS;
 	}
 	once__bytes_add(s, k->table, (int64_t)once__entry_bytes(e));
-	/* More than two entries per bucket: the kind's tables should grow
+	/* More than one entry per bucket: the kind's tables should grow
 	 * (grow.c; one comparison on the line once__capacity_reserve just
 	 * wrote). */
 	struct once__capacity *c = &s->cap[k->table];

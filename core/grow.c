@@ -2,11 +2,17 @@
  * core/grow.c - tables that grow with their contents.
  *
  * Every table starts with ONCE_TABLE_MIN_BUCKETS buckets (table.c) and is
- * doubled, by cds_lfht_resize, when its kind holds more than two entries
- * per bucket on average, up to the size a presized table would have had
- * (once__capacity.buckets): so bucket memory stays 8-16 bytes per live
- * entry, as it was per unit of capacity, and an empty store has almost
- * none.  The count is the kind's exact live count over all shards (keys
+ * doubled, by cds_lfht_resize, when its kind holds more than one entry per
+ * bucket on average, up to the size a presized table would have had
+ * (once__capacity.buckets: 0.5 to 1 bucket per unit of capacity).  So
+ * bucket memory is 16-32 bytes per live entry while a table grows, never
+ * more than the presized table's, and an empty store has almost none.
+ * Doubling at one entry per bucket rather than two: a resize of a large
+ * table takes a while, and inserts meanwhile walk longer chains (at 10^7
+ * code puts, 1 thread, growing at two per bucket ran at 0.52x of presized
+ * tables, at one per bucket 0.67x; bench --workload growth).  The thread
+ * that resizes runs at the lowest priority (nice 19), so a resize uses
+ * idle CPU first.  The count is the kind's exact live count over all shards (keys
  * spread evenly over shards: the hash picks the shard), so an insert
  * decides with one comparison against grow_at, on the cache line it has
  * just updated.
@@ -32,19 +38,21 @@
  * a 16-bucket table.
  */
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
-/* Buckets per shard for n entries of a kind over nshards shards: as a
- * presized table for a capacity of n (store.c), capped at max. */
+/* Buckets per shard for n entries of a kind over nshards shards: at
+ * least one per entry, capped at max (the presized table's size). */
 static uint64_t buckets_for(uint64_t n, uint32_t nshards, uint64_t max)
 {
 	uint64_t share = (n + nshards - 1) / nshards;
 	uint64_t b = 1;
-	while (b < share)
+	while (b < share && b < max)
 		b <<= 1;
-	b = b / 2 < 1 ? 1 : b / 2;
 	return b > max ? max : b;
 }
 
@@ -53,8 +61,10 @@ static void set_size(once_store *s, enum once__table t, uint64_t per_shard)
 	struct once__capacity *c = &s->cap[t];
 	uint64_t max = c->buckets / s->nshards;
 	atomic_store_explicit(&c->table_buckets, per_shard, memory_order_relaxed);
-	/* Two entries per bucket, per shard: then double. */
-	uint64_t at = per_shard >= max ? UINT64_MAX : 2 * per_shard * s->nshards;
+	/* One entry per bucket on average: double now, so the table has
+	 * doubled before chains reach two (a resize of a large table takes a
+	 * while, and inserts meanwhile walk the longer chains). */
+	uint64_t at = per_shard >= max ? UINT64_MAX : per_shard * s->nshards;
 	atomic_store_explicit(&c->grow_at, at, memory_order_relaxed);
 }
 
@@ -89,6 +99,10 @@ static void *grower_main(void *arg)
 	 * cds_lfht_resize requires. */
 	urcu_bp_read_lock();
 	urcu_bp_read_unlock();
+	/* Lowest priority: a resize and its liburcu helper threads (which
+	 * inherit it) use idle CPU time and yield to the callers' threads;
+	 * growing a little later costs less than preempting them. */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 	pthread_mutex_lock(&g->lock);
 	while (!g->stop) {
 		bool any = false;

@@ -84,6 +84,7 @@ ONCE_API void once_stats(once_store *s, struct once_stats *out)
 	out->shards = s->nshards;
 	out->sweeps = atomic_load_explicit(&s->sweeps, memory_order_relaxed);
 	for (int t = 0; t < ONCE_TBL_COUNT; t++)
-		out->table_bytes += s->cap[t].buckets * sizeof(struct cds_lfht_node);
+		out->table_bytes += atomic_load_explicit(&s->cap[t].table_buckets, memory_order_relaxed) *
+		                    s->nshards * sizeof(struct cds_lfht_node);
 	once__persist_stats(s, out);
 }

@@ -227,12 +227,14 @@ typedef struct once_options {
 
 	/* Capacity per kind: live entries (consumed ones count until swept).
 	 * At capacity an insert gets ONCE_FULL; nothing is ever evicted.
-	 * Capacity is a limit, not an allocation: the hash tables start small
-	 * and grow with their contents (liburcu's automatic resize, done by
-	 * its worker thread while lookups and inserts go on), up to 0.5 to 1
-	 * bucket per entry at full capacity, so an empty store costs next to
-	 * nothing and memory follows the live entries.  A table does not
-	 * shrink back after a peak.  Refresh and access-token families have
+	 * Capacity is a limit, not an allocation: the hash tables start with
+	 * 16 buckets and are doubled by a background thread of the store
+	 * (started when first needed, every signal blocked) while lookups and
+	 * inserts go on, whenever a kind holds more than one entry per bucket,
+	 * up to 0.5 to 1 bucket per unit of capacity; entries come from
+	 * chunks mapped as they fill.  So an empty store costs well under
+	 * 1 MiB and opens and closes in about a millisecond, and memory
+	 * follows the live entries.  A table does not shrink after a peak.  Refresh and access-token families have
 	 * tables of their own, with room for twice the tokens' capacity (one
 	 * family per token at most, plus revocation marks of families without
 	 * tokens).  Defaults: 1 Mi each. */
@@ -414,7 +416,7 @@ struct once_stats {
 	uint64_t ops[ONCE_OP_COUNT][ONCE_STATUS_COUNT];
 	uint32_t shards;
 	uint64_t sweeps;      /* sweep passes run (explicit and background) */
-	uint64_t table_bytes; /* memory reserved for hash-table buckets */
+	uint64_t table_bytes; /* hash-table buckets now (tables grow: options) */
 	/* Persistence; zero for a memory-only store. */
 	uint64_t log_bytes;          /* bytes appended to the log since open */
 	uint64_t log_records;        /* records appended since open */

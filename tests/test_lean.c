@@ -89,6 +89,10 @@ static void test_tables_grow_under_concurrent_inserts(void)
 	o.max_replays = 1u << 20; /* max 2^18 buckets per shard */
 	o.sweep_interval_ms = 0;
 	once_store *s = test_open(&o);
+	struct once_stats before, after;
+	once_stats(s, &before);
+	/* 7 kinds x 2 shards x 16 buckets x 16 bytes. */
+	ASSERT_EQ_U64(before.table_bytes, 7 * 2 * ONCE_TABLE_MIN_BUCKETS * 16);
 	pthread_t th[THREADS];
 	struct filler f[THREADS];
 	for (int i = 0; i < THREADS; i++) {
@@ -98,10 +102,13 @@ static void test_tables_grow_under_concurrent_inserts(void)
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
 	ASSERT(s->grower.running);
-	/* 100000 per shard: a presized table for that many holds 2^16. */
-	wait_grown(s, ONCE_TBL_REPLAY, 1u << 16);
+	/* 100000 per shard: at least a bucket per entry, 2^17 (below the
+	 * 2^18 of a table presized for the capacity). */
+	wait_grown(s, ONCE_TBL_REPLAY, 1u << 17);
 	/* The kinds nobody used did not grow. */
 	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_CODE), ONCE_TABLE_MIN_BUCKETS);
+	once_stats(s, &after);
+	ASSERT_EQ_U64(after.table_bytes, before.table_bytes + 2 * ((1u << 17) - ONCE_TABLE_MIN_BUCKETS) * 16);
 	/* Every jti inserted while tables were resized is found. */
 	char jti[64];
 	for (uint64_t i = 0; i < N; i++) {
@@ -144,7 +151,7 @@ static void test_recovery_sizes_tables_before_replay(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 	s = test_open(&o);
 	/* Sized at open, from the log, before any insert: 10000 per shard. */
-	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REPLAY), 1u << 13);
+	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REPLAY), 1u << 14);
 	ASSERT_EQ_U64(test_entries(s, "replays"), 20000);
 	ASSERT_ST(once_replay_check(s, "jkt-thumbprint-00000000000000000007:uuid", 40, 600), ONCE_SPENT);
 	ASSERT_ST(once_close(s), ONCE_OK);

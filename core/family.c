@@ -60,7 +60,8 @@ once_status once__family_hold(once_store *s, const struct once__key *fam, int64_
 			return ONCE_NOMEM;
 		n->u.family.incarnation = atomic_fetch_add(&s->next_incarnation, 1) + 1;
 		atomic_init(&n->u.family.refs, 1); /* the table's */
-		/* once__insert takes its own read lock; nesting is allowed. */
+		/* once__insert_or_get takes its own read lock; nesting is
+		 * allowed. */
 		once_status st = once__insert_or_get(s, fam, n, ONCE_FAMILY_LIVE, &f);
 		if (st == ONCE_OK) {
 			*out = n;

@@ -18,7 +18,8 @@
  * just updated.
  *
  * Who resizes: one background thread per store, started the first time a
- * table needs to grow, with every signal blocked.  Not the inserting
+ * table needs to grow or the slab wants a chunk faulted in, with every
+ * signal blocked.  Not the inserting
  * thread: a resize of a large table takes milliseconds and waits for RCU
  * grace periods, and no caller should pay that.  Not liburcu's own
  * CDS_LFHT_AUTO_RESIZE either: its worker thread unblocks SIGUSR1 (for
@@ -74,7 +75,10 @@ void once__grow_init(once_store *s, enum once__table t, uint64_t per_shard)
 }
 
 /* Resizes every shard's table of kind t for `live` entries, if that is
- * larger than it is.  Outside any read-side section. */
+ * larger than it is.  Outside any read-side section.  table_buckets is
+ * the tables' size because only this function resizes them, and only
+ * upward (cds_lfht_resize would shrink to a smaller size): recovery's
+ * reserve runs before any insert can ask the thread. */
 static void grow_kind(once_store *s, enum once__table t, uint64_t live)
 {
 	struct once__capacity *c = &s->cap[t];
@@ -129,12 +133,13 @@ static void *grower_main(void *arg)
 }
 
 /* Starts the thread; the caller holds g->lock.  A failure leaves the
- * tables at their size (slower, never wrong) and says so once. */
-static void start_locked(once_store *s)
+ * tables at their size (slower, never wrong), says so once, and is tried
+ * again at the next request (the callers clear their request). */
+static bool start_locked(once_store *s)
 {
 	struct once__grower *g = &s->grower;
-	if (g->running || g->failed)
-		return;
+	if (g->running)
+		return true;
 	pthread_attr_t attr;
 	sigset_t all;
 	sigfillset(&all);
@@ -146,11 +151,14 @@ static void start_locked(once_store *s)
 		pthread_attr_destroy(&attr);
 	}
 	if (rc != 0) {
+		if (!g->failed)
+			once__log(s, ONCE_LOG_WARN,
+			          "tables cannot grow yet: no thread to resize them (error %d); will retry", rc);
 		g->failed = true;
-		once__log(s, ONCE_LOG_WARN, "tables cannot grow: no thread to resize them (error %d)", rc);
-		return;
+		return false;
 	}
 	g->running = true;
+	return true;
 }
 
 void once__grow_request(once_store *s, enum once__table t)
@@ -160,8 +168,10 @@ void once__grow_request(once_store *s, enum once__table t)
 		return; /* asked already, not served yet */
 	pthread_mutex_lock(&g->lock);
 	if (!g->stop) {
-		start_locked(s);
-		pthread_cond_signal(&g->wake);
+		if (start_locked(s))
+			pthread_cond_signal(&g->wake);
+		else
+			atomic_store(&g->requested[t], false); /* ask again next time */
 	}
 	pthread_mutex_unlock(&g->lock);
 }
@@ -175,8 +185,10 @@ static void ask_prefault(void *ctx)
 		return;
 	pthread_mutex_lock(&g->lock);
 	if (!g->stop) {
-		start_locked(s);
-		pthread_cond_signal(&g->wake);
+		if (start_locked(s))
+			pthread_cond_signal(&g->wake);
+		else
+			atomic_store(&g->prefault, false);
 	}
 	pthread_mutex_unlock(&g->lock);
 }

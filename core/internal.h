@@ -195,7 +195,7 @@ struct once__entry {
 			/* Refresh families: one reference for the table (dropped
 			 * when the sweep retires it) and one per token that joined
 			 * it; the last one frees it. */
-			_Atomic uint32_t refs;
+			_Atomic uint64_t refs; /* tokens may number 2^36 */
 		} family;
 	} u;
 	union {

@@ -7,11 +7,12 @@
  * Tokens of one family live in any shard; revocation touches only the
  * family entry, so it is O(1) in the family's size.
  *
- * A token reads as live only if its family entry exists and is not revoked
- * (once__family_live).  Every insert holds the family first, extending its
- * life to the token's expiry, so a family is swept only after all its
- * tokens expired: a missing family means an expired token, which fails
- * closed as NOT_FOUND rather than reading as live.
+ * A token reads as live only if the family entry it points at (live_token)
+ * is neither retired nor revoked.  Every insert holds the family before
+ * committing the token, extending its life to the token's expiry, so a
+ * family is swept only after all its tokens expired: a retired family
+ * means an expired token, which fails closed as NOT_FOUND rather than
+ * reading as live.
  *
  * Consumption is a pointer, installed by one CAS from NULL: THE single-use
  * decision.  It carries consumed_at and the sealed successor, so a rotation

@@ -18,8 +18,7 @@
  * callback free an entry without knowing its store.  A block goes back to
  * the class it came from, from whatever thread frees it (the call_rcu
  * worker, usually).  Freed blocks are reused, never unmapped; every chunk
- * is unmapped by once__slab_destroy, which is why a store's close does not
- * need to free its entries one by one.
+ * is unmapped by once__slab_destroy.
  *
  * Prefault: a class half through its chunk asks its owner (the store's
  * background grower thread) to map and fault in the next one ahead, so an

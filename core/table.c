@@ -76,10 +76,10 @@ bool once__table_del(once_store *s, struct once__entry *e)
 /*
  * Single-threaded teardown (once_close): unlink every entry, wait one grace
  * period so no reader can hold any of them, then free what each holds
- * outside the slab (once__entry_free_now: malloc'd blocks, consumptions,
+ * (once__entry_free_now: back to the slab, malloc'd blocks, consumptions,
  * family references), and destroy the (now empty: destroy refuses
- * otherwise) tables outside any read-side section.  The slab blocks
- * themselves go with the slab (store.c).  Entries retired earlier by
+ * otherwise) tables outside any read-side section.  The slab's chunks are
+ * unmapped after (store.c).  Entries retired earlier by
  * sweeps are flushed by the caller's rcu_barrier.
  */
 void once__tables_destroy(once_store *s)

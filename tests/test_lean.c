@@ -148,10 +148,26 @@ static void test_recovery_sizes_tables_before_replay(void)
 	once_store *s = test_open(&o);
 	struct filler f = {s, 0, 20000};
 	fill_replays(&f);
+	/* Logins: a refresh token in a family of its own each. */
+	char h[ONCE_SECRET_LEN + 1], fam[32];
+	for (int i = 0; i < 4000; i++) {
+		snprintf(fam, sizeof fam, "family-%d", i);
+		test_key(h, "login", (uint64_t)i);
+		once_refresh r;
+		memset(&r, 0, sizeof r);
+		r.family_id = fam;
+		r.subject = "user";
+		r.expires_at = ONCE_TIME_MAX / 2;
+		ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_OK);
+	}
 	ASSERT_ST(once_close(s), ONCE_OK);
 	s = test_open(&o);
 	/* Sized at open, from the log, before any insert: 10000 per shard. */
 	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REPLAY), 1u << 14);
+	/* The families the token records create, too: 2000 per shard. */
+	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH), 1u << 11);
+	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH_FAMILY), 1u << 11);
+	ASSERT_EQ_U64(test_entries(s, "refresh"), 4000);
 	ASSERT_EQ_U64(test_entries(s, "replays"), 20000);
 	ASSERT_ST(once_replay_check(s, "jkt-thumbprint-00000000000000000007:uuid", 40, 600), ONCE_SPENT);
 	ASSERT_ST(once_close(s), ONCE_OK);

@@ -121,8 +121,17 @@ static bool sort(struct once__batch *b)
 void once__batch_reserve(struct once__batch *b)
 {
 	uint64_t per_table[ONCE_TBL_COUNT] = {0};
-	for (size_t i = 0; i < b->n; i++)
-		per_table[(b->items[i].order >> 29) % ONCE_TBL_COUNT]++;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct item *it = &b->items[i];
+		per_table[(it->order >> 29) % ONCE_TBL_COUNT]++;
+		/* A token record may create its family too (restore.c): a log
+		 * of logins is mostly one new family per token. */
+		if (it->type == ONCE_WAL_REFRESH_INSERT ||
+		    (it->type == ONCE_WAL_REFRESH_ROTATE && it->part == ONCE_RESTORE_ROTATE_CHILD))
+			per_table[ONCE_TBL_REFRESH_FAMILY]++;
+		else if (it->type == ONCE_WAL_ACCESS_RECORD)
+			per_table[ONCE_TBL_ACCESS_FAMILY]++;
+	}
 	for (int t = 0; t < ONCE_TBL_COUNT; t++)
 		if (per_table[t] > 0)
 			once__grow_reserve(b->s, (enum once__table)t, per_table[t]);

@@ -53,7 +53,7 @@ static once_status record(once_store *s, const void *family_id, size_t flen, con
 		else
 			once__pending_abort(s, e);
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
@@ -104,7 +104,7 @@ ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t j
 	}
 	urcu_bp_read_lock();
 	bool r = revoked(s, &tok);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	once__count(s, ONCE_OP_ACCESS_REVOKED, r ? ONCE_OK : ONCE_NOT_FOUND);
 	return r;
 }

@@ -88,7 +88,7 @@ static once_status get(once_store *s, const void *hash, size_t hlen, once_code *
 	struct once__entry *e = once__table_lookup(s, &k);
 	if (e != NULL && atomic_load_explicit(&e->state, memory_order_acquire) == ONCE_CODE_LIVE)
 		st = copy_out(e, out);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st;
 }
 
@@ -150,7 +150,7 @@ static once_status take(once_store *s, const void *hash, size_t hlen, once_code 
 	} else if (seen == ONCE_CODE_FINALIZED) {
 		st = spent(e, meta);
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	if (st == ONCE_OK)
 		st = once__wal_wait(s, seq); /* durable before acknowledged */
 	if (st == ONCE_OK && copy != NULL)
@@ -189,7 +189,7 @@ static once_status finalize(once_store *s, const void *hash, size_t hlen)
 		    seen == ONCE_CODE_FINALIZED)
 			st = once__wal_log(s, ONCE_WAL_CODE_FINALIZE, e, NULL, &seq);
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 

@@ -100,8 +100,13 @@ void once__entry_free_now(struct once__entry *e)
 	once__slab_free(e, entry_size(e));
 }
 
+#if defined(__SANITIZE_THREAD__)
+char once__tsan_grace_period; /* internal.h, once__read_unlock */
+#endif
+
 static void consumption_after_grace_period(struct rcu_head *head)
 {
+	ONCE_TSAN_ACQUIRE();
 	free_consumption(caa_container_of(head, struct once__consumption, rcu));
 }
 
@@ -115,6 +120,7 @@ void once__consumption_retire(once_store *s, struct once__consumption *c)
  * rest are freed. */
 static void free_after_grace_period(struct rcu_head *head)
 {
+	ONCE_TSAN_ACQUIRE();
 	struct once__entry *e = caa_container_of(head, struct once__entry, link.rcu);
 	if (once__is_family_table((enum once__table)e->table))
 		once__family_unref(e);
@@ -134,7 +140,7 @@ static once_status full_or_exists(once_store *s, const struct once__key *k, stru
 {
 	urcu_bp_read_lock();
 	struct once__entry *got = once__table_lookup(s, k);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	if (existing != NULL)
 		*existing = got; /* valid: the caller's own section covers it */
 	return got != NULL ? ONCE_EXISTS : ONCE_FULL;
@@ -157,7 +163,7 @@ static once_status link_entry(once_store *s, const struct once__key *k, struct o
 	urcu_bp_read_lock();
 	struct once__entry *got = once__table_add_unique(s, k, e);
 	if (got != e) {
-		urcu_bp_read_unlock();
+		once__read_unlock();
 		once__capacity_release(s, k->table);
 		/* Never visible to anyone: add_unique failed, so no grace period. */
 		once__entry_free_now(e);
@@ -183,7 +189,7 @@ once_status once__insert(once_store *s, const struct once__key *k, struct once__
 	if (st != ONCE_OK)
 		return st;
 	once__wheel_push(&s->shards[k->shard].wheel, e);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return ONCE_OK;
 }
 
@@ -195,7 +201,7 @@ once_status once__insert_or_get(once_store *s, const struct once__key *k, struct
 	if (st != ONCE_OK)
 		return st;
 	once__wheel_push(&s->shards[k->shard].wheel, e);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return ONCE_OK;
 }
 
@@ -203,7 +209,7 @@ once_status once__insert_pending(once_store *s, const struct once__key *k, struc
 {
 	once_status st = link_entry(s, k, e, ONCE_PENDING, NULL);
 	if (st == ONCE_OK)
-		urcu_bp_read_unlock(); /* the caller's own section still covers e */
+		once__read_unlock(); /* the caller's own section still covers e */
 	return st;
 }
 
@@ -251,6 +257,6 @@ once_status once__insert_logged(once_store *s, const struct once__key *k, struct
 		else
 			once__pending_abort(s, e);
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }

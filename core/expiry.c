@@ -150,7 +150,7 @@ static void sweep_all(once_store *s, once_sweep_counts *c)
 	for (uint32_t i = 0; i < s->nshards; i++) {
 		urcu_bp_read_lock();
 		sweep_shard(s, &s->shards[i], now, c, &examined);
-		urcu_bp_read_unlock();
+		once__read_unlock();
 	}
 	pthread_mutex_unlock(&s->sweep_lock);
 	c->examined = examined;

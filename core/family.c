@@ -165,6 +165,6 @@ once_status once__family_revoke_logged(once_store *s, const struct once__key *fa
 	 * must not hear OK before a revocation is durable. */
 	if (st == ONCE_OK)
 		st = once__wal_log(s, type, f, NULL, &seq);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }

@@ -102,7 +102,7 @@ static void *grower_main(void *arg)
 	/* Registers this thread with RCU (bulletproof: on first use), as
 	 * cds_lfht_resize requires. */
 	urcu_bp_read_lock();
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	/* Lowest priority: a resize and its liburcu helper threads (which
 	 * inherit it) use idle CPU time and yield to the callers' threads;
 	 * growing a little later costs less than preempting them. */

@@ -66,7 +66,7 @@ ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len)
 	bool valid = e != NULL &&
 	             atomic_load_explicit(&e->state, memory_order_acquire) == ONCE_NONCE_FRESH &&
 	             atomic_load_explicit(&e->expires_at, memory_order_relaxed) > now;
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	once__count(s, ONCE_OP_NONCE_VALID, valid ? ONCE_OK : ONCE_NOT_FOUND);
 	return valid;
 }
@@ -111,7 +111,7 @@ static once_status accept(once_store *s, const void *nonce, size_t len, int64_t 
 		else
 			st = ONCE_SPENT;
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 

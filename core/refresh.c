@@ -260,7 +260,7 @@ static once_status insert(once_store *s, const void *hash, size_t hlen, const on
 		else
 			once__pending_abort(s, e);
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
@@ -284,7 +284,7 @@ static once_status get(once_store *s, const void *hash, size_t hlen, once_refres
 	struct once__entry *e = live_token(s, &k);
 	if (e != NULL)
 		st = copy_out(s, e, atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire), out);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return st;
 }
 
@@ -342,7 +342,7 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 	if (won)
 		st = once__wal_log(s, ONCE_WAL_REFRESH_CONSUME, e,
 		                   atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire), &seq);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	free(mine);
 	if (st == ONCE_OK)
 		st = once__wal_wait(s, seq);
@@ -407,7 +407,7 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 		}
 		free(next);
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	free(sealed);
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
@@ -547,7 +547,7 @@ static once_status rotate(once_store *s, const void *parent, size_t plen, const 
 	if (st == ONCE_OK)
 		st = rotate_locked(s, &rt, parent_out);
 	rotate_finish(s, &rt); /* a pending child is unlinked inside the section */
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	if (st == ONCE_OK && (st = once__wal_wait(s, rt.seq)) != ONCE_OK && parent_out != NULL) {
 		once_free(*parent_out); /* rotated in memory (fail closed), not acknowledged */
 		*parent_out = NULL;

@@ -396,7 +396,7 @@ uint64_t once__restore_finish(once_store *s, int64_t now)
 			once__wheel_push(&s->shards[e->shard].wheel, e);
 		e = next;
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	return dropped;
 }
 

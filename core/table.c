@@ -102,7 +102,7 @@ void once__tables_destroy(once_store *s)
 			}
 		}
 	}
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	urcu_bp_synchronize_rcu();
 	while (doomed != NULL) {
 		struct once__entry *next = doomed->link.wheel_next;
@@ -129,7 +129,7 @@ void once__table_each(once_store *s, uint32_t shard, enum once__table t,
 	urcu_bp_read_lock();
 	cds_lfht_for_each(s->shards[shard].table[t], &it, node)
 		fn(caa_container_of(node, struct once__entry, node), ctx);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 }
 
 bool once__table_is_deleted(struct once__entry *e)

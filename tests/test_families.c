@@ -85,7 +85,7 @@ static void age_family(once_store *s, enum once__table t, const char *family, in
 	struct once__entry *f = once__table_lookup(s, &k);
 	ASSERT(f != NULL);
 	atomic_store(&f->expires_at, exp);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 }
 
 /*

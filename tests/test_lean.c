@@ -232,7 +232,7 @@ static void test_bytes_are_the_blocks_held(void)
 	ASSERT(e->record_size > 0);
 	ASSERT((void *)e->u.code.record < (void *)e || (void *)e->u.code.record >= (void *)(e->key + e->key_len));
 	uint64_t want = 128 + once__slab_block_size(e->record_size);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	ASSERT_EQ_U64(once__entry_bytes(e), want);
 	ASSERT_EQ_U64(sum_bytes(s), want);
 	ASSERT_ST(once_replay_check(s, "j", 1, 10), ONCE_OK); /* 81 bytes: 96 */

@@ -63,7 +63,7 @@ static int64_t expiry_of(once_store *s, enum once__table t, const void *key, siz
 	urcu_bp_read_lock();
 	struct once__entry *e = entry_of(s, t, key, len);
 	int64_t exp = e ? atomic_load(&e->expires_at) : 0;
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	if (e == NULL)
 		FAIL_AT("no entry for %.*s", (int)len, (const char *)key);
 	return exp;
@@ -123,7 +123,7 @@ static void test_family_hold_never_dead(void)
 		ASSERT(atomic_load(&f->expires_at) >= ONCE_TIME_MIN);
 		ASSERT_ST(once__family_hold(s, &k, INT64_MAX, &f), ONCE_OK); /* extends, clamped */
 		ASSERT_EQ_INT(atomic_load(&f->expires_at), ONCE_TIME_MAX);
-		urcu_bp_read_unlock();
+		once__read_unlock();
 	}
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
@@ -241,7 +241,7 @@ static void test_nonce_age_cannot_overflow(void)
 	ASSERT_ST(once_nonce_issue(s, ONCE_TTL_MAX, n), ONCE_OK);
 	urcu_bp_read_lock();
 	entry_of(s, ONCE_TBL_NONCE, n, ONCE_NONCE_LEN)->u.nonce.issued_at = INT64_MIN;
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	atomic_store(&clk.now, INT64_MAX);
 	ASSERT_ST(once_nonce_accept(s, n, ONCE_NONCE_LEN, ONCE_TTL_MAX), ONCE_EXPIRED);
 	ASSERT_ST(once_close(s), ONCE_OK);
@@ -572,7 +572,7 @@ static void test_recovered_odd_times(void)
 	urcu_bp_read_lock();
 	entry_of(s, ONCE_TBL_NONCE, n, ONCE_NONCE_LEN)->u.nonce.issued_at = INT64_MIN;
 	atomic_store(&entry_of(s, ONCE_TBL_REPLAY, "jti", 3)->expires_at, INT64_MAX);
-	urcu_bp_read_unlock();
+	once__read_unlock();
 	ASSERT_ST(once_checkpoint(s), ONCE_OK); /* the snapshot holds them */
 	ASSERT_ST(once_close(s), ONCE_OK);
 	s = test_open(&o);

@@ -440,7 +440,7 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 		/* One read-side section for the whole replay (core/restore.c). */
 		urcu_bp_read_lock();
 		st = once__batch_apply(rp.batch);
-		urcu_bp_read_unlock();
+		once__read_unlock();
 		if (st == ONCE_CORRUPT)
 			st = damage(r, "(records)", 0, false, "a record cannot be applied");
 	}

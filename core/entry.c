@@ -152,7 +152,8 @@ static once_status full_or_exists(once_store *s, const struct once__key *k, stru
 static once_status link_entry(once_store *s, const struct once__key *k, struct once__entry *e,
                               uint32_t state, struct once__entry **existing)
 {
-	if (!once__capacity_reserve(s, k->table)) {
+	uint64_t live = once__capacity_reserve(s, k->table);
+	if (live == 0) {
 		once__entry_free_now(e);
 		return full_or_exists(s, k, existing);
 	}
@@ -173,11 +174,8 @@ static once_status link_entry(once_store *s, const struct once__key *k, struct o
 	}
 	once__bytes_add(s, k->table, (int64_t)once__entry_bytes(e));
 	/* More than one entry per bucket: the kind's tables should grow
-	 * (grow.c; one comparison on the line once__capacity_reserve just
-	 * wrote). */
-	struct once__capacity *c = &s->cap[k->table];
-	if (atomic_load_explicit(&c->live, memory_order_relaxed) >
-	    atomic_load_explicit(&c->grow_at, memory_order_relaxed))
+	 * (grow.c; grow_at shares the line the reservation just wrote). */
+	if (live > atomic_load_explicit(&s->cap[k->table].grow_at, memory_order_relaxed))
 		once__grow_request(s, k->table);
 	return ONCE_OK;
 }

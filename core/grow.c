@@ -156,36 +156,34 @@ static bool start_locked(once_store *s)
 	return true;
 }
 
-void once__grow_request(once_store *s, enum once__table t)
+/* Raises one of the thread's request flags and wakes it (starting it the
+ * first time); a failed start lowers the flag again, so the next request
+ * retries. */
+static void ask(once_store *s, _Atomic bool *flag)
 {
 	struct once__grower *g = &s->grower;
-	if (atomic_exchange(&g->requested[t], true))
+	if (atomic_exchange(flag, true))
 		return; /* asked already, not served yet */
 	pthread_mutex_lock(&g->lock);
 	if (!g->stop) {
 		if (start_locked(s))
 			pthread_cond_signal(&g->wake);
 		else
-			atomic_store(&g->requested[t], false); /* ask again next time */
+			atomic_store(flag, false);
 	}
 	pthread_mutex_unlock(&g->lock);
+}
+
+void once__grow_request(once_store *s, enum once__table t)
+{
+	ask(s, &s->grower.requested[t]);
 }
 
 /* The slab's ask: a class wants its next chunk faulted in ahead. */
 static void ask_prefault(void *ctx)
 {
 	once_store *s = ctx;
-	struct once__grower *g = &s->grower;
-	if (atomic_exchange(&g->prefault, true))
-		return;
-	pthread_mutex_lock(&g->lock);
-	if (!g->stop) {
-		if (start_locked(s))
-			pthread_cond_signal(&g->wake);
-		else
-			atomic_store(&g->prefault, false);
-	}
-	pthread_mutex_unlock(&g->lock);
+	ask(s, &s->grower.prefault);
 }
 
 void once__grower_init(once_store *s)

@@ -452,7 +452,9 @@ void once__sweeper_stop(once_store *s);
 once_status once__count(once_store *s, once_op op, once_status st);
 void once__bytes_add(once_store *s, enum once__table t, int64_t delta);
 void once__swept_add(once_store *s, enum once__table t, uint64_t n);
-bool once__capacity_reserve(once_store *s, enum once__table t);
+/* Reserves room for one entry of kind t: the live count with it, or 0
+ * when the kind is full (nothing reserved). */
+uint64_t once__capacity_reserve(once_store *s, enum once__table t);
 void once__capacity_release(once_store *s, enum once__table t);
 
 /* ---- record.c ---- */

@@ -37,14 +37,14 @@ void once__swept_add(once_store *s, enum once__table t, uint64_t n)
 	atomic_fetch_add_explicit(&my_stripe(s)->swept[t], n, memory_order_relaxed);
 }
 
-bool once__capacity_reserve(once_store *s, enum once__table t)
+uint64_t once__capacity_reserve(once_store *s, enum once__table t)
 {
 	struct once__capacity *c = &s->cap[t];
 	uint64_t before = atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
 	if (before < c->max)
-		return true;
+		return before + 1;
 	atomic_fetch_sub_explicit(&c->live, 1, memory_order_relaxed);
-	return false;
+	return 0;
 }
 
 void once__capacity_release(once_store *s, enum once__table t)

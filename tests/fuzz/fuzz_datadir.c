@@ -853,6 +853,7 @@ struct job {
 };
 static struct job q[QUEUE];
 static unsigned qh, qt;
+static unsigned running; /* jobs a closer has taken and not finished */
 static pthread_mutex_t ql = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t qmore = PTHREAD_COND_INITIALIZER, qroom = PTHREAD_COND_INITIALIZER;
 
@@ -894,9 +895,14 @@ static void *closer(void *arg)
 		while (qh == qt)
 			pthread_cond_wait(&qmore, &ql);
 		struct job j = q[qh++ % QUEUE];
+		running++;
 		pthread_cond_signal(&qroom);
 		pthread_mutex_unlock(&ql);
 		finish(&j);
+		pthread_mutex_lock(&ql);
+		running--;
+		pthread_cond_broadcast(&qroom); /* cleanup waits for the last one */
+		pthread_mutex_unlock(&ql);
 	}
 	return NULL;
 }
@@ -962,6 +968,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 __attribute__((destructor)) static void cleanup(void)
 {
+	/* The closers may still be reopening directories when libFuzzer's
+	 * time is up: let them finish before their directories go (removing
+	 * them under a reopen made it report CORRUPT or IO). */
+	pthread_mutex_lock(&ql);
+	while (qh != qt || running > 0)
+		pthread_cond_wait(&qroom, &ql);
+	pthread_mutex_unlock(&ql);
 	if (g_tmp[0]) {
 		DIR *d = opendir(g_tmp);
 		if (d != NULL) {

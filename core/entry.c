@@ -41,11 +41,38 @@ struct once__entry *once__entry_new(once_store *s, const struct once__key *k, in
 	return e;
 }
 
-static void free_consumption(struct once__consumption *c)
+struct once__consumption *once__consumption_new(once_store *s, int64_t at, struct once__sealed *successor)
 {
-	if (c != NULL)
-		free(c->successor);
-	free(c);
+	struct once__consumption *c = once__slab_alloc(&s->slab, sizeof *c);
+	if (c != NULL) {
+		c->consumed_at = at;
+		c->successor = successor;
+	}
+	return c;
+}
+
+struct once__sealed *once__sealed_new(once_store *s, size_t ct_len)
+{
+	if (ct_len > UINT32_MAX - sizeof(struct once__sealed))
+		return NULL;
+	struct once__sealed *b = once__slab_alloc(&s->slab, sizeof *b + ct_len);
+	if (b != NULL)
+		b->len = (uint32_t)ct_len;
+	return b;
+}
+
+void once__sealed_free(struct once__sealed *b)
+{
+	if (b != NULL)
+		once__slab_free(b, sizeof *b + b->len);
+}
+
+void once__consumption_free(struct once__consumption *c)
+{
+	if (c == NULL)
+		return;
+	once__sealed_free(c->successor);
+	once__slab_free(c, sizeof *c);
 }
 
 struct once__entry *once__entry_with_record(once_store *s, const struct once__key *k, int64_t expires_at,
@@ -85,10 +112,10 @@ static void *record_of(struct once__entry *e)
 
 void once__entry_free_now(struct once__entry *e)
 {
-	/* A refresh token's consumption (and sealed successor) is malloc'd;
+	/* A refresh token's consumption (and sealed successor) is its own;
 	 * its family reference is dropped, which may free the family. */
 	if (e->table == ONCE_TBL_REFRESH) {
-		free_consumption(atomic_load_explicit(&e->u.refresh.consumed, memory_order_relaxed));
+		once__consumption_free(atomic_load_explicit(&e->u.refresh.consumed, memory_order_relaxed));
 		/* Committed tokens and pending ones that joined hold a family
 		 * reference; the others (and recovered ones not linked yet)
 		 * hold none, and have no family pointer. */
@@ -107,7 +134,7 @@ char once__tsan_grace_period; /* internal.h, once__read_unlock */
 static void consumption_after_grace_period(struct rcu_head *head)
 {
 	ONCE_TSAN_ACQUIRE();
-	free_consumption(caa_container_of(head, struct once__consumption, rcu));
+	once__consumption_free(caa_container_of(head, struct once__consumption, rcu));
 }
 
 void once__consumption_retire(once_store *s, struct once__consumption *c)

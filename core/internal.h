@@ -439,6 +439,16 @@ bool once__unlink(once_store *s, struct once__entry *e);
  */
 once_status once__insert_logged(once_store *s, const struct once__key *k, struct once__entry *e,
                                 uint32_t state, uint8_t type);
+/* A consumption record, and a sealed successor of ct_len ciphertext bytes,
+ * from the store's slab like the entries they belong to (no malloc on a
+ * consume or rotate; freed without the store, as entries are).  NULL on
+ * ENOMEM. */
+struct once__consumption *once__consumption_new(once_store *s, int64_t at, struct once__sealed *successor);
+struct once__sealed *once__sealed_new(once_store *s, size_t ct_len);
+void once__sealed_free(struct once__sealed *b);
+/* Frees a consumption record and its sealed successor now (never
+ * published, or unreachable after a grace period). */
+void once__consumption_free(struct once__consumption *c);
 /* Frees a consumption record and its sealed successor after a grace period. */
 void once__consumption_retire(once_store *s, struct once__consumption *c);
 

@@ -203,16 +203,6 @@ static once_status copy_out(once_store *s, const struct once__entry *e,
 	return ONCE_OK;
 }
 
-static struct once__consumption *consumption_new(int64_t at, struct once__sealed *successor)
-{
-	struct once__consumption *c = malloc(sizeof *c);
-	if (c != NULL) {
-		c->consumed_at = at;
-		c->successor = successor;
-	}
-	return c;
-}
-
 /* ---- insert ---- */
 
 /*
@@ -331,7 +321,7 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 	once_status st = once__wal_gate(s);
 	if (st != ONCE_OK)
 		return st;
-	struct once__consumption *mine = consumption_new(once__now(s), NULL);
+	struct once__consumption *mine = once__consumption_new(s, once__now(s), NULL);
 	if (mine == NULL)
 		return ONCE_NOMEM;
 	uint64_t seq = 0;
@@ -343,7 +333,7 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 		st = once__wal_log(s, ONCE_WAL_REFRESH_CONSUME, e,
 		                   atomic_load_explicit(&e->u.refresh.consumed, memory_order_acquire), &seq);
 	once__read_unlock();
-	free(mine);
+	once__consumption_free(mine);
 	if (st == ONCE_OK)
 		st = once__wal_wait(s, seq);
 	if (won && st != ONCE_OK && out != NULL) {
@@ -394,7 +384,7 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 	/* Only a consumed parent takes a successor; replace the whole
 	 * consumption record so readers see old or new, never a mix. */
 	while (cur != NULL) {
-		struct once__consumption *next = consumption_new(cur->consumed_at, sealed);
+		struct once__consumption *next = once__consumption_new(s, cur->consumed_at, sealed);
 		if (next == NULL) {
 			st = ONCE_NOMEM;
 			break;
@@ -405,10 +395,11 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 			st = once__wal_log(s, ONCE_WAL_REFRESH_SUCCESSOR, e, next, &seq);
 			break;
 		}
-		free(next);
+		next->successor = NULL; /* kept for the next try */
+		once__consumption_free(next);
 	}
 	once__read_unlock();
-	free(sealed);
+	once__sealed_free(sealed);
 	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
 }
 
@@ -448,9 +439,9 @@ static once_status rotate_prepare(once_store *s, struct rotation *rt, const void
 	if (st != ONCE_OK)
 		return st;
 	struct once__sealed *sealed = has_payload ? once__seal(s, parent, plen, payload, n) : NULL;
-	rt->consumption = consumption_new(once__now(s), sealed);
+	rt->consumption = once__consumption_new(s, once__now(s), sealed);
 	if ((has_payload && sealed == NULL) || rt->consumption == NULL) {
-		free(sealed);
+		once__sealed_free(sealed);
 		return ONCE_NOMEM; /* rotate_finish frees the rest */
 	}
 	return ONCE_OK;
@@ -529,9 +520,7 @@ static void rotate_finish(once_store *s, struct rotation *rt)
 		once__pending_abort(s, rt->child_entry);
 	else if (rt->child_entry != NULL)
 		once__entry_free_now(rt->child_entry);
-	if (rt->consumption != NULL)
-		free(rt->consumption->successor);
-	free(rt->consumption);
+	once__consumption_free(rt->consumption);
 	once_free(rt->parent_copy);
 }
 

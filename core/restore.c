@@ -103,14 +103,13 @@ static once_status family(once_store *s, enum once__table t, const void *id, siz
 	return place(s, &k, n, revoked ? ONCE_FAMILY_REVOKED : ONCE_FAMILY_LIVE);
 }
 
-static struct once__sealed *sealed_from(const struct once__wal_op *op)
+static struct once__sealed *sealed_from(once_store *s, const struct once__wal_op *op)
 {
 	if (op->sealed == NULL)
 		return NULL;
 	size_t ct = op->sealed_len - 24;
-	struct once__sealed *b = malloc(sizeof *b + ct);
+	struct once__sealed *b = once__sealed_new(s, ct);
 	if (b != NULL) {
-		b->len = (uint32_t)ct;
 		memcpy(b->nonce, op->sealed, 24);
 		memcpy(b->ct, op->sealed + 24, ct);
 	}
@@ -187,13 +186,13 @@ static once_status consume(once_store *s, const unsigned char *key, size_t key_l
 	struct once__consumption *cur = atomic_load(&e->u.refresh.consumed);
 	if (cur != NULL && !replace_successor)
 		return ONCE_OK; /* already consumed: idempotent */
-	struct once__consumption *c = malloc(sizeof *c);
-	if (c == NULL)
-		return ONCE_NOMEM;
-	c->consumed_at = cur ? cur->consumed_at : at;
-	c->successor = sealed_from(op);
-	if (op->sealed != NULL && c->successor == NULL) {
-		free(c);
+	struct once__sealed *successor = sealed_from(s, op);
+	struct once__consumption *c =
+		op->sealed == NULL || successor != NULL
+			? once__consumption_new(s, cur ? cur->consumed_at : at, successor)
+			: NULL;
+	if (c == NULL) {
+		once__sealed_free(successor);
 		return ONCE_NOMEM;
 	}
 	atomic_store(&e->u.refresh.consumed, c);

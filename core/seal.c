@@ -103,10 +103,9 @@ static void le64(unsigned char out[8], uint64_t v)
 struct once__sealed *once__seal(once_store *s, const void *ad, size_t adlen, const void *msg, size_t n)
 {
 	size_t ct_len = n + crypto_aead_xchacha20poly1305_ietf_ABYTES;
-	struct once__sealed *b = malloc(sizeof *b + ct_len);
+	struct once__sealed *b = once__sealed_new(s, ct_len); /* n <= max_record_len (16 MiB) */
 	if (b == NULL)
 		return NULL;
-	b->len = (uint32_t)ct_len; /* n <= max_record_len (16 MiB), checked by callers */
 	unsigned long long written;
 	/* S2: relaxed is enough, only distinctness of c matters. */
 	uint64_t c = atomic_fetch_add_explicit(&s->sealing.counter, 1, memory_order_relaxed);

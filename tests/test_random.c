@@ -369,7 +369,7 @@ static void test_seal_is_xchacha20poly1305(void)
 		ASSERT(memcmp(b->nonce, s->sealing.prefix, 16) == 0);
 		assert_is_xchacha(b, msg, sizes[i]);
 		assert_unseals(s, b, msg, sizes[i]);
-		free(b);
+		once__sealed_free(b);
 	}
 	free(msg);
 	ASSERT_ST(once_close(s), ONCE_OK);
@@ -388,7 +388,7 @@ static void test_seal_counter_advances_and_wraps(void)
 	ASSERT_EQ_U64(nonce_counter(b[2]), nonce_counter(b[0]) + 2);
 	ASSERT_EQ_U64(atomic_load(&s->sealing.counter), nonce_counter(b[0]) + 3);
 	for (int i = 0; i < 3; i++)
-		free(b[i]);
+		once__sealed_free(b[i]);
 	/* The counter wraps mod 2^64 and stays XChaCha20 under its nonce. */
 	atomic_store(&s->sealing.counter, UINT64_MAX);
 	b[0] = once__seal(s, AD, sizeof AD, msg, 43);
@@ -398,7 +398,7 @@ static void test_seal_counter_advances_and_wraps(void)
 	for (int i = 0; i < 2; i++) {
 		assert_is_xchacha(b[i], msg, 43);
 		assert_unseals(s, b[i], msg, 43);
-		free(b[i]);
+		once__sealed_free(b[i]);
 	}
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
@@ -419,7 +419,7 @@ static void *seal_many(void *arg)
 		if (b == NULL)
 			return NULL;
 		memcpy(z->nonces[i], b->nonce, 24);
-		free(b);
+		once__sealed_free(b);
 	}
 	return z;
 }
@@ -470,7 +470,7 @@ static void test_seal_across_stores(void)
 	ASSERT(!once__unseal(a, x, AD, sizeof AD, out));
 	x->nonce[0] ^= 1;
 	assert_unseals(a, x, msg, sizeof msg);
-	free(x);
+	once__sealed_free(x);
 	/* Another key never opens it, whatever the prefix. */
 	unsigned char other_key[ONCE_SUCCESSOR_KEY_LEN];
 	memcpy(other_key, KEY, sizeof other_key);
@@ -481,7 +481,7 @@ static void test_seal_across_stores(void)
 	ASSERT(!once__unseal(c, x, AD, sizeof AD, out));
 	memcpy(x->nonce, c->sealing.prefix, 16); /* c's prefix, a's key: fails */
 	ASSERT(!once__unseal(c, x, AD, sizeof AD, out));
-	free(x);
+	once__sealed_free(x);
 	ASSERT_ST(once_close(a), ONCE_OK);
 	ASSERT_ST(once_close(b), ONCE_OK);
 	ASSERT_ST(once_close(c), ONCE_OK);

@@ -13,6 +13,7 @@
 #include "format.h"
 #include "io.h"
 #include "log.h"
+#include "segment.h"
 
 struct once__log {
 	int fd;
@@ -209,39 +210,6 @@ static once_status start_syncer(struct once__log *log)
 	return ONCE_OK;
 }
 
-/* Creates segment file `path` (it must not exist) with its header written
- * and synced; false when any step fails. */
-static bool segment_open(int dirfd, const char *path, const unsigned char uid[16], uint64_t number,
-                         uint64_t first_seq, int *fd, uint64_t *salt)
-{
-	struct once__wal_segment seg = {.number = number, .first_seq = first_seq};
-	memcpy(seg.uid, uid, sizeof seg.uid);
-	unsigned char header[ONCE_WAL_SEGMENT_HEADER];
-	once__wal_segment_encode(header, &seg);
-	*fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (*fd < 0)
-		return false;
-	/* The directory entry too: records acknowledged in this segment must
-	 * not vanish with its name on power loss.  That takes fsync on the
-	 * directory: fdatasync of a directory need not write its entries
-	 * (PostgreSQL's fsync_fname does the same). */
-	if (!once__io_write_all(*fd, header, sizeof header, 0) || once__io.fdatasync(*fd) != 0 ||
-	    (dirfd != AT_FDCWD && !once__io_sync_dir(dirfd))) {
-		close(*fd);
-		*fd = -1;
-		/* Nothing in it was acknowledged.  Remove it: the log goes on in
-		 * the old segment (a header left here would read as a gap in the
-		 * sequence numbers at recovery), and a later rotation must be
-		 * able to create this segment again. */
-		unlinkat(dirfd, path, 0);
-		if (dirfd != AT_FDCWD)
-			once__io_sync_dir(dirfd);
-		return false;
-	}
-	*salt = once__wal_salt(&seg);
-	return true;
-}
-
 once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
                              uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
                              struct once__log **out, int dirfd)
@@ -250,7 +218,7 @@ once_status once__log_create(const char *path, const unsigned char uid[16], uint
 	if (log == NULL)
 		return ONCE_NOMEM;
 	log->dirfd = dirfd;
-	if (!segment_open(dirfd, path, uid, number, first_seq, &log->fd, &log->salt)) {
+	if (!once__segment_create(dirfd, path, uid, number, first_seq, &log->fd, &log->salt)) {
 		free(log);
 		return ONCE_IO;
 	}
@@ -333,7 +301,7 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 	int fd;
 	uint64_t salt;
 	if (write_and_sync_locked(log) &&
-	    segment_open(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
+	    once__segment_create(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
 		close(log->fd);
 		log->fd = fd;
 		log->salt = salt;

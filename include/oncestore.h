@@ -224,6 +224,13 @@ typedef struct once_options {
 	 * disk use stays near live data + checkpoint_bytes.  Default 64 MiB;
 	 * UINT64_MAX: only explicit checkpoints. */
 	uint64_t checkpoint_bytes;
+	/* Most bytes of log records waiting in memory for the log writer
+	 * thread (see "Non-blocking durable writes").  The writer drains the
+	 * buffer whether or not anyone polls; a write that would take it past
+	 * this waits until the writer has written enough (the disk is that
+	 * far behind), so a host that never polls cannot make it grow.
+	 * Default 64 MiB; at least 1 MiB (smaller values are raised to it). */
+	uint64_t log_buffer_bytes;
 
 	/* Capacity per kind: live entries (consumed ones count until swept).
 	 * At capacity an insert gets ONCE_FULL; nothing is ever evicted.
@@ -759,6 +766,139 @@ ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t 
  */
 ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t len,
                                        int64_t ttl_seconds);
+
+/* ------------------------------------------------------------------------ */
+/* Non-blocking durable writes (event-loop hosts)                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * RULE: do not answer your client until the call's ticket is durable.
+ *
+ *     st = once_code_take_async(s, hash, hlen, &code, &meta, &ticket);
+ *     ... answer when once_tickets_durable(s, &upto) == ONCE_OK && ticket <= upto
+ *
+ * Every write has a form ending in _async that takes the same arguments
+ * plus a ticket.  It decides exactly as the blocking form does (the same
+ * CAS, the same statuses, the same records copied out), hands its log
+ * record to the log writer thread and returns at once, without waiting
+ * for the disk and without any disk I/O on the calling thread.
+ *
+ * *ticket receives the record's position in the log (> 0), or 0 when
+ * nothing was logged (a status that changed nothing, or a store without a
+ * data directory): a ticket of 0 needs no wait.  Tickets are numbered in
+ * log order across all threads, and become durable in that order: when
+ * ticket t is durable, so is every ticket below it.  "Durable" is what the
+ * blocking form would have waited for under the store's sync mode:
+ * on stable storage (fdatasync) under ONCE_SYNC_ALWAYS, written to the
+ * kernel under ONCE_SYNC_INTERVAL and ONCE_SYNC_NONE.
+ *
+ * The effect is visible in memory at once (a taken code is spent for every
+ * other caller before its ticket is durable): single use is decided by the
+ * call, durability by the ticket.  If the ticket fails (the log could not
+ * be written or synced), the effect stays in memory (fail closed, as with
+ * ONCE_IO from a blocking call) but may be lost by a crash: answer the
+ * client with an error, never with success.
+ *
+ * How a host learns of durability, without blocking: once_ticket_fd gives
+ * a file descriptor (a Linux eventfd) that becomes readable whenever the
+ * durable position advances or the log fails; add it to epoll, kqueue
+ * emulation, libuv (uv_poll_t) or any loop, and when it fires call
+ * once_tickets_drain (which reads the fd) and answer every request whose
+ * ticket is at or below the position it returns.  Why a file descriptor and
+ * not a callback: a callback would run on the store's writer thread, and
+ * every loop would have to hand the result back to its own thread through
+ * a descriptor anyway (uv_async_send is one); a descriptor also wakes a
+ * loop that is blocked in epoll_wait with nothing else to do.
+ *
+ * Failure: a failed write or fdatasync fails every ticket not yet durable,
+ * at once and for good: once_tickets_durable answers ONCE_IO with the last
+ * durable position, the descriptor fires, and every later write (either
+ * form) answers ONCE_IO until the store is reopened.
+ *
+ * Bound: records wait in a buffer of at most options.log_buffer_bytes; a
+ * ticket is a number, so outstanding tickets cost the host nothing either.
+ * The writer drains the buffer whether or not the host polls.
+ *
+ * once_close with tickets outstanding writes and syncs everything first:
+ * it returns ONCE_OK only when every ticket ever handed out is durable, and
+ * ONCE_IO when any failed.  A host that must know which of its outstanding
+ * requests to fail calls once_ticket_wait(s, last_ticket) (or
+ * once_tickets_durable) before once_close.
+ *
+ * The blocking calls stay, for threaded hosts; they share the writer and
+ * its group commit (a blocking call is its _async form followed by
+ * once_ticket_wait).
+ */
+typedef uint64_t once_ticket;
+
+/* The _async forms.  Same arguments, statuses and out-records as the
+ * blocking calls above, plus `ticket` (required, not NULL: else
+ * ONCE_INVALID); *ticket is set on every status. */
+ONCE_API once_status once_code_put_async(once_store *s, const void *hash, size_t hlen,
+                                         const once_code *c, once_ticket *ticket);
+ONCE_API once_status once_code_take_async(once_store *s, const void *hash, size_t hlen,
+                                          once_code **out, once_code_meta **meta,
+                                          once_ticket *ticket);
+ONCE_API once_status once_code_finalize_async(once_store *s, const void *hash, size_t hlen,
+                                              once_ticket *ticket);
+ONCE_API once_status once_code_record_access_token_async(once_store *s, const void *family_id,
+                                                         size_t flen, const void *jti,
+                                                         size_t jlen, int64_t expires_at,
+                                                         once_ticket *ticket);
+ONCE_API once_status once_code_revoke_family_access_tokens_async(once_store *s,
+                                                                 const void *family_id,
+                                                                 size_t flen, once_ticket *ticket);
+ONCE_API once_status once_refresh_insert_async(once_store *s, const void *hash, size_t hlen,
+                                               const once_refresh *r, once_ticket *ticket);
+ONCE_API once_status once_refresh_consume_async(once_store *s, const void *hash, size_t hlen,
+                                                once_refresh **out, once_ticket *ticket);
+ONCE_API once_status once_refresh_remember_successor_async(once_store *s, const void *hash,
+                                                           size_t hlen, const void *succ,
+                                                           size_t n, once_ticket *ticket);
+ONCE_API once_status once_refresh_rotate_async(once_store *s, const void *parent, size_t plen,
+                                               const void *child, size_t clen,
+                                               const once_refresh *succ, const void *payload,
+                                               size_t n, once_refresh **parent_out,
+                                               once_ticket *ticket);
+ONCE_API once_status once_refresh_revoke_family_async(once_store *s, const void *family_id,
+                                                      size_t flen, once_ticket *ticket);
+ONCE_API once_status once_nonce_issue_async(once_store *s, int64_t ttl_seconds,
+                                            char out[ONCE_NONCE_LEN + 1], once_ticket *ticket);
+ONCE_API once_status once_nonce_accept_async(once_store *s, const void *nonce, size_t len,
+                                             int64_t ttl_seconds, once_ticket *ticket);
+ONCE_API once_status once_replay_check_async(once_store *s, const void *jti, size_t len,
+                                             int64_t ttl_seconds, once_ticket *ticket);
+
+/*
+ * The descriptor that becomes readable when the durable position advances
+ * or the log fails: a Linux eventfd (non-blocking, close-on-exec), made on
+ * the first call and owned by the store (do not close it; once_close
+ * does).  Read it (or call once_tickets_drain) to rearm it.  Returns -1
+ * for NULL or a store without a data directory (every ticket is 0 there),
+ * or when the descriptor cannot be made (errno says why).
+ */
+ONCE_API int once_ticket_fd(once_store *s);
+
+/*
+ * *upto receives the durable position: every ticket <= *upto is durable.
+ * Returns ONCE_OK | ONCE_IO (the log has failed: every ticket above *upto
+ * has failed and never becomes durable) | ONCE_INVALID (NULL argument).
+ * A store without a data directory answers ONCE_OK with *upto = 0.
+ * Never blocks; no system call.
+ */
+ONCE_API once_status once_tickets_durable(once_store *s, once_ticket *upto);
+
+/* once_tickets_durable after clearing the descriptor's readiness (one
+ * non-blocking read of once_ticket_fd, if it was made): the call to make
+ * when the descriptor fires. */
+ONCE_API once_status once_tickets_drain(once_store *s, once_ticket *upto);
+
+/*
+ * Blocks until ticket t is durable (ONCE_OK) or has failed (ONCE_IO).
+ * Ticket 0 answers ONCE_OK at once; a ticket never handed out answers
+ * ONCE_INVALID.  For threads that may block (shutdown, tests, tools).
+ */
+ONCE_API once_status once_ticket_wait(once_store *s, once_ticket t);
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */

@@ -19,7 +19,7 @@
 #include "persist.h"
 
 static once_status record(once_store *s, const void *family_id, size_t flen, const void *jti,
-                          size_t jlen, int64_t expires_at)
+                          size_t jlen, int64_t expires_at, once_ticket *ticket)
 {
 	struct once__key tok, fam;
 	if (!once__time_valid(expires_at) ||
@@ -54,7 +54,7 @@ static once_status record(once_store *s, const void *family_id, size_t flen, con
 			once__pending_abort(s, e);
 	}
 	once__read_unlock();
-	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
+	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
 ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id, size_t flen,
@@ -62,19 +62,43 @@ ONCE_API once_status once_code_record_access_token(once_store *s, const void *fa
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_ACCESS_RECORD, record(s, family_id, flen, jti, jlen, expires_at));
+	return once__count(s, ONCE_OP_ACCESS_RECORD, record(s, family_id, flen, jti, jlen, expires_at, NULL));
+}
+
+ONCE_API once_status once_code_record_access_token_async(once_store *s, const void *family_id,
+                                                         size_t flen, const void *jti,
+                                                         size_t jlen, int64_t expires_at,
+                                                         once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_ACCESS_RECORD,
+	                   record(s, family_id, flen, jti, jlen, expires_at, ticket));
+}
+
+static once_status revoke(once_store *s, const void *family_id, size_t flen, once_ticket *ticket)
+{
+	struct once__key fam;
+	if (once__key_make(s, ONCE_TBL_ACCESS_FAMILY, family_id, flen, &fam) != ONCE_OK)
+		return ONCE_INVALID;
+	return once__family_revoke_logged(s, &fam, ONCE_WAL_ACCESS_REVOKE, ticket);
 }
 
 ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
                                                            size_t flen)
 {
-	struct once__key fam;
 	if (s == NULL)
 		return ONCE_INVALID;
-	if (once__key_make(s, ONCE_TBL_ACCESS_FAMILY, family_id, flen, &fam) != ONCE_OK)
-		return once__count(s, ONCE_OP_ACCESS_REVOKE, ONCE_INVALID);
-	return once__count(s, ONCE_OP_ACCESS_REVOKE,
-	                   once__family_revoke_logged(s, &fam, ONCE_WAL_ACCESS_REVOKE));
+	return once__count(s, ONCE_OP_ACCESS_REVOKE, revoke(s, family_id, flen, NULL));
+}
+
+ONCE_API once_status once_code_revoke_family_access_tokens_async(once_store *s,
+                                                                 const void *family_id,
+                                                                 size_t flen, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_ACCESS_REVOKE, revoke(s, family_id, flen, ticket));
 }
 
 static bool revoked(once_store *s, const struct once__key *tok)

@@ -39,7 +39,8 @@ static bool code_valid(const once_code *c)
 	return once__list_ok(c->scope, c->scope_count) && once__list_ok(c->resource, c->resource_count);
 }
 
-static once_status put(once_store *s, const void *hash, size_t hlen, const once_code *c)
+static once_status put(once_store *s, const void *hash, size_t hlen, const once_code *c,
+                       once_ticket *ticket)
 {
 	struct once__key k;
 	if (c == NULL || !code_valid(c) ||
@@ -58,14 +59,22 @@ static once_status put(once_store *s, const void *hash, size_t hlen, const once_
 	if (e == NULL)
 		return ONCE_NOMEM;
 	e->u.code.record = once__code_pack_at(block, size, &norm);
-	return once__insert_logged(s, &k, e, ONCE_CODE_LIVE, ONCE_WAL_CODE_PUT);
+	return once__insert_logged(s, &k, e, ONCE_CODE_LIVE, ONCE_WAL_CODE_PUT, ticket);
 }
 
 ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen, const once_code *c)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_CODE_PUT, put(s, hash, hlen, c));
+	return once__count(s, ONCE_OP_CODE_PUT, put(s, hash, hlen, c, NULL));
+}
+
+ONCE_API once_status once_code_put_async(once_store *s, const void *hash, size_t hlen,
+                                         const once_code *c, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_CODE_PUT, put(s, hash, hlen, c, ticket));
 }
 
 /* A caller's copy of a stored code, with the current consumption fields. */
@@ -115,7 +124,7 @@ static once_status spent(const struct once__entry *e, once_code_meta **meta)
  * the claim: NOMEM means nothing changed (the code is still there).
  */
 static once_status take(once_store *s, const void *hash, size_t hlen, once_code **out,
-                        once_code_meta **meta)
+                        once_code_meta **meta, once_ticket *ticket)
 {
 	struct once__key k;
 	if (once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
@@ -152,7 +161,7 @@ static once_status take(once_store *s, const void *hash, size_t hlen, once_code 
 	}
 	once__read_unlock();
 	if (st == ONCE_OK)
-		st = once__wal_wait(s, seq); /* durable before acknowledged */
+		st = once__wal_finish(s, seq, ticket); /* durable before acknowledged */
 	if (st == ONCE_OK && copy != NULL)
 		*out = copy;
 	else
@@ -165,10 +174,19 @@ ONCE_API once_status once_code_take(once_store *s, const void *hash, size_t hlen
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_CODE_TAKE, take(s, hash, hlen, out, meta));
+	return once__count(s, ONCE_OP_CODE_TAKE, take(s, hash, hlen, out, meta, NULL));
 }
 
-static once_status finalize(once_store *s, const void *hash, size_t hlen)
+ONCE_API once_status once_code_take_async(once_store *s, const void *hash, size_t hlen,
+                                          once_code **out, once_code_meta **meta,
+                                          once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_CODE_TAKE, take(s, hash, hlen, out, meta, ticket));
+}
+
+static once_status finalize(once_store *s, const void *hash, size_t hlen, once_ticket *ticket)
 {
 	struct once__key k;
 	if (once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
@@ -190,12 +208,20 @@ static once_status finalize(once_store *s, const void *hash, size_t hlen)
 			st = once__wal_log(s, ONCE_WAL_CODE_FINALIZE, e, NULL, &seq);
 	}
 	once__read_unlock();
-	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
+	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
 ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t hlen)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_CODE_FINALIZE, finalize(s, hash, hlen));
+	return once__count(s, ONCE_OP_CODE_FINALIZE, finalize(s, hash, hlen, NULL));
+}
+
+ONCE_API once_status once_code_finalize_async(once_store *s, const void *hash, size_t hlen,
+                                              once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_CODE_FINALIZE, finalize(s, hash, hlen, ticket));
 }

@@ -261,7 +261,7 @@ void once__pending_abort(once_store *s, struct once__entry *e)
 }
 
 once_status once__insert_logged(once_store *s, const struct once__key *k, struct once__entry *e,
-                                uint32_t state, uint8_t type)
+                                uint32_t state, uint8_t type, once_ticket *ticket)
 {
 	if (s->persist == NULL)
 		return once__insert(s, k, e, state);
@@ -283,5 +283,5 @@ once_status once__insert_logged(once_store *s, const struct once__key *k, struct
 			once__pending_abort(s, e);
 	}
 	once__read_unlock();
-	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
+	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }

@@ -151,7 +151,8 @@ once_status once__family_revoke(once_store *s, const struct once__key *fam, stru
 	return ONCE_OK;
 }
 
-once_status once__family_revoke_logged(once_store *s, const struct once__key *fam, uint8_t type)
+once_status once__family_revoke_logged(once_store *s, const struct once__key *fam, uint8_t type,
+                                       once_ticket *ticket)
 {
 	once_status st = once__wal_gate(s);
 	if (st != ONCE_OK)
@@ -166,5 +167,5 @@ once_status once__family_revoke_logged(once_store *s, const struct once__key *fa
 	if (st == ONCE_OK)
 		st = once__wal_log(s, type, f, NULL, &seq);
 	once__read_unlock();
-	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
+	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }

@@ -438,7 +438,7 @@ bool once__unlink(once_store *s, struct once__entry *e);
  * entry stays (fail closed: a replay jti stays recorded).
  */
 once_status once__insert_logged(once_store *s, const struct once__key *k, struct once__entry *e,
-                                uint32_t state, uint8_t type);
+                                uint32_t state, uint8_t type, once_ticket *ticket);
 /* A consumption record, and a sealed successor of ct_len ciphertext bytes,
  * from the store's slab like the entries they belong to (no malloc on a
  * consume or rotate; freed without the store, as entries are).  NULL on
@@ -460,6 +460,15 @@ void once__sweeper_stop(once_store *s);
 
 /* ---- stats.c ---- */
 once_status once__count(once_store *s, once_op op, once_status st);
+
+/* The _async forms' entry: *ticket starts at 0 (nothing to wait for);
+ * false (the call answers ONCE_INVALID) without a store or a ticket. */
+static inline bool once__ticket_start(once_store *s, once_ticket *ticket)
+{
+	if (ticket != NULL)
+		*ticket = 0;
+	return s != NULL && ticket != NULL;
+}
 void once__bytes_add(once_store *s, enum once__table t, int64_t delta);
 void once__swept_add(once_store *s, enum once__table t, uint64_t n);
 /* Reserves room for one entry of kind t: the live count with it, or 0
@@ -511,7 +520,8 @@ once_status once__family_revoke(once_store *s, const struct once__key *fam, stru
 /* Revokes family `fam` and logs `type` (ACCESS_REVOKE, REFRESH_REVOKE) as
  * a public revoke call does: takes its own read-side section, waits for
  * the record.  ONCE_OK | ONCE_FULL | ONCE_NOMEM | ONCE_IO. */
-once_status once__family_revoke_logged(once_store *s, const struct once__key *fam, uint8_t type);
+once_status once__family_revoke_logged(once_store *s, const struct once__key *fam, uint8_t type,
+                                       once_ticket *ticket);
 bool once__is_family_table(enum once__table t);
 
 /* ---- seal.c ---- */

@@ -16,7 +16,7 @@
 #include "internal.h"
 #include "persist.h"
 
-static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1])
+static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1], once_ticket *ticket)
 {
 	if (out == NULL || !once__ttl_valid(ttl))
 		return ONCE_INVALID;
@@ -35,7 +35,7 @@ static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1
 		if (e == NULL)
 			return ONCE_NOMEM;
 		e->u.nonce.issued_at = now;
-		once_status st = once__insert_logged(s, &k, e, ONCE_NONCE_FRESH, ONCE_WAL_NONCE_ISSUE);
+		once_status st = once__insert_logged(s, &k, e, ONCE_NONCE_FRESH, ONCE_WAL_NONCE_ISSUE, ticket);
 		if (st == ONCE_EXISTS)
 			continue; /* a 2^-256 event; draw again rather than fail */
 		if (st == ONCE_OK)
@@ -48,7 +48,15 @@ ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds, char o
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_NONCE_ISSUE, issue(s, ttl_seconds, out));
+	return once__count(s, ONCE_OP_NONCE_ISSUE, issue(s, ttl_seconds, out, NULL));
+}
+
+ONCE_API once_status once_nonce_issue_async(once_store *s, int64_t ttl_seconds,
+                                            char out[ONCE_NONCE_LEN + 1], once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_NONCE_ISSUE, issue(s, ttl_seconds, out, ticket));
 }
 
 ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len)
@@ -85,7 +93,7 @@ static bool stale(struct once__entry *e, int64_t now, int64_t ttl)
 	       atomic_load_explicit(&e->expires_at, memory_order_relaxed) < now;
 }
 
-static once_status accept(once_store *s, const void *nonce, size_t len, int64_t ttl)
+static once_status accept(once_store *s, const void *nonce, size_t len, int64_t ttl, once_ticket *ticket)
 {
 	struct once__key k;
 	if (!once__ttl_valid(ttl) || once__key_make(s, ONCE_TBL_NONCE, nonce, len, &k) != ONCE_OK)
@@ -112,12 +120,20 @@ static once_status accept(once_store *s, const void *nonce, size_t len, int64_t 
 			st = ONCE_SPENT;
 	}
 	once__read_unlock();
-	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
+	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
 ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t len, int64_t ttl_seconds)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_NONCE_ACCEPT, accept(s, nonce, len, ttl_seconds));
+	return once__count(s, ONCE_OP_NONCE_ACCEPT, accept(s, nonce, len, ttl_seconds, NULL));
+}
+
+ONCE_API once_status once_nonce_accept_async(once_store *s, const void *nonce, size_t len,
+                                             int64_t ttl_seconds, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_NONCE_ACCEPT, accept(s, nonce, len, ttl_seconds, ticket));
 }

@@ -213,7 +213,8 @@ static once_status copy_out(once_store *s, const struct once__entry *e,
  * all.  A revoked family answers REVOKED before EXISTS and FULL: those
  * answers look the family up once more, off the common path.
  */
-static once_status insert(once_store *s, const void *hash, size_t hlen, const once_refresh *r)
+static once_status insert(once_store *s, const void *hash, size_t hlen, const once_refresh *r,
+                          once_ticket *ticket)
 {
 	struct once__key k, fam;
 	if (!record_valid(r) || once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK ||
@@ -251,7 +252,7 @@ static once_status insert(once_store *s, const void *hash, size_t hlen, const on
 			once__pending_abort(s, e);
 	}
 	once__read_unlock();
-	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
+	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
 ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t hlen,
@@ -259,7 +260,15 @@ ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_INSERT, insert(s, hash, hlen, r));
+	return once__count(s, ONCE_OP_REFRESH_INSERT, insert(s, hash, hlen, r, NULL));
+}
+
+ONCE_API once_status once_refresh_insert_async(once_store *s, const void *hash, size_t hlen,
+                                               const once_refresh *r, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_INSERT, insert(s, hash, hlen, r, ticket));
 }
 
 /* ---- get, consume ---- */
@@ -313,7 +322,8 @@ static once_status consume_live(once_store *s, struct once__entry *e, struct onc
 	return st == ONCE_OK ? ONCE_SPENT : st;
 }
 
-static once_status consume(once_store *s, const void *hash, size_t hlen, once_refresh **out)
+static once_status consume(once_store *s, const void *hash, size_t hlen, once_refresh **out,
+                           once_ticket *ticket)
 {
 	struct once__key k;
 	if (once__key_make(s, ONCE_TBL_REFRESH, hash, hlen, &k) != ONCE_OK)
@@ -335,7 +345,7 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 	once__read_unlock();
 	once__consumption_free(mine);
 	if (st == ONCE_OK)
-		st = once__wal_wait(s, seq);
+		st = once__wal_finish(s, seq, ticket);
 	if (won && st != ONCE_OK && out != NULL) {
 		once_free(*out); /* consumed in memory (fail closed), not acknowledged */
 		*out = NULL;
@@ -348,7 +358,15 @@ ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_CONSUME, consume(s, hash, hlen, out));
+	return once__count(s, ONCE_OP_REFRESH_CONSUME, consume(s, hash, hlen, out, NULL));
+}
+
+ONCE_API once_status once_refresh_consume_async(once_store *s, const void *hash, size_t hlen,
+                                                once_refresh **out, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_CONSUME, consume(s, hash, hlen, out, ticket));
 }
 
 /* ---- successor ---- */
@@ -358,7 +376,8 @@ static bool payload_ok(const once_store *s, const void *payload, size_t n)
 	return (payload != NULL || n == 0) && n <= s->opt.max_record_len;
 }
 
-static once_status remember(once_store *s, const void *hash, size_t hlen, const void *succ, size_t n)
+static once_status remember(once_store *s, const void *hash, size_t hlen, const void *succ, size_t n,
+                            once_ticket *ticket)
 {
 	struct once__key k;
 	/* An empty successor would read back as "a successor of no bytes"; the
@@ -400,7 +419,7 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 	}
 	once__read_unlock();
 	once__sealed_free(sealed);
-	return st == ONCE_OK ? once__wal_wait(s, seq) : st;
+	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
 ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash, size_t hlen,
@@ -408,7 +427,16 @@ ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_SUCCESSOR, remember(s, hash, hlen, succ, n));
+	return once__count(s, ONCE_OP_REFRESH_SUCCESSOR, remember(s, hash, hlen, succ, n, NULL));
+}
+
+ONCE_API once_status once_refresh_remember_successor_async(once_store *s, const void *hash,
+                                                           size_t hlen, const void *succ,
+                                                           size_t n, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_SUCCESSOR, remember(s, hash, hlen, succ, n, ticket));
 }
 
 /* ---- rotation ---- */
@@ -526,7 +554,7 @@ static void rotate_finish(once_store *s, struct rotation *rt)
 
 static once_status rotate(once_store *s, const void *parent, size_t plen, const void *child, size_t clen,
                           const once_refresh *succ, const void *payload, size_t n,
-                          once_refresh **parent_out)
+                          once_refresh **parent_out, once_ticket *ticket)
 {
 	struct rotation rt = {0};
 	once_status st = once__wal_gate(s);
@@ -537,7 +565,7 @@ static once_status rotate(once_store *s, const void *parent, size_t plen, const 
 		st = rotate_locked(s, &rt, parent_out);
 	rotate_finish(s, &rt); /* a pending child is unlinked inside the section */
 	once__read_unlock();
-	if (st == ONCE_OK && (st = once__wal_wait(s, rt.seq)) != ONCE_OK && parent_out != NULL) {
+	if (st == ONCE_OK && (st = once__wal_finish(s, rt.seq, ticket)) != ONCE_OK && parent_out != NULL) {
 		once_free(*parent_out); /* rotated in memory (fail closed), not acknowledged */
 		*parent_out = NULL;
 	}
@@ -551,18 +579,42 @@ ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size
 	if (s == NULL)
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_REFRESH_ROTATE,
-	                   rotate(s, parent, plen, child, clen, succ, payload, n, parent_out));
+	                   rotate(s, parent, plen, child, clen, succ, payload, n, parent_out, NULL));
+}
+
+ONCE_API once_status once_refresh_rotate_async(once_store *s, const void *parent, size_t plen,
+                                               const void *child, size_t clen,
+                                               const once_refresh *succ, const void *payload,
+                                               size_t n, once_refresh **parent_out,
+                                               once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_ROTATE,
+	                   rotate(s, parent, plen, child, clen, succ, payload, n, parent_out, ticket));
 }
 
 /* ---- revocation ---- */
 
-ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id, size_t flen)
+static once_status revoke(once_store *s, const void *family_id, size_t flen, once_ticket *ticket)
 {
 	struct once__key fam;
+	if (once__key_make(s, ONCE_TBL_REFRESH_FAMILY, family_id, flen, &fam) != ONCE_OK)
+		return ONCE_INVALID;
+	return once__family_revoke_logged(s, &fam, ONCE_WAL_REFRESH_REVOKE, ticket);
+}
+
+ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id, size_t flen)
+{
 	if (s == NULL)
 		return ONCE_INVALID;
-	if (once__key_make(s, ONCE_TBL_REFRESH_FAMILY, family_id, flen, &fam) != ONCE_OK)
-		return once__count(s, ONCE_OP_REFRESH_REVOKE, ONCE_INVALID);
-	return once__count(s, ONCE_OP_REFRESH_REVOKE,
-	                   once__family_revoke_logged(s, &fam, ONCE_WAL_REFRESH_REVOKE));
+	return once__count(s, ONCE_OP_REFRESH_REVOKE, revoke(s, family_id, flen, NULL));
+}
+
+ONCE_API once_status once_refresh_revoke_family_async(once_store *s, const void *family_id,
+                                                      size_t flen, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REFRESH_REVOKE, revoke(s, family_id, flen, ticket));
 }

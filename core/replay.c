@@ -11,7 +11,7 @@
 #include "internal.h"
 #include "persist.h"
 
-static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl)
+static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl, once_ticket *ticket)
 {
 	struct once__key k;
 	if (!once__ttl_valid(ttl) || once__key_make(s, ONCE_TBL_REPLAY, jti, len, &k) != ONCE_OK)
@@ -19,7 +19,7 @@ static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl
 	struct once__entry *e = once__entry_new(s, &k, once__time_add(once__now(s), ttl), 0);
 	if (e == NULL)
 		return ONCE_NOMEM;
-	once_status st = once__insert_logged(s, &k, e, ONCE_PRESENT, ONCE_WAL_REPLAY_RECORD);
+	once_status st = once__insert_logged(s, &k, e, ONCE_PRESENT, ONCE_WAL_REPLAY_RECORD, ticket);
 	return st == ONCE_EXISTS ? ONCE_SPENT : st;
 }
 
@@ -27,5 +27,13 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REPLAY_CHECK, check(s, jti, len, ttl_seconds));
+	return once__count(s, ONCE_OP_REPLAY_CHECK, check(s, jti, len, ttl_seconds, NULL));
+}
+
+ONCE_API once_status once_replay_check_async(once_store *s, const void *jti, size_t len,
+                                             int64_t ttl_seconds, once_ticket *ticket)
+{
+	if (!once__ticket_start(s, ticket))
+		return ONCE_INVALID;
+	return once__count(s, ONCE_OP_REPLAY_CHECK, check(s, jti, len, ttl_seconds, ticket));
 }

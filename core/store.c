@@ -27,6 +27,7 @@ ONCE_API void once_options_init(once_options *o)
 	o->sync = ONCE_SYNC_ALWAYS;
 	o->sync_interval_ms = 10;
 	o->checkpoint_bytes = UINT64_C(64) << 20;
+	o->log_buffer_bytes = UINT64_C(64) << 20;
 	o->max_codes = DEFAULT_CAPACITY;
 	o->max_access_tokens = DEFAULT_CAPACITY;
 	o->max_refresh = DEFAULT_CAPACITY;

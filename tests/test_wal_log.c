@@ -61,7 +61,7 @@ static void test_append_commit_reads_back(void)
 	struct tmp t;
 	tmp_make(&t);
 	struct once__log *log;
-	ASSERT_ST(once__log_create(t.path, UID, 1, 500, ONCE_SYNC_ALWAYS, 0, &log, AT_FDCWD), ONCE_OK);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 500, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0}, &log, AT_FDCWD), ONCE_OK);
 	struct stat st;
 	ASSERT(stat(t.path, &st) == 0);
 	ASSERT_EQ_INT(st.st_mode & 0777, 0600);
@@ -124,7 +124,7 @@ static void test_group_commit_many_writers(void)
 	struct tmp t;
 	tmp_make(&t);
 	struct once__log *log;
-	ASSERT_ST(once__log_create(t.path, UID, 1, 1, ONCE_SYNC_ALWAYS, 0, &log, AT_FDCWD), ONCE_OK);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0}, &log, AT_FDCWD), ONCE_OK);
 	once__io.fdatasync = counting_fdatasync;
 	enum { THREADS = 8, EACH = 300 };
 	_Atomic int failures = 0;
@@ -155,7 +155,7 @@ static void test_sync_none_writes_without_syncing(void)
 	struct tmp t;
 	tmp_make(&t);
 	struct once__log *log;
-	ASSERT_ST(once__log_create(t.path, UID, 1, 1, ONCE_SYNC_NONE, 0, &log, AT_FDCWD), ONCE_OK);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_NONE, 0, 0}, &log, AT_FDCWD), ONCE_OK);
 	once__io.fdatasync = counting_fdatasync;
 	atomic_store(&syncs_seen, 0);
 	for (int i = 0; i < 50; i++) {
@@ -178,7 +178,7 @@ static void test_sync_interval_syncs_in_background(void)
 	struct tmp t;
 	tmp_make(&t);
 	struct once__log *log;
-	ASSERT_ST(once__log_create(t.path, UID, 1, 1, ONCE_SYNC_INTERVAL, 5, &log, AT_FDCWD), ONCE_OK);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_INTERVAL, 5, 0}, &log, AT_FDCWD), ONCE_OK);
 	uint64_t seq;
 	ASSERT_ST(once__log_append(log, ONCE_WAL_NONCE_ISSUE, "n", 1, &seq), ONCE_OK);
 	ASSERT_ST(once__log_commit(log, seq), ONCE_OK);
@@ -228,7 +228,7 @@ static void fault_case(bool on_sync, int err)
 	struct tmp t;
 	tmp_make(&t);
 	struct once__log *log;
-	ASSERT_ST(once__log_create(t.path, UID, 1, 1, ONCE_SYNC_ALWAYS, 0, &log, AT_FDCWD), ONCE_OK);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0}, &log, AT_FDCWD), ONCE_OK);
 	uint64_t seq;
 	for (int i = 0; i < 10; i++) {
 		ASSERT_ST(once__log_append(log, ONCE_WAL_CODE_PUT, "record", 6, &seq), ONCE_OK);
@@ -267,7 +267,7 @@ static void test_short_writes_complete(void)
 	struct tmp t;
 	tmp_make(&t);
 	struct once__log *log;
-	ASSERT_ST(once__log_create(t.path, UID, 1, 1, ONCE_SYNC_ALWAYS, 0, &log, AT_FDCWD), ONCE_OK);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0}, &log, AT_FDCWD), ONCE_OK);
 	once__io.pwrite = short_pwrite;
 	for (int i = 0; i < 5; i++) {
 		uint64_t seq;
@@ -288,9 +288,9 @@ static void test_create_refuses_existing_file(void)
 	struct tmp t;
 	tmp_make(&t);
 	struct once__log *log;
-	ASSERT_ST(once__log_create(t.path, UID, 1, 1, ONCE_SYNC_ALWAYS, 0, &log, AT_FDCWD), ONCE_OK);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0}, &log, AT_FDCWD), ONCE_OK);
 	ASSERT_ST(once__log_close(log), ONCE_OK);
-	ASSERT_ST(once__log_create(t.path, UID, 1, 1, ONCE_SYNC_ALWAYS, 0, &log, AT_FDCWD), ONCE_IO);
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0}, &log, AT_FDCWD), ONCE_IO);
 	tmp_remove(&t);
 }
 

@@ -1,12 +1,27 @@
 /*
- * wal/log.c - one log segment: append, group commit, sticky failure.
- * The rules are in wal/log.h; the bytes in wal/format.h.
+ * wal/log.c - one log segment at a time: a writer thread, group commit,
+ * tickets, sticky failure.  The rules are in wal/log.h; the bytes in
+ * wal/format.h.
+ *
+ * Three locks, none of which a waiting committer queues on:
+ *   lock      appenders copy their framed record into the queue under it
+ *             (a memcpy), and the writer swaps the queue out under it;
+ *   io        the writer holds it for each group it writes; rotations and
+ *             sync_all take it to have the file to themselves;
+ *   wait_lock guards the list of blocking committers, so the writer wakes
+ *             exactly those its sync covered.
+ * Positions (written_seq, durable_seq) and `failed` are atomics, written
+ * only by whoever holds io, read by anyone without a lock.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,29 +30,58 @@
 #include "log.h"
 #include "segment.h"
 
+/* A blocking committer, on its own stack while it sleeps. */
+struct waiter {
+	uint64_t seq; /* woken once the position passes it, or on failure */
+	sem_t wake;
+	struct waiter *next;
+};
+
 struct once__log {
 	int fd;
 	unsigned char uid[16]; /* the store's, in every segment header */
 	int dirfd;             /* segment paths are relative to it */
-	off_t end;      /* bytes in the file */
-	uint64_t salt;  /* checksum seed of this segment's records */
+	off_t end;             /* bytes of records (and header) in the file */
+	off_t allocated;       /* bytes in the file: records + zeros ahead */
+	uint64_t first_seq;    /* of the log's first segment (stats) */
+	uint64_t salt;         /* checksum seed of this segment's records */
 	once_sync_mode mode;
 	uint32_t interval_ms;
+	size_t buffer_max;
+	off_t prealloc_step;
 
-	pthread_mutex_t lock; /* guards everything below */
-	pthread_cond_t done;  /* a flush finished */
-	unsigned char *queue; /* encoded records not yet written */
+	/* ---- appenders and the writer's work list (lock) ---- */
+	pthread_mutex_t lock;
+	pthread_cond_t work;  /* to the writer: records queued, or stop */
+	pthread_cond_t space; /* to appenders: the queue was taken */
+	unsigned char *queue; /* framed records not yet written */
 	size_t queue_len, queue_cap;
-	uint64_t next_seq;    /* the next append's sequence number */
-	uint64_t written_seq; /* every record below it is in the kernel */
-	uint64_t durable_seq; /* every record below it is on stable storage */
-	bool flushing;        /* a leader is writing / syncing */
-	bool failed;          /* sticky: see log.h */
+	unsigned char *spare; /* the writer's last buffer, for reuse */
+	size_t spare_cap;
+	uint64_t next_seq;  /* the next append's sequence number */
+	bool writer_idle;   /* the writer waits on `work` */
+	unsigned space_waiters;
+	bool stopping;
+
+	/* ---- results (written under io) ---- */
+	pthread_mutex_t io;
+	_Atomic uint64_t written_seq; /* every record below it is in the kernel */
+	_Atomic uint64_t durable_seq; /* every record below it is on stable storage */
+	_Atomic bool failed;          /* sticky: see log.h */
+	_Atomic uint64_t appended_seq; /* next_seq, readable without the lock */
+
+	/* ---- blocking committers ---- */
+	pthread_mutex_t wait_lock;
+	struct waiter *waiters;
+
+	_Atomic int event_fd; /* -1 until once__log_event_fd */
+	pthread_mutex_t event_lock;
+
+	pthread_mutex_t stats_lock;
 	struct once__log_stats stats;
 
-	pthread_t syncer; /* ONCE_SYNC_INTERVAL only */
-	bool syncer_running, stopping;
-	pthread_cond_t wake;
+	pthread_t writer;
+	bool writer_running;
 };
 
 static uint64_t now_ns(void)
@@ -47,26 +91,60 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static bool sync_file(struct once__log *log, uint64_t records)
+/* The position a commit waits for under the log's mode (log.h). */
+static uint64_t reached(struct once__log *log)
 {
-	uint64_t t0 = now_ns();
-	bool ok = once__io_sync_data(log->fd);
-	uint64_t ns = now_ns() - t0;
-	pthread_mutex_lock(&log->lock);
-	log->stats.syncs++;
-	log->stats.synced_records += records;
-	log->stats.sync_ns_total += ns;
-	if (ns > log->stats.sync_ns_max)
-		log->stats.sync_ns_max = ns;
-	pthread_mutex_unlock(&log->lock);
-	return ok;
+	return atomic_load_explicit(log->mode == ONCE_SYNC_ALWAYS ? &log->durable_seq : &log->written_seq,
+	                            memory_order_acquire);
 }
+
+/* ---- telling waiters ---- */
+
+static void notify_event_fd(struct once__log *log)
+{
+	int fd = atomic_load_explicit(&log->event_fd, memory_order_acquire);
+	if (fd >= 0) {
+		uint64_t one = 1;
+		/* EAGAIN: the counter is saturated, the descriptor is readable
+		 * anyway. */
+		ssize_t rc = write(fd, &one, sizeof one);
+		(void)rc;
+	}
+}
+
+/* Wakes the blocking committers whose record is below `pos`, or all of
+ * them once the log has failed; then the event descriptor. */
+static void wake_covered(struct once__log *log, uint64_t pos)
+{
+	bool all = atomic_load(&log->failed);
+	struct waiter *wake = NULL;
+	pthread_mutex_lock(&log->wait_lock);
+	for (struct waiter **w = &log->waiters; *w != NULL;) {
+		if (all || (*w)->seq < pos) {
+			struct waiter *x = *w;
+			*w = x->next;
+			x->next = wake;
+			wake = x;
+		} else {
+			w = &(*w)->next;
+		}
+	}
+	pthread_mutex_unlock(&log->wait_lock);
+	while (wake != NULL) {
+		struct waiter *next = wake->next; /* read before the post: then it may be gone */
+		sem_post(&wake->wake);
+		wake = next;
+	}
+	notify_event_fd(log);
+}
+
+/* ---- writing ---- */
 
 /*
  * Seals every record framed in buf[0, len) with the segment's salt and the
  * group's synced-below mark (wal/format.h: the durable mark as it stands
- * when the group goes to the kernel).  Called by the one flusher, outside
- * the lock, so appenders only copy their bytes under it.
+ * when the group goes to the kernel).  Only the holder of io does it, so
+ * appenders only copy their bytes under the lock.
  */
 static void seal_group(unsigned char *buf, size_t len, uint64_t salt, uint64_t synced_below)
 {
@@ -75,68 +153,197 @@ static void seal_group(unsigned char *buf, size_t len, uint64_t salt, uint64_t s
 }
 
 /*
- * The leader's flush, entered and left with the lock held and `flushing`
- * set by the caller: everything queued is sealed and written with one
- * pwrite (and, when `sync`, made durable with one fdatasync) outside the
- * lock, so new appends keep queueing meanwhile.
+ * Preallocation: before a group would pass the end of the file, the file
+ * grows by whole steps of zeros, written (not fallocated: writing into an
+ * fallocated, unwritten extent converts it, a metadata change the next
+ * fdatasync must commit).  The group's own fdatasync makes the new size
+ * durable; later groups overwrite zeros inside the file, and their
+ * fdatasync commits data only.  Recovery reads zeros after the last record
+ * as unused space (wal/format.h).
  */
-static void flush_locked(struct once__log *log, bool sync)
+static bool preallocate(struct once__log *log, size_t len)
 {
-	unsigned char *buf = log->queue;
-	size_t len = log->queue_len;
-	uint64_t upto = log->next_seq, from = log->written_seq;
-	uint64_t unsynced = upto - log->durable_seq, synced_below = log->durable_seq;
-	uint64_t salt = log->salt;
-	off_t at = log->end;
-	log->queue = NULL;
-	log->queue_len = log->queue_cap = 0;
-	pthread_mutex_unlock(&log->lock);
-
-	seal_group(buf, len, salt, synced_below);
-	bool ok = once__io_write_all(log->fd, buf, len, at);
-	if (ok && sync)
-		ok = sync_file(log, unsynced);
-	free(buf);
-
-	pthread_mutex_lock(&log->lock);
-	if (!ok) {
-		log->failed = true;
-	} else {
-		log->end = at + (off_t)len;
-		log->written_seq = upto;
-		if (sync)
-			log->durable_seq = upto;
-		log->stats.flushes += upto > from;
-		log->stats.bytes += len;
+	static const unsigned char zeros[64 << 10];
+	off_t want = log->end + (off_t)len;
+	if (want <= log->allocated)
+		return true;
+	off_t step = log->prealloc_step;
+	off_t to = (want + step - 1) / step * step;
+	for (off_t at = log->allocated; at < to;) {
+		size_t n = (size_t)(to - at) < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
+		if (!once__io_write_all(log->fd, zeros, n, at))
+			return false;
+		at += (off_t)n;
 	}
-	log->flushing = false;
-	pthread_cond_broadcast(&log->done);
+	log->allocated = to;
+	return true;
 }
 
-once_status once__log_commit(struct once__log *log, uint64_t seq)
+static bool sync_file(struct once__log *log, uint64_t records)
 {
-	bool sync = log->mode == ONCE_SYNC_ALWAYS;
-	pthread_mutex_lock(&log->lock);
-	if (seq >= log->next_seq) { /* never appended: nothing could make it durable */
-		pthread_mutex_unlock(&log->lock);
-		return ONCE_INVALID;
-	}
-	for (;;) {
-		if (log->failed)
-			break;
-		if ((sync ? log->durable_seq : log->written_seq) > seq)
-			break;
-		if (log->flushing) {
-			pthread_cond_wait(&log->done, &log->lock); /* a follower */
-			continue;
+	uint64_t t0 = now_ns();
+	bool ok = once__io_sync_data(log->fd);
+	uint64_t ns = now_ns() - t0;
+	pthread_mutex_lock(&log->stats_lock);
+	log->stats.syncs++;
+	log->stats.synced_records += records;
+	log->stats.sync_ns_total += ns;
+	if (ns > log->stats.sync_ns_max)
+		log->stats.sync_ns_max = ns;
+	pthread_mutex_unlock(&log->stats_lock);
+	return ok;
+}
+
+/*
+ * With io held: writes the group buf[0, len) (records from .. upto-1) at
+ * the end of the file and, when `sync` (or anything written is not yet
+ * durable and sync is asked), fdatasyncs; publishes the new positions or
+ * the failure.  false when the log has failed.
+ */
+static bool write_group_io(struct once__log *log, unsigned char *buf, size_t len, uint64_t upto, bool sync)
+{
+	if (atomic_load(&log->failed))
+		return false;
+	uint64_t durable = atomic_load(&log->durable_seq);
+	bool ok = true;
+	if (len > 0) {
+		seal_group(buf, len, log->salt, durable);
+		ok = preallocate(log, len) && once__io_write_all(log->fd, buf, len, log->end);
+		if (ok) {
+			log->end += (off_t)len;
+			pthread_mutex_lock(&log->stats_lock);
+			log->stats.flushes++;
+			log->stats.bytes += len;
+			pthread_mutex_unlock(&log->stats_lock);
 		}
-		log->flushing = true; /* the leader */
-		flush_locked(log, sync);
 	}
-	once_status st = log->failed ? ONCE_IO : ONCE_OK;
-	pthread_mutex_unlock(&log->lock);
-	return st;
+	if (ok && sync && durable < upto)
+		ok = sync_file(log, upto - durable);
+	if (!ok) {
+		atomic_store(&log->failed, true);
+		return false;
+	}
+	atomic_store_explicit(&log->written_seq, upto, memory_order_release);
+	if (sync)
+		atomic_store_explicit(&log->durable_seq, upto, memory_order_release);
+	return true;
 }
+
+/* Takes everything queued (lock held): *buf, *len, and the sequence number
+ * after its last record.  The queue continues in the spare buffer. */
+static void take_queue(struct once__log *log, unsigned char **buf, size_t *len, size_t *cap, uint64_t *upto)
+{
+	*buf = log->queue;
+	*len = log->queue_len;
+	*cap = log->queue_cap;
+	*upto = log->next_seq;
+	log->queue = log->spare;
+	log->queue_cap = log->spare_cap;
+	log->queue_len = 0;
+	log->spare = NULL;
+	log->spare_cap = 0;
+	if (log->space_waiters > 0)
+		pthread_cond_broadcast(&log->space);
+}
+
+/* Gives the writer's buffer back as the spare (lock held), unless one is
+ * already there or it grew past the buffer bound. */
+static void return_buffer(struct once__log *log, unsigned char *buf, size_t cap)
+{
+	if (log->spare == NULL && cap <= log->buffer_max) {
+		log->spare = buf;
+		log->spare_cap = cap;
+	} else {
+		free(buf);
+	}
+}
+
+/*
+ * One group, by the writer thread: take the queue, write it, sync it when
+ * the mode (or `sync`) says so, tell the waiters.
+ */
+static void write_group(struct once__log *log, bool sync)
+{
+	pthread_mutex_lock(&log->io);
+	pthread_mutex_lock(&log->lock);
+	unsigned char *buf;
+	size_t len, cap;
+	uint64_t upto;
+	take_queue(log, &buf, &len, &cap, &upto);
+	pthread_mutex_unlock(&log->lock);
+	write_group_io(log, buf, len, upto, sync);
+	pthread_mutex_unlock(&log->io);
+	wake_covered(log, reached(log));
+	pthread_mutex_lock(&log->lock);
+	return_buffer(log, buf, cap);
+	pthread_mutex_unlock(&log->lock);
+}
+
+static struct timespec deadline_after_ms(uint32_t ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	uint64_t ns = (uint64_t)t.tv_nsec + (uint64_t)ms * 1000000u;
+	t.tv_sec += (time_t)(ns / 1000000000u);
+	t.tv_nsec = (long)(ns % 1000000000u);
+	return t;
+}
+
+/*
+ * The writer: whenever records are queued, writes all of them as one group
+ * (and under ONCE_SYNC_ALWAYS syncs them with one fdatasync), so a group is
+ * whatever arrived while the previous one was on its way to the disk:
+ * one record with one caller, hundreds to thousands with that many in
+ * flight.  Under ONCE_SYNC_INTERVAL it also syncs every interval_ms while
+ * something written is not durable.
+ */
+static void *writer_main(void *arg)
+{
+	struct once__log *log = arg;
+	bool always = log->mode == ONCE_SYNC_ALWAYS, interval = log->mode == ONCE_SYNC_INTERVAL;
+	struct timespec next_sync = deadline_after_ms(log->interval_ms);
+	pthread_mutex_lock(&log->lock);
+	for (;;) {
+		bool unsynced = interval && atomic_load(&log->durable_seq) < atomic_load(&log->written_seq);
+		if (log->queue_len == 0 && !log->stopping) {
+			log->writer_idle = true;
+			int rc = unsynced ? pthread_cond_timedwait(&log->work, &log->lock, &next_sync)
+			                  : pthread_cond_wait(&log->work, &log->lock);
+			log->writer_idle = false;
+			if (rc != ETIMEDOUT)
+				continue;
+		}
+		if (log->stopping && log->queue_len == 0)
+			break;
+		bool sync = always;
+		if (interval) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec > next_sync.tv_sec ||
+			    (now.tv_sec == next_sync.tv_sec && now.tv_nsec >= next_sync.tv_nsec)) {
+				sync = true;
+				next_sync = deadline_after_ms(log->interval_ms);
+			}
+		}
+		pthread_mutex_unlock(&log->lock);
+		write_group(log, sync);
+		pthread_mutex_lock(&log->lock);
+		if (atomic_load(&log->failed)) {
+			/* Nothing more will be written: drop what is queued (its
+			 * appends answered OK before the failure; their commits
+			 * answer ONCE_IO) and wait to be stopped. */
+			log->queue_len = 0;
+			pthread_cond_broadcast(&log->space);
+			while (!log->stopping)
+				pthread_cond_wait(&log->work, &log->lock);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&log->lock);
+	return NULL;
+}
+
+/* ---- the API ---- */
 
 once_status once__log_append(struct once__log *log, uint8_t type, const void *payload, uint32_t len,
                              uint64_t *seq)
@@ -145,8 +352,15 @@ once_status once__log_append(struct once__log *log, uint8_t type, const void *pa
 		return ONCE_INVALID;
 	size_t size = once__wal_record_size(len);
 	pthread_mutex_lock(&log->lock);
+	/* The bound: wait while the writer is this far behind (a record larger
+	 * than the bound goes alone into an empty queue). */
+	while (!atomic_load(&log->failed) && log->queue_len > 0 && log->queue_len + size > log->buffer_max) {
+		log->space_waiters++;
+		pthread_cond_wait(&log->space, &log->lock);
+		log->space_waiters--;
+	}
 	once_status st = ONCE_OK;
-	if (log->failed) {
+	if (atomic_load(&log->failed) || log->stopping) {
 		st = ONCE_IO;
 	} else if (log->queue_len + size > log->queue_cap) {
 		size_t cap = log->queue_cap ? log->queue_cap : 4096;
@@ -162,56 +376,178 @@ once_status once__log_append(struct once__log *log, uint8_t type, const void *pa
 		once__wal_record_frame(log->queue + log->queue_len, type, log->next_seq, payload, len);
 		log->queue_len += size;
 		*seq = log->next_seq++;
-		log->stats.records++;
+		atomic_store_explicit(&log->appended_seq, log->next_seq, memory_order_release);
+		if (log->writer_idle) {
+			log->writer_idle = false;
+			pthread_cond_signal(&log->work);
+		}
 	}
 	pthread_mutex_unlock(&log->lock);
 	return st;
 }
 
-/* ONCE_SYNC_INTERVAL: every interval_ms, make what was written durable. */
-static void *syncer_main(void *arg)
+once_status once__log_commit(struct once__log *log, uint64_t seq)
 {
-	struct once__log *log = arg;
-	pthread_mutex_lock(&log->lock);
-	while (!log->stopping) {
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)log->interval_ms * 1000000u;
-		until.tv_sec += (time_t)(ns / 1000000000u);
-		until.tv_nsec = (long)(ns % 1000000000u);
-		int rc = 0;
-		while (!log->stopping && rc != ETIMEDOUT)
-			rc = pthread_cond_timedwait(&log->wake, &log->lock, &until);
-		if (log->stopping || log->failed || log->flushing || log->durable_seq == log->next_seq)
-			continue;
-		log->flushing = true;
-		flush_locked(log, true);
+	if (seq >= atomic_load_explicit(&log->appended_seq, memory_order_acquire))
+		return ONCE_INVALID; /* never appended: nothing could make it durable */
+	if (reached(log) > seq)
+		return ONCE_OK;
+	struct waiter me = {.seq = seq};
+	sem_init(&me.wake, 0, 0);
+	pthread_mutex_lock(&log->wait_lock);
+	/* Checked again under wait_lock: the writer publishes a position
+	 * before it takes wait_lock to wake, so no wake-up is lost. */
+	bool sleep = reached(log) <= seq && !atomic_load(&log->failed);
+	if (sleep) {
+		me.next = log->waiters;
+		log->waiters = &me;
 	}
-	pthread_mutex_unlock(&log->lock);
-	return NULL;
+	pthread_mutex_unlock(&log->wait_lock);
+	if (sleep)
+		while (sem_wait(&me.wake) != 0) { /* EINTR */
+		}
+	sem_destroy(&me.wake);
+	return reached(log) > seq ? ONCE_OK : ONCE_IO;
 }
 
-static once_status start_syncer(struct once__log *log)
+once_status once__log_position(struct once__log *log, uint64_t *upto)
 {
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(&log->wake, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc != 0)
-		return ONCE_NOMEM;
-	if (log->mode != ONCE_SYNC_INTERVAL)
-		return ONCE_OK;
-	if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
-		pthread_cond_destroy(&log->wake);
-		return ONCE_NOMEM;
+	/* failed first: once it is set the position no longer moves, so the
+	 * position read after it is final. */
+	bool failed = atomic_load(&log->failed);
+	*upto = reached(log) - 1;
+	return failed ? ONCE_IO : ONCE_OK;
+}
+
+uint64_t once__log_next_seq(struct once__log *log)
+{
+	return atomic_load_explicit(&log->appended_seq, memory_order_acquire);
+}
+
+int once__log_event_fd(struct once__log *log)
+{
+	int fd = atomic_load_explicit(&log->event_fd, memory_order_acquire);
+	if (fd >= 0)
+		return fd;
+	pthread_mutex_lock(&log->event_lock);
+	fd = atomic_load(&log->event_fd);
+	if (fd < 0) {
+		fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (fd >= 0) {
+			atomic_store_explicit(&log->event_fd, fd, memory_order_release);
+			/* Readable at once if anything is already decided, so a
+			 * host that asks late still looks. */
+			notify_event_fd(log);
+		}
 	}
-	log->syncer_running = true;
-	return ONCE_OK;
+	pthread_mutex_unlock(&log->event_lock);
+	return fd;
+}
+
+void once__log_event_clear(struct once__log *log)
+{
+	int fd = atomic_load_explicit(&log->event_fd, memory_order_acquire);
+	if (fd >= 0) {
+		uint64_t n;
+		ssize_t rc = read(fd, &n, sizeof n); /* EAGAIN: nothing pending */
+		(void)rc;
+	}
+}
+
+/*
+ * With io and lock held, so no append and no group interleaves: writes
+ * everything queued and makes everything appended so far durable,
+ * whatever the sync mode.  false (the log failed, sticky) when the write or
+ * the sync fails.  Appenders wait on the lock meanwhile; it serves
+ * rotations and checkpoints, which are rare.
+ */
+static bool write_and_sync_locked(struct once__log *log)
+{
+	unsigned char *buf;
+	size_t len, cap;
+	uint64_t upto;
+	take_queue(log, &buf, &len, &cap, &upto);
+	bool ok = write_group_io(log, buf, len, upto, true);
+	return_buffer(log, buf, cap);
+	return ok;
+}
+
+once_status once__log_sync_all(struct once__log *log)
+{
+	pthread_mutex_lock(&log->io);
+	pthread_mutex_lock(&log->lock);
+	bool ok = write_and_sync_locked(log);
+	pthread_mutex_unlock(&log->lock);
+	pthread_mutex_unlock(&log->io);
+	wake_covered(log, reached(log));
+	return ok ? ONCE_OK : ONCE_IO;
+}
+
+/*
+ * Holding io and the lock throughout, so no append or group interleaves:
+ * write and sync everything queued to the old segment, then switch to a
+ * new one that starts at the next sequence number.
+ */
+once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
+                             uint64_t *first_seq)
+{
+	pthread_mutex_lock(&log->io);
+	pthread_mutex_lock(&log->lock);
+	once_status st = ONCE_IO;
+	int fd;
+	uint64_t salt;
+	if (write_and_sync_locked(log) &&
+	    once__segment_create(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
+		close(log->fd);
+		log->fd = fd;
+		log->salt = salt;
+		log->end = log->allocated = ONCE_WAL_SEGMENT_HEADER;
+		pthread_mutex_lock(&log->stats_lock);
+		log->stats.bytes += ONCE_WAL_SEGMENT_HEADER;
+		pthread_mutex_unlock(&log->stats_lock);
+		*first_seq = log->next_seq;
+		st = ONCE_OK;
+	}
+	/* else: the log failed (sticky), or no new segment could be made and
+	 * the log goes on in the old one. */
+	pthread_mutex_unlock(&log->lock);
+	pthread_mutex_unlock(&log->io);
+	wake_covered(log, reached(log));
+	return st;
+}
+
+bool once__log_failed(struct once__log *log)
+{
+	return atomic_load(&log->failed);
+}
+
+void once__log_stats(struct once__log *log, struct once__log_stats *out)
+{
+	pthread_mutex_lock(&log->stats_lock);
+	*out = log->stats;
+	pthread_mutex_unlock(&log->stats_lock);
+	out->records = atomic_load(&log->appended_seq) - log->first_seq;
+}
+
+static void log_free(struct once__log *log)
+{
+	int efd = atomic_load(&log->event_fd);
+	if (efd >= 0)
+		close(efd);
+	free(log->queue);
+	free(log->spare);
+	pthread_cond_destroy(&log->work);
+	pthread_cond_destroy(&log->space);
+	pthread_mutex_destroy(&log->lock);
+	pthread_mutex_destroy(&log->io);
+	pthread_mutex_destroy(&log->wait_lock);
+	pthread_mutex_destroy(&log->event_lock);
+	pthread_mutex_destroy(&log->stats_lock);
+	free(log);
 }
 
 once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
-                             uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
+                             uint64_t first_seq, const struct once__log_config *cfg,
                              struct once__log **out, int dirfd)
 {
 	struct once__log *log = calloc(1, sizeof *log);
@@ -223,133 +559,58 @@ once_status once__log_create(const char *path, const unsigned char uid[16], uint
 		return ONCE_IO;
 	}
 	memcpy(log->uid, uid, sizeof log->uid);
-	log->end = ONCE_WAL_SEGMENT_HEADER;
-	log->mode = mode;
-	log->interval_ms = interval_ms ? interval_ms : 10;
-	log->next_seq = log->written_seq = log->durable_seq = first_seq;
+	log->end = log->allocated = ONCE_WAL_SEGMENT_HEADER;
+	log->mode = cfg->mode;
+	log->interval_ms = cfg->interval_ms ? cfg->interval_ms : 10;
+	uint64_t step = cfg->prealloc_step == 0 || cfg->prealloc_step > (uint64_t)ONCE_WAL_PREALLOC_STEP
+		? (uint64_t)ONCE_WAL_PREALLOC_STEP
+		: (cfg->prealloc_step + 4095) / 4096 * 4096;
+	log->prealloc_step = (off_t)step;
+	log->buffer_max = cfg->buffer_max < ONCE_LOG_BUFFER_MIN ? ONCE_LOG_BUFFER_MIN : (size_t)cfg->buffer_max;
+	log->next_seq = log->first_seq = first_seq;
+	atomic_init(&log->appended_seq, first_seq);
+	atomic_init(&log->written_seq, first_seq);
+	atomic_init(&log->durable_seq, first_seq);
+	atomic_init(&log->failed, false);
+	atomic_init(&log->event_fd, -1);
 	log->stats.bytes = ONCE_WAL_SEGMENT_HEADER;
 	pthread_mutex_init(&log->lock, NULL);
-	pthread_cond_init(&log->done, NULL);
-	if (start_syncer(log) != ONCE_OK) {
-		pthread_cond_destroy(&log->done);
-		pthread_mutex_destroy(&log->lock);
+	pthread_mutex_init(&log->io, NULL);
+	pthread_mutex_init(&log->wait_lock, NULL);
+	pthread_mutex_init(&log->event_lock, NULL);
+	pthread_mutex_init(&log->stats_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&log->work, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&log->space, NULL);
+	/* The writer blocks every signal: the host's handlers run on its own
+	 * threads. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	log->writer_running = pthread_create(&log->writer, NULL, writer_main, log) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!log->writer_running) {
 		close(log->fd);
-		free(log);
+		log_free(log);
 		return ONCE_NOMEM;
 	}
 	*out = log;
 	return ONCE_OK;
 }
 
-/*
- * With the lock held and no flush under way: writes everything queued to
- * the current segment and makes everything appended so far durable,
- * whatever the sync mode.  false (and the log failed, sticky) when the
- * write or the sync fails.  Appenders wait on the lock meanwhile; it
- * serves rotations and checkpoints, which are rare.
- */
-static bool write_and_sync_locked(struct once__log *log)
-{
-	bool ok = !log->failed;
-	if (ok && log->queue_len > 0) {
-		seal_group(log->queue, log->queue_len, log->salt, log->durable_seq);
-		ok = once__io_write_all(log->fd, log->queue, log->queue_len, log->end);
-		if (ok) {
-			log->end += (off_t)log->queue_len;
-			log->stats.bytes += log->queue_len;
-			log->stats.flushes++;
-			log->queue_len = 0;
-			log->written_seq = log->next_seq;
-		}
-	}
-	if (ok && log->durable_seq < log->next_seq) {
-		ok = once__io_sync_data(log->fd);
-		if (ok) {
-			log->stats.syncs++;
-			log->stats.synced_records += log->next_seq - log->durable_seq;
-			log->durable_seq = log->next_seq;
-		}
-	}
-	if (!ok)
-		log->failed = true; /* a failed write or sync of appended data */
-	return ok;
-}
-
-once_status once__log_sync_all(struct once__log *log)
-{
-	pthread_mutex_lock(&log->lock);
-	while (log->flushing)
-		pthread_cond_wait(&log->done, &log->lock);
-	bool ok = write_and_sync_locked(log);
-	pthread_cond_broadcast(&log->done);
-	pthread_mutex_unlock(&log->lock);
-	return ok ? ONCE_OK : ONCE_IO;
-}
-
-/*
- * Holding the lock and the `flushing` role throughout, so no append or
- * flush interleaves: write and sync everything queued to the old segment,
- * then switch to a new one that starts at the next sequence number.
- */
-once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
-                             uint64_t *first_seq)
-{
-	pthread_mutex_lock(&log->lock);
-	while (log->flushing)
-		pthread_cond_wait(&log->done, &log->lock);
-	once_status st = ONCE_IO;
-	int fd;
-	uint64_t salt;
-	if (write_and_sync_locked(log) &&
-	    once__segment_create(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
-		close(log->fd);
-		log->fd = fd;
-		log->salt = salt;
-		log->end = ONCE_WAL_SEGMENT_HEADER;
-		log->stats.bytes += ONCE_WAL_SEGMENT_HEADER;
-		*first_seq = log->next_seq;
-		st = ONCE_OK;
-	}
-	/* else: the log failed (sticky), or no new segment could be made and
-	 * the log goes on in the old one. */
-	pthread_cond_broadcast(&log->done);
-	pthread_mutex_unlock(&log->lock);
-	return st;
-}
-
-bool once__log_failed(struct once__log *log)
-{
-	pthread_mutex_lock(&log->lock);
-	bool failed = log->failed;
-	pthread_mutex_unlock(&log->lock);
-	return failed;
-}
-
-void once__log_stats(struct once__log *log, struct once__log_stats *out)
-{
-	pthread_mutex_lock(&log->lock);
-	*out = log->stats;
-	pthread_mutex_unlock(&log->lock);
-}
-
 once_status once__log_close(struct once__log *log)
 {
 	pthread_mutex_lock(&log->lock);
 	log->stopping = true;
-	pthread_cond_signal(&log->wake);
-	uint64_t last = log->next_seq;
+	pthread_cond_signal(&log->work);
 	pthread_mutex_unlock(&log->lock);
-	if (log->syncer_running)
-		pthread_join(log->syncer, NULL);
-	once_status st = last > 0 ? once__log_commit(log, last - 1) : ONCE_OK;
-	/* Whatever the mode, what was acknowledged is synced at close. */
-	if (st == ONCE_OK && log->mode != ONCE_SYNC_ALWAYS && once__io.fdatasync(log->fd) != 0)
-		st = ONCE_IO;
+	pthread_join(log->writer, NULL); /* it writes what is queued first */
+	/* Whatever the mode, everything appended is synced at close. */
+	once_status st = once__log_sync_all(log);
 	close(log->fd);
-	free(log->queue);
-	pthread_cond_destroy(&log->wake);
-	pthread_cond_destroy(&log->done);
-	pthread_mutex_destroy(&log->lock);
-	free(log);
+	log_free(log);
 	return st;
 }

@@ -4,15 +4,28 @@
  * The store keeps one log (wal/persist.c), rotated to a new segment file at
  * every checkpoint.
  *
- * Writers append a record (it gets the next sequence number and waits in
- * memory), then commit it.  A commit returns when the record is
+ * Writers append a record: it gets the next sequence number (its ticket,
+ * in the store's API) and waits in memory, in a buffer of at most
+ * buffer_max bytes.  A writer thread owned by the log takes everything
+ * queued whenever anything is, writes it with one pwrite and (under
+ * ONCE_SYNC_ALWAYS) makes it durable with one fdatasync: a group is
+ * whatever arrived while the previous one was on its way to the disk, so
+ * its size follows what is in flight.  A record is done when it is
  *   - on stable storage (ONCE_SYNC_ALWAYS: write + fdatasync), or
  *   - in the kernel (ONCE_SYNC_INTERVAL, ONCE_SYNC_NONE: write; a process
- *     crash cannot lose it, a power failure can until the next sync).
- * Group commit: the first committer that finds no flush under way becomes
- * the leader; it takes everything appended so far, writes it with one
- * pwrite and syncs once, while later committers wait for it (or lead the
- * next flush).  So concurrent writers share one fdatasync.
+ *     crash cannot lose it, a power failure can until the next sync; the
+ *     writer syncs every interval_ms under ONCE_SYNC_INTERVAL).
+ * Records are done in sequence order.  once__log_position says how far
+ * (never blocks); once__log_commit blocks until one record is done: the
+ * writer wakes exactly the committers its group covered, each on its own
+ * semaphore, so a group of n records costs n wake-ups, not n broadcasts
+ * and n contenders for one mutex.  The thread that appends never does disk
+ * I/O (rotations and checkpoints aside).
+ *
+ * Segments are preallocated: the file grows by ONCE_WAL_PREALLOC_STEP
+ * bytes of zeros at a time, ahead of the records, so an fdatasync of a
+ * group inside the file commits no size change (wal/format.h: zeros after
+ * the last record are unused space).
  *
  * Failure is sticky.  If a write or a sync fails, the log answers ONCE_IO
  * to that commit and to every later append and commit: after a failed
@@ -26,6 +39,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "oncestore.h"
 
@@ -41,19 +55,34 @@ struct once__log_stats {
 	uint64_t sync_ns_max;
 };
 
+/* Preallocation step of a segment file (see above), at most; the store
+ * uses less when its checkpoints come more often (wal/persist.c). */
+#define ONCE_WAL_PREALLOC_STEP ((off_t)4 << 20)
+/* The smallest buffer bound: larger than any group worth syncing alone. */
+#define ONCE_LOG_BUFFER_MIN ((uint64_t)1 << 20)
+
+struct once__log_config {
+	once_sync_mode mode;
+	uint32_t interval_ms; /* ONCE_SYNC_INTERVAL period; 0: 10 ms */
+	uint64_t buffer_max;  /* bytes queued at most; raised to ONCE_LOG_BUFFER_MIN */
+	uint64_t prealloc_step; /* 0: ONCE_WAL_PREALLOC_STEP; else rounded up to 4 KiB */
+};
+
 /*
  * Creates segment file `path` (relative to dirfd, or AT_FDCWD; it must not
  * exist; mode 0600) with a header for store uid, segment number and first
  * sequence number, written and synced (and the directory synced) before
- * this returns.  interval_ms is the ONCE_SYNC_INTERVAL period.
+ * this returns, and starts the writer thread (every signal blocked).
  * Returns ONCE_OK | ONCE_IO (the file could not be made) | ONCE_NOMEM.
  */
 once_status once__log_create(const char *path, const unsigned char uid[16], uint64_t number,
-                             uint64_t first_seq, once_sync_mode mode, uint32_t interval_ms,
+                             uint64_t first_seq, const struct once__log_config *cfg,
                              struct once__log **out, int dirfd);
 
-/* Queues a record; *seq receives its sequence number.  ONCE_OK | ONCE_IO
- * (the log has failed) | ONCE_NOMEM | ONCE_INVALID (len too large). */
+/* Queues a record; *seq receives its sequence number.  Waits only while
+ * the buffer holds buffer_max bytes (the disk is that far behind).
+ * ONCE_OK | ONCE_IO (the log has failed, or is closing) | ONCE_NOMEM |
+ * ONCE_INVALID (len too large). */
 once_status once__log_append(struct once__log *log, uint8_t type, const void *payload, uint32_t len,
                              uint64_t *seq);
 
@@ -61,6 +90,21 @@ once_status once__log_append(struct once__log *log, uint8_t type, const void *pa
  * ONCE_OK | ONCE_IO (this flush or an earlier one failed) | ONCE_INVALID
  * (seq was never appended). */
 once_status once__log_commit(struct once__log *log, uint64_t seq);
+
+/* *upto receives the last record that is done (every record <= it is; the
+ * first sequence number - 1 when none).  ONCE_OK | ONCE_IO (the log has
+ * failed: no record above *upto will ever be done).  Never blocks. */
+once_status once__log_position(struct once__log *log, uint64_t *upto);
+
+/* The next sequence number an append will get. */
+uint64_t once__log_next_seq(struct once__log *log);
+
+/* An eventfd the writer makes readable whenever the position advances or
+ * the log fails; made on the first call, closed by once__log_close.  -1
+ * with errno when it cannot be made. */
+int once__log_event_fd(struct once__log *log);
+/* Clears the eventfd's readiness (one non-blocking read), if it exists. */
+void once__log_event_clear(struct once__log *log);
 
 /*
  * Makes everything appended so far durable in the current segment, then
@@ -84,8 +128,10 @@ bool once__log_failed(struct once__log *log);
 
 void once__log_stats(struct once__log *log, struct once__log_stats *out);
 
-/* Flushes what is queued (as a commit would), stops the interval thread,
- * closes the file and frees the log.  Returns the flush's status. */
+/* Stops the writer (it writes what is queued first), then writes and
+ * syncs everything appended whatever the mode, wakes every committer
+ * (done or failed), closes the file and frees the log.  ONCE_OK when every
+ * record appended is durable; ONCE_IO otherwise. */
 once_status once__log_close(struct once__log *log);
 
 #endif /* ONCE_WAL_LOG_H */

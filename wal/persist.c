@@ -129,6 +129,33 @@ once_status once__wal_commit(once_store *s, uint64_t seq)
 	return st == ONCE_OK ? ONCE_OK : ONCE_IO;
 }
 
+/* ---- tickets ---- */
+
+once_status once__wal_position(once_store *s, once_ticket *upto)
+{
+	uint64_t pos;
+	once_status st = once__log_position(s->persist->log, &pos);
+	*upto = pos;
+	if (st != ONCE_OK)
+		atomic_store(&s->wal_failed, true);
+	return st;
+}
+
+int once__wal_event_fd(once_store *s)
+{
+	return once__log_event_fd(s->persist->log);
+}
+
+void once__wal_event_clear(once_store *s)
+{
+	once__log_event_clear(s->persist->log);
+}
+
+uint64_t once__wal_next_ticket(once_store *s)
+{
+	return once__log_next_seq(s->persist->log);
+}
+
 /* ---- directory housekeeping ---- */
 
 /* Removes leftovers: *.tmp files; with `committed`, snapshots of any
@@ -331,8 +358,16 @@ once_status once__persist_open(once_store *s)
 	if (st == ONCE_OK) {
 		char name[ONCE_FILE_NAME_MAX];
 		once__log_name(name, p->segment);
-		st = once__log_create(name, p->dir.uid, p->segment, r.next_seq, s->opt.sync,
-		                      s->opt.sync_interval_ms, &p->log, p->dir.fd);
+		struct once__log_config cfg = {.mode = s->opt.sync,
+		                               .interval_ms = s->opt.sync_interval_ms,
+		                               .buffer_max = s->opt.log_buffer_bytes,
+		                               /* At most a quarter of a checkpoint
+		                                * interval of zeros ahead: disk use
+		                                * stays live data + one interval. */
+		                               .prealloc_step = s->opt.checkpoint_bytes / 4 < 4096
+		                                                    ? 4096
+		                                                    : s->opt.checkpoint_bytes / 4};
+		st = once__log_create(name, p->dir.uid, p->segment, r.next_seq, &cfg, &p->log, p->dir.fd);
 	}
 	if (st == ONCE_OK) {
 		/* Before the thread starts: checkpointer_main reads s->persist. */

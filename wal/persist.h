@@ -84,4 +84,26 @@ static inline once_status once__wal_wait(once_store *s, uint64_t seq)
 	return seq == 0 ? ONCE_OK : once__wal_commit(s, seq);
 }
 
+/*
+ * The end of every write path, outside the read-side section: the blocking
+ * form (ticket NULL) waits for record seq as once__wal_wait does; the
+ * _async form hands seq out as the caller's ticket and returns at once
+ * (oncestore.h, "Non-blocking durable writes").
+ */
+static inline once_status once__wal_finish(once_store *s, uint64_t seq, once_ticket *ticket)
+{
+	if (ticket == NULL)
+		return once__wal_wait(s, seq);
+	*ticket = seq;
+	return ONCE_OK;
+}
+
+/* The durable position for tickets (once_tickets_durable). */
+once_status once__wal_position(once_store *s, once_ticket *upto);
+/* The ticket descriptor (once_ticket_fd) and its rearming. */
+int once__wal_event_fd(once_store *s);
+void once__wal_event_clear(once_store *s);
+/* The next ticket the log will hand out (tickets below it exist). */
+uint64_t once__wal_next_ticket(once_store *s);
+
 #endif /* ONCE_WAL_PERSIST_H */

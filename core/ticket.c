@@ -1,0 +1,47 @@
+/*
+ * core/ticket.c - what an event-loop host asks about its tickets
+ * (oncestore.h, "Non-blocking durable writes").  A ticket is a log
+ * sequence number; the log (wal/log.c) says how far records are durable.
+ */
+#include "internal.h"
+#include "persist.h"
+
+ONCE_API int once_ticket_fd(once_store *s)
+{
+	if (s == NULL || s->persist == NULL)
+		return -1;
+	return once__wal_event_fd(s);
+}
+
+ONCE_API once_status once_tickets_durable(once_store *s, once_ticket *upto)
+{
+	if (s == NULL || upto == NULL)
+		return ONCE_INVALID;
+	if (s->persist == NULL) {
+		*upto = 0; /* every ticket is 0 */
+		return ONCE_OK;
+	}
+	return once__wal_position(s, upto);
+}
+
+ONCE_API once_status once_tickets_drain(once_store *s, once_ticket *upto)
+{
+	if (s == NULL || upto == NULL)
+		return ONCE_INVALID;
+	/* Cleared before the position is read: an advance after the read
+	 * makes the descriptor readable again, so none is missed. */
+	if (s->persist != NULL)
+		once__wal_event_clear(s);
+	return once_tickets_durable(s, upto);
+}
+
+ONCE_API once_status once_ticket_wait(once_store *s, once_ticket t)
+{
+	if (s == NULL)
+		return ONCE_INVALID;
+	if (t == 0)
+		return ONCE_OK;
+	if (s->persist == NULL || t >= once__wal_next_ticket(s))
+		return ONCE_INVALID; /* never handed out */
+	return once__wal_wait(s, t);
+}

@@ -46,6 +46,11 @@ typedef void (*op_fn)(struct phase *p, uint64_t i);
 /* Several store calls for unit i, each timed into h by the function
  * itself; returns how many calls it made. */
 typedef uint64_t (*batch_fn)(struct phase *p, struct hist *h, uint64_t i);
+#if ONCEBENCH_ASYNC
+/* The _async form of an operation on key i: the call's status (checked by
+ * the function itself), *t its ticket (0: nothing to wait for). */
+typedef void (*async_fn)(struct phase *p, uint64_t i, once_ticket *t);
+#endif
 
 struct mix_config {
 	uint32_t calls_per_login; /* API calls per simulated login */
@@ -57,6 +62,10 @@ struct phase {
 	once_store *s;
 	op_fn op;
 	batch_fn batch;      /* instead of op */
+#if ONCEBENCH_ASYNC
+	async_fn async;      /* with inflight: instead of op */
+#endif
+	uint32_t inflight;   /* > 0: each thread keeps this many _async calls outstanding */
 	uint64_t keys;       /* units [0, keys), split in contiguous slices */
 	uint32_t threads;
 	double duration;     /* > 0: stop each thread after this many seconds */
@@ -70,7 +79,11 @@ struct phase {
 	/* Results of run_phase: */
 	uint64_t ops;        /* store calls made */
 	double elapsed;      /* the slowest thread's time */
-	struct hist lat;     /* every call's latency, merged */
+	struct hist lat;     /* every call's latency, merged; with inflight:
+	                      * from submit until the thread saw it durable */
+	struct hist call_lat; /* with inflight: the _async call itself */
+	uint64_t poll_waits; /* with inflight: poll()s on once_ticket_fd */
+	uint64_t poll_timeouts; /* ... that timed out (another thread drained it) */
 	char dir[256];       /* --durable: the run's data directory */
 };
 
@@ -95,6 +108,10 @@ struct workload {
 	op_fn prefill; /* run before timing, or NULL */
 	enum kind kind; /* the one kind sized for --keys; the others stay small */
 	batch_fn batch; /* instead of op */
+#if ONCEBENCH_ASYNC
+	async_fn async; /* the _async form of op, or NULL (none: get, mix) */
+	async_fn prefill_async; /* the _async form of prefill */
+#endif
 };
 
 extern const struct workload workloads[];
@@ -105,6 +122,12 @@ void op_put(struct phase *p, uint64_t i);
 void op_take(struct phase *p, uint64_t i);
 void op_replay(struct phase *p, uint64_t i);
 void op_nonce_issue(struct phase *p, uint64_t i);
+#if ONCEBENCH_ASYNC
+void op_put_async(struct phase *p, uint64_t i, once_ticket *t);
+void op_take_async(struct phase *p, uint64_t i, once_ticket *t);
+void op_replay_async(struct phase *p, uint64_t i, once_ticket *t);
+void op_nonce_issue_async(struct phase *p, uint64_t i, once_ticket *t);
+#endif
 void *raw_build(uint64_t keys);
 void raw_free(void *raw, uint64_t keys);
 void *raw_insert_new(uint64_t keys);

@@ -7,6 +7,13 @@
  * --logs N the threads are spread over N segment files, each with its own
  * group commit: the comparison between one log per store and one per shard.
  * Files go to a fresh directory under $TMPDIR (default /tmp), removed after.
+ *
+ * Also the raw limit of group commit at a given batch size, without the
+ * log: one thread pwrite-ing a batch of records, then fdatasync, batch
+ * after batch, to a file that grows (each sync also commits the new size)
+ * or into one written full of zeros and synced before (the data alone):
+ * what any log writer that syncs that many records at a time can reach on
+ * this disk (durable_raw_batches).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -22,8 +29,8 @@
 #include "format.h"
 #include "log.h"
 
-#define RECORD_PAYLOAD 40 /* + 24-byte header = 64 bytes on disk */
-#define RECORD_HEADER 24
+#define RECORD_HEADER ONCE_WAL_RECORD_HEADER
+#define RECORD_PAYLOAD (64 - RECORD_HEADER) /* 64 bytes on disk */
 #define RECORD_PAYLOAD_MAX 4096
 
 struct run {
@@ -84,13 +91,23 @@ static int run_once(const struct durable_config *c, uint32_t threads, uint32_t p
 	char path[300];
 	for (uint32_t i = 0; i < c->logs; i++) {
 		snprintf(path, sizeof path, "%s/log-%u.wal", dir, i);
-		if (once__log_create(path, uid, i + 1, 1, c->sync, 10, &r.logs[i], AT_FDCWD) != ONCE_OK) {
+#if ONCEBENCH_LOG_CONFIG
+		struct once__log_config cfg = {.mode = c->sync, .interval_ms = 10};
+		once_status st = once__log_create(path, uid, i + 1, 1, &cfg, &r.logs[i], AT_FDCWD);
+#else
+		once_status st = once__log_create(path, uid, i + 1, 1, c->sync, 10, &r.logs[i], AT_FDCWD);
+#endif
+		if (st != ONCE_OK) {
 			fprintf(stderr, "oncebench: cannot create %s\n", path);
 			return 1;
 		}
 	}
-	pthread_t tid[64];
-	struct writer w[64];
+	pthread_t *tid = calloc(threads, sizeof *tid);
+	struct writer *w = calloc(threads, sizeof *w);
+	if (tid == NULL || w == NULL) {
+		fprintf(stderr, "oncebench: out of memory\n");
+		return 1;
+	}
 	pthread_barrier_init(&r.start, NULL, threads + 1);
 	for (uint32_t t = 0; t < threads; t++) {
 		w[t] = (struct writer){&r, t};
@@ -101,6 +118,8 @@ static int run_once(const struct durable_config *c, uint32_t threads, uint32_t p
 	for (uint32_t t = 0; t < threads; t++)
 		pthread_join(tid[t], NULL);
 	double elapsed = now_s() - t0;
+	free(tid);
+	free(w);
 	uint64_t syncs = 0, synced = 0;
 	for (uint32_t i = 0; i < c->logs; i++) {
 		struct once__log_stats ls;
@@ -172,6 +191,81 @@ int durable_limit(const char *dir, uint32_t threads, uint64_t records, double re
 	struct durable_result v[32];
 	for (int k = 0; k < runs; k++)
 		if (run_once(&c, threads, pl, &v[k]) != 0)
+			return 1;
+	qsort(v, (size_t)runs, sizeof v[0], cmp_result);
+	*out = v[runs / 2];
+	return 0;
+}
+
+/* ---- the raw limit at a batch size: pwrite + fdatasync, no log ---- */
+
+static int raw_batches_once(const char *base, uint32_t batch, uint32_t record_bytes, uint64_t nbatches,
+                            bool prealloc, struct durable_result *out)
+{
+	char dir[256], path[300];
+	snprintf(dir, sizeof dir, "%s/oncebench-XXXXXX", base ? base : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		perror("oncebench: mkdtemp");
+		return 1;
+	}
+	snprintf(path, sizeof path, "%s/raw.wal", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	size_t bytes = (size_t)batch * record_bytes;
+	unsigned char *buf = malloc(bytes > (1u << 20) ? bytes : (1u << 20));
+	int rc = 1;
+	if (fd < 0 || buf == NULL) {
+		perror("oncebench: raw log file");
+		goto out;
+	}
+	/* As a segment starts: a header, synced with the file's metadata. */
+	off_t off = ONCE_WAL_SEGMENT_HEADER, size = off + (off_t)(bytes * nbatches);
+	memset(buf, 0, bytes > (1u << 20) ? bytes : (1u << 20));
+	if (prealloc) {
+		for (off_t o = 0; o < size; o += 1 << 20) {
+			size_t n = size - o < (1 << 20) ? (size_t)(size - o) : (1u << 20);
+			if (pwrite(fd, buf, n, o) != (ssize_t)n)
+				goto io;
+		}
+	} else if (pwrite(fd, buf, (size_t)off, 0) != (ssize_t)off) {
+		goto io;
+	}
+	if (fsync(fd) != 0)
+		goto io;
+	memset(buf, 'r', bytes);
+	double t0 = now_s();
+	for (uint64_t b = 0; b < nbatches; b++, off += (off_t)bytes)
+		if (pwrite(fd, buf, bytes, off) != (ssize_t)bytes || fdatasync(fd) != 0)
+			goto io;
+	double elapsed = now_s() - t0;
+	out->records_per_s = (double)(nbatches * batch) / elapsed;
+	out->records_per_sync = batch;
+	out->syncs_per_s = (double)nbatches / elapsed;
+	rc = 0;
+	goto out;
+io:
+	perror("oncebench: raw log write");
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	rmdir(dir);
+	return rc;
+}
+
+int durable_raw_batches(const char *dir, double batch, double record_bytes, uint64_t records, bool prealloc,
+                        int runs, struct durable_result *out)
+{
+	uint32_t b = batch < 1 ? 1 : (uint32_t)(batch + 0.5);
+	/* Whole records of 8-byte multiples, as the log pads them. */
+	uint32_t rb = (uint32_t)(record_bytes + 0.5);
+	rb = rb < RECORD_HEADER + 8 ? RECORD_HEADER + 8 : (rb + 7) / 8 * 8;
+	uint64_t nbatches = (records + b - 1) / b;
+	if (nbatches < 50)
+		nbatches = 50;
+	struct durable_result v[32];
+	for (int k = 0; k < runs; k++)
+		if (raw_batches_once(dir, b, rb, nbatches, prealloc, &v[k]) != 0)
 			return 1;
 	qsort(v, (size_t)runs, sizeof v[0], cmp_result);
 	*out = v[runs / 2];

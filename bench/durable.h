@@ -41,4 +41,16 @@ int durable_bench(const struct durable_config *c);
 int durable_limit(const char *dir, uint32_t threads, uint64_t records, double record_bytes,
                   once_sync_mode sync, int runs, struct durable_result *out);
 
+/*
+ * The raw limit of group commit at `batch` records per fdatasync (rounded,
+ * at least 1) of record_bytes each (rounded up to 8, as the log pads):
+ * one thread, pwrite of a batch then fdatasync, about `records` records
+ * (at least 50 batches), to a new file under dir (NULL: $TMPDIR or /tmp)
+ * that grows with each batch, or, with prealloc, into a file written full
+ * of zeros and fsynced first; the median of `runs` runs.  Returns 0, or 1
+ * when a write or sync failed.
+ */
+int durable_raw_batches(const char *dir, double batch, double record_bytes, uint64_t records, bool prealloc,
+                        int runs, struct durable_result *out);
+
 #endif

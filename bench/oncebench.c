@@ -11,13 +11,17 @@
  * fdatasync on the same disk (durable, sync always).  Every figure is the
  * median of --runs runs; each run uses a fresh store.  Also: the cost of an
  * empty store (--workload empty) and insert latency while the tables grow
- * against presized ones (--workload growth).  The parts: keys.c (key
+ * against presized ones (--workload growth).  With --inflight, durable
+ * writes through the _async calls: each thread an event loop keeping N
+ * tickets outstanding, against the raw group-commit limit at the batch
+ * size it reached (pwrite + fdatasync, appending and preallocated).  The parts: keys.c (key
  * material), phase.c (one timed phase), ops.c (the operations, the raw
  * tables), mix.c (the gateway mix), histogram.c (latency), durable.c (the
  * raw log), svg.c (--svg).
  */
 #include <dirent.h>
 #include <inttypes.h>
+#include <sys/resource.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +36,9 @@ struct config {
 	const char *workload;
 	uint32_t threads[16];
 	int nthreads;
+	bool threads_set;    /* --threads given */
+	uint32_t inflight[16]; /* --inflight: outstanding tickets per thread */
+	int ninflight;
 	uint64_t keys;
 	int runs;
 	uint32_t shards;
@@ -159,9 +166,52 @@ struct figure {
 	double syncs_per_s;
 	double log_bytes_per_op;
 	double disk_records_per_s; /* the durable limit at this record size, or 0 */
+	double call_ns[SVG_QUANTILES]; /* --inflight: the _async call itself */
+	double cpu_us_per_op;    /* user + system CPU of the process over the phase */
+	double csw_per_op;       /* voluntary + involuntary context switches */
+	double poll_waits_per_op;  /* --inflight */
+	double poll_timeouts;
+	double disk_append_per_s;  /* --inflight: raw batches, appending file */
+	double disk_prealloc_per_s; /* --inflight: raw batches, preallocated file */
 };
 
-static struct figure measure(const struct config *c, const struct workload *w, uint32_t threads)
+/* CPU time (user + system, every thread of the process) in seconds and
+ * context switches (voluntary + involuntary) so far. */
+static void usage_now(double *cpu_s, double *csw)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	*cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	         (double)ru.ru_stime.tv_usec / 1e6;
+	*csw = (double)ru.ru_nvcsw + (double)ru.ru_nivcsw;
+}
+
+#if ONCEBENCH_ASYNC
+/* Fills a durable store with the _async form of the prefill: one thread,
+ * up to 4096 tickets outstanding (far faster than blocking callers, whose
+ * rate the disk bounds), then waits for the last. */
+static void prefill_async(struct phase *p, async_fn fill)
+{
+	once_ticket last = 0, upto = 0;
+	for (uint64_t i = 0; i < p->keys; i++) {
+		once_ticket t = 0;
+		fill(p, i, &t);
+		if (t > last)
+			last = t;
+		if ((i & 4095) == 4095 && once_ticket_wait(p->s, last) != ONCE_OK)
+			die("once_ticket_wait", ONCE_IO);
+	}
+	if (once_ticket_wait(p->s, last) != ONCE_OK || once_tickets_durable(p->s, &upto) != ONCE_OK)
+		die("once_ticket_wait", ONCE_IO);
+	if (atomic_load(&p->failures) != 0) {
+		fprintf(stderr, "oncebench: %" PRIu64 " prefill operations failed\n", atomic_load(&p->failures));
+		exit(1);
+	}
+}
+#endif
+
+static struct figure measure(const struct config *c, const struct workload *w, uint32_t threads,
+                             uint32_t inflight)
 {
 	/* Hand freed memory of earlier runs back to the kernel, so that this
 	 * run's allocations show up as RSS growth instead of reusing it. */
@@ -176,6 +226,10 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 		p.threads = threads = (uint32_t)(p.keys ? p.keys : 1);
 	atomic_init(&p.failures, 0);
 	p.nonces = malloc(c->keys * sizeof *p.nonces);
+	p.inflight = inflight;
+#if ONCEBENCH_ASYNC
+	p.async = w->async;
+#endif
 	bool durable = c->durable && !raw;
 	if (durable)
 		make_data_dir(c, p.dir);
@@ -185,8 +239,14 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 		p.raw = raw_insert_new(c->keys);
 	else
 		p.s = open_store(c, w->kind, durable ? p.dir : NULL);
+#if ONCEBENCH_ASYNC
+	if (w->prefill != NULL && durable && w->prefill_async != NULL) {
+		prefill_async(&p, w->prefill_async);
+	} else
+#endif
 	if (w->prefill != NULL) {
 		struct phase fill = p;
+		fill.inflight = 0;
 		fill.op = w->prefill;
 		fill.batch = NULL;
 		fill.duration = 0;
@@ -201,8 +261,18 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	if (p.s != NULL)
 		once_stats(p.s, &before);
 	p.duration = c->duration;
+	double cpu0, csw0, cpu1, csw1;
+	usage_now(&cpu0, &csw0);
 	struct figure fig = {.ops_per_s = run_phase(&p)};
+	usage_now(&cpu1, &csw1);
 	fig.ops = p.ops;
+	double nops = (double)(p.ops ? p.ops : 1);
+	fig.cpu_us_per_op = (cpu1 - cpu0) * 1e6 / nops;
+	fig.csw_per_op = (csw1 - csw0) / nops;
+	fig.poll_waits_per_op = (double)p.poll_waits / nops;
+	fig.poll_timeouts = (double)p.poll_timeouts;
+	for (int q = 0; q < SVG_QUANTILES; q++)
+		fig.call_ns[q] = inflight ? hist_quantile(&p.call_lat, quantiles[q]) : 0;
 	fig.seconds = p.elapsed;
 	for (int q = 0; q < SVG_QUANTILES; q++)
 		fig.lat_ns[q] = hist_quantile(&p.lat, quantiles[q]);
@@ -236,11 +306,12 @@ static int cmp_figure(const void *a, const void *b)
 /* The run with the median operations/s (its other figures come along);
  * with --durable --sync always, also the durable limit at its record size
  * and thread count. */
-static struct figure median_of_runs(const struct config *c, const struct workload *w, uint32_t threads)
+static struct figure median_of_runs(const struct config *c, const struct workload *w, uint32_t threads,
+                                    uint32_t inflight)
 {
 	struct figure v[32];
 	for (int r = 0; r < c->runs; r++)
-		v[r] = measure(c, w, threads);
+		v[r] = measure(c, w, threads, inflight);
 	qsort(v, (size_t)c->runs, sizeof v[0], cmp_figure);
 	struct figure m = v[c->runs / 2];
 	if (c->durable && c->sync == ONCE_SYNC_ALWAYS && !is_baseline(w) && m.log_bytes_per_op > 0) {
@@ -252,6 +323,19 @@ static struct figure median_of_runs(const struct config *c, const struct workloa
 		if ((double)records > second)
 			records = (uint64_t)second;
 		struct durable_result d;
+		if (inflight > 0) {
+			/* The raw limit at the batch the store's writer reached,
+			 * on a growing file and on a preallocated one. */
+			if (durable_raw_batches(c->dir, m.records_per_sync, m.log_bytes_per_op, records, false,
+			                        c->runs, &d) != 0)
+				exit(1);
+			m.disk_append_per_s = d.records_per_s;
+			if (durable_raw_batches(c->dir, m.records_per_sync, m.log_bytes_per_op, records, true,
+			                        c->runs, &d) != 0)
+				exit(1);
+			m.disk_prealloc_per_s = d.records_per_s;
+			return m;
+		}
 		if (durable_limit(c->dir, threads, records, m.log_bytes_per_op, c->sync, c->runs, &d) != 0)
 			exit(1);
 		m.disk_records_per_s = d.records_per_s;
@@ -385,10 +469,12 @@ static void print_header(const struct config *c)
 		printf("oncestore with a data directory (sync %s): %" PRIu64 " keys%s, median of %d runs\n"
 		       "'of disk': ops/s as a fraction of raw log records of the same size (log B/op)\n"
 		       "  through the same group commit + fdatasync on the same disk (sync always only);\n"
-		       "latency: per call, HDR-style histogram; 'rec/sync': log records per fdatasync\n\n"
-		       "%-24s %7s %12s %7s %8s %8s %8s %8s %9s %8s %8s %8s\n",
+		       "latency: per call, HDR-style histogram; 'rec/sync': log records per fdatasync;\n"
+		       "'CPU us/op', 'csw/op': user + system CPU and context switches (voluntary +\n"
+		       "  involuntary) of the whole process over the timed phase, per operation\n\n"
+		       "%-24s %7s %12s %7s %8s %8s %8s %8s %9s %8s %8s %8s %9s %7s\n",
 		       sync_name(c->sync), c->keys, limit, c->runs, "operation", "threads", "ops/s", "of disk", "p50",
-		       "p99", "p999", "max", "rec/sync", "syncs/s", "log B/op", "B/entry");
+		       "p99", "p999", "max", "rec/sync", "syncs/s", "log B/op", "B/entry", "CPU us/op", "csw/op");
 	else
 		printf("oncestore in memory: %" PRIu64 " live keys%s, median of %d runs\n"
 		       "ops/s as a fraction of two limits measured on the same keys in this run:\n"
@@ -424,6 +510,7 @@ static void print_figure(const struct config *c, const struct workload *w, uint3
 		if (c->durable)
 			printf(",\"records_per_sync\":%.2f,\"syncs_per_s\":%.0f,\"log_bytes_per_op\":%.1f",
 			       f->records_per_sync, f->syncs_per_s, f->log_bytes_per_op);
+		printf(",\"cpu_us_per_op\":%.3f,\"csw_per_op\":%.4f", f->cpu_us_per_op, f->csw_per_op);
 		if (f->disk_records_per_s > 0)
 			printf(",\"disk_records_per_s\":%.0f,\"fraction_of_disk\":%.3f", f->disk_records_per_s, frac_disk);
 		if (w->kind == KIND_MIX)
@@ -435,10 +522,10 @@ static void print_figure(const struct config *c, const struct workload *w, uint3
 		if (c->durable) {
 			if (f->disk_records_per_s > 0)
 				snprintf(frac, sizeof frac, "%.0f%%", 100 * frac_disk);
-			printf("%-24s %7u %12.0f %7s %8s %8s %8s %8s %9.2f %8.0f %8.1f %8.0f\n", w->what, threads,
-			       f->ops_per_s, frac, fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]),
+			printf("%-24s %7u %12.0f %7s %8s %8s %8s %8s %9.2f %8.0f %8.1f %8.0f %9.2f %7.3f\n", w->what,
+			       threads, f->ops_per_s, frac, fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]),
 			       fmt_ns(b[2], f->lat_ns[3]), fmt_ns(b[3], f->lat_ns[4]), f->records_per_sync,
-			       f->syncs_per_s, f->log_bytes_per_op, f->bytes_per_entry);
+			       f->syncs_per_s, f->log_bytes_per_op, f->bytes_per_entry, f->cpu_us_per_op, f->csw_per_op);
 		} else {
 			if (raw)
 				snprintf(frac, sizeof frac, "%.0f%%", 100 * frac_raw);
@@ -451,6 +538,95 @@ static void print_figure(const struct config *c, const struct workload *w, uint3
 	}
 	fflush(stdout);
 }
+
+/* ---- --inflight: the _async calls, N tickets outstanding per thread ---- */
+
+#if ONCEBENCH_ASYNC
+static void print_inflight_header(const struct config *c)
+{
+	if (c->json)
+		return;
+	char limit[64] = "";
+	if (c->duration > 0)
+		snprintf(limit, sizeof limit, ", phases of at most %.1f s", c->duration);
+	printf("oncestore with a data directory (sync %s), _async calls, each thread an event loop\n"
+	       "keeping N tickets outstanding (poll on once_ticket_fd, once_tickets_drain):\n"
+	       "%" PRIu64 " keys%s, median of %d runs\n"
+	       "'durable': latency from the call to the loop seeing its ticket durable; 'call': the\n"
+	       "  _async call itself (the bar: p99 <= 10 us); HDR-style histograms;\n"
+	       "'of disk': ops/s as a fraction of the raw group-commit limit at the same batch\n"
+	       "  (rec/sync records of log B/op bytes per pwrite, then fdatasync, one thread, same\n"
+	       "  disk, this run) on a growing file ('app') and a preallocated zero-filled one\n"
+	       "  ('pre'); 'CPU us/op', 'csw/op': user + system CPU and context switches of the whole\n"
+	       "  process over the timed phase, per operation\n\n"
+	       "%-16s %4s %6s %10s %6s %6s %8s %8s %8s %7s %7s %7s %8s %8s %9s %7s\n",
+	       sync_name(c->sync), c->keys, limit, c->runs, "operation", "thr", "inflt", "ops/s", "app", "pre",
+	       "dur p50", "dur p99", "dur p999", "call50", "call99", "call999", "rec/sync", "log B/op",
+	       "CPU us/op", "csw/op");
+}
+
+static void print_inflight(const struct config *c, const struct workload *w, uint32_t threads,
+                           uint32_t inflight, const struct figure *f)
+{
+	double fa = f->disk_append_per_s > 0 ? f->ops_per_s / f->disk_append_per_s : 0;
+	double fp = f->disk_prealloc_per_s > 0 ? f->ops_per_s / f->disk_prealloc_per_s : 0;
+	if (c->json) {
+		printf("{\"workload\":\"%s\",\"mode\":\"inflight\",\"threads\":%u,\"inflight\":%u"
+		       ",\"keys\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"seconds\":%.4f,\"ops_per_s\":%.0f"
+		       ",\"durable_p50_ns\":%.0f,\"durable_p90_ns\":%.0f,\"durable_p99_ns\":%.0f"
+		       ",\"durable_p999_ns\":%.0f,\"durable_max_ns\":%.0f"
+		       ",\"call_p50_ns\":%.0f,\"call_p90_ns\":%.0f,\"call_p99_ns\":%.0f,\"call_p999_ns\":%.0f"
+		       ",\"call_max_ns\":%.0f,\"p99_ns\":%.0f,\"durable\":true,\"sync\":\"%s\""
+		       ",\"records_per_sync\":%.2f,\"syncs_per_s\":%.0f,\"log_bytes_per_op\":%.1f"
+		       ",\"cpu_us_per_op\":%.3f,\"csw_per_op\":%.4f,\"polls_per_op\":%.4f,\"poll_timeouts\":%.0f",
+		       w->name, threads, inflight, c->keys, f->ops, f->seconds, f->ops_per_s, f->lat_ns[0],
+		       f->lat_ns[1], f->lat_ns[2], f->lat_ns[3], f->lat_ns[4], f->call_ns[0], f->call_ns[1],
+		       f->call_ns[2], f->call_ns[3], f->call_ns[4], f->lat_ns[2], sync_name(c->sync),
+		       f->records_per_sync, f->syncs_per_s, f->log_bytes_per_op, f->cpu_us_per_op, f->csw_per_op,
+		       f->poll_waits_per_op, f->poll_timeouts);
+		if (f->disk_append_per_s > 0)
+			printf(",\"disk_append_records_per_s\":%.0f,\"fraction_of_disk_append\":%.3f"
+			       ",\"disk_prealloc_records_per_s\":%.0f,\"fraction_of_disk_prealloc\":%.3f",
+			       f->disk_append_per_s, fa, f->disk_prealloc_per_s, fp);
+		printf("}\n");
+	} else {
+		char b[6][16], app[16] = "-", pre[16] = "-";
+		if (f->disk_append_per_s > 0) {
+			snprintf(app, sizeof app, "%.0f%%", 100 * fa);
+			snprintf(pre, sizeof pre, "%.0f%%", 100 * fp);
+		}
+		printf("%-16s %4u %6u %10.0f %6s %6s %8s %8s %8s %7s %7s %7s %8.1f %8.1f %9.2f %7.3f\n", w->what,
+		       threads, inflight, f->ops_per_s, app, pre, fmt_ns(b[0], f->lat_ns[0]),
+		       fmt_ns(b[1], f->lat_ns[2]), fmt_ns(b[2], f->lat_ns[3]), fmt_ns(b[3], f->call_ns[0]),
+		       fmt_ns(b[4], f->call_ns[2]), fmt_ns(b[5], f->call_ns[3]), f->records_per_sync,
+		       f->log_bytes_per_op, f->cpu_us_per_op, f->csw_per_op);
+	}
+	fflush(stdout);
+}
+
+static int inflight_bench(struct config *c)
+{
+	bool all = strcmp(c->workload, "all") == 0;
+	const struct workload *list[16];
+	size_t nlist = 0;
+	for (size_t k = 0; k < nworkloads; k++)
+		if (workloads[k].async != NULL && (all || strcmp(c->workload, workloads[k].name) == 0))
+			list[nlist++] = &workloads[k];
+	if (nlist == 0) {
+		fprintf(stderr, "oncebench: --inflight: workload %s has no _async form\n", c->workload);
+		return 2;
+	}
+	print_inflight_header(c);
+	for (size_t k = 0; k < nlist; k++)
+		for (int t = 0; t < c->nthreads; t++)
+			for (int n = 0; n < c->ninflight; n++) {
+				struct figure f = median_of_runs(c, list[k], c->threads[t], c->inflight[n]);
+				print_inflight(c, list[k], c->threads[t], c->inflight[n], &f);
+			}
+	reopen_last(c);
+	return 0;
+}
+#endif
 
 /* ---- --workload empty: what an empty store costs ---- */
 
@@ -684,9 +860,9 @@ static int growth_bench(struct config *c)
 			struct figure grow[32], pre[32];
 			for (int r = 0; r < c->runs; r++) {
 				c->presize = false;
-				grow[r] = measure(c, w, c->threads[t]);
+				grow[r] = measure(c, w, c->threads[t], 0);
 				c->presize = true;
-				pre[r] = measure(c, w, c->threads[t]);
+				pre[r] = measure(c, w, c->threads[t], 0);
 			}
 			c->presize = false;
 			double gw, pw;
@@ -723,7 +899,8 @@ static void usage(void)
 	       "                 mix (the gateway mix, below), log, recover, empty,\n"
 	       "                 growth (below); in memory, raw and raw_insert are always\n"
 	       "                 measured first ('of raw', 'of ins' columns)\n"
-	       "  --threads L    comma-separated thread counts (default 1,2)\n"
+	       "  --threads L    comma-separated thread counts, 1..1024 (default 1,2; with\n"
+	       "                 --inflight 1)\n"
 	       "  --keys N       live entries per run (default 200000); for mix, API calls\n"
 	       "  --runs N       runs per figure; the median is reported (default 3)\n"
 	       "  --duration S   run each timed phase for at most S seconds: single-use keys\n"
@@ -735,7 +912,18 @@ static void usage(void)
 	       "                 adds records per sync, syncs/s, log bytes per op, with sync\n"
 	       "                 always the durable limit ('of disk': raw log records of the\n"
 	       "                 same size, same threads, same disk), and at the end the\n"
-	       "                 time to reopen (recover) the last run's data\n"
+	       "                 time to reopen (recover) the last run's data; with every\n"
+	       "                 store figure: CPU us and context switches per op\n"
+	       "  --inflight L   comma-separated outstanding tickets per thread (implies\n"
+	       "                 --durable): each thread an event loop making the _async\n"
+	       "                 calls (the workload's op; every write workload has one)\n"
+	       "                 until L are outstanding, then poll(once_ticket_fd) and\n"
+	       "                 once_tickets_drain, retiring every durable ticket: ops/s,\n"
+	       "                 latency submit->durable and of the call itself, records\n"
+	       "                 per sync, CPU us and context switches per op, and 'of\n"
+	       "                 disk' (sync always): the raw group-commit limit at the\n"
+	       "                 same batch (pwrite of rec/sync records + fdatasync, one\n"
+	       "                 thread) on a growing and on a preallocated file\n"
 	       "  --sync M       always (default), interval or none\n"
 	       "  --dir DIR      base of the temporary data directories (default $TMPDIR or /tmp)\n"
 	       "  --json         one JSON object per figure instead of the table\n"
@@ -765,19 +953,21 @@ static void usage(void)
 	       "  the whole fill, and the ratios grow/presized (in memory only)\n");
 }
 
-static void parse_threads(struct config *c, const char *list)
+/* A comma-separated list of at most 16 numbers in [1, max] into v. */
+static int parse_list(uint32_t v[16], const char *list, long max, const char *what)
 {
-	c->nthreads = 0;
+	int n = 0;
 	char *copy = strdup(list), *save = NULL;
-	for (char *t = strtok_r(copy, ",", &save); t && c->nthreads < 16; t = strtok_r(NULL, ",", &save)) {
-		long n = strtol(t, NULL, 10);
-		if (n < 1 || n > 64) {
-			fprintf(stderr, "oncebench: thread counts are 1..64\n");
+	for (char *t = strtok_r(copy, ",", &save); t && n < 16; t = strtok_r(NULL, ",", &save)) {
+		long x = strtol(t, NULL, 10);
+		if (x < 1 || x > max) {
+			fprintf(stderr, "oncebench: %s are 1..%ld\n", what, max);
 			exit(2);
 		}
-		c->threads[c->nthreads++] = (uint32_t)n;
+		v[n++] = (uint32_t)x;
 	}
 	free(copy);
+	return n;
 }
 
 static void parse_args(struct config *c, int argc, char **argv)
@@ -802,7 +992,11 @@ static void parse_args(struct config *c, int argc, char **argv)
 		} else if (strcmp(a, "--workload") == 0) {
 			c->workload = argv[++i];
 		} else if (strcmp(a, "--threads") == 0) {
-			parse_threads(c, argv[++i]);
+			c->nthreads = parse_list(c->threads, argv[++i], 1024, "thread counts");
+			c->threads_set = true;
+		} else if (strcmp(a, "--inflight") == 0) {
+			c->ninflight = parse_list(c->inflight, argv[++i], 1 << 20, "tickets in flight");
+			c->durable = true;
 		} else if (strcmp(a, "--keys") == 0) {
 			c->keys = strtoull(argv[++i], NULL, 10);
 		} else if (strcmp(a, "--runs") == 0) {
@@ -846,6 +1040,19 @@ int main(int argc, char **argv)
 {
 	struct config c;
 	parse_args(&c, argc, argv);
+	if (c.ninflight > 0) {
+#if ONCEBENCH_ASYNC
+		if (!c.threads_set)
+			c.nthreads = 1, c.threads[0] = 1;
+		build_keys(c.keys);
+		int rc = inflight_bench(&c);
+		free_keys();
+		return rc;
+#else
+		fprintf(stderr, "oncebench: --inflight: built against a oncestore.h without the _async calls\n");
+		return 2;
+#endif
+	}
 	if (strcmp(c.workload, "log") == 0) {
 		struct durable_config d = {.threads = c.threads, .nthreads = c.nthreads, .logs = c.logs,
 		                           .records = c.keys, .sync = c.sync, .runs = c.runs, .json = c.json,
@@ -886,8 +1093,8 @@ int main(int argc, char **argv)
 	bool with_raw = !c.durable;
 	if (with_raw)
 		for (int t = 0; t < c.nthreads; t++) {
-			raw[t] = median_of_runs(&c, &raw_workload, c.threads[t]);
-			ins[t] = median_of_runs(&c, &raw_insert_workload, c.threads[t]);
+			raw[t] = median_of_runs(&c, &raw_workload, c.threads[t], 0);
+			ins[t] = median_of_runs(&c, &raw_insert_workload, c.threads[t], 0);
 		}
 	print_header(&c);
 	const struct workload *list[16];
@@ -914,7 +1121,7 @@ int main(int argc, char **argv)
 		snprintf(series[nseries + 1], sizeof series[0], "%s: disk limit (raw log, same record size)", w->what);
 		bool limit = false;
 		for (int t = 0; t < c.nthreads; t++) {
-			struct figure f = !is_raw || !with_raw ? median_of_runs(&c, w, c.threads[t])
+			struct figure f = !is_raw || !with_raw ? median_of_runs(&c, w, c.threads[t], 0)
 			                  : w->kind == KIND_RAW ? raw[t]
 			                                        : ins[t];
 			print_figure(&c, w, c.threads[t], &f, with_raw ? &raw[t] : NULL, with_raw ? &ins[t] : NULL);

@@ -104,6 +104,71 @@ static void op_refresh_revoke(struct phase *p, uint64_t i)
 	fail_unless(p, once_refresh_revoke_family(p->s, family_ids[i], FAMILY_LEN), ONCE_OK);
 }
 
+/* ---- the _async forms (--inflight): same arguments, plus the ticket ---- */
+
+#if ONCEBENCH_ASYNC
+void op_put_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	fail_unless(p, once_code_put_async(p->s, code_keys[i], KEY_LEN, &bench_code, t), ONCE_OK);
+}
+
+void op_take_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	once_code *c = NULL;
+	fail_unless(p, once_code_take_async(p->s, code_keys[i], KEY_LEN, &c, NULL, t), ONCE_OK);
+	once_free(c);
+}
+
+void op_nonce_issue_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	fail_unless(p, once_nonce_issue_async(p->s, 300, p->nonces[i], t), ONCE_OK);
+}
+
+static void op_nonce_accept_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	fail_unless(p, once_nonce_accept_async(p->s, p->nonces[i], ONCE_NONCE_LEN, 300, t), ONCE_OK);
+}
+
+void op_replay_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	fail_unless(p, once_replay_check_async(p->s, jti_keys[i], JTI_LEN, 300, t), ONCE_OK);
+}
+
+static void op_refresh_insert_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	once_refresh r = bench_refresh(i);
+	fail_unless(p, once_refresh_insert_async(p->s, code_keys[i], KEY_LEN, &r, t), ONCE_OK);
+}
+
+static void op_refresh_consume_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	once_refresh *r = NULL;
+	fail_unless(p, once_refresh_consume_async(p->s, code_keys[i], KEY_LEN, &r, t), ONCE_OK);
+	once_free(r);
+}
+
+static void op_refresh_rotate_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	once_refresh child = bench_refresh(i);
+	child.generation = 2;
+	child.parent_hash = code_keys[i];
+	once_refresh *parent = NULL;
+	fail_unless(p, once_refresh_rotate_async(p->s, code_keys[i], KEY_LEN, child_keys[i], KEY_LEN, &child,
+	                                         child_keys[i], KEY_LEN, &parent, t),
+	            ONCE_OK);
+	once_free(parent);
+}
+
+static void op_refresh_revoke_async(struct phase *p, uint64_t i, once_ticket *t)
+{
+	fail_unless(p, once_refresh_revoke_family_async(p->s, family_ids[i], FAMILY_LEN, t), ONCE_OK);
+}
+/* The _async forms of an operation and of its prefill, in the workload table. */
+#define ASYNC(op, prefill) , op, prefill
+#else
+#define ASYNC(op, prefill)
+#endif
+
 /* ---- the in-memory limit: a bare cds_lfht lookup + CAS ---- */
 
 struct raw_node {
@@ -359,17 +424,22 @@ const struct workload raw_insert_workload = {"raw_insert", "raw cds_lfht insert"
 
 /* The order of --workload all; mix is only run when named. */
 const struct workload workloads[] = {
-	{"put", "code put", op_put, NULL, KIND_CODE, NULL},
-	{"get", "code get", op_get, op_put, KIND_CODE, NULL},
-	{"take", "code take", op_take, op_put, KIND_CODE, NULL},
-	{"nonce_issue", "nonce issue", op_nonce_issue, NULL, KIND_NONCE, NULL},
-	{"nonce_accept", "nonce accept", op_nonce_accept, op_nonce_issue, KIND_NONCE, NULL},
-	{"replay", "replay check", op_replay, NULL, KIND_REPLAY, NULL},
-	{"refresh_insert", "refresh insert", op_refresh_insert, NULL, KIND_REFRESH, NULL},
-	{"refresh_consume", "refresh consume", op_refresh_consume, op_refresh_insert, KIND_REFRESH, NULL},
-	{"refresh_rotate", "refresh rotate", op_refresh_rotate, op_refresh_insert, KIND_REFRESH, NULL},
-	{"refresh_revoke", "refresh revoke family", op_refresh_revoke, op_refresh_insert, KIND_REFRESH, NULL},
-	{"mix", "gateway mix", NULL, NULL, KIND_MIX, mix_login},
+	{"put", "code put", op_put, NULL, KIND_CODE, NULL ASYNC(op_put_async, NULL)},
+	{"get", "code get", op_get, op_put, KIND_CODE, NULL ASYNC(NULL, op_put_async)},
+	{"take", "code take", op_take, op_put, KIND_CODE, NULL ASYNC(op_take_async, op_put_async)},
+	{"nonce_issue", "nonce issue", op_nonce_issue, NULL, KIND_NONCE, NULL ASYNC(op_nonce_issue_async, NULL)},
+	{"nonce_accept", "nonce accept", op_nonce_accept, op_nonce_issue, KIND_NONCE,
+	 NULL ASYNC(op_nonce_accept_async, op_nonce_issue_async)},
+	{"replay", "replay check", op_replay, NULL, KIND_REPLAY, NULL ASYNC(op_replay_async, NULL)},
+	{"refresh_insert", "refresh insert", op_refresh_insert, NULL, KIND_REFRESH,
+	 NULL ASYNC(op_refresh_insert_async, NULL)},
+	{"refresh_consume", "refresh consume", op_refresh_consume, op_refresh_insert, KIND_REFRESH,
+	 NULL ASYNC(op_refresh_consume_async, op_refresh_insert_async)},
+	{"refresh_rotate", "refresh rotate", op_refresh_rotate, op_refresh_insert, KIND_REFRESH,
+	 NULL ASYNC(op_refresh_rotate_async, op_refresh_insert_async)},
+	{"refresh_revoke", "refresh revoke family", op_refresh_revoke, op_refresh_insert, KIND_REFRESH,
+	 NULL ASYNC(op_refresh_revoke_async, op_refresh_insert_async)},
+	{"mix", "gateway mix", NULL, NULL, KIND_MIX, mix_login ASYNC(NULL, NULL)},
 };
 const size_t nworkloads = sizeof workloads / sizeof workloads[0];
 

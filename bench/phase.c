@@ -5,9 +5,18 @@
  * next), merged after the phase.  With a duration, each thread stops at the
  * deadline or at the end of its slice, whichever comes first.  Phases
  * longer than 2 s draw a progress line on stderr.
+ *
+ * With p->inflight (--inflight), each thread is an event loop instead: it
+ * makes _async calls until p->inflight tickets are outstanding, then waits
+ * for the durable position to move (poll on once_ticket_fd, then
+ * once_tickets_drain) and retires every ticket at or below it.  Two
+ * histograms: the call itself (p->call_lat) and submit to durable, as the
+ * loop saw it (p->lat).  At the deadline or the end of its slice it stops
+ * submitting and retires what is outstanding.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +33,86 @@ struct worker {
 	_Atomic bool done;
 	sem_t *finished;
 	struct hist h;
+	struct hist call;      /* inflight: the _async calls */
+	uint64_t poll_waits, poll_timeouts;
 };
+
+#if ONCEBENCH_ASYNC
+/*
+ * One event loop with p->inflight tickets outstanding; returns the time the
+ * last one was retired.  Tickets of one thread grow in submission order
+ * (the log numbers them in its order), so the outstanding ones are a FIFO
+ * and become durable from its head.  Several threads share the store's one
+ * descriptor: one may drain the readiness another was about to poll for
+ * (then the next advance wakes it), so with several threads polls time out
+ * after 10 ms and the position is read again (counted in poll_timeouts);
+ * one thread waits as long as it takes.
+ */
+struct pending {
+	once_ticket t;
+	uint64_t at;
+};
+
+static uint64_t inflight_loop(struct worker *w, uint64_t from, uint64_t to, uint64_t t0, uint64_t deadline)
+{
+	struct phase *p = w->p;
+	uint32_t n = p->inflight;
+	struct pending *ring = malloc(n * sizeof *ring);
+	if (ring == NULL)
+		die("allocating the tickets", ONCE_NOMEM);
+	int fd = once_ticket_fd(p->s);
+	if (fd < 0)
+		die("once_ticket_fd", ONCE_IO);
+	uint32_t head = 0, count = 0;
+	uint64_t i = from, ops = 0, t = t0;
+	bool submitting = true;
+	for (;;) {
+		while (submitting && count < n) {
+			if (i >= to || t >= deadline) {
+				submitting = false;
+				break;
+			}
+			once_ticket k = 0;
+			p->async(p, i++, &k);
+			uint64_t t1 = now_ns();
+			hist_record(&w->call, t1 - t);
+			if (k == 0) { /* nothing logged: done at once */
+				hist_record(&w->h, t1 - t);
+				ops++;
+			} else {
+				ring[(head + count++) % n] = (struct pending){k, t};
+			}
+			t = t1;
+		}
+		if (count == 0 && !submitting)
+			break;
+		once_ticket upto = 0;
+		if (count > 0) {
+			once_status st = once_tickets_durable(p->s, &upto);
+			if (st == ONCE_OK && ring[head].t > upto) {
+				struct pollfd pfd = {.fd = fd, .events = POLLIN};
+				w->poll_waits++;
+				if (poll(&pfd, 1, p->threads > 1 ? 10 : -1) == 0)
+					w->poll_timeouts++;
+				st = once_tickets_drain(p->s, &upto);
+			}
+			if (st != ONCE_OK)
+				die("once_tickets_durable", st);
+		}
+		t = now_ns();
+		while (count > 0 && ring[head].t <= upto) {
+			hist_record(&w->h, t - ring[head].at);
+			head = (head + 1) % n;
+			count--;
+			ops++;
+		}
+		atomic_store_explicit(&w->progress, ops, memory_order_relaxed);
+	}
+	free(ring);
+	w->ops = ops;
+	return t;
+}
+#endif
 
 static void *worker_main(void *arg)
 {
@@ -35,7 +123,12 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(&p->start);
 	uint64_t t0 = now_ns(), t = t0;
 	uint64_t deadline = p->duration > 0 ? t0 + (uint64_t)(p->duration * 1e9) : UINT64_MAX;
-	if (p->batch != NULL) {
+	if (p->inflight > 0) {
+#if ONCEBENCH_ASYNC
+		t = inflight_loop(w, from, to, t0, deadline);
+		ops = w->ops;
+#endif
+	} else if (p->batch != NULL) {
 		for (uint64_t i = from; i < to; i++) {
 			ops += p->batch(p, &w->h, i);
 			atomic_store_explicit(&w->progress, ops, memory_order_relaxed);
@@ -65,9 +158,9 @@ static void *worker_main(void *arg)
 
 double run_phase(struct phase *p)
 {
-	pthread_t tid[64];
+	pthread_t *tid = calloc(p->threads, sizeof *tid);
 	struct worker *w = calloc(p->threads, sizeof *w);
-	if (w == NULL)
+	if (w == NULL || tid == NULL)
 		die("allocating workers", ONCE_NOMEM);
 	sem_t finished;
 	sem_init(&finished, 0, 0);
@@ -114,15 +207,21 @@ double run_phase(struct phase *p)
 		fprintf(stderr, "\r\033[K");
 	double slowest = 0;
 	p->ops = 0;
+	p->poll_waits = p->poll_timeouts = 0;
 	hist_reset(&p->lat);
+	hist_reset(&p->call_lat);
 	for (uint32_t t = 0; t < p->threads; t++) {
 		pthread_join(tid[t], NULL);
 		if (w[t].elapsed > slowest)
 			slowest = w[t].elapsed;
 		p->ops += w[t].ops;
 		hist_merge(&p->lat, &w[t].h);
+		hist_merge(&p->call_lat, &w[t].call);
+		p->poll_waits += w[t].poll_waits;
+		p->poll_timeouts += w[t].poll_timeouts;
 	}
 	free(w);
+	free(tid);
 	sem_destroy(&finished);
 	pthread_barrier_destroy(&p->start);
 	if (atomic_load(&p->failures) != 0) {

@@ -17,16 +17,25 @@
 #   4. code take on a store with a data directory (a fresh temporary one
 #      under $TMPDIR per run, removed after), ONCE_SYNC_ALWAYS, 1/8/32
 #      callers: ops/s, latency, records per fdatasync, syncs/s, log bytes
-#      per op, and as a fraction ('of disk') of the durable limit it works
-#      against, measured in the same run: raw log records of the same size
-#      through the same group commit + fdatasync on the same disk; then the
-#      time to reopen (recover) the data the last run wrote;
-#   5. recovery: once_open replaying 500,000 log records.
+#      per op, CPU us and context switches per op, and as a fraction ('of
+#      disk') of the durable limit it works against, measured in the same
+#      run: raw log records of the same size through the same group commit
+#      + fdatasync on the same disk; then the time to reopen (recover) the
+#      data the last run wrote;
+#   5. the same with the _async calls (--inflight): one event-loop thread
+#      keeping 1 and 256 code takes outstanding, each row at most 2 s:
+#      ops/s, latency submit -> durable and of the call itself, records per
+#      fdatasync, CPU us and context switches per op, against the raw
+#      group-commit limit at the batch it reached (pwrite + fdatasync, one
+#      thread, a growing and a preallocated file);
+#   6. recovery: once_open replaying 500,000 log records.
 # Steps 1 and 4 also draw their figures as SVG charts:
 # build-bench/oncebench-memory.svg and build-bench/oncebench-durable.svg.
 # With arguments, they go to oncebench as they are, e.g.
 #   bench/run.sh --keys 10000000 --threads 1,2,4
 #   bench/run.sh --durable --sync interval --workload replay --threads 1,8,32
+#   bench/run.sh --durable --workload take --threads 32,128,512 --keys 100000 --duration 5
+#   bench/run.sh --inflight 1,64,256,1024 --workload take --keys 1000000 --duration 5
 #   bench/run.sh --workload mix --threads 1,2 --duration 10 --keys 5000000
 #   bench/run.sh --workload log --keys 5000 --threads 1,8,32   # the raw log alone
 #   bench/run.sh --workload growth --keys 10000000 --threads 1,2 --runs 3
@@ -58,5 +67,7 @@ echo
 echo
 ./build-bench/bench/oncebench --durable --sync always --workload take --keys 5000 --threads 1,8,32 --runs 3 \
 	--svg build-bench/oncebench-durable.svg
+echo
+./build-bench/bench/oncebench --inflight 1,256 --workload take --keys 100000 --duration 2 --runs 1
 echo
 ./build-bench/bench/oncebench --workload recover --keys 500000 --runs 3

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """bench/compare/compare.py - helpers for run.sh (no third-party modules).
 
-  compare.py redis-fill ROWS       RESP for redis-cli --pipe: ROWS codes,
+  compare.py redis-fill ROWS [OP]  RESP for redis-cli --pipe: ROWS codes,
                                    nonces and refresh tokens (keys as
-                                   redis-benchmark's __rand_int__ writes them)
+                                   redis-benchmark's __rand_int__ writes them);
+                                   with OP only the keys OP works on
   compare.py pg-p99 FILE...        p99 latency (ms) of pgbench --log files
   compare.py redis-csv FILE        'ops p99_ms' from redis-benchmark --csv
   compare.py once-json FILE WL     'ops p99_ms' from oncebench --json
@@ -29,13 +30,19 @@ CODE_VALUE = json.dumps({
     "nonce": "n-0S6_WzA2Mj", "family_id": "f1", "expires_at": 1700000600}, separators=(",", ":"))
 
 
-def redis_fill(rows):
+def redis_fill(rows, op=None):
     w = sys.stdout.buffer
+    code = op in (None, "code_take")
+    nonce = op in (None, "nonce_accept")
+    rt = op in (None, "refresh_rotate")
     for i in range(rows):
         k = "%012d" % i
-        w.write(resp("SET", "code:" + k, CODE_VALUE, "EX", "600"))
-        w.write(resp("SET", "nonce:" + k, "0", "EX", "600"))
-        w.write(resp("HSET", "rt:" + k, "c", "0", "f", "f" + k, "s", "user-" + k, "g", "0"))
+        if code:
+            w.write(resp("SET", "code:" + k, CODE_VALUE, "EX", "600"))
+        if nonce:
+            w.write(resp("SET", "nonce:" + k, "0", "EX", "600"))
+        if rt:
+            w.write(resp("HSET", "rt:" + k, "c", "0", "f", "f" + k, "s", "user-" + k, "g", "0"))
 
 
 def pg_p99(files):
@@ -71,10 +78,11 @@ def once_json(path, workload):
             if o.get("workload") != workload:
                 continue
             p99 = "nan"
-            for k in ("p99_ms", "p99_us", "p99_ns", "p99"):
+            # --inflight rows: from the call until its ticket was durable
+            for k in ("durable_p99_ns", "p99_ms", "p99_us", "p99_ns", "p99"):
                 if k in o:
                     v = float(o[k])
-                    p99 = "%.3f" % (v / 1000.0 if k == "p99_us" else v / 1e6 if k == "p99_ns" else v)
+                    p99 = "%.3f" % (v / 1000.0 if k == "p99_us" else v / 1e6 if k.endswith("_ns") else v)
                     break
             print(o["ops_per_s"], p99)
             return
@@ -84,8 +92,11 @@ def once_json(path, workload):
 OPS = [("replay", "replay check (jti)"), ("code_take", "code take"),
        ("nonce_accept", "nonce accept"), ("refresh_rotate", "refresh claim (rotate)")]
 # durability class: "sync" = acknowledged after fsync, "lazy" = may lose the last moments
-SYSTEMS = [("oncestore", "always", "sync"), ("postgresql", "sync_commit=on", "sync"),
-           ("redis", "appendfsync always", "sync"), ("oncestore", "interval", "lazy"),
+# "always async": one event loop keeping 800 _async calls outstanding
+# (oncebench --inflight), Redis's depth; "always": 32 blocking callers.
+SYSTEMS = [("oncestore", "always", "sync"), ("oncestore", "always async", "sync"),
+           ("postgresql", "sync_commit=on", "sync"), ("redis", "appendfsync always", "sync"),
+           ("oncestore", "interval", "lazy"), ("oncestore", "interval async", "lazy"),
            ("postgresql", "sync_commit=off", "lazy"), ("redis", "appendfsync everysec", "lazy")]
 
 
@@ -99,6 +110,15 @@ def fmt(v, f):
     return f % v
 
 
+def ratio(once, o):
+    if once is None:
+        return "-"
+    try:
+        return "%.2fx" % (float(once["ops"]) / float(o["ops"]))
+    except (ValueError, ZeroDivisionError):
+        return "n/a"
+
+
 def table(path):
     res = {}
     with open(path) as fh:
@@ -106,8 +126,8 @@ def table(path):
             if line.strip():
                 o = json.loads(line)
                 res[(o["op"], o["system"], o["mode"])] = o
-    hdr = "%-24s %-11s %-21s %8s %12s %9s %6s %10s" % (
-        "operation", "system", "durability", "callers", "ops/s", "p99 ms", "hit%", "once/this")
+    hdr = "%-24s %-11s %-21s %8s %12s %9s %6s %9s %9s" % (
+        "operation", "system", "durability", "callers", "ops/s", "p99 ms", "hit%", "blk/this", "async/this")
     print(hdr)
     print("-" * len(hdr))
     for op, opname in OPS:
@@ -117,23 +137,25 @@ def table(path):
             o = res.get((op, system, mode))
             if o is None:
                 continue
-            once = res.get((op, "oncestore", "always" if cls == "sync" else "interval"))
-            ratio = "-"
-            if system != "oncestore" and once is not None:
-                try:
-                    ratio = "%.2fx" % (float(once["ops"]) / float(o["ops"]))
-                except (ValueError, ZeroDivisionError):
-                    ratio = "n/a"
-            print("%-24s %-11s %-21s %8s %12s %9s %6s %10s" % (
+            base = "always" if cls == "sync" else "interval"
+            blk = asy = "-"
+            if system != "oncestore":
+                blk = ratio(res.get((op, "oncestore", base)), o)
+                asy = ratio(res.get((op, "oncestore", base + " async")), o)
+            print("%-24s %-11s %-21s %8s %12s %9s %6s %9s %9s" % (
                 opname, system, mode, o.get("callers", ""), fmt(o["ops"], "%.0f"),
-                fmt(o.get("p99_ms"), "%.2f"), fmt(o.get("hit"), "%.0f"), ratio))
+                fmt(o.get("p99_ms"), "%.2f"), fmt(o.get("hit"), "%.0f"), blk, asy))
         print()
+    print("blk/this: oncestore with %s blocking callers / this row; async/this: oncestore with\n"
+          "one event loop and its _async calls outstanding / this row; both at this row's\n"
+          "durability class; oncestore async p99: from the call until its ticket was durable"
+          % next((o.get("callers") for k, o in res.items() if k[1] == "oncestore" and "async" not in k[2]), "32"))
 
 
 def main():
     cmd = sys.argv[1]
     if cmd == "redis-fill":
-        redis_fill(int(sys.argv[2]))
+        redis_fill(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif cmd == "pg-p99":
         pg_p99(sys.argv[2:])
     elif cmd == "redis-csv":

@@ -2,10 +2,14 @@
 # bench/compare/run.sh - oncestore side by side with PostgreSQL and Redis on
 # the same single-use operations (see bench/compare/README.md).  On demand,
 # not in CI.  Starts its own servers on 127.0.0.1 in a temporary directory
-# and stops them by PID when it ends, also on failure or Ctrl-C.
+# and stops them by PID when it ends, also on failure or Ctrl-C.  Every
+# measured run is bounded by time (--seconds: pgbench -T, oncebench
+# --duration, redis-benchmark -n calibrated to it); the expected total is
+# printed at the start (about 10 minutes at the defaults on 2 cores).
 #
 #   bench/compare/run.sh [--seconds N] [--quick] [--rows N] [--ops a,b]
 #                        [--oncebench PATH] [--head] [--keep]
+#                        [--once-async LOOPSxINFLIGHT] (default 1x800)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +17,11 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SECS=10 ROWS=1000000 OPS="replay,code_take,nonce_accept,refresh_rotate"
 ONCEBENCH="" FROM_HEAD=0 KEEP=0
 PG_CLIENTS=8 PG_THREADS=2 REDIS_CLIENTS=50 REDIS_PIPELINE=16 ONCE_THREADS=32
+# oncestore at Redis's depth: one event-loop thread keeping 800 _async
+# calls outstanding (oncebench --inflight), as Redis's one event loop has
+# 50 connections x 16 pipelined = 800 requests in flight (README.md).
+ONCE_LOOPS=1 ONCE_INFLIGHT=800
+T_START=$(date +%s)
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) SECS=$2; shift 2 ;;
@@ -22,7 +31,8 @@ while [ $# -gt 0 ]; do
 	--oncebench) ONCEBENCH=$2; shift 2 ;;
 	--head) FROM_HEAD=1; shift ;;
 	--keep) KEEP=1; shift ;;
-	-h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+	--once-async) ONCE_LOOPS=${2%x*} ONCE_INFLIGHT=${2#*x}; shift 2 ;;
+	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -161,6 +171,14 @@ run_pg() {
 # ---- Redis ----
 NONCE_LUA="if redis.call('GET', KEYS[1]) == '0' then redis.call('SET', KEYS[1], '1', 'KEEPTTL') return 1 end return 0"
 ROTATE_LUA="local p = redis.call('HMGET', KEYS[1], 'c', 'f') if p[1] ~= '0' then return 0 end if redis.call('EXISTS', 'revoked:' .. p[2]) == 1 then return -1 end redis.call('HSET', KEYS[1], 'c', '1', 'succ', ARGV[1]) redis.call('HSET', KEYS[2], 'c', '0', 'f', p[2], 'p', KEYS[1]) return 1"
+# The keys each keyed operation starts from, as RESP for redis-cli --pipe,
+# generated once per operation (python is the slow part of a fill).
+redis_fill() { # op rcli...
+	local op=$1; shift
+	[ "$op" = replay ] && return 0
+	[ -s "$TMP/fill-$op.resp" ] || $PY redis-fill "$ROWS" "$op" >"$TMP/fill-$op.resp"
+	"$@" --pipe <"$TMP/fill-$op.resp" >/dev/null
+}
 run_redis() {
 	local mode op port rcli n rps p99 hits0 hits1 hit cmd
 	for mode in always everysec; do
@@ -175,9 +193,7 @@ run_redis() {
 		for op in replay code_take nonce_accept refresh_rotate; do
 			has_op "$op" || continue
 			"${rcli[@]}" flushall >/dev/null
-			if [ "$op" != replay ]; then
-				$PY redis-fill "$ROWS" | "${rcli[@]}" --pipe >/dev/null
-			fi
+			redis_fill "$op" "${rcli[@]}"
 			local bench=(redis-benchmark -h 127.0.0.1 -p "$port" -c "$REDIS_CLIENTS" -P "$REDIS_PIPELINE" --csv)
 			case $op in
 			replay) cmd=(SET "jti:0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I:__rand_int__" 1 NX EX 60); bench+=(-r 100000000000) ;;
@@ -191,7 +207,7 @@ run_redis() {
 			n=$(python3 -c "import csv;r=list(csv.DictReader(open('$TMP/rb.csv')))[-1];print(int(float(r['rps'])*$SECS))")
 			[ "$op" = replay ] || [ "$n" -le $((ROWS / 2)) ] || n=$((ROWS / 2))
 			"${rcli[@]}" flushall >/dev/null
-			[ "$op" = replay ] || $PY redis-fill "$ROWS" | "${rcli[@]}" --pipe >/dev/null
+			redis_fill "$op" "${rcli[@]}"
 			"${rcli[@]}" config resetstat >/dev/null
 			"${bench[@]}" -n "$n" "${cmd[@]}" >"$TMP/rb.csv" 2>/dev/null
 			read -r rps p99 < <($PY redis-csv "$TMP/rb.csv")
@@ -210,22 +226,46 @@ run_redis() {
 }
 
 # ---- oncestore ----
+# Four rows per operation: 32 blocking callers and one event loop with
+# ONCE_INFLIGHT _async calls outstanding, each under sync always and
+# interval.  Each run stops after --seconds (oncebench --duration); --keys
+# is sized above what the run can use at the rates seen on 2 cores, so the
+# time is the bound.
 run_once() {
-	local op wl mode keys out ops p99
+	local op wl mode keys out ops p99 how args extra
 	for op in replay code_take nonce_accept refresh_rotate; do
 		has_op "$op" || continue
 		case $op in code_take) wl=take ;; *) wl=$op ;; esac
-		for mode in always interval; do
-			# oncebench runs a fixed count (--keys): sized for about --seconds.
-			if [ $mode = always ]; then keys=$((40000 * SECS)); else keys=$((200000 * SECS)); fi
-			TMPDIR=$TMP "$ONCEBENCH" --durable --sync "$mode" --workload "$wl" --keys "$keys" \
-				--threads "$ONCE_THREADS" --runs 1 --json >"$TMP/once.json"
-			read -r ops p99 < <($PY once-json "$TMP/once.json" "$wl")
-			log "  oncestore $op sync $mode: $ops ops/s, p99 $p99 ms ($keys keys)"
-			record "$op" oncestore "$mode" "$ONCE_THREADS" "$ops" "$p99" 100
+		for how in blocking async; do
+			for mode in always interval; do
+				if [ $how = blocking ]; then
+					args=(--threads "$ONCE_THREADS") extra=""
+					if [ $mode = always ]; then keys=$((80000 * SECS)); else keys=$((500000 * SECS)); fi
+				else
+					args=(--threads "$ONCE_LOOPS" --inflight "$ONCE_INFLIGHT") extra=" async"
+					keys=$((500000 * SECS))
+				fi
+				TMPDIR=$TMP "$ONCEBENCH" --durable --sync "$mode" --workload "$wl" --keys "$keys" \
+					--duration "$SECS" --runs 1 --json "${args[@]}" >"$TMP/once.json"
+				read -r ops p99 < <($PY once-json "$TMP/once.json" "$wl")
+				log "  oncestore $op sync $mode${extra}: $ops ops/s, p99 $p99 ms"
+				if [ $how = blocking ]; then
+					record "$op" oncestore "$mode" "$ONCE_THREADS" "$ops" "$p99" 100
+				else
+					record "$op" oncestore "$mode async" "${ONCE_LOOPS}x${ONCE_INFLIGHT}" "$ops" "$p99" 100
+				fi
+			done
 		done
 	done
 }
+
+# What the runs above take, roughly (2 cores, a virtio disk): PostgreSQL's
+# prefill and each run's reset (UPDATE, VACUUM, CHECKPOINT of ROWS rows),
+# Redis's fills and calibration, oncestore's prefill and raw-disk limit.
+nops=$(echo "$OPS" | tr ',' '\n' | grep -c .)
+EXPECT=$(awk -v r="$ROWS" -v s="$SECS" -v n="$nops" 'BEGIN { r /= 1e6;
+	printf "%d", 30 * r + n * 2 * (s + 6 * r + 2) + n * 2 * (s + 10 * r + 3) + n * 4 * (s + 4) }')
+log "expected total: about $(( (EXPECT + 59) / 60 )) min ($nops operations x 8 runs of $SECS s)"
 
 log "$(nproc) cores, $SECS s per run, $ROWS prefilled keys; results in $RESULTS"
 run_pg
@@ -234,4 +274,5 @@ run_once
 echo
 echo "Side by side: $(nproc) cores, $SECS s per run, loopback, server and client on the same cores"
 $PY table "$RESULTS"
+echo "(whole script: $(( ($(date +%s) - T_START + 30) / 60 )) min, expected about $(( (EXPECT + 59) / 60 )))"
 [ "$KEEP" = 1 ] && cp "$RESULTS" "$HERE/build/results.jsonl" 2>/dev/null || true

@@ -172,19 +172,61 @@ enum once__wal_verdict once__wal_record_check(const void *buf, size_t avail, uin
 	return ONCE_WAL_VALID;
 }
 
+size_t once__wal_zero_tail(const void *buf, size_t from, size_t len)
+{
+	const unsigned char *p = buf;
+	size_t z = len;
+	/* Byte by byte down to an 8-aligned end, then a word at a time: a
+	 * preallocation step of a few MiB costs a fraction of a millisecond. */
+	while (z > from && z % 8 != 0 && p[z - 1] == 0)
+		z--;
+	if (z % 8 == 0) {
+		while (z >= from + 8) {
+			uint64_t w;
+			memcpy(&w, p + z - 8, 8);
+			if (w != 0)
+				break;
+			z -= 8;
+		}
+	}
+	while (z > from && p[z - 1] == 0)
+		z--;
+	return z;
+}
+
 /* Was any record found after the damage written once record q (the one
  * the damage replaced) was already on stable storage?  That is a valid
- * frame at an 8-aligned offset in [from, len) numbered q or later whose
- * synced-below mark is past q (the validity rule in format.h).  Valid
- * frames with D <= q came from the same unsynced writes as the damage. */
-static bool durable_damage(const unsigned char *p, size_t from, size_t len, uint64_t salt, uint64_t q)
+ * frame at an 8-aligned offset in [from, nonzero_end) numbered q or later
+ * whose synced-below mark is past q (the validity rule in format.h).
+ * Valid frames with D <= q came from the same unsynced writes as the
+ * damage.  A frame's type byte (offset 12) is never zero, so none starts
+ * in the zero bytes that end the segment (from nonzero_end on); a frame
+ * may still reach into them (zero payload bytes and padding), so each is
+ * checked against the whole length. */
+static bool durable_damage(const unsigned char *p, size_t from, size_t nonzero_end, size_t len,
+                           uint64_t salt, uint64_t q)
 {
 	struct once__wal_record r;
-	for (size_t o = from; o + ONCE_WAL_RECORD_HEADER <= len; o += 8)
+	for (size_t o = from; o < nonzero_end && o + ONCE_WAL_RECORD_HEADER <= len; o += 8)
 		if (check_frame(p + o, len - o, salt, &r) == ONCE_WAL_VALID && r.seq >= q &&
 		    r.synced_below > q)
 			return true;
 	return false;
+}
+
+void once__wal_scan_tail(const void *buf, size_t len, uint64_t salt, size_t valid_end, uint64_t next_seq,
+                         struct once__wal_scan *out)
+{
+	const unsigned char *p = buf;
+	out->valid_end = valid_end;
+	out->next_seq = next_seq;
+	out->bad_offset = valid_end;
+	out->zero_from = once__wal_zero_tail(p, valid_end, len);
+	if (out->zero_from == valid_end)
+		out->tail = ONCE_WAL_CLEAN; /* nothing, or only zeros: unused preallocated space */
+	else
+		out->tail = durable_damage(p, valid_end, out->zero_from, len, salt, next_seq) ? ONCE_WAL_CORRUPT
+		                                                                               : ONCE_WAL_TORN;
 }
 
 void once__wal_scan(const void *buf, size_t len, uint64_t salt, uint64_t first_seq,
@@ -199,12 +241,6 @@ void once__wal_scan(const void *buf, size_t len, uint64_t salt, uint64_t first_s
 		seq++;
 		records++;
 	}
-	out->valid_end = o;
+	once__wal_scan_tail(p, len, salt, o, seq, out);
 	out->records = records;
-	out->next_seq = seq;
-	out->bad_offset = o;
-	if (o == len)
-		out->tail = ONCE_WAL_CLEAN;
-	else
-		out->tail = durable_damage(p, o, len, salt, seq) ? ONCE_WAL_CORRUPT : ONCE_WAL_TORN;
 }

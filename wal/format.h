@@ -53,7 +53,9 @@
  *   - its checksum matches.
  * A segment's records are its longest valid prefix; let q be the sequence
  * number the next record would have.  What follows the prefix is
- *   - nothing: the segment is clean;
+ *   - nothing, or only zero bytes (any number, aligned or not): the
+ *     segment is clean, and the zeros are unused preallocated space (see
+ *     "Zero bytes" below), neither dropped nor damage;
  *   - a torn tail when every valid record found at an 8-aligned offset
  *     after it with a number >= q (there may be none) carries D <= q: the
  *     bytes from the damage on were written by writes that were never
@@ -95,6 +97,31 @@
  * Under ONCE_SYNC_INTERVAL and ONCE_SYNC_NONE, D is the mark of the last
  * sync, so every write since it may be torn: a power cut there loses what
  * the mode allows to be lost, and the store still opens.
+ *
+ * Zero bytes.  The log preallocates a segment: before a group would pass
+ * the file's end it extends the file with zero bytes (a few MiB at a
+ * time), and groups then overwrite those zeros in place, so a segment may
+ * end in any number of zero bytes after its last record, after a torn
+ * group, or around the parts of a group a power cut let through.  Zeros
+ * are never a record (type 0 is invalid), so the rule above reads them as
+ * follows; the zero bytes that end the file start at the first offset Z
+ * (>= the prefix's end) from which every byte is zero:
+ *   - prefix, then only zeros (Z is the prefix's end): clean.  A group
+ *     that a power cut lost whole over preallocated zeros leaves exactly
+ *     this; it was never acknowledged, and nothing of it is there to drop.
+ *     A segment that is all zeros after its header is clean and empty.
+ *   - prefix, then non-zero bytes before Z (zeros before, among or after
+ *     them): torn or corruption as above, decided by the valid records at
+ *     8-aligned offsets below Z (a record's type byte is never zero, so
+ *     none starts at or after Z).  The torn bytes are those from the
+ *     prefix's end to Z; the zeros after Z are preallocated space.
+ *   - synced records that went to zeros (media damage) with a later record
+ *     carrying D > q: corruption, as for any damage; in an older segment
+ *     the next segment's first sequence number shows the gap.
+ * Zero bytes are not records, so they never hide damage from the rule:
+ * every non-zero byte after the prefix is either part of a torn tail or
+ * proof of corruption.  Scanning is linear: Z is found once, from the end,
+ * a word at a time, and the search for later records stops at Z.
  */
 #ifndef ONCE_WAL_FORMAT_H
 #define ONCE_WAL_FORMAT_H
@@ -167,7 +194,7 @@ enum once__wal_verdict {
 };
 
 enum once__wal_tail {
-	ONCE_WAL_CLEAN,   /* the valid records end exactly at the end */
+	ONCE_WAL_CLEAN,   /* the valid records end at the end, or only zero bytes follow them */
 	ONCE_WAL_TORN,    /* damage after them, and every valid record in it has D <= q */
 	ONCE_WAL_CORRUPT  /* a record written after q was synced follows the damage */
 };
@@ -178,6 +205,9 @@ struct once__wal_scan {
 	uint64_t next_seq;  /* the sequence number the next record must have */
 	enum once__wal_tail tail;
 	size_t bad_offset;  /* first damaged byte offset (TORN, CORRUPT) */
+	size_t zero_from;   /* where the zero bytes that end the buffer begin (>= valid_end;
+	                     * len when it does not end in zeros): [zero_from, len) is
+	                     * preallocated space, [valid_end, zero_from) the damage */
 };
 
 void once__wal_segment_encode(unsigned char out[ONCE_WAL_SEGMENT_HEADER],
@@ -208,5 +238,13 @@ enum once__wal_verdict once__wal_record_check(const void *buf, size_t avail, uin
  * of them) and classifies what follows the valid prefix. */
 void once__wal_scan(const void *buf, size_t len, uint64_t salt, uint64_t first_seq,
                     struct once__wal_scan *out);
+/* Classifies what follows a valid prefix already checked by the caller
+ * (it ends at valid_end, the next record would be next_seq): fills every
+ * field of out but records.  Does not check the prefix again. */
+void once__wal_scan_tail(const void *buf, size_t len, uint64_t salt, size_t valid_end, uint64_t next_seq,
+                         struct once__wal_scan *out);
+/* The offset, at least `from`, from which buf[.. len) is all zero bytes
+ * (len when buf[len - 1] is not zero). */
+size_t once__wal_zero_tail(const void *buf, size_t from, size_t len);
 
 #endif /* ONCE_WAL_FORMAT_H */

@@ -305,6 +305,21 @@ static once_status list_segments(int dirfd, uint64_t **out, size_t *n)
 	return st;
 }
 
+/* Zero bytes from `at` to the end (`len`) of segment `name`: preallocated
+ * space, counted (and named, for the newest segment), never dropped. */
+static void note_zeros(struct once__recovery *r, const char *name, uint64_t at, uint64_t len, bool newest)
+{
+	if (at >= len)
+		return;
+	r->zeros_total += len - at;
+	r->zeros_segments++;
+	if (newest) {
+		snprintf(r->zeros_file, sizeof r->zeros_file, "%s", name);
+		r->zeros_at = at;
+		r->zeros_bytes = len - at;
+	}
+}
+
 /* Reads segment `number` (the newest when `newest`); *next is the sequence
  * number expected next, updated. */
 static once_status read_segment(int dirfd, const unsigned char uid[16], struct replay *rp, uint64_t number,
@@ -324,8 +339,11 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 	    memcmp(seg.uid, uid, 16) != 0 || seg.first_seq == 0 || seg.first_seq >= ONCE_WAL_NUMBER_MAX) {
 		/* A crash while a segment is created leaves at most its header
 		 * bytes, unsynced, so a header that does not decode; a whole
-		 * header naming another segment or store is a foreign file. */
-		bool creating = newest && !decoded && m.len <= ONCE_WAL_SEGMENT_HEADER;
+		 * header naming another segment or store is a foreign file.
+		 * A segment preallocated as it is created may be longer, but
+		 * holds nothing but zeros after the header's 64 bytes. */
+		size_t nonzero = once__wal_zero_tail(m.p, 0, m.len);
+		bool creating = newest && !decoded && nonzero <= ONCE_WAL_SEGMENT_HEADER;
 		unmap(&m);
 		if (!creating)
 			return damage(r, name, 0, false, "bad log segment header");
@@ -333,7 +351,8 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 		r->torn = true;
 		snprintf(r->torn_file, sizeof r->torn_file, "%s", name);
 		r->torn_at = 0;
-		r->torn_bytes = m.len;
+		r->torn_bytes = nonzero;
+		note_zeros(r, name, nonzero, m.len, true);
 		return ONCE_OK;
 	}
 	r->segments++;
@@ -364,10 +383,14 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 		off += rec.size;
 		seq++;
 	}
-	if (off < m.len) {
-		struct once__wal_scan scan;
-		once__wal_scan(m.p + ONCE_WAL_SEGMENT_HEADER, m.len - ONCE_WAL_SEGMENT_HEADER, salt,
-		               seg.first_seq, &scan);
+	/* What follows the records (wal/format.h): nothing or only zeros
+	 * (preallocated space: clean), a torn tail, or corruption.  The
+	 * prefix is not checked again. */
+	struct once__wal_scan scan;
+	once__wal_scan_tail(m.p + ONCE_WAL_SEGMENT_HEADER, m.len - ONCE_WAL_SEGMENT_HEADER, salt,
+	                    off - ONCE_WAL_SEGMENT_HEADER, seq, &scan);
+	uint64_t zeros_at = ONCE_WAL_SEGMENT_HEADER + scan.zero_from;
+	if (scan.tail != ONCE_WAL_CLEAN) {
 		uint64_t bad = ONCE_WAL_SEGMENT_HEADER + scan.bad_offset;
 		if (scan.tail == ONCE_WAL_CORRUPT || !newest) {
 			unmap(&m);
@@ -378,8 +401,9 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 		r->torn = true;
 		snprintf(r->torn_file, sizeof r->torn_file, "%s", name);
 		r->torn_at = off;
-		r->torn_bytes = m.len - off;
+		r->torn_bytes = zeros_at - off;
 	}
+	note_zeros(r, name, zeros_at, m.len, newest);
 	*next = seq;
 	return done_with(rp, &m);
 }

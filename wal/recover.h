@@ -23,7 +23,11 @@
  * record, a torn tail in any segment but the newest, or a gap in the
  * sequence numbers between segments or after the snapshot's start.  A torn
  * tail of the newest segment is a crash mid-append: its records were never
- * acknowledged, and recovery drops them.
+ * acknowledged, and recovery drops them.  Zero bytes that end a segment
+ * (any segment) after its records are preallocated space: the segment is
+ * clean (wal/format.h, "Zero bytes").  The newest segment with a header
+ * that does not decode and nothing but zeros after its first 64 bytes is
+ * a crash while it was created, like one of at most 64 bytes.
  */
 #ifndef ONCE_WAL_RECOVER_H
 #define ONCE_WAL_RECOVER_H
@@ -46,10 +50,22 @@ struct once__recovery {
 	uint64_t next_seq;     /* the sequence number the next record gets */
 	uint64_t last_segment; /* highest segment number present (0: none) */
 	uint64_t first_segment; /* the first one read: older ones are covered */
-	/* The newest segment's torn tail, cut at open (never acknowledged). */
+	/* The newest segment's torn tail, cut at open (never acknowledged):
+	 * from torn_at, torn_bytes of damaged (non-zero) bytes; zero bytes
+	 * after them are counted below, not here. */
 	bool torn;
 	char torn_file[ONCE_FILE_NAME_MAX];
 	uint64_t torn_at, torn_bytes;
+	/* Zero bytes that end log segments: preallocated space the log never
+	 * wrote records into (wal/format.h, "Zero bytes").  Not records, not
+	 * damage, not a torn tail: nothing in them is dropped.  Over every
+	 * segment read, and for the newest one: its zeros run from zeros_at
+	 * (after its records, or after its torn tail) to its end, zeros_bytes
+	 * of them (0: it does not end in zeros).  Cutting them off loses
+	 * nothing. */
+	uint64_t zeros_total, zeros_segments;
+	char zeros_file[ONCE_FILE_NAME_MAX];
+	uint64_t zeros_at, zeros_bytes;
 	/* The first damage, when the result is ONCE_CORRUPT. */
 	char bad_file[ONCE_FILE_NAME_MAX];
 	uint64_t bad_at;

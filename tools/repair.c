@@ -116,7 +116,9 @@ static const char repair_help[] =
 	"Files are replaced whole (tmp file, fsync, rename, fsync the directory).\n"
 	"The report gives, for each file, the offset, the bytes dropped and the\n"
 	"records dropped that still pass their checksums, by type.  A torn tail\n"
-	"of the newest segment is not damage (the next open cuts it).\n"
+	"of the newest segment is not damage (the next open cuts it).  Zero bytes\n"
+	"after a segment's last record are preallocated space, not damage: they\n"
+	"are reported as \"N bytes preallocated\" and never counted as dropped.\n"
 	"\n"
 	"Exit status: 0 clean (repaired, or nothing to repair); 1 dry run with\n"
 	"something to repair, damage repair cannot fix, locked, or I/O failure;\n"
@@ -154,7 +156,8 @@ struct notable {
 };
 
 struct lost {
-	uint64_t bytes;
+	uint64_t bytes;   /* dropped: from the damage to the last non-zero byte */
+	uint64_t zeros;   /* zero bytes after those: preallocated space, nothing in them is lost */
 	uint64_t records; /* that still pass their checksums */
 	uint64_t by_type[ONCE_WAL_TYPE_END];
 	struct notable notable[NOTABLE_MAX];
@@ -305,7 +308,12 @@ static void count_lost(const unsigned char *p, size_t from, size_t len, uint64_t
 {
 	if (from >= len)
 		return;
-	l->bytes += len - from;
+	/* Zero bytes that end the file are preallocated space the log never
+	 * wrote (wal/format.h): cut with the damage, but nothing is lost in
+	 * them, and no record starts there (a record's type is never 0). */
+	size_t end = once__wal_zero_tail(p, from, len);
+	l->bytes += end - from;
+	l->zeros += len - end;
 	struct once__scratch sc = {0};
 	size_t o = (from + 7) & ~(size_t)7;
 	while (o + ONCE_WAL_RECORD_HEADER <= len) {
@@ -327,6 +335,7 @@ static void count_lost(const unsigned char *p, size_t from, size_t len, uint64_t
 static void add_lost(struct lost *sum, const struct lost *l)
 {
 	sum->bytes += l->bytes;
+	sum->zeros += l->zeros;
 	sum->records += l->records;
 	for (int t = 0; t < ONCE_WAL_TYPE_END; t++)
 		sum->by_type[t] += l->by_type[t];
@@ -355,6 +364,14 @@ static void print_records(const struct lost *l)
 	printf(" (");
 	print_types(l->by_type);
 	printf(")");
+}
+
+/* ", and N bytes preallocated (zeros: nothing lost)" */
+static void print_zeros(const struct lost *l)
+{
+	if (l->zeros > 0)
+		printf("; and %" PRIu64 " bytes preallocated (zeros after them: unused space, nothing lost)",
+		       l->zeros);
 }
 
 /* With --truncate-only: the keys of dropped spends and revocations. */
@@ -550,8 +567,10 @@ static enum fix_result fix_log(const struct cli_dir *d, const struct once__recov
 
 	struct lost here = {0};
 	count_lost(p, whole ? ONCE_WAL_SEGMENT_HEADER : (size_t)cut, len, salt, whole ? 0 : next, &here, rap);
-	if (whole)
-		here.bytes = len;
+	if (whole) {
+		here.bytes = once__wal_zero_tail(p, 0, len);
+		here.zeros = len - here.bytes;
+	}
 	if (whole)
 		printf("  %s %s/%s (%" PRIu64 " bytes): %s; dropped: ", rap ? "rewrite" : "remove", d->path,
 		       r->bad_file, here.bytes,
@@ -562,6 +581,7 @@ static enum fix_result fix_log(const struct cli_dir *d, const struct once__recov
 		       d->path, r->bad_file, cut, kept, kept ? "sequence numbers up to " : "next sequence ",
 		       kept ? next - 1 : next, here.bytes);
 	print_records(&here);
+	print_zeros(&here);
 	printf("\n");
 	if (rap == NULL)
 		print_notable(&here);
@@ -582,10 +602,12 @@ static enum fix_result fix_log(const struct cli_dir *d, const struct once__recov
 			struct once__wal_segment s2;
 			if (log_header(d, q, qlen, later[i], &s2))
 				count_lost(q, ONCE_WAL_SEGMENT_HEADER, qlen, once__wal_salt(&s2), 0, &l, rap);
-			l.bytes = qlen;
+			l.bytes = once__wal_zero_tail(q, 0, qlen);
+			l.zeros = qlen - l.bytes;
 			free(q);
 		}
 		add_lost(total, &l);
+		/* A header, then nothing or only preallocated zeros. */
 		if (l.records == 0 && l.bytes <= ONCE_WAL_SEGMENT_HEADER) {
 			if (empties++ == 0)
 				first_empty = later[i];
@@ -595,6 +617,7 @@ static enum fix_result fix_log(const struct cli_dir *d, const struct once__recov
 		printf("  remove %s/%s (%" PRIu64 " bytes): its records follow the gap; dropped: ", d->path,
 		       name, l.bytes);
 		print_records(&l);
+		print_zeros(&l);
 		printf("\n");
 		if (rap == NULL)
 			print_notable(&l);
@@ -976,6 +999,7 @@ int cli_repair(int argc, char **argv)
 					printf("Dropped in all: %" PRIu64 " bytes, ", total.bytes);
 				if (total.bytes > 0)
 					print_records(&total);
+				print_zeros(&total);
 				if (reasserted > 0)
 					printf("; %" PRIu64 " spends and revocations among them re-asserted",
 					       reasserted);
@@ -988,6 +1012,10 @@ int cli_repair(int argc, char **argv)
 				printf("note: %s/%s: torn tail of %" PRIu64 " bytes at offset %" PRIu64
 				       " (never acknowledged): the next open cuts it\n",
 				       path, r.torn_file, r.torn_bytes, r.torn_at);
+			if (r.zeros_total > 0)
+				printf("note: %s: %" PRIu64 " bytes preallocated (zeros after the last record) in %"
+				       PRIu64 " segment(s): unused space, not damage; nothing to drop\n",
+				       path, r.zeros_total, r.zeros_segments);
 			rc = CLI_OK;
 			break;
 		}

@@ -450,6 +450,63 @@ else
 	not_ok "open cuts the torn tail with a warning on stderr, state unchanged" "exit status $rc"
 fi
 
+# ---- preallocated segments: zeros after the records are unused space (issue 11) ----
+zseg=$(ls "$D"/log-* | sort | tail -n1)
+zsize=$(size_of "$zseg")
+head -c 4194304 /dev/zero >>"$zseg"
+run verify "$D"
+if [ "$rc" -eq 0 ] && grep -q "4194304 bytes preallocated" "$T/out" && ! grep -qi "torn\|corrupt" "$T/out" "$T/err"; then
+	ok "verify: 4 MiB of zeros after the newest segment's records are reported as preallocated, exit 0"
+else not_ok "verify: 4 MiB of zeros after the newest segment's records are reported as preallocated, exit 0" "exit status $rc"; fi
+before=$(fingerprint "$D")
+run repair --yes "$D"
+if [ "$rc" -eq 0 ] && grep -q "nothing to repair" "$T/out" && grep -q "4194304 bytes preallocated" "$T/out" &&
+	! grep -qi "dropped\|truncate\|torn" "$T/out" && [ "$before" = "$(fingerprint "$D")" ]; then
+	ok "repair: zeros after the records are nothing to repair, nothing dropped, nothing changed"
+else not_ok "repair: zeros after the records are nothing to repair, nothing dropped, nothing changed" "exit status $rc"; fi
+run dump "$D"
+if [ "$rc" -eq 0 ] && ! grep -q "warning" "$T/err" && cmp -s "$T/out" "$T/dump5"; then
+	ok "open with a preallocated newest segment: no torn-tail warning, state unchanged"
+else not_ok "open with a preallocated newest segment: no torn-tail warning, state unchanged" "exit status $rc"; fi
+# That open started a new segment: the preallocated one is older now.
+run verify "$D"
+if [ "$rc" -eq 0 ] && ! grep -qi "torn" "$T/out"; then ok "verify: zeros after an older segment's records are clean"
+else not_ok "verify: zeros after an older segment's records are clean" "exit status $rc"; fi
+# A torn tail with zeros after it: still a torn tail of its non-zero bytes.
+newest=$(ls "$D"/log-* | sort | tail -n1)
+printf 'half a record' >>"$newest"
+head -c 4096 /dev/zero >>"$newest"
+run verify "$D"
+if [ "$rc" -eq 0 ] && grep -q "torn tail of 13 bytes" "$T/out" && grep -q "bytes preallocated" "$T/out"; then
+	ok "verify: a torn tail followed by zeros is a torn tail of 13 bytes plus preallocated zeros, exit 0"
+else not_ok "verify: a torn tail followed by zeros is a torn tail of 13 bytes plus preallocated zeros, exit 0" "exit status $rc"; fi
+run dump "$D"
+if [ "$rc" -eq 0 ] && grep -q "^oncestore: warning: .*torn tail" "$T/err" && cmp -s "$T/out" "$T/dump5"; then
+	ok "open cuts a torn tail followed by zeros with a warning, state unchanged"
+else not_ok "open cuts a torn tail followed by zeros with a warning, state unchanged" "exit status $rc"; fi
+# Damage inside a preallocated segment's records: repair drops the bytes
+# from the damage to the last record, and reports the zeros apart.
+cp -a "$D" "$T/zdamage"
+zd=$(ls -S "$T/zdamage"/log-* | grep -v "/$(basename "$zseg")$" | head -n1)
+recs_end=$(size_of "$zd")
+head -c 4194304 /dev/zero >>"$zd"
+flip "$zd" $((recs_end - 40))
+run verify "$T/zdamage"
+read -r bad_file bad_at <<<"$(damage_of)"
+run repair "$T/zdamage"
+# The dropped bytes end at the last non-zero one (a record's zero padding
+# counts with the zeros); the two add up to everything after the damage.
+dropped=$(sed -n 's/.*drop \([0-9]*\) bytes from the damaged record on.*/\1/p' "$T/out" | head -n1)
+zeros=$(sed -n 's/.*and \([0-9]*\) bytes preallocated.*/\1/p' "$T/out" | head -n1)
+if [ "$rc" -eq 1 ] && [ -n "${bad_at:-}" ] && [ -n "$dropped" ] && [ -n "$zeros" ] && [ "$dropped" -gt 0 ] &&
+	[ "$dropped" -le $((recs_end - bad_at)) ] && [ "$zeros" -ge 4194304 ] &&
+	[ $((dropped + zeros)) -eq $((recs_end - bad_at + 4194304)) ]; then
+	ok "repair of damage before preallocated zeros drops $dropped bytes and reports the $zeros zeros apart"
+else
+	not_ok "repair of damage before preallocated zeros drops the record bytes and reports the zeros apart" \
+		"exit status $rc, damage at ${bad_at:-?}, records end at $recs_end"
+fi
+
 # ---- a CHECKPOINT the log never reaches: covered segments removed ----
 E=$T/short
 run init "$E"

@@ -11,6 +11,8 @@
  * cannot disagree about what is corruption.  Files recovery ignores
  * (interrupted writes, snapshots of an older checkpoint, segments the
  * checkpoint covers) are listed as notes: the next open removes them.
+ * Zero bytes ending a segment are preallocated space (wal/format.h):
+ * counted as such, never as damage or a torn tail.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,6 +36,9 @@ static const char verify_help[] =
 	"A torn tail of the newest log segment (a crash mid-append: those records\n"
 	"were never acknowledged) is not corruption: it is printed as a note and\n"
 	"the next open cuts it.  Leftover files that recovery ignores are notes too.\n"
+	"Zero bytes after a segment's last record (or after a torn tail) are space\n"
+	"the log preallocated and never wrote: printed as \"N bytes preallocated\",\n"
+	"neither damage nor a torn tail, and nothing in them is dropped.\n"
 	"\n"
 	"Exit status: 0 clean; 1 damaged (the first bad file, its byte offset and\n"
 	"why go to stderr), locked, missing or unreadable; 2 usage error.\n";
@@ -116,6 +121,10 @@ int cli_verify(int argc, char **argv)
 	} else {
 		printf("  log: no segments, next sequence number %" PRIu64 "\n", r.next_seq);
 	}
+	if (r.zeros_total > 0)
+		printf("  preallocated: %" PRIu64 " bytes preallocated (zeros after the last record) in %" PRIu64
+		       " segment(s): unused space, not damage; nothing is dropped\n",
+		       r.zeros_total, r.zeros_segments);
 	if (r.torn)
 		printf("note: %s/%s: torn tail of %" PRIu64 " bytes at offset %" PRIu64
 		       " (a crash mid-append; never acknowledged): not corruption, the next open cuts it\n",

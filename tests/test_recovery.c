@@ -3,8 +3,10 @@
  * data directory (SPEC 1.2, 1.3, 1.4, 1.5 and section 3; wal/format.h,
  * wal/recover.h, wal/persist.h):
  *   - a torn tail of the newest segment, cut at every byte offset of its
- *     last records (and zero-filled), opens to exactly the prefix before
- *     the cut, is cut back with a warning, and opens again;
+ *     last records (and zero-filled, and with zeros after it as in a
+ *     preallocated segment), opens to exactly the prefix before the cut,
+ *     is cut back with a warning, and opens again; zeros alone after the
+ *     records are no torn tail (no warning, nothing dropped);
  *   - damage anywhere else (a flipped bit in a segment, a snapshot's header,
  *     record or end mark, CHECKPOINT; a torn older segment; a missing
  *     snapshot; a gap in the sequence numbers) fails the open with
@@ -427,6 +429,15 @@ static void reopen_expect(const once_options *o, const struct test_dump *want, c
 
 enum { TORN_LAST = 3, TORN_WORKERS = 16 };
 
+/* True if any of the n bytes at p is not zero. */
+static bool memchr_nonzero(const unsigned char *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return true;
+	return false;
+}
+
 /* The last operations of the torn-tail run, one record each, of three
  * kinds: a rotation (one record: a consume, an insert and a sealed
  * successor - never a partial effect), a take, a replay record. */
@@ -547,8 +558,32 @@ static void torn_setup(void *arg)
 	test_spit(p, sizes, sizeof sizes);
 }
 
-/* Calls fn(cut, zero_fill, damage) for every case, in a fixed order. */
-static int torn_cases(const struct torn *t, void (*fn)(const struct torn *, uint64_t, bool, uint64_t))
+/* How a case leaves the segment after the cut (issue 11: segments are
+ * preallocated, so zero bytes may follow whatever was written). */
+enum torn_mode {
+	TORN_CUT,          /* truncated at the cut */
+	TORN_ZEROED,       /* the bytes from the cut on zeroed (a group lost over preallocated zeros) */
+	TORN_CUT_4K,       /* truncated, then 4 KiB of zeros */
+	TORN_ZEROED_1,     /* zeroed, then one more zero byte (the file's end unaligned) */
+	TORN_CUT_4M,       /* truncated, then 4 MiB of zeros (every 16th cut) */
+	TORN_MODES
+};
+static const char *const torn_mode_name[TORN_MODES] = {"", " + zeros", " + 4 KiB of zeros",
+                                                      " + zeros + 1 zero byte", " + 4 MiB of zeros"};
+
+static bool torn_zeroed(int mode)
+{
+	return mode == TORN_ZEROED || mode == TORN_ZEROED_1;
+}
+
+/* Zero bytes after the cut (TORN_CUT_*) or after the original end. */
+static uint64_t torn_extra(int mode)
+{
+	return mode == TORN_CUT_4K ? 4096 : mode == TORN_ZEROED_1 ? 1 : mode == TORN_CUT_4M ? 4u << 20 : 0;
+}
+
+/* Calls fn(cut, mode, damage) for every case, in a fixed order. */
+static int torn_cases(const struct torn *t, void (*fn)(const struct torn *, uint64_t, int, uint64_t))
 {
 	const struct file *f = NULL;
 	for (size_t i = 0; i < t->img.n; i++)
@@ -556,40 +591,49 @@ static int torn_cases(const struct torn *t, void (*fn)(const struct torn *, uint
 			f = &t->img.f[i];
 	ASSERT(f != NULL);
 	int idx = 0;
-	for (int zero_fill = 0; zero_fill < 2; zero_fill++) {
+	for (int mode = 0; mode < TORN_MODES; mode++) {
 		for (uint64_t cut = t->sizes[0]; cut <= t->sizes[TORN_LAST]; cut++) {
+			if (mode == TORN_CUT_4M && cut % 16 != 0)
+				continue;
 			/* Zeroing bytes that were zero (padding) damages nothing:
 			 * the damage starts at the first byte that changed. */
 			uint64_t damage = cut;
-			while (zero_fill && damage < f->len && f->data[damage] == 0)
+			while (torn_zeroed(mode) && damage < f->len && f->data[damage] == 0)
 				damage++;
-			if (zero_fill && damage == f->len)
+			if (mode == TORN_ZEROED && damage == f->len)
 				continue; /* nothing changed */
 			if (fn != NULL && idx % TORN_WORKERS == t->worker)
-				fn(t, cut, zero_fill, damage);
+				fn(t, cut, mode, damage);
 			idx++;
 		}
 	}
 	return idx;
 }
 
-static void torn_case(const struct torn *t, uint64_t cut, bool zero_fill, uint64_t damage)
+static void torn_case(const struct torn *t, uint64_t cut, int mode, uint64_t damage)
 {
 	const char *dir = t->o.dir, *seg = t->seg;
 	const uint64_t *sizes = t->sizes;
+	const struct file *f = image_file((struct image *)&t->img, seg);
 	char path[512];
 	path_of(path, dir, seg);
 	image_put(dir, &t->img);
 	ASSERT(truncate(path, (off_t)cut) == 0);
-	if (zero_fill)
-		ASSERT(truncate(path, (off_t)sizes[TORN_LAST]) == 0);
+	uint64_t len = (torn_zeroed(mode) ? sizes[TORN_LAST] : cut) + torn_extra(mode);
+	ASSERT(truncate(path, (off_t)len) == 0);
+	/* The records kept: the whole ones before the damage, or before the
+	 * cut's record when the zeros complete it (the cut fell in its
+	 * trailing zero bytes). */
 	int j = TORN_LAST;
-	while (sizes[j] > damage)
+	while (sizes[j] > damage && !(sizes[j] <= len && sizes[j] > cut && sizes[j - 1] < cut &&
+	                               !memchr_nonzero(f->data + cut, sizes[j] - cut)))
 		j--;
-	bool dropped = zero_fill || cut != sizes[j];
-	char what[96];
-	snprintf(what, sizeof what, "cut at %" PRIu64 "%s (expect %d of the last records)", cut,
-	         zero_fill ? " + zeros" : "", j);
+	/* Bytes were dropped (a torn tail, with a warning) iff a non-zero
+	 * byte follows the kept records; zeros alone are preallocated space. */
+	bool dropped = sizes[j] < cut && memchr_nonzero(f->data + sizes[j], cut - sizes[j]);
+	char what[128];
+	snprintf(what, sizeof what, "cut at %" PRIu64 "%s (expect %d of the last records%s)", cut,
+	         torn_mode_name[mode], j, dropped ? ", a torn tail" : "");
 
 	logs_clear();
 	once_store *s = NULL;
@@ -610,19 +654,22 @@ static void torn_case(const struct torn *t, uint64_t cut, bool zero_fill, uint64
 	}
 	if (!dropped && logs_count(ONCE_LOG_WARN) != 0) {
 		logs_print();
-		FAIL_AT("%s: a clean segment was reported torn", what);
+		FAIL_AT("%s: a clean segment (zeros after its records are no torn tail) was reported torn",
+		        what);
 	}
 	if (logs_count(ONCE_LOG_ERROR) != 0) {
 		logs_print();
 		FAIL_AT("%s: error logged", what);
 	}
-	/* Cut back before once_open returned. */
-	if (file_size(dir, seg) != sizes[j])
-		FAIL_AT("%s: %s is %" PRIu64 " bytes after open, want %" PRIu64, what, seg, file_size(dir, seg),
-		        sizes[j]);
+	/* A torn tail is cut back before once_open returned; zeros after the
+	 * records may be cut too (nothing is lost) or left. */
+	uint64_t now = file_size(dir, seg);
+	if (now != sizes[j] && (dropped || now != len))
+		FAIL_AT("%s: %s is %" PRIu64 " bytes after open, want %" PRIu64 "%s", what, seg, now, sizes[j],
+		        dropped ? "" : " (or the zeros left)");
 	ASSERT_ST(once_close(s), ONCE_OK);
 	/* The cut segment is no longer the newest: a torn tail left in it
-	 * would now be corruption. */
+	 * would now be corruption; zeros left in it are still clean. */
 	logs_clear();
 	reopen_expect(&t->o, &t->dumps[j], what);
 	ASSERT_EQ_INT(logs_count(ONCE_LOG_WARN), 0);
@@ -646,11 +693,14 @@ static void torn_worker(void *arg)
 /*
  * The newest segment cut at every byte offset inside its last three
  * records (and, separately, with the bytes from the cut on zeroed, as a
- * file extended before its data landed): the open succeeds, holds exactly
- * the records before the cut (the dump taken when the last of them was
- * acknowledged), warns naming the segment and offset when bytes were
- * dropped, has cut the file back to the last whole record, and a second
- * open (the cut segment no longer the newest) gives the same state.
+ * group lost over preallocated zeros; and with zeros after the cut or the
+ * zeroed bytes: 4 KiB, 1 byte, 4 MiB at every 16th offset, as the
+ * preallocated rest of a segment, issue 11): the open succeeds, holds
+ * exactly the records before the cut (the dump taken when the last of
+ * them was acknowledged), warns naming the segment and offset when
+ * non-zero bytes were dropped and never for zeros alone, has cut a torn
+ * tail back to the last whole record, and a second open (the cut segment
+ * no longer the newest) gives the same state without a warning.
  * Every open and close waits out an RCU grace period (~10 ms), so the
  * cases run in TORN_WORKERS processes.
  */
@@ -760,8 +810,24 @@ static void flip(struct image *img, const char *name, size_t at, int bit)
 	f->data[at] ^= (unsigned char)(1u << bit);
 }
 
+/* `zeros` zero bytes appended to file `name` of img: the preallocated
+ * rest of a segment (issue 11). */
+static void zero_tail(struct image *img, const char *name, size_t zeros)
+{
+	struct file *f = image_file(img, name);
+	unsigned char *grown = realloc(f->data, f->len + zeros + 1);
+	ASSERT(grown != NULL);
+	memset(grown + f->len, 0, zeros);
+	f->data = grown;
+	f->len += zeros;
+}
+
 /* One bit flipped at a time in several fields of a middle record of the
- * only segment (valid records follow), and in the segment header. */
+ * only segment (valid records follow), and in the segment header; the
+ * record flips again with the segment preallocated (4 KiB of zeros after
+ * its records), and a middle record lost to zeros (a synced record gone:
+ * zeros between it and the later records) with 0, 4 KiB and 4 MiB of
+ * zeros after them: corruption every time (issue 11). */
 static void test_corrupt_log_bit_flips(void)
 {
 	char dir[256];
@@ -789,16 +855,39 @@ static void test_corrupt_log_bit_flips(void)
 		                  o0 + 24, o0 + 24 + len / 2, o0 + 24 + len - 1};
 		for (size_t w = 0; w < sizeof where / sizeof where[0]; w++) {
 			for (int bit = 0; bit < 8; bit += 7) {
-				struct image bad;
-				image_copy(&bad, &img);
-				flip(&bad, seg, where[w], bit);
-				char what[96];
-				snprintf(what, sizeof what, "record %zu: bit %d of byte %zu flipped", pick, bit,
-				         where[w]);
-				expect_corrupt(dir, &o, &bad, seg, (long long)o0, what);
-				image_free(&bad);
-				cases++;
+				for (size_t zeros = 0; zeros <= 4096; zeros += 4096) {
+					struct image bad;
+					image_copy(&bad, &img);
+					flip(&bad, seg, where[w], bit);
+					if (zeros > 0)
+						zero_tail(&bad, seg, zeros);
+					char what[128];
+					snprintf(what, sizeof what, "record %zu: bit %d of byte %zu flipped%s", pick,
+					         bit, where[w], zeros ? ", 4 KiB of zeros after the records" : "");
+					expect_corrupt(dir, &o, &bad, seg, (long long)o0, what);
+					image_free(&bad);
+					cases++;
+				}
 			}
+		}
+	}
+	/* A middle record (synced: later records carry marks past it) lost to
+	 * zeros, the records after it intact, zeros after them or not. */
+	{
+		size_t a = offs[n / 2], b = offs[n / 2 + 1];
+		const size_t zeros[] = {0, 4096, 4u << 20};
+		for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
+			struct image bad;
+			image_copy(&bad, &img);
+			memset(image_file(&bad, seg)->data + a, 0, b - a);
+			if (zeros[z] > 0)
+				zero_tail(&bad, seg, zeros[z]);
+			char what[128];
+			snprintf(what, sizeof what, "a middle record zeroed, %zu zero bytes after the records",
+			         zeros[z]);
+			expect_corrupt(dir, &o, &bad, seg, (long long)a, what);
+			image_free(&bad);
+			cases++;
 		}
 	}
 	/* The segment header: magic, uid, number, first sequence, kind, checksum. */
@@ -826,9 +915,23 @@ static void test_corrupt_log_bit_flips(void)
 		cases++;
 	}
 	printf("# %d damaged segments refused\n", cases);
-	/* The undamaged files still open to the full state. */
+	/* The undamaged files still open to the full state, with zeros after
+	 * the records too (preallocated, and no torn tail: no warning). */
 	image_put(dir, &img);
 	reopen_expect(&o, &want, "undamaged");
+	{
+		struct image pre;
+		image_copy(&pre, &img);
+		zero_tail(&pre, seg, 4u << 20);
+		image_put(dir, &pre);
+		logs_clear();
+		reopen_expect(&o, &want, "undamaged, 4 MiB of zeros after the records");
+		if (logs_count(ONCE_LOG_WARN) != 0) {
+			logs_print();
+			FAIL_AT("zeros after the records were reported as a torn tail");
+		}
+		image_free(&pre);
+	}
 	image_free(&img);
 	test_dump_free(&want);
 	test_rmdir(dir);
@@ -1019,6 +1122,19 @@ static void test_corrupt_older_torn_and_gaps(void)
 		char what[96];
 		snprintf(what, sizeof what, "older segment cut at %zu", cuts[c]);
 		expect_corrupt(dir, &o, &bad, older, (long long)last, what);
+		/* The same with preallocated zeros after the cut (issue 11):
+		 * still a torn tail in an older segment. */
+		const struct file *orig = image_file(&img, older);
+		bool left = memchr_nonzero(orig->data + last, cuts[c] - last);
+		/* (a cut in the last record's zero padding is completed by them) */
+		bool completed = !memchr_nonzero(orig->data + cuts[c], orig->len - cuts[c]);
+		struct image pre;
+		image_copy(&pre, &bad);
+		zero_tail(&pre, older, 4096);
+		snprintf(what, sizeof what, "older segment cut at %zu, 4 KiB of zeros after", cuts[c]);
+		if (left && !completed)
+			expect_corrupt(dir, &o, &pre, older, (long long)last, what);
+		image_free(&pre);
 		/* zero-filled instead of cut (when that changes a byte: the
 		 * last one is padding) */
 		struct file *f = image_file(&bad, older);
@@ -1028,9 +1144,42 @@ static void test_corrupt_older_torn_and_gaps(void)
 			changed = changed || f->data[b] != 0;
 		memset(f->data + cuts[c], 0, f->len - cuts[c]);
 		snprintf(what, sizeof what, "older segment zeroed from %zu", cuts[c]);
-		if (changed)
+		/* Zeros alone after the older segment's records are clean:
+		 * then its last record is missing before the next segment. */
+		if (changed && left)
 			expect_corrupt(dir, &o, &bad, older, (long long)last, what);
+		else if (changed)
+			expect_corrupt(dir, &o, &bad, "log-0000000000000003", 0, what);
 		image_free(&bad);
+	}
+	/* Its last record lost to zeros (the file's length kept): the next
+	 * segment starts after a gap. */
+	{
+		struct image bad;
+		image_copy(&bad, &img);
+		struct file *f = image_file(&bad, older);
+		memset(f->data + last, 0, f->len - last);
+		zero_tail(&bad, older, 4096);
+		expect_corrupt(dir, &o, &bad, "log-0000000000000003", 0, "older segment's last record zeroed");
+		image_free(&bad);
+	}
+	/* Preallocated zeros after the records of older segments and of the
+	 * newest: clean, no warning, nothing dropped. */
+	{
+		struct image pre;
+		image_copy(&pre, &img);
+		zero_tail(&pre, "log-0000000000000001", 1);
+		zero_tail(&pre, older, 4096);
+		zero_tail(&pre, "log-0000000000000003", 4u << 20);
+		zero_tail(&pre, "log-0000000000000004", 4096);
+		image_put(dir, &pre);
+		logs_clear();
+		reopen_expect(&o, &want, "zeros after the records of every segment");
+		if (logs_count(ONCE_LOG_WARN) != 0) {
+			logs_print();
+			FAIL_AT("zeros after the records were reported as damage or a torn tail");
+		}
+		image_free(&pre);
 	}
 	/* Its last record dropped whole: the next segment starts after a gap. */
 	{

@@ -3,9 +3,15 @@
  * segment headers and records, the validity rule field by field, every
  * single-bit flip rejected, every truncation read as a valid prefix plus a
  * torn tail, damage with valid records after it read as corruption, and
- * damage inside the final unsynced group read as a torn tail (issue 9).
+ * damage inside the final unsynced group read as a torn tail (issue 9);
+ * preallocated segments (issue 11): zero bytes after the records are a
+ * clean end, a torn tail followed by zeros stays torn, damage to synced
+ * records stays corruption with zeros between or after, and megabytes of
+ * zeros scan in linear time.
  */
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "format.h"
@@ -283,11 +289,234 @@ static void test_scan_nothing_synced_is_torn_anywhere(void)
 	free(log);
 }
 
+/* ---- preallocated segments: zero bytes after the records (issue 11) ---- */
+
+/* The log with `zeros` zero bytes after its first `cut` bytes. */
+static unsigned char *with_zeros(const unsigned char *log, size_t cut, size_t zeros)
+{
+	unsigned char *b = calloc(1, cut + zeros + 1);
+	ASSERT(b != NULL);
+	memcpy(b, log, cut);
+	return b;
+}
+
+static bool nonzero_in(const unsigned char *p, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (p[i] != 0)
+			return true;
+	return false;
+}
+
+/* (a) Records followed only by zeros (1 byte, unaligned, a sector, a
+ * preallocation step) are a clean end, the zeros named as such; (d) a
+ * segment that is all zeros after its header is clean and empty. */
+static void test_scan_zero_tail_is_clean(void)
+{
+	enum { N = 40 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log_grouped(N, 3, 130, &len, offsets);
+	const size_t zeros[] = {1, 5, 8, 512, 4096, 4u << 20};
+	for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
+		unsigned char *b = with_zeros(log, len, zeros[z]);
+		struct once__wal_scan sc;
+		once__wal_scan(b, len + zeros[z], 3, 100, &sc);
+		if (sc.tail != ONCE_WAL_CLEAN)
+			FAIL_AT("%zu zero bytes after the records: tail %d, want CLEAN", zeros[z], (int)sc.tail);
+		ASSERT_EQ_U64(sc.records, N);
+		ASSERT_EQ_U64(sc.valid_end, len);
+		ASSERT_EQ_U64(sc.next_seq, 100 + N);
+		ASSERT_EQ_U64(sc.zero_from, len);
+		/* The same, classified after a prefix the caller checked. */
+		struct once__wal_scan tail;
+		once__wal_scan_tail(b, len + zeros[z], 3, len, 100 + N, &tail);
+		ASSERT_EQ_INT(tail.tail, ONCE_WAL_CLEAN);
+		ASSERT_EQ_U64(tail.zero_from, len);
+		/* Nothing but zeros: an empty segment. */
+		once__wal_scan(b + len, zeros[z], 3, 100, &sc);
+		ASSERT_EQ_INT(sc.tail, ONCE_WAL_CLEAN);
+		ASSERT_EQ_U64(sc.records, 0);
+		ASSERT_EQ_U64(sc.valid_end, 0);
+		ASSERT_EQ_U64(sc.zero_from, 0);
+		free(b);
+	}
+	/* No zeros: zero_from is the end. */
+	struct once__wal_scan sc;
+	once__wal_scan(log, len, 3, 100, &sc);
+	ASSERT_EQ_INT(sc.tail, ONCE_WAL_CLEAN);
+	ASSERT_EQ_U64(sc.zero_from, len);
+	free(log);
+}
+
+/* (b) A crash mid-append into a preallocated segment: the log cut at every
+ * byte offset of its last records, zeros after the cut.  The scan keeps
+ * the whole records before the cut; what follows is clean when it is all
+ * zeros, else a torn tail ending where the zeros begin - never corruption.
+ * Then the same over a final group written as one (synced-below marks of
+ * the group): its records torn by zeros (lost sectors over preallocated
+ * space) with later ones intact, and zeros after. */
+static void test_scan_torn_tail_with_zero_tail(void)
+{
+	enum { N = 30 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log(N, 3, &len, offsets);
+	const size_t zeros[] = {1, 4096};
+	int torn = 0, clean = 0;
+	for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
+		for (size_t cut = offsets[N - 6]; cut <= len; cut++) {
+			unsigned char *b = with_zeros(log, cut, zeros[z]);
+			struct once__wal_scan sc;
+			once__wal_scan(b, cut + zeros[z], 3, 100, &sc);
+			/* Whole: within the cut, or cut in its trailing zeros
+			 * (payload or padding), which the zeros after complete. */
+			size_t whole = 0;
+			while (whole < N) {
+				size_t rec_end = offsets[whole] + once__wal_record_size((uint32_t)(whole % 20));
+				if (rec_end > cut + zeros[z] || (rec_end > cut && nonzero_in(log, cut, rec_end)))
+					break;
+				whole++;
+			}
+			ASSERT_EQ_U64(sc.records, whole);
+			size_t end = whole == N ? len : offsets[whole];
+			ASSERT_EQ_U64(sc.valid_end, end);
+			bool damaged = nonzero_in(b, end, cut);
+			if (sc.tail != (damaged ? ONCE_WAL_TORN : ONCE_WAL_CLEAN))
+				FAIL_AT("cut at %zu + %zu zeros: tail %d, want %s", cut, zeros[z], (int)sc.tail,
+				        damaged ? "TORN" : "CLEAN");
+			/* The torn bytes end at the last non-zero byte. */
+			size_t last = cut;
+			while (last > end && b[last - 1] == 0)
+				last--;
+			ASSERT_EQ_U64(sc.zero_from, last > end ? last : end);
+			torn += damaged;
+			clean += !damaged;
+			free(b);
+		}
+	}
+	ASSERT(torn > 100 && clean >= 10);
+	free(log);
+
+	/* Records 100..119 synced one by one, 120..129 one group never synced,
+	 * then 4 KiB of preallocated zeros. */
+	enum { GROUP = 120, Z = 4096 };
+	unsigned char *g = build_log_grouped(N, 3, GROUP, &len, offsets);
+	unsigned char *b = with_zeros(g, len, Z);
+	for (unsigned mask = 1; mask < 1u << 10; mask += 23) {
+		unsigned char *copy = malloc(len + Z);
+		ASSERT(copy != NULL);
+		memcpy(copy, b, len + Z);
+		int first = -1;
+		for (int k = 0; k < 10; k++)
+			if (mask & 1u << k) {
+				int v = 20 + k;
+				size_t size = once__wal_record_size((uint32_t)(v % 20));
+				memset(copy + offsets[v], 0, size); /* never reached the disk */
+				if (first < 0)
+					first = v;
+			}
+		struct once__wal_scan sc;
+		once__wal_scan(copy, len + Z, 3, 100, &sc);
+		ASSERT_EQ_U64(sc.records, (uint64_t)first);
+		ASSERT_EQ_U64(sc.valid_end, offsets[first]);
+		/* The group's records after the first lost one: torn if any is
+		 * left, clean (nothing written) if all are zeros. */
+		bool any_left = nonzero_in(copy, offsets[first], len);
+		if (sc.tail != (any_left ? ONCE_WAL_TORN : ONCE_WAL_CLEAN))
+			FAIL_AT("group mask %#x: tail %d, want %s", mask, (int)sc.tail, any_left ? "TORN" : "CLEAN");
+		free(copy);
+	}
+	free(b);
+	free(g);
+}
+
+/* (c) Damage to a record synced before later ones were written stays
+ * corruption with zeros after the log, and when the damaged record itself
+ * is zeros (a synced record lost: zeros between it and the later records),
+ * with or without zeros after. */
+static void test_scan_durable_damage_with_zeros_is_corrupt(void)
+{
+	enum { N = 30 };
+	size_t len, offsets[N];
+	unsigned char *log = build_log(N, 3, &len, offsets);
+	const size_t zeros[] = {0, 1, 4096, 4u << 20};
+	for (size_t z = 0; z < sizeof zeros / sizeof zeros[0]; z++) {
+		unsigned char *b = with_zeros(log, len, zeros[z]);
+		for (int victim = 0; victim < N - 1; victim += 4) {
+			size_t size = once__wal_record_size((uint32_t)(victim % 20));
+			unsigned char keep[64];
+			memcpy(keep, b + offsets[victim], size);
+			for (int how = 0; how < 3; how++) {
+				if (how == 0)
+					b[offsets[victim] + 5] ^= 0x20; /* a flipped bit */
+				else if (how == 1)
+					memset(b + offsets[victim], 0, size); /* the record zeroed */
+				else /* it and the next one zeroed */
+					memset(b + offsets[victim], 0, offsets[victim + 1] - offsets[victim] +
+					       once__wal_record_size((uint32_t)((victim + 1) % 20)));
+				struct once__wal_scan sc;
+				once__wal_scan(b, len + zeros[z], 3, 100, &sc);
+				ASSERT_EQ_U64(sc.records, (uint64_t)victim);
+				ASSERT_EQ_U64(sc.bad_offset, offsets[victim]);
+				/* The last two records zeroed leave no trace of them:
+				 * as if they had never been written (the limit
+				 * format.h names: nothing written after survives). */
+				bool later = how < 2 || victim + 2 < N;
+				if (sc.tail != (later ? ONCE_WAL_CORRUPT : ONCE_WAL_CLEAN))
+					FAIL_AT("record %d damaged (%d), %zu zeros after: tail %d, want %s", victim, how,
+					        zeros[z], (int)sc.tail, later ? "CORRUPT" : "CLEAN");
+				memcpy(b + offsets[victim], keep, size);
+				if (how == 2)
+					memcpy(b + offsets[victim + 1], log + offsets[victim + 1],
+					       once__wal_record_size((uint32_t)((victim + 1) % 20)));
+			}
+		}
+		free(b);
+	}
+	free(log);
+}
+
+/* (d) Megabytes of zeros are scanned in linear time: 64 MiB after a torn
+ * record, after a clean end and as a whole empty segment, each within a
+ * bound a rescan from every offset would miss by orders of magnitude. */
+static void test_scan_zeros_linear(void)
+{
+	enum { N = 10 };
+	const size_t Z = 64u << 20;
+	size_t len, offsets[N];
+	unsigned char *log = build_log(N, 3, &len, offsets);
+	unsigned char *b = with_zeros(log, len, Z);
+	alarm(20); /* a quadratic scan would take hours: fail instead of hanging */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct once__wal_scan sc;
+	for (int round = 0; round < 3; round++) {
+		once__wal_scan(b, len + Z, 3, 100, &sc);
+		ASSERT_EQ_INT(sc.tail, ONCE_WAL_CLEAN);
+		once__wal_scan(b + len, Z, 3, 100, &sc);
+		ASSERT_EQ_INT(sc.tail, ONCE_WAL_CLEAN);
+		ASSERT_EQ_U64(sc.records, 0);
+		b[offsets[N - 1] + 3] ^= 1; /* the last record torn, then zeros */
+		once__wal_scan(b, len + Z, 3, 100, &sc);
+		ASSERT_EQ_INT(sc.tail, ONCE_WAL_TORN);
+		ASSERT(sc.zero_from > offsets[N - 1] + 3 && sc.zero_from <= len);
+		b[offsets[N - 1] + 3] ^= 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	alarm(0);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	printf("# 9 scans over 64 MiB of zeros: %.1f ms\n", ms);
+	ASSERT(ms < 5000);
+	free(b);
+	free(log);
+}
+
 TESTS(TEST(test_segment_header_round_trip_and_checks), TEST(test_record_round_trip),
       TEST(test_record_length_checked_against_file), TEST(test_every_bit_flip_rejected),
       TEST(test_scan_clean), TEST(test_scan_every_truncation_is_a_torn_tail),
       TEST(test_scan_damage_before_valid_records_is_corrupt),
       TEST(test_scan_gap_in_sequence_is_corrupt), TEST(test_synced_below_past_own_number_is_bad),
       TEST(test_scan_damage_inside_final_group_is_torn),
-      TEST(test_scan_nothing_synced_is_torn_anywhere));
+      TEST(test_scan_nothing_synced_is_torn_anywhere), TEST(test_scan_zero_tail_is_clean),
+      TEST(test_scan_torn_tail_with_zero_tail), TEST(test_scan_durable_damage_with_zeros_is_corrupt),
+      TEST(test_scan_zeros_linear));
 TEST_MAIN()

@@ -17,6 +17,8 @@ cd "$(dirname "$0")/.."
 packages=(meson ninja-build pkg-config gcc python3 liburcu-dev libxxhash-dev libsodium-dev)
 # The fuzz step (tests/fuzz/) builds with clang and libFuzzer.
 packages+=(clang libclang-rt-dev)
+# examples/uv_gateway.c (built and run in suite unit) needs libuv.
+packages+=(libuv1-dev)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -343,6 +343,21 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * With io held, after everything written is durable: cuts the preallocated
+ * zeros off a segment the log is leaving (rotation, close), so a segment
+ * kept on disk holds only its records.  Best effort: zeros left behind are
+ * unused space to recovery (wal/format.h), never damage, and the records
+ * are already durable, so a failure here fails nothing; which is also why
+ * its sync is not in the wal/io.h table, whose injected failures are for
+ * calls whose failure matters.
+ */
+static void cut_preallocated(struct once__log *log)
+{
+	if (log->allocated > log->end && ftruncate(log->fd, log->end) == 0 && fdatasync(log->fd) == 0)
+		log->allocated = log->end;
+}
+
 /* ---- the API ---- */
 
 once_status once__log_append(struct once__log *log, uint8_t type, const void *payload, uint32_t len,
@@ -496,7 +511,10 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 	once_status st = ONCE_IO;
 	int fd;
 	uint64_t salt;
-	if (write_and_sync_locked(log) &&
+	bool flushed = write_and_sync_locked(log);
+	if (flushed)
+		cut_preallocated(log);
+	if (flushed &&
 	    once__segment_create(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
 		close(log->fd);
 		log->fd = fd;
@@ -610,6 +628,8 @@ once_status once__log_close(struct once__log *log)
 	pthread_join(log->writer, NULL); /* it writes what is queued first */
 	/* Whatever the mode, everything appended is synced at close. */
 	once_status st = once__log_sync_all(log);
+	if (st == ONCE_OK)
+		cut_preallocated(log);
 	close(log->fd);
 	log_free(log);
 	return st;

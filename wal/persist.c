@@ -194,8 +194,19 @@ static void remove_leftovers(int dirfd, bool committed, uint64_t start, uint64_t
  * was being written): those records were never acknowledged. */
 static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__recovery *r)
 {
-	if (!r->torn)
-		return ONCE_OK;
+	if (!r->torn) {
+		if (r->zeros_bytes == 0)
+			return ONCE_OK;
+		/* Preallocated zeros after the newest segment's records (a crash
+		 * or power cut before the log could cut them): unused space, not
+		 * a torn tail; cut silently, nothing is lost.  The log goes on in
+		 * a new segment, so this one keeps only its records. */
+		int fd = openat(dirfd, r->zeros_file, O_WRONLY | O_CLOEXEC);
+		bool ok = fd >= 0 && ftruncate(fd, (off_t)r->zeros_at) == 0 && fsync(fd) == 0;
+		if (fd >= 0)
+			close(fd);
+		return ok ? ONCE_OK : ONCE_IO;
+	}
 	once__log(s, ONCE_LOG_WARN,
 	          "once_open: %s: dropping a torn tail of %" PRIu64 " bytes at offset %" PRIu64
 	          " (a crash mid-append; never acknowledged)",

@@ -3,13 +3,17 @@
  * (oncestore.h, "Non-blocking durable writes").  A ticket is a log
  * sequence number; the log (wal/log.c) says how far records are durable.
  */
+#include <errno.h>
+
 #include "internal.h"
 #include "persist.h"
 
 ONCE_API int once_ticket_fd(once_store *s)
 {
-	if (s == NULL || s->persist == NULL)
+	if (s == NULL || s->persist == NULL) {
+		errno = EINVAL;
 		return -1;
+	}
 	return once__wal_event_fd(s);
 }
 

@@ -775,7 +775,9 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
  * RULE: do not answer your client until the call's ticket is durable.
  *
  *     st = once_code_take_async(s, hash, hlen, &code, &meta, &ticket);
- *     ... answer when once_tickets_durable(s, &upto) == ONCE_OK && ticket <= upto
+ *     ... when once_ticket_fd(s) is readable:
+ *         once_tickets_drain(s, &upto) == ONCE_OK: answer every request with ticket <= upto
+ *         ONCE_IO: answer every request with ticket > upto with an error
  *
  * Every write has a form ending in _async that takes the same arguments
  * plus a ticket.  It decides exactly as the blocking form does (the same
@@ -817,7 +819,14 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
  *
  * Bound: records wait in a buffer of at most options.log_buffer_bytes; a
  * ticket is a number, so outstanding tickets cost the host nothing either.
- * The writer drains the buffer whether or not the host polls.
+ * The writer drains the buffer whether or not the host polls.  This is the
+ * one wait an _async call can make: when the disk has fallen
+ * log_buffer_bytes behind (64 MiB by default: about 800,000 records), the
+ * call waits until the writer has made room, after its decision and
+ * before it returns (it cannot refuse then: the change is made).  A host
+ * that must never wait limits what it keeps in flight (the example
+ * examples/uv_gateway.c stops reading from a connection with 1024 answers
+ * pending).
  *
  * once_close with tickets outstanding writes and syncs everything first:
  * it returns ONCE_OK only when every ticket ever handed out is durable, and
@@ -874,8 +883,9 @@ ONCE_API once_status once_replay_check_async(once_store *s, const void *jti, siz
  * or the log fails: a Linux eventfd (non-blocking, close-on-exec), made on
  * the first call and owned by the store (do not close it; once_close
  * does).  Read it (or call once_tickets_drain) to rearm it.  Returns -1
- * for NULL or a store without a data directory (every ticket is 0 there),
- * or when the descriptor cannot be made (errno says why).
+ * with errno EINVAL for NULL or a store without a data directory (every
+ * ticket is 0 there: nothing to wait for), or -1 with eventfd's errno
+ * (EMFILE, ENFILE, ENOMEM) when the descriptor cannot be made.
  */
 ONCE_API int once_ticket_fd(once_store *s);
 

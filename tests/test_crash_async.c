@@ -23,7 +23,7 @@
  *      code is there and untaken, the taken code is gone, the consumed
  *      token reads consumed.
  * An operation submitted but not acknowledged may go either way.  A new
- * data directory every 40 cycles keeps recovery short.
+ * data directory every 10 cycles keeps recovery short.
  *
  * Environment: ONCE_CRASH_ASYNC_CYCLES (default 200; CI runs the default),
  * ONCE_CRASH_SEED.
@@ -39,7 +39,7 @@
 
 #include "durable.h"
 
-enum { SUBMITTERS = 4, WINDOW = 1024, CODES = 256, TOKENS = 128, PER_DIR = 40 };
+enum { SUBMITTERS = 4, WINDOW = 1024, CODES = 256, TOKENS = 128, PER_DIR = 10 };
 enum { K_JTI, K_PUT, K_TAKE, K_CONS };
 
 static const int64_t FAR = INT64_C(1) << 40;
@@ -78,7 +78,7 @@ static once_options cycle_options(const char *dir)
 	o.shards = 2;
 	o.sweep_interval_ms = 0;
 	o.checkpoint_bytes = 64u << 10;
-	o.max_codes = o.max_replays = o.max_refresh = 1u << 21; /* 40 cycles of puts */
+	o.max_codes = o.max_replays = o.max_refresh = 1u << 20; /* 10 cycles of puts */
 	return o;
 }
 

@@ -21,7 +21,7 @@ bool once__io_sync_data(int fd)
 {
 	int rc;
 	do
-		rc = once__io.fdatasync(fd);
+		rc = once__io_fdatasync(fd);
 	while (rc != 0 && errno == EINTR);
 	return rc == 0;
 }
@@ -30,7 +30,7 @@ bool once__io_sync_dir(int dirfd)
 {
 	int rc;
 	do
-		rc = once__io.fsync(dirfd);
+		rc = once__io_fsync(dirfd);
 	while (rc != 0 && errno == EINTR);
 	return rc == 0;
 }
@@ -39,7 +39,7 @@ bool once__io_write_all(int fd, const void *buf, size_t len, off_t at)
 {
 	const unsigned char *p = buf;
 	while (len > 0) {
-		ssize_t n = once__io.pwrite(fd, p, len, at);
+		ssize_t n = once__io_pwrite(fd, p, len, at);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)

@@ -115,7 +115,7 @@ once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
 	int fd = once__io_create_tmp(dirfd, ONCE_CHECKPOINT_FILE ".tmp");
 	if (fd < 0)
 		return ONCE_IO;
-	bool ok = once__io_write_all(fd, text, n, 0) && once__io.fdatasync(fd) == 0;
+	bool ok = once__io_write_all(fd, text, n, 0) && once__io_fdatasync(fd) == 0;
 	close(fd);
 	ok = ok && renameat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", dirfd, ONCE_CHECKPOINT_FILE) == 0 &&
 	     once__io_sync_dir(dirfd);

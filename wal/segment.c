@@ -23,7 +23,7 @@ bool once__segment_create(int dirfd, const char *path, const unsigned char uid[1
 	 * not vanish with its name on power loss.  That takes fsync on the
 	 * directory: fdatasync of a directory need not write its entries
 	 * (PostgreSQL's fsync_fname does the same). */
-	if (!once__io_write_all(*fd, header, sizeof header, 0) || once__io.fdatasync(*fd) != 0 ||
+	if (!once__io_write_all(*fd, header, sizeof header, 0) || once__io_fdatasync(*fd) != 0 ||
 	    (dirfd != AT_FDCWD && !once__io_sync_dir(dirfd))) {
 		close(*fd);
 		*fd = -1;

@@ -222,7 +222,7 @@ once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char u
 	once__enc_u64(&w.payload, count);
 	emit(&w, ONCE_WAL_SNAPSHOT_END);
 	flush(&w);
-	bool ok = !w.failed && once__io.fdatasync(w.fd) == 0;
+	bool ok = !w.failed && once__io_fdatasync(w.fd) == 0;
 	close(w.fd);
 	free(w.buf);
 	ok = ok && renameat(dirfd, tmp, dirfd, name) == 0;

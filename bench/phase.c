@@ -42,11 +42,10 @@ struct worker {
  * One event loop with p->inflight tickets outstanding; returns the time the
  * last one was retired.  Tickets of one thread grow in submission order
  * (the log numbers them in its order), so the outstanding ones are a FIFO
- * and become durable from its head.  Several threads share the store's one
- * descriptor: one may drain the readiness another was about to poll for
- * (then the next advance wakes it), so with several threads polls time out
- * after 10 ms and the position is read again (counted in poll_timeouts);
- * one thread waits as long as it takes.
+ * and become durable from its head.  Each thread has a descriptor of its
+ * own (once_ticket_fd per loop), so it waits as long as it takes; a poll
+ * that returns without readiness is counted in poll_timeouts (never, when
+ * the store keeps its promise).
  */
 struct pending {
 	once_ticket t;
@@ -92,9 +91,9 @@ static uint64_t inflight_loop(struct worker *w, uint64_t from, uint64_t to, uint
 			if (st == ONCE_OK && ring[head].t > upto) {
 				struct pollfd pfd = {.fd = fd, .events = POLLIN};
 				w->poll_waits++;
-				if (poll(&pfd, 1, p->threads > 1 ? 10 : -1) == 0)
+				if (poll(&pfd, 1, 10000) == 0)
 					w->poll_timeouts++;
-				st = once_tickets_drain(p->s, &upto);
+				st = once_tickets_drain(p->s, fd, &upto);
 			}
 			if (st != ONCE_OK)
 				die("once_tickets_durable", st);

@@ -28,14 +28,14 @@ ONCE_API once_status once_tickets_durable(once_store *s, once_ticket *upto)
 	return once__wal_position(s, upto);
 }
 
-ONCE_API once_status once_tickets_drain(once_store *s, once_ticket *upto)
+ONCE_API once_status once_tickets_drain(once_store *s, int fd, once_ticket *upto)
 {
 	if (s == NULL || upto == NULL)
 		return ONCE_INVALID;
 	/* Cleared before the position is read: an advance after the read
 	 * makes the descriptor readable again, so none is missed. */
-	if (s->persist != NULL)
-		once__wal_event_clear(s);
+	if (fd >= 0 && (s->persist == NULL || !once__wal_event_clear(s, fd)))
+		return ONCE_INVALID; /* not a descriptor of this store's */
 	return once_tickets_durable(s, upto);
 }
 

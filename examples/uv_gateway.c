@@ -441,7 +441,9 @@ static void tickets_ready(uv_poll_t *poll, int status, int events)
 		return;
 	}
 	once_ticket durable;
-	once_status st = once_tickets_drain(gw->store, &durable);
+	uv_os_fd_t fd;
+	uv_fileno((const uv_handle_t *)poll, &fd);
+	once_status st = once_tickets_drain(gw->store, fd, &durable);
 	if (st == ONCE_IO && !gw->log_failed) {
 		gw->log_failed = true;
 		fprintf(stderr, "uv_gateway: the log failed at %" PRIu64

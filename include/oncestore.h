@@ -44,8 +44,10 @@
  * destructor.  Readers never take a lock.  Threads that oncestore starts (the
  * background sweeper, liburcu's call_rcu worker) run with every signal
  * blocked, so a host using signalfd/sigwait keeps its signals.  With a data
- * directory there are two more: the checkpointer, and with
- * ONCE_SYNC_INTERVAL the log's syncer.
+ * directory there are two more: the checkpointer, and the log writer
+ * (which does every write and sync of the log, in every sync mode).  A
+ * thread blocked in a write call (waiting for its record to be durable)
+ * cannot be cancelled there: the wait is not a cancellation point.
  *
  * Processes.  One store protects one process.  A multi-process gateway (nginx
  * with several workers) or several machines need one shared store, or single
@@ -336,8 +338,10 @@ ONCE_API once_status once_close(once_store *s);
 
 /*
  * Writes snapshots now and drops the log segments they cover; writers keep
- * running while it works (they wait only while the log moves to a new
- * segment: two fdatasyncs, and again at the end).  Steps: cut the log at
+ * running while it works (appends never wait for it; a blocking write
+ * whose record arrives while the log moves to a new segment waits that
+ * long: the old segment's fdatasync, the new segment's header written and
+ * synced, the directory fsynced).  Steps: cut the log at
  * sequence number S; write each shard's live entries to
  * snap-S-<shard>.tmp, fsync, rename; fsync the directory; wait until every
  * change the snapshots hold has its log record written, and fdatasync the
@@ -774,9 +778,10 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
 /*
  * RULE: do not answer your client until the call's ticket is durable.
  *
+ *     fd = once_ticket_fd(s);      (once per event loop, at its start)
  *     st = once_code_take_async(s, hash, hlen, &code, &meta, &ticket);
- *     ... when once_ticket_fd(s) is readable:
- *         once_tickets_drain(s, &upto) == ONCE_OK: answer every request with ticket <= upto
+ *     ... when fd is readable:
+ *         once_tickets_drain(s, fd, &upto) == ONCE_OK: answer every request with ticket <= upto
  *         ONCE_IO: answer every request with ticket > upto with an error
  *
  * Every write has a form ending in _async that takes the same arguments
@@ -802,11 +807,14 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
  * client with an error, never with success.
  *
  * How a host learns of durability, without blocking: once_ticket_fd gives
- * a file descriptor (a Linux eventfd) that becomes readable whenever the
- * durable position advances or the log fails; add it to epoll, kqueue
- * emulation, libuv (uv_poll_t) or any loop, and when it fires call
- * once_tickets_drain (which reads the fd) and answer every request whose
- * ticket is at or below the position it returns.  Why a file descriptor and
+ * each event loop its own file descriptor (a Linux eventfd) that becomes
+ * readable whenever the durable position advances or the log fails; add
+ * it to epoll, kqueue emulation, libuv (uv_poll_t) or any loop, and when
+ * it fires call once_tickets_drain with it (which reads the fd) and answer
+ * every request whose ticket is at or below the position it returns.  One
+ * descriptor per loop, because a read clears the descriptor: two loops
+ * sharing one could each eat the other's wake-up and sleep on a ticket
+ * that is durable already.  Why a file descriptor and
  * not a callback: a callback would run on the store's writer thread, and
  * every loop would have to hand the result back to its own thread through
  * a descriptor anyway (uv_async_send is one); a descriptor also wakes a
@@ -879,13 +887,15 @@ ONCE_API once_status once_replay_check_async(once_store *s, const void *jti, siz
                                              int64_t ttl_seconds, once_ticket *ticket);
 
 /*
- * The descriptor that becomes readable when the durable position advances
- * or the log fails: a Linux eventfd (non-blocking, close-on-exec), made on
- * the first call and owned by the store (do not close it; once_close
- * does).  Read it (or call once_tickets_drain) to rearm it.  Returns -1
- * with errno EINVAL for NULL or a store without a data directory (every
- * ticket is 0 there: nothing to wait for), or -1 with eventfd's errno
- * (EMFILE, ENFILE, ENOMEM) when the descriptor cannot be made.
+ * A new descriptor that becomes readable when the durable position
+ * advances or the log fails, and is readable at once: a Linux eventfd
+ * (non-blocking, close-on-exec).  Call it once per event loop (each call
+ * makes another; at most 256 per store) and keep it for the store's life;
+ * the store owns it (do not close it; once_close does).  once_tickets_drain
+ * with it (or reading it) rearms it.  Returns -1 with errno EINVAL for NULL
+ * or a store without a data directory (every ticket is 0 there: nothing to
+ * wait for), or -1 with EMFILE (past 256) or eventfd's errno (EMFILE,
+ * ENFILE, ENOMEM) when the descriptor cannot be made.
  */
 ONCE_API int once_ticket_fd(once_store *s);
 
@@ -898,10 +908,12 @@ ONCE_API int once_ticket_fd(once_store *s);
  */
 ONCE_API once_status once_tickets_durable(once_store *s, once_ticket *upto);
 
-/* once_tickets_durable after clearing the descriptor's readiness (one
- * non-blocking read of once_ticket_fd, if it was made): the call to make
- * when the descriptor fires. */
-ONCE_API once_status once_tickets_drain(once_store *s, once_ticket *upto);
+/* once_tickets_durable after clearing the readiness of fd (one
+ * non-blocking read), a descriptor once_ticket_fd gave this loop: the call
+ * to make when it fires.  fd -1: no descriptor to clear (a store without a
+ * data directory).  ONCE_INVALID also when fd is not one of this store's
+ * descriptors (nothing is read from it). */
+ONCE_API once_status once_tickets_drain(once_store *s, int fd, once_ticket *upto);
 
 /*
  * Blocks until ticket t is durable (ONCE_OK) or has failed (ONCE_IO).

@@ -37,7 +37,7 @@ static once_ticket loop_until_durable(once_store *s, int fd, once_ticket t)
 	for (int i = 0; i < 1000; i++) {
 		if (!fires(fd))
 			FAIL_AT("the descriptor did not fire");
-		ASSERT_ST(once_tickets_drain(s, &upto), ONCE_OK);
+		ASSERT_ST(once_tickets_drain(s, fd, &upto), ONCE_OK);
 		if (upto >= t)
 			return upto;
 	}
@@ -174,10 +174,16 @@ static void test_descriptor_and_outcomes(void)
 	once_store *s = open_dir(dir, &clk);
 	int fd = once_ticket_fd(s);
 	ASSERT(fd >= 0);
-	ASSERT_EQ_INT(once_ticket_fd(s), fd); /* one descriptor per store */
+	/* A second loop gets a descriptor of its own, readable at once. */
+	int fd2 = once_ticket_fd(s);
+	ASSERT(fd2 >= 0 && fd2 != fd);
+	ASSERT(readable(fd2));
 	once_ticket upto, t1, t2, t3;
-	ASSERT_ST(once_tickets_drain(s, &upto), ONCE_OK);
+	ASSERT_ST(once_tickets_drain(s, 0, &upto), ONCE_INVALID); /* not the store's */
+	ASSERT_ST(once_tickets_drain(s, fd, &upto), ONCE_OK);
+	ASSERT_ST(once_tickets_drain(s, fd2, &upto), ONCE_OK);
 	ASSERT(!readable(fd));
+	ASSERT(!readable(fd2));
 
 	char key[ONCE_SECRET_LEN + 1];
 	test_key(key, "code", 1);
@@ -186,6 +192,10 @@ static void test_descriptor_and_outcomes(void)
 	ASSERT(t1 > upto);
 	upto = loop_until_durable(s, fd, t1);
 	ASSERT(!readable(fd)); /* nothing else pending */
+	/* The first loop's drain did not eat the second loop's wake-up. */
+	ASSERT(readable(fd2));
+	ASSERT_ST(once_tickets_drain(s, fd2, &upto), ONCE_OK);
+	ASSERT(upto >= t1);
 
 	/* The take is decided at the call: the second one loses at once, and
 	 * logs nothing (ticket 0). */
@@ -261,7 +271,7 @@ static void test_memory_only_tickets(void)
 	ASSERT_EQ_INT(once_ticket_fd(s), -1);
 	ASSERT_ST(once_tickets_durable(s, &upto), ONCE_OK);
 	ASSERT_EQ_U64(upto, 0);
-	ASSERT_ST(once_tickets_drain(s, &upto), ONCE_OK);
+	ASSERT_ST(once_tickets_drain(s, -1, &upto), ONCE_OK);
 	ASSERT_ST(once_ticket_wait(s, 0), ONCE_OK);
 	ASSERT_ST(once_ticket_wait(s, 1), ONCE_INVALID);
 	ASSERT_EQ_INT(once_ticket_fd(NULL), -1);
@@ -345,7 +355,7 @@ static void failure_case(bool on_sync, int err)
 		ASSERT_ST(once_replay_check_async(s, jti, strlen(jti), 300, &t), ONCE_OK);
 	}
 	ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
-	ASSERT_ST(once_tickets_drain(s, &upto), ONCE_OK);
+	ASSERT_ST(once_tickets_drain(s, fd, &upto), ONCE_OK);
 	ASSERT(upto >= t);
 	once_ticket durable_before = upto;
 
@@ -369,7 +379,7 @@ static void failure_case(bool on_sync, int err)
 	for (int i = 0; i < B; i++)
 		pthread_join(tid[i], NULL);
 	/* Everything submitted is outstanding: none is durable yet. */
-	ASSERT_ST(once_tickets_drain(s, &upto), ONCE_OK);
+	ASSERT_ST(once_tickets_drain(s, fd, &upto), ONCE_OK);
 	ASSERT_EQ_U64(upto, durable_before);
 	once_ticket last = 0;
 	for (int i = 0; i < B; i++) {
@@ -380,7 +390,7 @@ static void failure_case(bool on_sync, int err)
 	ASSERT(last > durable_before + (B * N) - 1);
 	atomic_store(&release, true);
 	ASSERT(fires(fd));
-	ASSERT_ST(once_tickets_drain(s, &upto), ONCE_IO);
+	ASSERT_ST(once_tickets_drain(s, fd, &upto), ONCE_IO);
 	ASSERT_EQ_U64(upto, durable_before); /* none reported durable */
 	ASSERT_ST(once_ticket_wait(s, last), ONCE_IO);
 	ASSERT_ST(once_ticket_wait(s, durable_before + 1), ONCE_IO);

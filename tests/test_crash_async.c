@@ -140,7 +140,7 @@ static void *acknowledger(void *arg)
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		poll(&p, 1, 100);
 		once_ticket upto;
-		once_status st = once_tickets_drain(W.s, &upto);
+		once_status st = once_tickets_drain(W.s, fd, &upto);
 		if (st != ONCE_OK)
 			die("once_tickets_drain", st);
 		size_t n = 0;

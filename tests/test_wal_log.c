@@ -294,8 +294,131 @@ static void test_create_refuses_existing_file(void)
 	tmp_remove(&t);
 }
 
+/* ---- preallocation on a nearly full disk; rotation beside appenders ---- */
+
+static off_t disk_limit; /* writes reaching past it fail with ENOSPC */
+
+static ssize_t limited_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	if (off + (off_t)n > disk_limit) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return pwrite(fd, buf, n, off);
+}
+
+/* A disk with 64 KiB left cannot take a 4 MiB step of zeros, but it can
+ * take the records: the log goes on (the step's failure is no failure of
+ * the log), and fails only when the records themselves do not fit. */
+static void test_preallocation_on_a_full_disk(void)
+{
+	struct tmp t;
+	tmp_make(&t);
+	struct once__log *log;
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0, 0}, &log,
+	                           AT_FDCWD),
+	          ONCE_OK);
+	disk_limit = 64 << 10;
+	once__io.pwrite = limited_pwrite;
+	uint64_t seq;
+	int ok = 0;
+	for (int i = 0; i < 100; i++) {
+		ASSERT_ST(once__log_append(log, ONCE_WAL_REPLAY_RECORD, "0123456789abcdef", 16, &seq), ONCE_OK);
+		ASSERT_ST(once__log_commit(log, seq), ONCE_OK);
+		ok++;
+	}
+	/* Now fill it: 1 KiB records until one does not fit. */
+	static const char big[1024];
+	once_status st = ONCE_OK;
+	for (int i = 0; i < 200 && st == ONCE_OK; i++) {
+		ASSERT_ST(once__log_append(log, ONCE_WAL_REPLAY_RECORD, big, sizeof big, &seq), ONCE_OK);
+		st = once__log_commit(log, seq);
+		ok += st == ONCE_OK;
+	}
+	ASSERT_ST(st, ONCE_IO);
+	once__io_reset();
+	ASSERT_ST(once__log_close(log), ONCE_IO);
+	struct once__wal_segment seg;
+	struct once__wal_scan sc = scan_file(t.path, &seg);
+	ASSERT_EQ_U64(sc.records, (uint64_t)ok); /* every committed record */
+	tmp_remove(&t);
+}
+
+static _Atomic bool rot_held, rot_release;
+
+static int held_fdatasync(int fd)
+{
+	atomic_store(&rot_held, true);
+	while (!atomic_load(&rot_release))
+		usleep(1000);
+	return fdatasync(fd);
+}
+
+struct rotator {
+	struct once__log *log;
+	const char *path;
+	uint64_t first;
+	once_status st;
+};
+
+static void *rotate_main(void *arg)
+{
+	struct rotator *r = arg;
+	r->st = once__log_rotate(r->log, r->path, 2, &r->first);
+	return NULL;
+}
+
+/* While a rotation waits on the disk (its new segment's fdatasync held),
+ * appenders are not held: an append returns, and its record lands in the
+ * new segment, whose first record it is. */
+static void test_rotation_does_not_hold_appenders(void)
+{
+	struct tmp t;
+	tmp_make(&t);
+	char path2[160];
+	snprintf(path2, sizeof path2, "%s/log-2.wal", t.dir);
+	struct once__log *log;
+	ASSERT_ST(once__log_create(t.path, UID, 1, 1, &(struct once__log_config){ONCE_SYNC_ALWAYS, 0, 0, 0}, &log,
+	                           AT_FDCWD),
+	          ONCE_OK);
+	uint64_t seq;
+	for (int i = 0; i < 5; i++) {
+		ASSERT_ST(once__log_append(log, ONCE_WAL_REPLAY_RECORD, "before", 6, &seq), ONCE_OK);
+		ASSERT_ST(once__log_commit(log, seq), ONCE_OK);
+	}
+	atomic_store(&rot_held, false);
+	atomic_store(&rot_release, false);
+	once__io.fdatasync = held_fdatasync;
+	struct rotator r = {log, path2, 0, ONCE_IO};
+	pthread_t tid;
+	ASSERT(pthread_create(&tid, NULL, rotate_main, &r) == 0);
+	for (int i = 0; i < 10000 && !atomic_load(&rot_held); i++)
+		usleep(1000);
+	ASSERT(atomic_load(&rot_held));
+	ASSERT_ST(once__log_append(log, ONCE_WAL_REPLAY_RECORD, "during", 6, &seq), ONCE_OK);
+	ASSERT(!atomic_load(&rot_release)); /* it returned while the rotation waits */
+	atomic_store(&rot_release, true);
+	pthread_join(tid, NULL);
+	once__io_reset();
+	ASSERT_ST(r.st, ONCE_OK);
+	ASSERT_EQ_U64(r.first, 6);
+	ASSERT_EQ_U64(seq, 6);
+	ASSERT_ST(once__log_commit(log, seq), ONCE_OK);
+	ASSERT_ST(once__log_close(log), ONCE_OK);
+	struct once__wal_segment seg;
+	struct once__wal_scan sc = scan_file(t.path, &seg);
+	ASSERT_EQ_U64(sc.records, 5);
+	ASSERT_EQ_INT(sc.tail, ONCE_WAL_CLEAN);
+	sc = scan_file(path2, &seg);
+	ASSERT_EQ_U64(seg.first_seq, 6);
+	ASSERT_EQ_U64(sc.records, 1);
+	unlink(path2);
+	tmp_remove(&t);
+}
+
 TESTS(TEST(test_append_commit_reads_back), TEST(test_group_commit_many_writers),
       TEST(test_sync_none_writes_without_syncing), TEST(test_sync_interval_syncs_in_background),
       TEST(test_fdatasync_eio_is_sticky), TEST(test_write_enospc_is_sticky),
-      TEST(test_short_writes_complete), TEST(test_create_refuses_existing_file));
+      TEST(test_short_writes_complete), TEST(test_create_refuses_existing_file),
+      TEST(test_preallocation_on_a_full_disk), TEST(test_rotation_does_not_hold_appenders));
 TEST_MAIN()

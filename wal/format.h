@@ -71,7 +71,7 @@
  *
  * Why D tells a power cut from corruption.  The log writes a group of
  * records with one pwrite and makes them durable with one fdatasync
- * (wal/log.c); the leader stamps every record of the group with the
+ * (wal/log.c); its writer stamps every record of the group with the
  * durable mark D as it stood when the group was handed to the kernel.  A
  * power cut can leave any part of the writes issued since the last
  * completed fdatasync in any state: dropped, torn, or a subset of their
@@ -226,7 +226,9 @@ void once__wal_record_encode(void *out, uint64_t salt, uint8_t type, uint64_t se
                              const void *payload, uint32_t len);
 /* The two halves of once__wal_record_encode, for the log: the record is
  * framed when it is appended (all but D and the checksum), and sealed by
- * the group's leader, outside the log lock, when the group's D is known. */
+ * whoever writes the group (the log's writer thread, or a rotation or
+ * checkpoint holding the log's io lock), outside the appenders' lock, when
+ * the group's D is known. */
 void once__wal_record_frame(void *out, uint8_t type, uint64_t seq, const void *payload, uint32_t len);
 /* Returns the record's size (header, payload, padding). */
 size_t once__wal_record_seal(void *out, uint64_t salt, uint64_t synced_below);

@@ -74,8 +74,12 @@ struct once__log {
 	pthread_mutex_t wait_lock;
 	struct waiter *waiters;
 
-	_Atomic int event_fd; /* -1 until once__log_event_fd */
-	pthread_mutex_t event_lock;
+	/* One eventfd per consumer (event loop): a consumer's read clears only
+	 * its own, so no loop can eat another's wake-up. */
+	int event_fds[ONCE_LOG_EVENT_FDS];
+	_Atomic unsigned n_event_fds; /* fds[0, n) are set */
+	pthread_mutex_t event_lock;   /* registration */
+	bool prealloc_off;            /* this segment: preallocation hit ENOSPC */
 
 	pthread_mutex_t stats_lock;
 	struct once__log_stats stats;
@@ -100,16 +104,19 @@ static uint64_t reached(struct once__log *log)
 
 /* ---- telling waiters ---- */
 
-static void notify_event_fd(struct once__log *log)
+static void notify_one(int fd)
 {
-	int fd = atomic_load_explicit(&log->event_fd, memory_order_acquire);
-	if (fd >= 0) {
-		uint64_t one = 1;
-		/* EAGAIN: the counter is saturated, the descriptor is readable
-		 * anyway. */
-		ssize_t rc = write(fd, &one, sizeof one);
-		(void)rc;
-	}
+	uint64_t one = 1;
+	/* EAGAIN: the counter is saturated, the descriptor is readable anyway. */
+	ssize_t rc = write(fd, &one, sizeof one);
+	(void)rc;
+}
+
+static void notify_event_fds(struct once__log *log)
+{
+	unsigned n = atomic_load_explicit(&log->n_event_fds, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++)
+		notify_one(log->event_fds[i]);
 }
 
 /* Wakes the blocking committers whose record is below `pos`, or all of
@@ -135,7 +142,7 @@ static void wake_covered(struct once__log *log, uint64_t pos)
 		sem_post(&wake->wake);
 		wake = next;
 	}
-	notify_event_fd(log);
+	notify_event_fds(log);
 }
 
 /* ---- writing ---- */
@@ -161,22 +168,28 @@ static void seal_group(unsigned char *buf, size_t len, uint64_t salt, uint64_t s
  * fdatasync commits data only.  Recovery reads zeros after the last record
  * as unused space (wal/format.h).
  */
-static bool preallocate(struct once__log *log, size_t len)
+static void preallocate(struct once__log *log, size_t len)
 {
 	static const unsigned char zeros[64 << 10];
 	off_t want = log->end + (off_t)len;
-	if (want <= log->allocated)
-		return true;
+	if (want <= log->allocated || log->prealloc_off)
+		return;
 	off_t step = log->prealloc_step;
 	off_t to = (want + step - 1) / step * step;
 	for (off_t at = log->allocated; at < to;) {
 		size_t n = (size_t)(to - at) < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
-		if (!once__io_write_all(log->fd, zeros, n, at))
-			return false;
+		if (!once__io_write_all(log->fd, zeros, n, at)) {
+			/* A disk too full for a step of zeros may still hold the
+			 * group: only the group's own write decides.  The zeros
+			 * written so far are unused space; this segment grows
+			 * write by write from now on. */
+			log->allocated = at > log->allocated ? at : log->allocated;
+			log->prealloc_off = true;
+			return;
+		}
 		at += (off_t)n;
 	}
 	log->allocated = to;
-	return true;
 }
 
 static bool sync_file(struct once__log *log, uint64_t records)
@@ -208,7 +221,8 @@ static bool write_group_io(struct once__log *log, unsigned char *buf, size_t len
 	bool ok = true;
 	if (len > 0) {
 		seal_group(buf, len, log->salt, durable);
-		ok = preallocate(log, len) && once__io_write_all(log->fd, buf, len, log->end);
+		preallocate(log, len);
+		ok = once__io_write_all(log->fd, buf, len, log->end);
 		if (ok) {
 			log->end += (off_t)len;
 			pthread_mutex_lock(&log->stats_lock);
@@ -370,9 +384,12 @@ once_status once__log_append(struct once__log *log, uint8_t type, const void *pa
 	/* The bound: wait while the writer is this far behind (a record larger
 	 * than the bound goes alone into an empty queue). */
 	while (!atomic_load(&log->failed) && log->queue_len > 0 && log->queue_len + size > log->buffer_max) {
+		int old; /* not a cancellation point: the caller is in a read-side section */
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 		log->space_waiters++;
 		pthread_cond_wait(&log->space, &log->lock);
 		log->space_waiters--;
+		pthread_setcancelstate(old, NULL);
 	}
 	once_status st = ONCE_OK;
 	if (atomic_load(&log->failed) || log->stopping) {
@@ -418,9 +435,15 @@ once_status once__log_commit(struct once__log *log, uint64_t seq)
 		log->waiters = &me;
 	}
 	pthread_mutex_unlock(&log->wait_lock);
-	if (sleep)
+	if (sleep) {
+		/* Not a cancellation point: a cancelled waiter would leave
+		 * its stack frame in the list. */
+		int old;
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 		while (sem_wait(&me.wake) != 0) { /* EINTR */
 		}
+		pthread_setcancelstate(old, NULL);
+	}
 	sem_destroy(&me.wake);
 	return reached(log) > seq ? ONCE_OK : ONCE_IO;
 }
@@ -441,94 +464,103 @@ uint64_t once__log_next_seq(struct once__log *log)
 
 int once__log_event_fd(struct once__log *log)
 {
-	int fd = atomic_load_explicit(&log->event_fd, memory_order_acquire);
-	if (fd >= 0)
-		return fd;
 	pthread_mutex_lock(&log->event_lock);
-	fd = atomic_load(&log->event_fd);
-	if (fd < 0) {
+	unsigned n = atomic_load(&log->n_event_fds);
+	int fd = -1;
+	if (n == ONCE_LOG_EVENT_FDS)
+		errno = EMFILE;
+	else
 		fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (fd >= 0) {
-			atomic_store_explicit(&log->event_fd, fd, memory_order_release);
-			/* Readable at once if anything is already decided, so a
-			 * host that asks late still looks. */
-			notify_event_fd(log);
-		}
+	if (fd >= 0) {
+		log->event_fds[n] = fd;
+		atomic_store_explicit(&log->n_event_fds, n + 1, memory_order_release);
+		/* Readable at once, so a loop that registers late still looks
+		 * at the position. */
+		notify_one(fd);
 	}
 	pthread_mutex_unlock(&log->event_lock);
 	return fd;
 }
 
-void once__log_event_clear(struct once__log *log)
+bool once__log_event_clear(struct once__log *log, int fd)
 {
-	int fd = atomic_load_explicit(&log->event_fd, memory_order_acquire);
-	if (fd >= 0) {
-		uint64_t n;
-		ssize_t rc = read(fd, &n, sizeof n); /* EAGAIN: nothing pending */
-		(void)rc;
-	}
+	unsigned n = atomic_load_explicit(&log->n_event_fds, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++)
+		if (log->event_fds[i] == fd) {
+			uint64_t count;
+			ssize_t rc = read(fd, &count, sizeof count); /* EAGAIN: nothing pending */
+			(void)rc;
+			return true;
+		}
+	return false; /* not one of this log's */
 }
 
 /*
- * With io and lock held, so no append and no group interleaves: writes
- * everything queued and makes everything appended so far durable,
- * whatever the sync mode.  false (the log failed, sticky) when the write or
- * the sync fails.  Appenders wait on the lock meanwhile; it serves
- * rotations and checkpoints, which are rare.
+ * With io held (no group of the writer's interleaves): takes everything
+ * queued under the lock, then writes it and makes everything appended
+ * before the take durable, whatever the sync mode, holding only io, so
+ * appenders (event loops included) keep queueing meanwhile.  *boundary
+ * receives the sequence number after the last record taken.  false: the
+ * log has failed (sticky).  It serves rotations and checkpoints.
  */
-static bool write_and_sync_locked(struct once__log *log)
+static bool flush_queued_io(struct once__log *log, uint64_t *boundary)
 {
 	unsigned char *buf;
 	size_t len, cap;
 	uint64_t upto;
+	pthread_mutex_lock(&log->lock);
 	take_queue(log, &buf, &len, &cap, &upto);
+	pthread_mutex_unlock(&log->lock);
 	bool ok = write_group_io(log, buf, len, upto, true);
+	pthread_mutex_lock(&log->lock);
 	return_buffer(log, buf, cap);
+	pthread_mutex_unlock(&log->lock);
+	*boundary = upto;
 	return ok;
 }
 
 once_status once__log_sync_all(struct once__log *log)
 {
+	uint64_t boundary;
 	pthread_mutex_lock(&log->io);
-	pthread_mutex_lock(&log->lock);
-	bool ok = write_and_sync_locked(log);
-	pthread_mutex_unlock(&log->lock);
+	bool ok = flush_queued_io(log, &boundary);
 	pthread_mutex_unlock(&log->io);
 	wake_covered(log, reached(log));
 	return ok ? ONCE_OK : ONCE_IO;
 }
 
 /*
- * Holding io and the lock throughout, so no append or group interleaves:
- * write and sync everything queued to the old segment, then switch to a
- * new one that starts at the next sequence number.
+ * Holding io, so no group of the writer's interleaves: write and sync
+ * everything queued up to a boundary to the old segment, cut its zeros,
+ * then switch to a new segment whose first record is the boundary.
+ * Records appended meanwhile wait in the queue (appenders never wait for
+ * this) and the writer writes them into the new segment, sealed with its
+ * salt, once io is released.
  */
 once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
                              uint64_t *first_seq)
 {
 	pthread_mutex_lock(&log->io);
-	pthread_mutex_lock(&log->lock);
 	once_status st = ONCE_IO;
 	int fd;
-	uint64_t salt;
-	bool flushed = write_and_sync_locked(log);
+	uint64_t salt, boundary;
+	bool flushed = flush_queued_io(log, &boundary);
 	if (flushed)
 		cut_preallocated(log);
-	if (flushed &&
-	    once__segment_create(log->dirfd, path, log->uid, number, log->next_seq, &fd, &salt)) {
+	if (flushed && once__segment_create(log->dirfd, path, log->uid, number, boundary, &fd, &salt)) {
 		close(log->fd);
 		log->fd = fd;
 		log->salt = salt;
 		log->end = log->allocated = ONCE_WAL_SEGMENT_HEADER;
+		log->prealloc_off = false;
 		pthread_mutex_lock(&log->stats_lock);
 		log->stats.bytes += ONCE_WAL_SEGMENT_HEADER;
 		pthread_mutex_unlock(&log->stats_lock);
-		*first_seq = log->next_seq;
+		*first_seq = boundary;
 		st = ONCE_OK;
 	}
 	/* else: the log failed (sticky), or no new segment could be made and
 	 * the log goes on in the old one. */
-	pthread_mutex_unlock(&log->lock);
 	pthread_mutex_unlock(&log->io);
 	wake_covered(log, reached(log));
 	return st;
@@ -549,9 +581,9 @@ void once__log_stats(struct once__log *log, struct once__log_stats *out)
 
 static void log_free(struct once__log *log)
 {
-	int efd = atomic_load(&log->event_fd);
-	if (efd >= 0)
-		close(efd);
+	unsigned n = atomic_load(&log->n_event_fds);
+	for (unsigned i = 0; i < n; i++)
+		close(log->event_fds[i]);
 	free(log->queue);
 	free(log->spare);
 	pthread_cond_destroy(&log->work);
@@ -590,7 +622,7 @@ once_status once__log_create(const char *path, const unsigned char uid[16], uint
 	atomic_init(&log->written_seq, first_seq);
 	atomic_init(&log->durable_seq, first_seq);
 	atomic_init(&log->failed, false);
-	atomic_init(&log->event_fd, -1);
+	atomic_init(&log->n_event_fds, 0);
 	log->stats.bytes = ONCE_WAL_SEGMENT_HEADER;
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_mutex_init(&log->io, NULL);

@@ -48,7 +48,7 @@ struct once__log;
 struct once__log_stats {
 	uint64_t records;     /* appended */
 	uint64_t bytes;       /* written, segment header included */
-	uint64_t flushes;     /* leader writes */
+	uint64_t flushes;     /* group writes (pwrite of a group) */
 	uint64_t syncs;       /* fdatasync calls */
 	uint64_t synced_records; /* records made durable by those syncs */
 	uint64_t sync_ns_total;
@@ -99,12 +99,17 @@ once_status once__log_position(struct once__log *log, uint64_t *upto);
 /* The next sequence number an append will get. */
 uint64_t once__log_next_seq(struct once__log *log);
 
-/* An eventfd the writer makes readable whenever the position advances or
- * the log fails; made on the first call, closed by once__log_close.  -1
- * with errno when it cannot be made. */
+/* Most event descriptors one log keeps (one per consumer). */
+#define ONCE_LOG_EVENT_FDS 256
+
+/* A new eventfd the writer makes readable whenever the position advances
+ * or the log fails, readable at once; one per consumer (a read clears only
+ * its own); closed by once__log_close.  -1 with errno (EMFILE past
+ * ONCE_LOG_EVENT_FDS) when it cannot be made. */
 int once__log_event_fd(struct once__log *log);
-/* Clears the eventfd's readiness (one non-blocking read), if it exists. */
-void once__log_event_clear(struct once__log *log);
+/* Clears fd's readiness (one non-blocking read); false when fd is not one
+ * of this log's descriptors. */
+bool once__log_event_clear(struct once__log *log, int fd);
 
 /*
  * Makes everything appended so far durable in the current segment, then

@@ -146,9 +146,9 @@ int once__wal_event_fd(once_store *s)
 	return once__log_event_fd(s->persist->log);
 }
 
-void once__wal_event_clear(once_store *s)
+bool once__wal_event_clear(once_store *s, int fd)
 {
-	once__log_event_clear(s->persist->log);
+	return once__log_event_clear(s->persist->log, fd);
 }
 
 uint64_t once__wal_next_ticket(once_store *s)
@@ -361,7 +361,7 @@ once_status once__persist_open(once_store *s)
 		remove_leftovers(p->dir.fd, true, p->committed_start, r.has_checkpoint ? r.first_segment : 0);
 		p->segment = r.last_segment + 1;
 	}
-	/* The threads started here (the log's interval syncer, the
+	/* The threads started here (the log's writer, the
 	 * checkpointer) block every signal, as the sweeper does. */
 	sigset_t all, old;
 	sigfillset(&all);

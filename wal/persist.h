@@ -102,7 +102,7 @@ static inline once_status once__wal_finish(once_store *s, uint64_t seq, once_tic
 once_status once__wal_position(once_store *s, once_ticket *upto);
 /* The ticket descriptor (once_ticket_fd) and its rearming. */
 int once__wal_event_fd(once_store *s);
-void once__wal_event_clear(once_store *s);
+bool once__wal_event_clear(once_store *s, int fd);
 /* The next ticket the log will hand out (tickets below it exist). */
 uint64_t once__wal_next_ticket(once_store *s);
 

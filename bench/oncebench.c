@@ -47,6 +47,7 @@ struct config {
 	once_sync_mode sync; /* --workload log, --durable: sync mode */
 	bool durable;        /* the store gets a data directory (a fresh temporary one per run) */
 	bool checkpoint_off; /* no automatic checkpoints (the recovery bench) */
+	bool no_reopen;      /* --no-reopen: remove the last durable run's data unread */
 	bool presize;        /* --workload growth: o.presize_tables = true */
 	double duration;     /* > 0: each timed phase runs at most this long */
 	const char *dir;     /* base of the temporary data directories */
@@ -413,6 +414,11 @@ static void reopen_last(const struct config *c)
 {
 	if (last_dir[0] == '\0')
 		return;
+	if (c->no_reopen) {
+		remove_data_dir(last_dir);
+		last_dir[0] = '\0';
+		return;
+	}
 	malloc_trim(0);
 	double t0 = now_s();
 	once_store *s = open_store(c, last_workload->kind, last_dir);
@@ -925,6 +931,7 @@ static void usage(void)
 	       "                 same batch (pwrite of rec/sync records + fdatasync, one\n"
 	       "                 thread) on a growing and on a preallocated file\n"
 	       "  --sync M       always (default), interval or none\n"
+	       "  --no-reopen    with --durable or --inflight: skip the timed reopen at the end\n"
 	       "  --dir DIR      base of the temporary data directories (default $TMPDIR or /tmp)\n"
 	       "  --json         one JSON object per figure instead of the table\n"
 	       "  --svg FILE     also draw the figures as a self-contained SVG: ops/s against\n"
@@ -986,6 +993,8 @@ static void parse_args(struct config *c, int argc, char **argv)
 			c->json = true;
 		} else if (strcmp(a, "--durable") == 0) {
 			c->durable = true;
+		} else if (strcmp(a, "--no-reopen") == 0) {
+			c->no_reopen = true;
 		} else if (v == NULL) {
 			usage();
 			exit(2);

@@ -5,7 +5,7 @@
 # and stops them by PID when it ends, also on failure or Ctrl-C.  Every
 # measured run is bounded by time (--seconds: pgbench -T, oncebench
 # --duration, redis-benchmark -n calibrated to it); the expected total is
-# printed at the start (about 10 minutes at the defaults on 2 cores).
+# printed at the start (about 12-13 minutes at the defaults on 2 cores).
 #
 #   bench/compare/run.sh [--seconds N] [--quick] [--rows N] [--ops a,b]
 #                        [--oncebench PATH] [--head] [--keep]
@@ -228,25 +228,33 @@ run_redis() {
 # ---- oncestore ----
 # Four rows per operation: 32 blocking callers and one event loop with
 # ONCE_INFLIGHT _async calls outstanding, each under sync always and
-# interval.  Each run stops after --seconds (oncebench --duration); --keys
-# is sized above what the run can use at the rates seen on 2 cores, so the
-# time is the bound.
+# interval.  Each run stops after --seconds (oncebench --duration) or when
+# its single-use keys run out, whichever comes first: keys cost time to
+# make and prefill (about 5 us each), so they are sized for the rates seen
+# on 2 cores (blocking always ~60k/s: the time bounds it; blocking interval
+# ~100-150k/s and the async rows 300-500k/s: about half of --seconds).
+# An oncebench without --inflight (an older build) skips the async rows.
+ONCE_KEYS_BLOCKING_ALWAYS=70000 ONCE_KEYS_BLOCKING_INTERVAL=120000 ONCE_KEYS_ASYNC=200000
 run_once() {
-	local op wl mode keys out ops p99 how args extra
+	local op wl mode keys ops p99 how args extra reopen=()
+	local async=1
+	"$ONCEBENCH" --help | grep -q -- --inflight || async=0
+	"$ONCEBENCH" --help | grep -q -- --no-reopen && reopen=(--no-reopen)
 	for op in replay code_take nonce_accept refresh_rotate; do
 		has_op "$op" || continue
 		case $op in code_take) wl=take ;; *) wl=$op ;; esac
 		for how in blocking async; do
+			[ $how = blocking ] || [ $async = 1 ] || continue
 			for mode in always interval; do
 				if [ $how = blocking ]; then
 					args=(--threads "$ONCE_THREADS") extra=""
-					if [ $mode = always ]; then keys=$((80000 * SECS)); else keys=$((500000 * SECS)); fi
+					if [ $mode = always ]; then keys=$((ONCE_KEYS_BLOCKING_ALWAYS * SECS)); else keys=$((ONCE_KEYS_BLOCKING_INTERVAL * SECS)); fi
 				else
 					args=(--threads "$ONCE_LOOPS" --inflight "$ONCE_INFLIGHT") extra=" async"
-					keys=$((500000 * SECS))
+					keys=$((ONCE_KEYS_ASYNC * SECS))
 				fi
 				TMPDIR=$TMP "$ONCEBENCH" --durable --sync "$mode" --workload "$wl" --keys "$keys" \
-					--duration "$SECS" --runs 1 --json "${args[@]}" >"$TMP/once.json"
+					--duration "$SECS" --runs 1 --json "${reopen[@]}" "${args[@]}" >"$TMP/once.json"
 				read -r ops p99 < <($PY once-json "$TMP/once.json" "$wl")
 				log "  oncestore $op sync $mode${extra}: $ops ops/s, p99 $p99 ms"
 				if [ $how = blocking ]; then
@@ -259,13 +267,19 @@ run_once() {
 	done
 }
 
-# What the runs above take, roughly (2 cores, a virtio disk): PostgreSQL's
-# prefill and each run's reset (UPDATE, VACUUM, CHECKPOINT of ROWS rows),
-# Redis's fills and calibration, oncestore's prefill and raw-disk limit.
+# What the runs above take, roughly, as measured on 2 shared cores and a
+# virtio disk: PostgreSQL's prefill (~60 s per million rows) and each run's
+# reset (UPDATE, VACUUM, CHECKPOINT: ~10 s per million); Redis's fills and
+# calibration (~15 s per million); oncestore's keys and prefill (~5 us per
+# key) and its raw-disk limit and close (~3 s).
 nops=$(echo "$OPS" | tr ',' '\n' | grep -c .)
-EXPECT=$(awk -v r="$ROWS" -v s="$SECS" -v n="$nops" 'BEGIN { r /= 1e6;
-	printf "%d", 30 * r + n * 2 * (s + 6 * r + 2) + n * 2 * (s + 10 * r + 3) + n * 4 * (s + 4) }')
-log "expected total: about $(( (EXPECT + 59) / 60 )) min ($nops operations x 8 runs of $SECS s)"
+EXPECT=$(awk -v r="$ROWS" -v s="$SECS" -v n="$nops" -v ka="$ONCE_KEYS_BLOCKING_ALWAYS" \
+	-v ki="$ONCE_KEYS_BLOCKING_INTERVAL" -v kx="$ONCE_KEYS_ASYNC" 'BEGIN { r /= 1e6;
+	pg = 60 * r + n * 2 * (s + 10 * r + 1);
+	redis = n * 2 * (1.1 * s + 15 * r + 2);
+	once = n * (4 * (s + 3) + (ka + ki + 2 * kx) * s * 5e-6 - 2 * 0.4 * s);
+	printf "%d", pg + redis + once }')
+log "expected total: about $(( (EXPECT + 59) / 60 )) min ($nops operations x 16 runs of at most $SECS s)"
 
 log "$(nproc) cores, $SECS s per run, $ROWS prefilled keys; results in $RESULTS"
 run_pg
@@ -274,5 +288,6 @@ run_once
 echo
 echo "Side by side: $(nproc) cores, $SECS s per run, loopback, server and client on the same cores"
 $PY table "$RESULTS"
-echo "(whole script: $(( ($(date +%s) - T_START + 30) / 60 )) min, expected about $(( (EXPECT + 59) / 60 )))"
+took=$(( $(date +%s) - T_START ))
+echo "(whole script: $((took / 60)) min $((took % 60)) s; expected about $(( (EXPECT + 59) / 60 )) min)"
 [ "$KEEP" = 1 ] && cp "$RESULTS" "$HERE/build/results.jsonl" 2>/dev/null || true

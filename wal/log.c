@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -60,6 +61,7 @@ struct once__log {
 	size_t spare_cap;
 	uint64_t next_seq;  /* the next append's sequence number */
 	bool writer_idle;   /* the writer waits on `work` */
+	bool writer_timed;  /* ... until the next interval sync */
 	unsigned space_waiters;
 	bool stopping;
 
@@ -314,6 +316,12 @@ static struct timespec deadline_after_ms(uint32_t ms)
 static void *writer_main(void *arg)
 {
 	struct once__log *log = arg;
+	/* SCHED_BATCH: woken by an append, the writer does not preempt the
+	 * appending thread on its CPU (an event loop's call would otherwise
+	 * wait, at times tens of microseconds, for the writer to get as far
+	 * as its fdatasync); it runs on another CPU or right after.  Any
+	 * thread may take this policy; if refused, nothing changes. */
+	pthread_setschedparam(pthread_self(), SCHED_BATCH, &(struct sched_param){.sched_priority = 0});
 	bool always = log->mode == ONCE_SYNC_ALWAYS, interval = log->mode == ONCE_SYNC_INTERVAL;
 	struct timespec next_sync = deadline_after_ms(log->interval_ms);
 	pthread_mutex_lock(&log->lock);
@@ -321,6 +329,7 @@ static void *writer_main(void *arg)
 		bool unsynced = interval && atomic_load(&log->durable_seq) < atomic_load(&log->written_seq);
 		if (log->queue_len == 0 && !log->stopping) {
 			log->writer_idle = true;
+			log->writer_timed = unsynced;
 			int rc = unsynced ? pthread_cond_timedwait(&log->work, &log->lock, &next_sync)
 			                  : pthread_cond_wait(&log->work, &log->lock);
 			log->writer_idle = false;
@@ -418,11 +427,47 @@ once_status once__log_append(struct once__log *log, uint8_t type, const void *pa
 	return st;
 }
 
+/*
+ * ONCE_SYNC_INTERVAL and NONE: a blocking committer whose record only has
+ * to reach the kernel writes the queue itself when no one holds io (a
+ * pwrite is a few microseconds: handing it to the writer thread and
+ * sleeping until it is done cost 150 us and two context switches a call).
+ * Under ONCE_SYNC_ALWAYS the writer thread does it: there a group waits
+ * for an fdatasync, and the thread keeps the groups large.  true when it
+ * wrote.
+ */
+static bool write_it_myself(struct once__log *log)
+{
+	if (log->mode == ONCE_SYNC_ALWAYS || pthread_mutex_trylock(&log->io) != 0)
+		return false;
+	unsigned char *buf;
+	size_t len, cap;
+	uint64_t upto;
+	pthread_mutex_lock(&log->lock);
+	take_queue(log, &buf, &len, &cap, &upto);
+	pthread_mutex_unlock(&log->lock);
+	write_group_io(log, buf, len, upto, false);
+	pthread_mutex_unlock(&log->io);
+	wake_covered(log, reached(log));
+	pthread_mutex_lock(&log->lock);
+	return_buffer(log, buf, cap);
+	/* ONCE_SYNC_INTERVAL: a writer asleep without a deadline must learn
+	 * that something written waits for its sync. */
+	if (log->mode == ONCE_SYNC_INTERVAL && log->writer_idle && !log->writer_timed) {
+		log->writer_idle = false;
+		pthread_cond_signal(&log->work);
+	}
+	pthread_mutex_unlock(&log->lock);
+	return true;
+}
+
 once_status once__log_commit(struct once__log *log, uint64_t seq)
 {
 	if (seq >= atomic_load_explicit(&log->appended_seq, memory_order_acquire))
 		return ONCE_INVALID; /* never appended: nothing could make it durable */
 	if (reached(log) > seq)
+		return ONCE_OK;
+	if (write_it_myself(log) && reached(log) > seq)
 		return ONCE_OK;
 	struct waiter me = {.seq = seq};
 	sem_init(&me.wake, 0, 0);

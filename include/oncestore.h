@@ -222,9 +222,13 @@ typedef struct once_options {
 	uint32_t sync_interval_ms; /* ONCE_SYNC_INTERVAL period; default 10 */
 	/* The store keeps one log (not one per shard: README "Durability").
 	 * When more than this many bytes were appended to it since the last
-	 * checkpoint, a background thread checkpoints (once_checkpoint), so
-	 * disk use stays near live data + checkpoint_bytes.  Default 64 MiB;
-	 * UINT64_MAX: only explicit checkpoints. */
+	 * checkpoint, and more than that checkpoint's snapshots held, a
+	 * background thread checkpoints (once_checkpoint).  A checkpoint
+	 * writes every live entry, so it waits for at least as many bytes of
+	 * log as it writes: its cost per logged byte stays bounded however
+	 * many entries are live, and disk use stays below twice the live data
+	 * + checkpoint_bytes.  Default 64 MiB; UINT64_MAX: only explicit
+	 * checkpoints. */
 	uint64_t checkpoint_bytes;
 	/* Most bytes of log records waiting in memory for the log writer
 	 * thread (see "Non-blocking durable writes").  The writer drains the

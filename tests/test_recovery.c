@@ -2041,6 +2041,7 @@ struct monitor {
 	_Atomic bool stop;
 	int max_logs;
 	uint64_t max_log_bytes;
+	uint64_t max_snap_bytes; /* the snapshots on disk (two sets while a checkpoint commits) */
 };
 
 static void *monitor_main(void *arg)
@@ -2053,6 +2054,9 @@ static void *monitor_main(void *arg)
 			m->max_logs = n;
 		if (bytes > m->max_log_bytes)
 			m->max_log_bytes = bytes;
+		count_prefix(m->dir, "snap-", &bytes);
+		if (bytes > m->max_snap_bytes)
+			m->max_snap_bytes = bytes;
 		usleep(500);
 	}
 	return NULL;
@@ -2087,18 +2091,121 @@ static void test_auto_checkpoint_bounds_log(void)
 	struct once_stats st;
 	once_stats(s, &st);
 	printf("# %" PRIu64 " log bytes written, %" PRIu64 " automatic checkpoints; at most %d segments, "
-	       "%" PRIu64 " segment bytes on disk\n",
-	       st.log_bytes, st.checkpoints, m.max_logs, m.max_log_bytes);
+	       "%" PRIu64 " segment bytes and %" PRIu64 " snapshot bytes on disk\n",
+	       st.log_bytes, st.checkpoints, m.max_logs, m.max_log_bytes, m.max_snap_bytes);
 	ASSERT(st.log_bytes > 8 * o.checkpoint_bytes);
 	ASSERT(st.checkpoints >= 2);
 	ASSERT(m.max_logs <= 3);
-	ASSERT(m.max_log_bytes < st.log_bytes / 2);
+
+	/* Steady state: the live set stays as it is (finalizing taken codes
+	 * again logs a record each time and stores nothing new) while the
+	 * log grows to 20 times the interval.  The interval is
+	 * max(checkpoint_bytes, the last snapshots' size) (oncestore.h); the
+	 * log on disk holds at most the interval that triggered a
+	 * checkpoint, what was written while it ran, and one preallocation
+	 * step of zeros. */
+	char code[ONCE_SECRET_LEN + 1];
+	once_code c = test_code(5000);
+	for (int i = 0; i < 64; i++) {
+		test_key(code, "steady", (uint64_t)i);
+		ASSERT_ST(once_code_put(s, code, ONCE_SECRET_LEN, &c), ONCE_OK);
+		ASSERT_ST(once_code_take(s, code, ONCE_SECRET_LEN, NULL, NULL), ONCE_OK);
+	}
+	ASSERT_ST(once_checkpoint(s), ONCE_OK);
+	uint64_t snap;
+	count_prefix(dir, "snap-", &snap);
+	uint64_t interval = snap > o.checkpoint_bytes ? snap : o.checkpoint_bytes;
+	once_stats(s, &st);
+	uint64_t log0 = st.log_bytes, ck0 = st.checkpoints;
+	struct monitor steady = {.dir = dir};
+	ASSERT(pthread_create(&mon, NULL, monitor_main, &steady) == 0);
+	once_ticket t = 0;
+	for (int i = 0; st.log_bytes - log0 < 20 * interval && i < 10000000; i++) {
+		test_key(code, "steady", (uint64_t)(i % 64));
+		ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
+		if (i % 256 == 255) {
+			ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+			once_stats(s, &st);
+		}
+	}
+	ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+	atomic_store(&steady.stop, true);
+	pthread_join(mon, NULL);
+	once_stats(s, &st);
+	printf("# steady: %" PRIu64 " log bytes over a %" PRIu64 "-byte interval, %" PRIu64
+	       " checkpoints; at most %" PRIu64 " segment bytes on disk\n",
+	       st.log_bytes - log0, interval, st.checkpoints - ck0, steady.max_log_bytes);
+	ASSERT(st.checkpoints - ck0 >= 5);
+	ASSERT(steady.max_log_bytes <= 2 * interval + o.checkpoint_bytes / 4 + (16u << 10));
 	struct test_dump want = test_dump_of(s);
 	ASSERT_ST(once_close(s), ONCE_OK);
 	ASSERT(count_prefix(dir, "log-", NULL) <= 2);
 	ASSERT_EQ_INT(count_prefix(dir, "snap-", NULL), 4);
 	reopen_expect(&o, &want, "after automatic checkpoints");
 	test_dump_free(&want);
+	test_rmdir(dir);
+}
+
+/*
+ * The automatic interval follows the live data: with a snapshot of about
+ * 1 MiB and checkpoint_bytes 16 KiB, 200 KiB of log start no checkpoint
+ * (a fixed 16 KiB interval would have started about a dozen, each writing
+ * the whole megabyte); a few megabytes more do.
+ */
+static void test_auto_checkpoint_interval_follows_live_data(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	struct test_clock clk = {1000};
+	once_options o = opts(&clk, dir);
+	o.max_replays = 1u << 15;
+	o.checkpoint_bytes = 16 << 10;
+	once_store *s = test_open(&o);
+	once_ticket t = 0;
+	for (int i = 0; i < 20000; i++) {
+		char jti[48];
+		snprintf(jti, sizeof jti, "live-jti-with-some-length-%d", i);
+		ASSERT_ST(once_replay_check_async(s, jti, strlen(jti), 3600, &t), ONCE_OK);
+	}
+	ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+	ASSERT_ST(once_checkpoint(s), ONCE_OK);
+	uint64_t snap;
+	count_prefix(dir, "snap-", &snap);
+	struct once_stats st;
+	once_stats(s, &st);
+	uint64_t log0 = st.log_bytes, ck0 = st.checkpoints;
+	ASSERT(snap > 40 * o.checkpoint_bytes);
+	/* Taken codes finalized again: log records, no new live entries. */
+	char code[ONCE_SECRET_LEN + 1];
+	test_key(code, "interval", 0);
+	once_code c = test_code(5000);
+	ASSERT_ST(once_code_put(s, code, ONCE_SECRET_LEN, &c), ONCE_OK);
+	ASSERT_ST(once_code_take(s, code, ONCE_SECRET_LEN, NULL, NULL), ONCE_OK);
+	while (st.log_bytes - log0 < 200u << 10) {
+		for (int i = 0; i < 64; i++)
+			ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
+		ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+		once_stats(s, &st);
+	}
+	usleep(200000); /* a checkpoint asked for would have started by now */
+	once_stats(s, &st);
+	ASSERT_EQ_U64(st.checkpoints, ck0);
+	while (st.log_bytes - log0 < 3 * snap) {
+		for (int i = 0; i < 256; i++)
+			ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
+		ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+		once_stats(s, &st);
+	}
+	for (int i = 0; i < 1000 && st.checkpoints == ck0; i++) { /* bounded: 10 s */
+		usleep(10000);
+		once_stats(s, &st);
+	}
+	printf("# snapshot %" PRIu64 " bytes, checkpoint_bytes %" PRIu64 ": %" PRIu64
+	       " automatic checkpoints over %" PRIu64 " log bytes\n",
+	       snap, o.checkpoint_bytes, st.checkpoints - ck0, st.log_bytes - log0);
+	ASSERT(st.checkpoints > ck0);
+	ASSERT(st.checkpoints - ck0 <= 4);
+	ASSERT_ST(once_close(s), ONCE_OK);
 	test_rmdir(dir);
 }
 
@@ -2347,6 +2454,6 @@ TESTS(TEST(test_torn_tail_every_offset), TEST(test_corrupt_log_bit_flips),
       TEST(test_checkpoint_snapshot_write_fails), TEST(test_checkpoint_snapshot_sync_fails),
       TEST(test_checkpoint_commit_fails), TEST(test_checkpoint_new_segment_write_fails),
       TEST(test_checkpoint_new_segment_sync_fails), TEST(test_checkpoint_log_sync_fails),
-      TEST(test_checkpoint_races_writers), TEST(test_auto_checkpoint_bounds_log),
+      TEST(test_checkpoint_races_writers), TEST(test_auto_checkpoint_bounds_log), TEST(test_auto_checkpoint_interval_follows_live_data),
       TEST(test_no_secret_at_rest_and_modes), TEST(test_lock_second_open));
 TEST_MAIN()

@@ -194,7 +194,7 @@ static void image_cb(struct once__entry *e, void *ctx)
 }
 
 once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char uid[16], uint64_t start,
-                                 uint32_t shard, uint64_t *records)
+                                 uint32_t shard, uint64_t *records, uint64_t *bytes)
 {
 	char name[ONCE_FILE_NAME_MAX], tmp[ONCE_FILE_NAME_MAX + 8];
 	once__snap_name(name, start, shard);
@@ -231,5 +231,6 @@ once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char u
 		return ONCE_IO;
 	}
 	*records = count;
+	*bytes = (uint64_t)w.at;
 	return ONCE_OK;
 }

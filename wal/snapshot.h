@@ -12,6 +12,6 @@
  * directory is not synced here).  *records: images written.
  * ONCE_OK | ONCE_IO | ONCE_NOMEM. */
 once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char uid[16], uint64_t start,
-                                 uint32_t shard, uint64_t *records);
+                                 uint32_t shard, uint64_t *records, uint64_t *bytes);
 
 #endif /* ONCE_WAL_SNAPSHOT_H */

@@ -1187,9 +1187,12 @@ static void op_nonce_accept(struct in *in)
 		n->used = true;
 }
 
-static void op_replay(struct in *in)
+/* async: the _async form, whose ticket must be > 0 exactly when the call
+ * logged something (OK with a data directory) and then become durable;
+ * the ticket calls are poked with hostile values on the way. */
+static void op_replay(struct in *in, bool async)
 {
-	g_op = "replay_check";
+	g_op = async ? "replay_check_async" : "replay_check";
 	struct key k = pick_key(in);
 	int64_t ttl = pick_ttl(in, g_now);
 	once_status want;
@@ -1204,7 +1207,24 @@ static void op_replay(struct in *in)
 	int64_t exp = want == ONCE_OK ? add_ttl(ttl) : 0;
 	enum rule r = time_rule(want != ONCE_INVALID && (t_out(g_now) || t_out(exp)));
 	trace("replay_check jti=%d ttl=%" PRId64 " -> want %s", k.slot, ttl, sname(want));
-	once_status st = once_replay_check(S, k.p, k.len, ttl);
+	once_ticket t = 77;
+	once_status st = async ? once_replay_check_async(S, k.p, k.len, ttl, &t)
+	                       : once_replay_check(S, k.p, k.len, ttl);
+	if (async) {
+		bool logged = st == ONCE_OK && C.dir;
+		CHECK(logged ? t > 0 : t == 0, "replay_check_async: %s with ticket %" PRIu64, sname(st), t);
+		once_ticket upto = 0;
+		CHECK(once_tickets_durable(S, &upto) == ONCE_OK, "once_tickets_durable");
+		if (logged)
+			CHECK(once_ticket_wait(S, t) == ONCE_OK, "once_ticket_wait(%" PRIu64 ")", t);
+		CHECK(once_ticket_wait(S, 0) == ONCE_OK, "once_ticket_wait(0)");
+		CHECK(once_ticket_wait(S, t + (1u << 30)) == ONCE_INVALID, "once_ticket_wait of a ticket never handed out");
+		CHECK(once_ticket_wait(S, UINT64_MAX) == ONCE_INVALID, "once_ticket_wait(UINT64_MAX)");
+		int fd = (int)(u16(in) % 4096) - 1; /* -1 .. 4094: never one of the store's */
+		once_status dst = once_tickets_drain(S, fd, &upto);
+		CHECK(dst == (fd < 0 ? ONCE_OK : ONCE_INVALID), "once_tickets_drain(fd %d): %s", fd, sname(dst));
+		CHECK(once_replay_check_async(S, k.p, k.len, ttl, NULL) == ONCE_INVALID, "a NULL ticket");
+	}
 	count(ONCE_OP_REPLAY_CHECK, st);
 	if (expect(st, want, r) && want == ONCE_OK)
 		M.rep[k.slot] = (struct m_replay){true, exp};
@@ -1665,7 +1685,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (in.n > 0 && g_opi < 400) {
 		g_opi++;
 		uint8_t op = u8(&in);
-		switch (op % 24) {
+		switch (op % 25) {
 		case 0: op_code_put(&in); break;
 		case 1: op_code_get(&in); break;
 		case 2: op_code_take(&in); break;
@@ -1682,7 +1702,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 13: op_nonce_issue(&in); break;
 		case 14: op_nonce_valid(&in); break;
 		case 15: op_nonce_accept(&in); break;
-		case 16: op_replay(&in); break;
+		case 16: op_replay(&in, false); break;
 		case 17: op_sweep(&in); break;
 		case 18: op_clock(&in); break;
 		case 19: op_stats(); break;
@@ -1696,6 +1716,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case 22: op_options(&in); break;
+		case 23: op_replay(&in, true); break;
 		default: op_null_store(); break;
 		}
 	}

@@ -2101,9 +2101,11 @@ static void test_auto_checkpoint_bounds_log(void)
 	 * again logs a record each time and stores nothing new) while the
 	 * log grows to 20 times the interval.  The interval is
 	 * max(checkpoint_bytes, the last snapshots' size) (oncestore.h); the
-	 * log on disk holds at most the interval that triggered a
-	 * checkpoint, what was written while it ran, and one preallocation
-	 * step of zeros. */
+	 * log on disk holds the interval that triggered a checkpoint, what was
+	 * written while it ran, and one preallocation step of zeros.  How much
+	 * is written while one runs depends on the machine (ThreadSanitizer,
+	 * 2 busy cores): the bound allows three intervals for it, against the
+	 * twenty the log grows by, so a log whose segments were kept fails. */
 	char code[ONCE_SECRET_LEN + 1];
 	once_code c = test_code(5000);
 	for (int i = 0; i < 64; i++) {
@@ -2136,7 +2138,7 @@ static void test_auto_checkpoint_bounds_log(void)
 	       " checkpoints; at most %" PRIu64 " segment bytes on disk\n",
 	       st.log_bytes - log0, interval, st.checkpoints - ck0, steady.max_log_bytes);
 	ASSERT(st.checkpoints - ck0 >= 5);
-	ASSERT(steady.max_log_bytes <= 2 * interval + o.checkpoint_bytes / 4 + (16u << 10));
+	ASSERT(steady.max_log_bytes <= 4 * interval + o.checkpoint_bytes / 4 + (16u << 10));
 	struct test_dump want = test_dump_of(s);
 	ASSERT_ST(once_close(s), ONCE_OK);
 	ASSERT(count_prefix(dir, "log-", NULL) <= 2);

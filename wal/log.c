@@ -275,24 +275,38 @@ static void return_buffer(struct once__log *log, unsigned char *buf, size_t cap)
 }
 
 /*
- * One group, by the writer thread: take the queue, write it, sync it when
- * the mode (or `sync`) says so, tell the waiters.
+ * With io held (no other group interleaves): takes everything queued under
+ * the appenders' lock, then writes it (and syncs it, with `sync`) holding
+ * only io, so appenders keep queueing meanwhile.  *boundary, if not NULL,
+ * receives the sequence number after the last record taken.  false: the
+ * log has failed (sticky).  The caller wakes the waiters after releasing
+ * io.
  */
-static void write_group(struct once__log *log, bool sync)
+static bool write_queued_io(struct once__log *log, bool sync, uint64_t *boundary)
 {
-	pthread_mutex_lock(&log->io);
-	pthread_mutex_lock(&log->lock);
 	unsigned char *buf;
 	size_t len, cap;
 	uint64_t upto;
+	pthread_mutex_lock(&log->lock);
 	take_queue(log, &buf, &len, &cap, &upto);
 	pthread_mutex_unlock(&log->lock);
-	write_group_io(log, buf, len, upto, sync);
-	pthread_mutex_unlock(&log->io);
-	wake_covered(log, reached(log));
+	bool ok = write_group_io(log, buf, len, upto, sync);
 	pthread_mutex_lock(&log->lock);
 	return_buffer(log, buf, cap);
 	pthread_mutex_unlock(&log->lock);
+	if (boundary != NULL)
+		*boundary = upto;
+	return ok;
+}
+
+/* One group, by the writer thread: take the queue, write it, sync it when
+ * the mode (or `sync`) says so, tell the waiters. */
+static void write_group(struct once__log *log, bool sync)
+{
+	pthread_mutex_lock(&log->io);
+	write_queued_io(log, sync, NULL);
+	pthread_mutex_unlock(&log->io);
+	wake_covered(log, reached(log));
 }
 
 static struct timespec deadline_after_ms(uint32_t ms)
@@ -440,17 +454,10 @@ static bool write_it_myself(struct once__log *log)
 {
 	if (log->mode == ONCE_SYNC_ALWAYS || pthread_mutex_trylock(&log->io) != 0)
 		return false;
-	unsigned char *buf;
-	size_t len, cap;
-	uint64_t upto;
-	pthread_mutex_lock(&log->lock);
-	take_queue(log, &buf, &len, &cap, &upto);
-	pthread_mutex_unlock(&log->lock);
-	write_group_io(log, buf, len, upto, false);
+	write_queued_io(log, false, NULL);
 	pthread_mutex_unlock(&log->io);
 	wake_covered(log, reached(log));
 	pthread_mutex_lock(&log->lock);
-	return_buffer(log, buf, cap);
 	/* ONCE_SYNC_INTERVAL: a writer asleep without a deadline must learn
 	 * that something written waits for its sync. */
 	if (log->mode == ONCE_SYNC_INTERVAL && log->writer_idle && !log->writer_timed) {
@@ -540,35 +547,12 @@ bool once__log_event_clear(struct once__log *log, int fd)
 	return false; /* not one of this log's */
 }
 
-/*
- * With io held (no group of the writer's interleaves): takes everything
- * queued under the lock, then writes it and makes everything appended
- * before the take durable, whatever the sync mode, holding only io, so
- * appenders (event loops included) keep queueing meanwhile.  *boundary
- * receives the sequence number after the last record taken.  false: the
- * log has failed (sticky).  It serves rotations and checkpoints.
- */
-static bool flush_queued_io(struct once__log *log, uint64_t *boundary)
-{
-	unsigned char *buf;
-	size_t len, cap;
-	uint64_t upto;
-	pthread_mutex_lock(&log->lock);
-	take_queue(log, &buf, &len, &cap, &upto);
-	pthread_mutex_unlock(&log->lock);
-	bool ok = write_group_io(log, buf, len, upto, true);
-	pthread_mutex_lock(&log->lock);
-	return_buffer(log, buf, cap);
-	pthread_mutex_unlock(&log->lock);
-	*boundary = upto;
-	return ok;
-}
-
+/* Everything appended before the call written and synced, whatever the
+ * mode (checkpoints, close); appenders keep queueing meanwhile. */
 once_status once__log_sync_all(struct once__log *log)
 {
-	uint64_t boundary;
 	pthread_mutex_lock(&log->io);
-	bool ok = flush_queued_io(log, &boundary);
+	bool ok = write_queued_io(log, true, NULL);
 	pthread_mutex_unlock(&log->io);
 	wake_covered(log, reached(log));
 	return ok ? ONCE_OK : ONCE_IO;
@@ -589,7 +573,7 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 	once_status st = ONCE_IO;
 	int fd;
 	uint64_t salt, boundary;
-	bool flushed = flush_queued_io(log, &boundary);
+	bool flushed = write_queued_io(log, true, &boundary);
 	if (flushed)
 		cut_preallocated(log);
 	if (flushed && once__segment_create(log->dirfd, path, log->uid, number, boundary, &fd, &salt)) {

@@ -848,7 +848,9 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
  *
  * The blocking calls stay, for threaded hosts; they share the writer and
  * its group commit (a blocking call is its _async form followed by
- * once_ticket_wait).
+ * once_ticket_wait; under ONCE_SYNC_INTERVAL and NONE, where its record
+ * only has to reach the kernel, it writes the queue itself when the writer
+ * is not writing, which saves a hand-off).
  */
 typedef uint64_t once_ticket;
 

@@ -19,8 +19,10 @@
  * (never blocks); once__log_commit blocks until one record is done: the
  * writer wakes exactly the committers its group covered, each on its own
  * semaphore, so a group of n records costs n wake-ups, not n broadcasts
- * and n contenders for one mutex.  The thread that appends never does disk
- * I/O (rotations and checkpoints aside).
+ * and n contenders for one mutex.  Appending never does disk I/O; a
+ * blocking commit does only under ONCE_SYNC_INTERVAL and NONE, where it
+ * writes the queue itself when no one else is writing (a pwrite, no sync),
+ * and rotations and checkpoints write what they flush.
  *
  * Segments are preallocated: the file grows by ONCE_WAL_PREALLOC_STEP
  * bytes of zeros at a time, ahead of the records, so an fdatasync of a

@@ -50,6 +50,14 @@ static once_store *open_dir(const char *dir, struct test_clock *clk)
 	return test_open(&o);
 }
 
+/* A store on a new temporary directory, its clock at 1000. */
+static once_store *open_fresh(char dir[256], struct test_clock *clk)
+{
+	test_tmpdir(dir);
+	atomic_init(&clk->now, 1000);
+	return open_dir(dir, clk);
+}
+
 /* ---- tickets from many threads ---- */
 
 enum { THREADS = 6, EACH = 2000 };
@@ -100,10 +108,8 @@ static void *watch_main(void *arg)
 static void test_tickets_many_threads_in_log_order(void)
 {
 	char dir[256];
-	test_tmpdir(dir);
 	struct test_clock clk;
-	atomic_init(&clk.now, 1000);
-	once_store *s = open_dir(dir, &clk);
+	once_store *s = open_fresh(dir, &clk);
 	static struct submitter w[THREADS];
 	pthread_t tid[THREADS], wt;
 	struct watcher watch = {.s = s};
@@ -168,10 +174,8 @@ static void test_tickets_many_threads_in_log_order(void)
 static void test_descriptor_and_outcomes(void)
 {
 	char dir[256];
-	test_tmpdir(dir);
 	struct test_clock clk;
-	atomic_init(&clk.now, 1000);
-	once_store *s = open_dir(dir, &clk);
+	once_store *s = open_fresh(dir, &clk);
 	int fd = once_ticket_fd(s);
 	ASSERT(fd >= 0);
 	/* A second loop gets a descriptor of its own, readable at once. */
@@ -343,10 +347,8 @@ static void *burst_main(void *arg)
 static void failure_case(bool on_sync, int err)
 {
 	char dir[256];
-	test_tmpdir(dir);
 	struct test_clock clk;
-	atomic_init(&clk.now, 1000);
-	once_store *s = open_dir(dir, &clk);
+	once_store *s = open_fresh(dir, &clk);
 	int fd = once_ticket_fd(s);
 	ASSERT(fd >= 0);
 	once_ticket t = 0, upto;
@@ -429,10 +431,8 @@ static void test_pwrite_enospc_fails_outstanding_tickets(void)
 static void test_close_with_tickets_outstanding(void)
 {
 	char dir[256];
-	test_tmpdir(dir);
 	struct test_clock clk;
-	atomic_init(&clk.now, 1000);
-	once_store *s = open_dir(dir, &clk);
+	once_store *s = open_fresh(dir, &clk);
 	enum { N = 5000 };
 	once_ticket t = 0, upto;
 	for (int i = 0; i < N; i++) {
@@ -554,10 +554,8 @@ static void *race_main(void *arg)
 static void test_async_take_single_use(void)
 {
 	char dir[256];
-	test_tmpdir(dir);
 	struct test_clock clk;
-	atomic_init(&clk.now, 1000);
-	once_store *s = open_dir(dir, &clk);
+	once_store *s = open_fresh(dir, &clk);
 	for (int round = 0; round < 200; round++) {
 		char key[ONCE_SECRET_LEN + 1];
 		test_key(key, "race", (uint64_t)round);

@@ -200,8 +200,19 @@ static void remove_leftovers(int dirfd, bool committed, uint64_t start, uint64_t
 		once__io_sync_dir(dirfd);
 }
 
+/* Truncates file `name` in dirfd to `at` bytes and fsyncs it. */
+static once_status cut_file(int dirfd, const char *name, uint64_t at)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && ftruncate(fd, (off_t)at) == 0 && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok ? ONCE_OK : ONCE_IO;
+}
+
 /* Cuts the newest segment's torn tail (or removes a segment whose header
- * was being written): those records were never acknowledged. */
+ * was being written): those records were never acknowledged.  Also cuts
+ * its preallocated zeros, silently. */
 static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__recovery *r)
 {
 	if (!r->torn) {
@@ -211,11 +222,7 @@ static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__re
 		 * or power cut before the log could cut them): unused space, not
 		 * a torn tail; cut silently, nothing is lost.  The log goes on in
 		 * a new segment, so this one keeps only its records. */
-		int fd = openat(dirfd, r->zeros_file, O_WRONLY | O_CLOEXEC);
-		bool ok = fd >= 0 && ftruncate(fd, (off_t)r->zeros_at) == 0 && fsync(fd) == 0;
-		if (fd >= 0)
-			close(fd);
-		return ok ? ONCE_OK : ONCE_IO;
+		return cut_file(dirfd, r->zeros_file, r->zeros_at);
 	}
 	once__log(s, ONCE_LOG_WARN,
 	          "once_open: %s: dropping a torn tail of %" PRIu64 " bytes at offset %" PRIu64
@@ -223,11 +230,7 @@ static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__re
 	          r->torn_file, r->torn_bytes, r->torn_at);
 	if (r->torn_at == 0)
 		return unlinkat(dirfd, r->torn_file, 0) == 0 && once__io_sync_dir(dirfd) ? ONCE_OK : ONCE_IO;
-	int fd = openat(dirfd, r->torn_file, O_WRONLY | O_CLOEXEC);
-	bool ok = fd >= 0 && ftruncate(fd, (off_t)r->torn_at) == 0 && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok ? ONCE_OK : ONCE_IO;
+	return cut_file(dirfd, r->torn_file, r->torn_at);
 }
 
 /* ---- checkpoints ---- */

@@ -298,6 +298,51 @@ typedef struct once_options {
 	/* Log callback; NULL = silent. */
 	once_log_fn log;
 	void *log_ctx;
+
+	/* ---- PostgreSQL (several gateways, one store: README "PostgreSQL") ----
+	 * A libpq connection string ("host=/run/postgresql dbname=auth", or a
+	 * postgresql:// URI), or NULL for the embedded store (the default).
+	 * With it, every function of this header runs on AttestoPhoenix 3.5.1's
+	 * tables and statements, so C gateways and AttestoPhoenix nodes share
+	 * one database and one guarantee; where its semantics differ from the
+	 * embedded store's, the function's comment says so under "PostgreSQL".
+	 * dir and postgres together are ONCE_INVALID.  once_open checks that
+	 * the five tables exist with the expected columns (it never creates or
+	 * alters them: `oncestore schema` prints their DDL) and answers
+	 * ONCE_INVALID with a line naming what is missing; ONCE_IO when the
+	 * server cannot be reached.  Options of the embedded store (shards,
+	 * capacities, sync, checkpoints, successor_key) are ignored. */
+	const char *postgres;
+	/* PostgreSQL schema holding the tables (AttestoPhoenix's
+	 * --schema-prefix), or NULL: search_path decides. */
+	const char *pg_schema;
+	/* Prepended to every table name (the migration generator's documented
+	 * --table-prefix; `oncestore schema --table-prefix`), or NULL. */
+	const char *pg_table_prefix;
+	/* Connections kept open (each call holds one while it runs); default 8,
+	 * 1 .. 1024. */
+	uint32_t pg_pool_size;
+	/* statement_timeout of every connection in ms; a statement that runs
+	 * longer fails with ONCE_IO.  Default 5000; 0 = no timeout. */
+	uint32_t pg_statement_timeout_ms;
+	/* Refresh issuer binding (AttestoPhoenix 3.4.1+): families are written
+	 * with claims["urn:attesto:refresh-token:issuer"] = pg_issuer, and
+	 * families bound to another issuer (or to none) read as absent.  NULL:
+	 * no binding is written or checked. */
+	const char *pg_issuer;
+	/* AttestoPhoenix's refresh_successor_secret: raw bytes, at least 32,
+	 * identical on every node serving a family.  A rotation's successor is
+	 * sealed under a key derived from it in AttestoPhoenix's v2 envelope,
+	 * so a retry rotated by an Elixir node is honoured by a C node and the
+	 * reverse.  NULL: rotations write the strict tombstone (a retry then
+	 * finds no successor and the caller revokes: fail closed). */
+	const void *pg_successor_secret;
+	size_t pg_successor_secret_len;
+	/* Rotation grace in seconds (AttestoPhoenix's
+	 * refresh_token_rotation_grace_seconds): a successor stays recoverable
+	 * until min(rotation + grace, child expires_at - 1).  Default 60; 0
+	 * writes the strict tombstone. 0 .. ONCE_TTL_MAX. */
+	int64_t pg_rotation_grace;
 } once_options;
 
 /* Fills *o with the defaults documented above.  Does nothing when o is NULL. */

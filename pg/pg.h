@@ -1,0 +1,233 @@
+/*
+ * pg/pg.h - the PostgreSQL engine's internals, shared by the files of pg/.
+ *
+ * The engine keeps the five tables of AttestoPhoenix 3.5.1 (ATTESTO-PG
+ * section 1.2) and issues AttestoPhoenix's statements (section 2), so C
+ * gateways and AttestoPhoenix nodes share one database and one guarantee.
+ *
+ *   pg/store.c     once__pg_open, close, stats; the engine table
+ *   pg/pool.c      the connection pool, prepared statements, failures
+ *   pg/layout.c    the tables' columns: DDL for `oncestore schema` and the
+ *                  check once_open makes
+ *   pg/code.c      authorization codes and their access-token columns
+ *   pg/refresh.c   refresh tokens, families, tombstones, rotation
+ *   pg/nonce.c     DPoP nonces; pg/replay.c: the replay cache
+ *   pg/sweep.c     the sweeper's statements, redaction, in batches
+ *   pg/etf.c       the Erlang term format subset successors use
+ *   pg/envelope.c  successor envelopes (v2 "XCP.", v1, strict tombstones)
+ *   pg/json.c      claims: portable JSON objects (jansson)
+ *   pg/text.c      times, arrays and uuids as statement parameters
+ *
+ * Nothing here calls the public API: the dispatcher (api/) calls in.
+ */
+#ifndef ONCE_PG_H
+#define ONCE_PG_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "engine.h"
+#include "oncestore.h"
+
+/* The five tables, in the order ATTESTO-PG 1.2 creates them. */
+enum once__pg_table {
+	ONCE_PG_CODES = 0,   /* attesto_authorization_codes */
+	ONCE_PG_REFRESH,     /* attesto_refresh_tokens */
+	ONCE_PG_REVOCATIONS, /* attesto_refresh_family_revocations */
+	ONCE_PG_NONCES,      /* dpop_nonces */
+	ONCE_PG_REPLAYS,     /* dpop_replays */
+	ONCE_PG_TABLE_COUNT
+};
+
+/* Column size limits of the layout (ATTESTO-PG 1, "Size constants"). */
+#define ONCE_PG_HASH_MAX 88         /* code_hash, token_hash, parent_hash */
+#define ONCE_PG_IDENT_MAX 255       /* varchar(255): ids, jti, nonce, list elements */
+#define ONCE_PG_JKT_MAX 43          /* attestation_jkt varchar(43) */
+#define ONCE_PG_METHOD_MAX 16       /* code_challenge_method varchar(16) */
+#define ONCE_PG_ADVISORY_NAMESPACE 1096045126 /* 0x41545246 "ATRF" */
+#define ONCE_PG_ISSUER_CLAIM "urn:attesto:refresh-token:issuer"
+
+/* Every prepared statement of the engine.  Each file of pg/ defines the
+ * text of its own (struct once__pg_sql); the pool prepares a statement on
+ * a connection the first time it runs there. */
+enum once__pg_stmt {
+	/* pg/code.c */
+	ONCE_PG_CODE_PUT = 0,
+	ONCE_PG_CODE_GET,
+	ONCE_PG_CODE_TAKE,
+	ONCE_PG_CODE_TAKE_LOSER,
+	ONCE_PG_CODE_FINALIZE,
+	ONCE_PG_ACCESS_RECORD,
+	ONCE_PG_ACCESS_RECORD_EXISTS,
+	ONCE_PG_ACCESS_REVOKE,
+	ONCE_PG_ACCESS_REVOKED,
+	/* pg/nonce.c, pg/replay.c */
+	ONCE_PG_NONCE_ISSUE,
+	ONCE_PG_NONCE_VALID,
+	ONCE_PG_NONCE_ACCEPT,
+	ONCE_PG_NONCE_ACCEPT_LOSER,
+	ONCE_PG_REPLAY_CHECK,
+	/* pg/refresh.c (transactions run BEGIN/COMMIT/ROLLBACK unprepared) */
+	ONCE_PG_FAMILY_LOCK,
+	ONCE_PG_FAMILY_TOMBSTONED,
+	ONCE_PG_FAMILY_FLAGGED,
+	ONCE_PG_GENERATION_TAKEN,
+	ONCE_PG_REFRESH_INSERT,
+	ONCE_PG_REFRESH_GET,
+	ONCE_PG_REFRESH_GET_CHILD,
+	ONCE_PG_REFRESH_PARENT,
+	ONCE_PG_REFRESH_PARENT_FOR_UPDATE,
+	ONCE_PG_REFRESH_CONSUME,
+	ONCE_PG_REFRESH_CONSUME_LOSER,
+	ONCE_PG_REFRESH_SET_SUCCESSOR,
+	ONCE_PG_REFRESH_TOKEN_TAKEN,
+	ONCE_PG_REFRESH_MARK_ROTATED,
+	ONCE_PG_REFRESH_INSERT_CHILD,
+	ONCE_PG_TOMBSTONE_INSERT,
+	ONCE_PG_FAMILY_DELETE,
+	/* pg/sweep.c */
+	ONCE_PG_SWEEP_REDACT_V2,
+	ONCE_PG_SWEEP_REDACT_OTHER,
+	ONCE_PG_SWEEP_CODES,
+	ONCE_PG_SWEEP_REFRESH,
+	ONCE_PG_SWEEP_NONCES,
+	ONCE_PG_SWEEP_REPLAYS,
+	ONCE_PG_STMT_COUNT
+};
+
+/* A statement's text.  Table names are written {codes}, {refresh},
+ * {revocations}, {nonces}, {replays}; the pool replaces them with the
+ * quoted, schema-qualified, prefixed names before preparing. */
+struct once__pg_sql {
+	enum once__pg_stmt id;
+	const char *text;
+	int nparams;
+};
+
+struct once__pg_conn; /* one libpq connection and what it has prepared */
+
+/* Pool and statement figures for once_stats (pg/pool.c). */
+struct once__pg_counters {
+	_Atomic uint64_t connects;   /* connections made, the first ones included */
+	_Atomic uint64_t reconnects; /* connections made to replace a lost one */
+	_Atomic uint64_t errors;     /* statements that failed (ONCE_IO) */
+	_Atomic uint64_t statements; /* statements run */
+	_Atomic uint64_t statement_ns_total;
+	_Atomic uint64_t statement_ns_max;
+};
+
+struct once__pg_pool;
+
+struct once__pg {
+	const struct once__engine *engine; /* first: see api/engine.h */
+	once_options opt;                  /* copy; its strings point at the copies below */
+	char *conninfo;
+	char *schema;       /* NULL: search_path decides */
+	char *table_prefix; /* "" when none */
+	char *issuer;       /* NULL: families are not bound to an issuer */
+	unsigned char *successor_secret; /* NULL: successors are strict tombstones */
+	size_t successor_secret_len;
+	/* "\"schema\".\"prefix" "name\"" for each table, quoted for SQL. */
+	char *table[ONCE_PG_TABLE_COUNT];
+	struct once__pg_pool *pool;
+	struct once__pg_counters counters;
+	_Atomic uint64_t ops[ONCE_OP_COUNT][ONCE_STATUS_COUNT];
+	_Atomic uint64_t sweeps;
+};
+
+static inline struct once__pg *once__pg_of(once_store *s)
+{
+	return (struct once__pg *)(void *)s;
+}
+
+/* Counts a call's outcome in once_stats.ops and returns it. */
+once_status once__pg_count(struct once__pg *p, once_op op, once_status st);
+
+/* The store clock (options.clock), clamped like the embedded store's. */
+int64_t once__pg_now(const struct once__pg *p);
+
+/* ---- pool (pg/pool.c) ---- */
+
+/* Takes a connection, connecting (or reconnecting) if needed; blocks while
+ * all pool_size are in use.  ONCE_IO when no connection can be made. */
+once_status once__pg_acquire(struct once__pg *p, struct once__pg_conn **out);
+/* Returns a connection.  One that failed (lost, timed out, in an aborted
+ * transaction) is closed and replaced on a later acquire. */
+void once__pg_release(struct once__pg *p, struct once__pg_conn *c);
+
+/* Runs a statement with text parameters (NULL = SQL NULL), preparing it on
+ * this connection first if needed.  Returns the result when it is
+ * PGRES_COMMAND_OK or PGRES_TUPLES_OK; otherwise NULL, with *sqlstate (may
+ * be NULL) set to the five-character SQLSTATE or "" when the connection
+ * failed, and the connection marked broken unless the error was a plain
+ * statement error (a constraint, a bad value).  Never logs parameters. */
+PGresult *once__pg_run(struct once__pg *p, struct once__pg_conn *c, const struct once__pg_sql *sql,
+                       const char *const *params, char sqlstate[6]);
+/* BEGIN, COMMIT, ROLLBACK (unprepared).  false: the connection failed. */
+bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *command);
+
+/* ---- layout (pg/layout.c) ---- */
+
+/* Checks that the five tables exist with the expected columns and types.
+ * ONCE_OK, or ONCE_INVALID with an error line through the log callback
+ * naming what is missing (it never creates or alters anything); ONCE_IO
+ * when the check itself could not run. */
+once_status once__pg_layout_check(struct once__pg *p, struct once__pg_conn *c);
+
+/* ---- the engine's operations, one file each (see api/engine.h) ---- */
+
+/* pg/code.c */
+once_status once__pg_code_put(once_store *s, const void *hash, size_t hlen, const once_code *c,
+                              once_ticket *ticket);
+once_status once__pg_code_get(once_store *s, const void *hash, size_t hlen, once_code **out);
+once_status once__pg_code_take(once_store *s, const void *hash, size_t hlen, once_code **out,
+                               once_code_meta **meta, once_ticket *ticket);
+once_status once__pg_code_finalize(once_store *s, const void *hash, size_t hlen,
+                                   once_ticket *ticket);
+once_status once__pg_access_record(once_store *s, const void *family_id, size_t flen,
+                                   const void *jti, size_t jlen, int64_t expires_at,
+                                   once_ticket *ticket);
+once_status once__pg_access_revoke(once_store *s, const void *family_id, size_t flen,
+                                   once_ticket *ticket);
+bool once__pg_access_revoked(once_store *s, const void *jti, size_t jlen);
+
+/* pg/refresh.c */
+once_status once__pg_refresh_insert(once_store *s, const void *hash, size_t hlen,
+                                    const once_refresh *r, once_ticket *ticket);
+once_status once__pg_refresh_get(once_store *s, const void *hash, size_t hlen,
+                                 once_refresh **out);
+once_status once__pg_refresh_consume(once_store *s, const void *hash, size_t hlen,
+                                     once_refresh **out, once_ticket *ticket);
+once_status once__pg_refresh_remember(once_store *s, const void *hash, size_t hlen,
+                                      const void *succ, size_t n, once_ticket *ticket);
+once_status once__pg_refresh_rotate(once_store *s, const void *parent, size_t plen,
+                                    const void *child, size_t clen, const once_refresh *succ,
+                                    const void *payload, size_t n, once_refresh **parent_out,
+                                    once_ticket *ticket);
+once_status once__pg_refresh_revoke(once_store *s, const void *family_id, size_t flen,
+                                    once_ticket *ticket);
+
+/* pg/nonce.c, pg/replay.c */
+once_status once__pg_nonce_issue(once_store *s, int64_t ttl_seconds,
+                                 char out[ONCE_NONCE_LEN + 1], once_ticket *ticket);
+bool once__pg_nonce_valid(once_store *s, const void *nonce, size_t len);
+once_status once__pg_nonce_accept(once_store *s, const void *nonce, size_t len,
+                                  int64_t ttl_seconds, once_ticket *ticket);
+once_status once__pg_replay_check(once_store *s, const void *jti, size_t len,
+                                  int64_t ttl_seconds, once_ticket *ticket);
+
+/* pg/sweep.c */
+once_status once__pg_sweep(once_store *s, once_sweep_counts *out);
+
+/* pg/pool.c: opening and closing the pool (pg/store.c calls these). */
+once_status once__pg_pool_open(struct once__pg *p);
+void once__pg_pool_close(struct once__pg *p);
+/* Connections now open and the pool size, for once_stats. */
+void once__pg_pool_figures(struct once__pg *p, uint64_t *open_now, uint64_t *size);
+
+#endif /* ONCE_PG_H */

@@ -173,11 +173,45 @@ bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *co
 
 /* ---- layout (pg/layout.c) ---- */
 
-/* Checks that the five tables exist with the expected columns and types.
- * ONCE_OK, or ONCE_INVALID with an error line through the log callback
- * naming what is missing (it never creates or alters anything); ONCE_IO
- * when the check itself could not run. */
-once_status once__pg_layout_check(struct once__pg *p, struct once__pg_conn *c);
+/* The quoted, qualified name of a table: "schema"."<prefix>name", or
+ * "<prefix>name" without a schema (malloc'd; NULL on NOMEM). */
+char *once__pg_table_name(const char *schema, const char *prefix, enum once__pg_table t);
+
+/* Checks on conn that the five tables exist with the expected columns and
+ * types.  ONCE_OK, or ONCE_INVALID with an error line through the log
+ * callback naming what is missing (it never creates or alters anything);
+ * ONCE_IO when the check itself could not run. */
+once_status once__pg_layout_check(const struct once__pg *p, PGconn *conn);
+
+/* ---- parameters and values (pg/text.c) ---- */
+
+/* "YYYY-MM-DD HH:MM:SS": unix seconds as a UTC timestamp without time zone,
+ * the way AttestoPhoenix writes whole seconds. */
+void once__pg_time_text(int64_t unix_seconds, char out[32]);
+/* Parses a timestamp as the server prints it (fractions allowed and
+ * truncated, as Elixir truncates).  false when it is not one. */
+bool once__pg_time_parse(const char *text, int64_t *unix_seconds);
+/* A varchar[] literal of n strings ('{"a","b"}', each quoted and escaped);
+ * malloc'd, NULL on NOMEM. */
+char *once__pg_array_text(const char *const *v, size_t n);
+/* Parses a varchar[] as the server prints it into n malloc'd strings
+ * (*v malloc'd too; free with once__pg_array_free).  false when malformed
+ * or on NOMEM. */
+bool once__pg_array_parse(const char *text, char ***v, size_t *n);
+void once__pg_array_free(char **v, size_t n);
+/* A random (version 4) uuid, as the writer must supply `id` (ATTESTO-PG 1.1). */
+void once__pg_uuid(char out[37]);
+
+/* ---- claims (pg/json.c, jansson) ---- */
+
+/* Checks that claims (len bytes; NULL/0 = {}) are a portable JSON object
+ * (ATTESTO-PG 2.1: string keys, values null, booleans, strings, integers
+ * in the exact range, arrays, objects; no floats) and returns it encoded
+ * compactly in *out (malloc'd, NUL-terminated), with "nonce" set to nonce
+ * and the issuer claim set to issuer when those are not NULL.
+ * ONCE_INVALID when they are not; ONCE_NOMEM. */
+once_status once__pg_claims_encode(const void *claims, size_t len, const char *nonce,
+                                   const char *issuer, char **out);
 
 /* ---- the engine's operations, one file each (see api/engine.h) ---- */
 

@@ -23,6 +23,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 /* The commands in files of their own: argv[0] is the command's name. */
 int cli_verify(int argc, char **argv); /* verify.c */
 int cli_repair(int argc, char **argv); /* repair.c */
+int cli_schema(int argc, char **argv); /* schema.c: PostgreSQL DDL, no DIR */
 
 /* "oncestore <cmd>: <message>\n" on stderr. */
 void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

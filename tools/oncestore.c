@@ -1,8 +1,9 @@
 /*
  * tools/oncestore.c - the `oncestore` command line tool over a data
  * directory (SPEC section 4): init, verify, stats, dump, checkpoint,
- * repair.  This file holds the dispatcher and the commands that open the
- * store; verify is in verify.c, repair in repair.c.
+ * repair; and schema, which prints the PostgreSQL engine's DDL.  This file
+ * holds the dispatcher and the commands that open the store; verify is in
+ * verify.c, repair in repair.c, schema in schema.c.
  *
  * Exit status of every command: 0 success, 1 failure, 2 usage error.
  * Messages go to stderr and name the file (and the byte offset where
@@ -398,6 +399,7 @@ static const struct command {
 	{"dump", cmd_dump, "every entry as a JSON line, sorted (hashes and metadata only)"},
 	{"checkpoint", cmd_checkpoint, "write snapshots and drop the log segments they cover"},
 	{"repair", cli_repair, "truncate at the first damage, reporting what is dropped (--yes)"},
+	{"schema", cli_schema, "print the PostgreSQL tables' DDL (no DIR; --help for ownership)"},
 };
 
 static void usage(FILE *out)

@@ -170,6 +170,15 @@ PGresult *once__pg_run(struct once__pg *p, struct once__pg_conn *c, const struct
                        const char *const *params, char sqlstate[6]);
 /* BEGIN, COMMIT, ROLLBACK (unprepared).  false: the connection failed. */
 bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *command);
+/* Rows a statement's result changed (INSERT, UPDATE, DELETE) or returned. */
+uint64_t once__pg_rows(const PGresult *r);
+/* One statement on a pooled connection (acquire, run, release), for the
+ * operations made of single autocommit statements.  *res receives the
+ * result on ONCE_OK (PQclear it).  ONCE_IO when no connection could be
+ * had or the statement failed in any way (the operations' statements have
+ * no error they expect: they check their input first). */
+once_status once__pg_exec(struct once__pg *p, const struct once__pg_sql *sql,
+                          const char *const *params, PGresult **res);
 
 /* ---- layout (pg/layout.c) ---- */
 
@@ -201,6 +210,14 @@ bool once__pg_array_parse(const char *text, char ***v, size_t *n);
 void once__pg_array_free(char **v, size_t n);
 /* A random (version 4) uuid, as the writer must supply `id` (ATTESTO-PG 1.1). */
 void once__pg_uuid(char out[37]);
+/* True when len bytes at s are text a varchar(max_chars) column takes:
+ * valid UTF-8 (PostgreSQL's UTF8 check), no NUL, at most max_chars
+ * characters.  Callers refuse anything else before any SQL runs. */
+bool once__pg_text_fits(const void *s, size_t len, size_t max_chars);
+/* A key (len bytes) as a NUL-terminated parameter (malloc'd), or NULL when
+ * it does not fit (once__pg_text_fits) or on NOMEM; callers that must tell
+ * the two apart check once__pg_text_fits first. */
+char *once__pg_key_text(const void *key, size_t len, size_t max_chars);
 
 /* ---- claims (pg/json.c, jansson) ---- */
 
@@ -257,6 +274,11 @@ once_status once__pg_replay_check(once_store *s, const void *jti, size_t len,
 
 /* pg/sweep.c */
 once_status once__pg_sweep(once_store *s, once_sweep_counts *out);
+/* The sweep's first step (ATTESTO-PG 2.2.6, 4): redacts expired refresh
+ * successors on c at `now` (unix seconds, the sweep's one now).  pg/sweep.c
+ * calls it before any delete; pg/refresh.c implements it.  ONCE_OK, or
+ * ONCE_IO (the sweep then stops: nothing is deleted before redaction). */
+once_status once__pg_sweep_redact(struct once__pg *p, struct once__pg_conn *c, int64_t now);
 
 /* pg/pool.c: opening and closing the pool (pg/store.c calls these). */
 once_status once__pg_pool_open(struct once__pg *p);

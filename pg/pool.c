@@ -1,0 +1,376 @@
+/*
+ * pg/pool.c - the connection pool: pg_pool_size libpq connections, the
+ * statements prepared on each, and what a failure does to a connection.
+ *
+ * Invariants:
+ *   P1. A connection is used by one call at a time: acquire takes it off
+ *       the free list under the pool lock, release puts it back.  libpq
+ *       needs nothing more (one PGconn, one thread at a time).
+ *   P2. Nothing is ever retried.  A statement that fails because the
+ *       connection was lost, the server restarted or failed over, or the
+ *       statement timed out answers ONCE_IO to its caller: the outcome of
+ *       a write in flight (a take, a consume) is unknown, and only the
+ *       caller can decide to refuse.  The connection is dropped; a later
+ *       acquire makes a new one (counters.reconnects).
+ *   P3. A connection is returned only outside any transaction: one still
+ *       inside (a caller's error path that did not reach COMMIT or
+ *       ROLLBACK) is closed, never handed to the next caller.
+ *   P4. No statement text with values and no parameter is ever logged
+ *       (they carry hashes, claims and ciphertext: ATTESTO-PG 6.15): the
+ *       log callback hears the statement's number and SQLSTATE only.
+ *       libpq tracing is never turned on.
+ *
+ * Each connection runs with the session settings AttestoPhoenix's rows
+ * assume: TimeZone UTC (timestamps are UTC wall-clock, 6.4), ISO dates
+ * (what once__pg_time_parse reads), UTF8, and statement_timeout from
+ * the options.  Statements are prepared on a connection the first time
+ * they run there, under the name "once_<id>".
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "pg.h"
+
+struct once__pg_conn {
+	PGconn *pg;                           /* NULL: not connected (yet, or any more) */
+	bool broken;                          /* failed: closed on release (P2) */
+	bool had_connection;                  /* a new connection here is a reconnect */
+	bool prepared[ONCE_PG_STMT_COUNT];    /* statements prepared on pg */
+	struct once__pg_conn *next_free;
+};
+
+struct once__pg_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t returned;          /* a connection came back to the free list */
+	struct once__pg_conn *free_list;  /* under lock */
+	_Atomic uint64_t open_now;        /* connections now open */
+	size_t size;
+	struct once__pg_conn conns[];
+};
+
+/* ---- logging (P4) ---- */
+
+static void pg_log(const struct once__pg *p, once_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void pg_log(const struct once__pg *p, once_log_level level, const char *fmt, ...)
+{
+	if (p->opt.log == NULL)
+		return;
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	p->opt.log(p->opt.log_ctx, level, line);
+}
+
+/* ---- connecting ---- */
+
+/* The session settings every statement of the engine relies on. */
+static bool session_setup(const struct once__pg *p, PGconn *pg)
+{
+	char sql[160];
+	snprintf(sql, sizeof sql,
+	         "SET statement_timeout = %" PRIu32 "; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'",
+	         p->opt.pg_statement_timeout_ms);
+	if (PQsetClientEncoding(pg, "UTF8") != 0)
+		return false;
+	PGresult *r = PQexec(pg, sql);
+	bool ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	return ok;
+}
+
+/* Opens c's connection.  ONCE_IO (logged) when the server cannot be
+ * reached or refuses us. */
+static once_status connect_one(struct once__pg *p, struct once__pg_conn *c)
+{
+	PGconn *pg = PQconnectdb(p->conninfo);
+	if (pg == NULL)
+		return ONCE_NOMEM;
+	if (PQstatus(pg) != CONNECTION_OK || !session_setup(p, pg)) {
+		/* libpq's message names the server and the reason, never a value
+		 * of ours; the password is not in it. */
+		const char *why = PQerrorMessage(pg);
+		size_t n = strcspn(why, "\n");
+		pg_log(p, ONCE_LOG_ERROR, "postgres: cannot connect: %.*s", (int)n, why);
+		PQfinish(pg);
+		return ONCE_IO;
+	}
+	c->pg = pg;
+	c->broken = false;
+	memset(c->prepared, 0, sizeof c->prepared);
+	atomic_fetch_add(&p->counters.connects, 1);
+	if (c->had_connection)
+		atomic_fetch_add(&p->counters.reconnects, 1);
+	c->had_connection = true;
+	atomic_fetch_add(&p->pool->open_now, 1);
+	return ONCE_OK;
+}
+
+static void disconnect(struct once__pg *p, struct once__pg_conn *c)
+{
+	if (c->pg == NULL)
+		return;
+	PQfinish(c->pg);
+	c->pg = NULL;
+	c->broken = false;
+	atomic_fetch_sub(&p->pool->open_now, 1);
+}
+
+/* ---- acquire and release (P1, P3) ---- */
+
+static void put_back(struct once__pg_pool *pool, struct once__pg_conn *c)
+{
+	pthread_mutex_lock(&pool->lock);
+	c->next_free = pool->free_list;
+	pool->free_list = c;
+	pthread_cond_signal(&pool->returned);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+once_status once__pg_acquire(struct once__pg *p, struct once__pg_conn **out)
+{
+	struct once__pg_pool *pool = p->pool;
+	pthread_mutex_lock(&pool->lock);
+	while (pool->free_list == NULL)
+		pthread_cond_wait(&pool->returned, &pool->lock);
+	struct once__pg_conn *c = pool->free_list;
+	pool->free_list = c->next_free;
+	pthread_mutex_unlock(&pool->lock);
+	if (c->pg == NULL) { /* connect outside the lock: it takes a round trip or more */
+		once_status st = connect_one(p, c);
+		if (st != ONCE_OK) {
+			put_back(pool, c);
+			return st;
+		}
+	}
+	*out = c;
+	return ONCE_OK;
+}
+
+void once__pg_release(struct once__pg *p, struct once__pg_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->pg != NULL && (c->broken || PQtransactionStatus(c->pg) != PQTRANS_IDLE))
+		disconnect(p, c);
+	put_back(p->pool, c);
+}
+
+/* ---- statements ---- */
+
+/* The text with {codes}, {refresh}, ... replaced by the quoted table
+ * names (malloc'd; NULL on NOMEM). */
+static char *expand(const struct once__pg *p, const char *text)
+{
+	static const char *const names[ONCE_PG_TABLE_COUNT] = {
+		[ONCE_PG_CODES] = "{codes}",           [ONCE_PG_REFRESH] = "{refresh}",
+		[ONCE_PG_REVOCATIONS] = "{revocations}", [ONCE_PG_NONCES] = "{nonces}",
+		[ONCE_PG_REPLAYS] = "{replays}",
+	};
+	size_t size = strlen(text) + 1;
+	for (int t = 0; t < ONCE_PG_TABLE_COUNT; t++)
+		for (const char *at = strstr(text, names[t]); at; at = strstr(at + 1, names[t]))
+			size += strlen(p->table[t]);
+	char *out = malloc(size), *o = out;
+	if (out == NULL)
+		return NULL;
+	while (*text) {
+		int t = 0;
+		while (t < ONCE_PG_TABLE_COUNT && strncmp(text, names[t], strlen(names[t])) != 0)
+			t++;
+		if (t < ONCE_PG_TABLE_COUNT) {
+			o = stpcpy(o, p->table[t]);
+			text += strlen(names[t]);
+		} else {
+			*o++ = *text++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A statement error that leaves the connection as it was (a constraint,
+ * a bad value, a missing table, a transaction the server rolled back):
+ * every other failure (connection classes 08, operator intervention 57
+ * (statement timeout, terminated backend, shutdown), resources 53, system
+ * 58 and XX, a read-only standby after failover 25006) drops it (P2). */
+static bool plain_error(const char *sqlstate)
+{
+	static const char *const classes[] = {"22", "23", "40", "42", "44", "P0"};
+	for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+		if (strncmp(sqlstate, classes[i], 2) == 0)
+			return true;
+	return false;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+static void count_time(struct once__pg *p, uint64_t ns)
+{
+	atomic_fetch_add(&p->counters.statements, 1);
+	atomic_fetch_add(&p->counters.statement_ns_total, ns);
+	uint64_t max = atomic_load(&p->counters.statement_ns_max);
+	while (ns > max && !atomic_compare_exchange_weak(&p->counters.statement_ns_max, &max, ns))
+		;
+}
+
+/* Classifies a failed result r (may be NULL) of statement `what`: fills
+ * sqlstate, marks c broken unless it was a plain error, logs, frees r. */
+static void failed(struct once__pg *p, struct once__pg_conn *c, const char *what, PGresult *r,
+                   char sqlstate[6])
+{
+	const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	char state[6] = "";
+	if (code != NULL && PQstatus(c->pg) == CONNECTION_OK)
+		snprintf(state, sizeof state, "%s", code);
+	if (state[0] == '\0' || !plain_error(state)) {
+		c->broken = true;
+		pg_log(p, ONCE_LOG_ERROR, "postgres: %s failed (SQLSTATE %s); connection dropped", what,
+		       state[0] ? state : "none: connection lost");
+	}
+	atomic_fetch_add(&p->counters.errors, 1);
+	if (sqlstate != NULL)
+		memcpy(sqlstate, state, sizeof state);
+	PQclear(r);
+}
+
+static bool prepare(struct once__pg *p, struct once__pg_conn *c, const struct once__pg_sql *sql,
+                    const char *name, char sqlstate[6])
+{
+	char *text = expand(p, sql->text);
+	if (text == NULL) {
+		if (sqlstate != NULL)
+			sqlstate[0] = '\0'; /* out of memory here: reported as a failure */
+		return false;
+	}
+	PGresult *r = PQprepare(c->pg, name, text, sql->nparams, NULL);
+	free(text);
+	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+		char what[48];
+		snprintf(what, sizeof what, "preparing statement %d", (int)sql->id);
+		failed(p, c, what, r, sqlstate);
+		return false;
+	}
+	PQclear(r);
+	c->prepared[sql->id] = true;
+	return true;
+}
+
+PGresult *once__pg_run(struct once__pg *p, struct once__pg_conn *c, const struct once__pg_sql *sql,
+                       const char *const *params, char sqlstate[6])
+{
+	char name[24];
+	snprintf(name, sizeof name, "once_%d", (int)sql->id);
+	if (!c->prepared[sql->id] && !prepare(p, c, sql, name, sqlstate))
+		return NULL;
+	uint64_t t0 = mono_ns();
+	PGresult *r = PQexecPrepared(c->pg, name, sql->nparams, params, NULL, NULL, 0);
+	count_time(p, mono_ns() - t0);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	char what[48];
+	snprintf(what, sizeof what, "statement %d", (int)sql->id);
+	failed(p, c, what, r, sqlstate);
+	return NULL;
+}
+
+bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *command)
+{
+	uint64_t t0 = mono_ns();
+	PGresult *r = PQexec(c->pg, command);
+	count_time(p, mono_ns() - t0);
+	if (r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK) {
+		PQclear(r);
+		return true;
+	}
+	failed(p, c, command, r, NULL);
+	c->broken = true; /* a failed BEGIN/COMMIT/ROLLBACK leaves nothing to trust */
+	return false;
+}
+
+uint64_t once__pg_rows(const PGresult *r)
+{
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		return (uint64_t)PQntuples(r);
+	return strtoull(PQcmdTuples((PGresult *)r), NULL, 10);
+}
+
+/* ---- opening and closing ---- */
+
+/* Opens the pool and its first connection, on which the layout is checked
+ * (once_open: ONCE_IO when the server cannot be reached, ONCE_INVALID when
+ * the tables are not AttestoPhoenix's).  The other connections open on
+ * first use. */
+once_status once__pg_pool_open(struct once__pg *p)
+{
+	size_t n = p->opt.pg_pool_size;
+	if (n == 0 || n > 1024 || p->conninfo == NULL)
+		return ONCE_INVALID;
+	if (!once__crypto_init()) /* nonces and uuids draw from once__random */
+		return ONCE_IO;
+	struct once__pg_pool *pool = calloc(1, sizeof *pool + n * sizeof pool->conns[0]);
+	if (pool == NULL)
+		return ONCE_NOMEM;
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->returned, NULL);
+	pool->size = n;
+	for (size_t i = n; i-- > 0;) {
+		pool->conns[i].next_free = pool->free_list;
+		pool->free_list = &pool->conns[i];
+	}
+	p->pool = pool;
+	struct once__pg_conn *c;
+	once_status st = once__pg_acquire(p, &c);
+	if (st == ONCE_OK) {
+		st = once__pg_layout_check(p, c->pg);
+		once__pg_release(p, c);
+	}
+	if (st != ONCE_OK)
+		once__pg_pool_close(p);
+	return st;
+}
+
+void once__pg_pool_close(struct once__pg *p)
+{
+	struct once__pg_pool *pool = p->pool;
+	if (pool == NULL)
+		return;
+	for (size_t i = 0; i < pool->size; i++)
+		disconnect(p, &pool->conns[i]);
+	pthread_cond_destroy(&pool->returned);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
+	p->pool = NULL;
+}
+
+void once__pg_pool_figures(struct once__pg *p, uint64_t *open_now, uint64_t *size)
+{
+	*open_now = p->pool ? atomic_load(&p->pool->open_now) : 0;
+	*size = p->pool ? p->pool->size : 0;
+}
+
+once_status once__pg_exec(struct once__pg *p, const struct once__pg_sql *sql,
+                          const char *const *params, PGresult **res)
+{
+	struct once__pg_conn *c;
+	once_status st = once__pg_acquire(p, &c);
+	if (st != ONCE_OK)
+		return st;
+	*res = once__pg_run(p, c, sql, params, NULL);
+	once__pg_release(p, c);
+	return *res != NULL ? ONCE_OK : ONCE_IO;
+}

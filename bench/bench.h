@@ -18,13 +18,21 @@
 #define JTI_LEN 80    /* 43-char jkt + ':' + 36-char UUID */
 #define FAMILY_LEN 22 /* 16 random bytes in base64url */
 
-/* Key material, built once (keys.c) and shared by every run. */
+/* Key material, built once (keys.c) and shared by every run; on
+ * PostgreSQL rebuilt with a new salt for each run (its rows stay). */
 extern char (*code_keys)[KEY_LEN + 1];
-extern char (*child_keys)[KEY_LEN + 1];
+extern char (*child_keys)[KEY_LEN + 1];   /* once_secret_hash(child_tokens[i]) */
+extern char (*child_tokens)[KEY_LEN + 1]; /* a rotation's child token: its payload */
 extern char (*family_ids)[FAMILY_LEN + 1];
 extern char (*jti_keys)[JTI_LEN + 1];
-void build_keys(uint64_t n);
+void build_keys(uint64_t n, uint64_t salt); /* salt 0: the keys of every older oncebench */
 void free_keys(void);
+
+/* The expiry of the codes and refresh tokens the workloads write: far in
+ * the future on the embedded store (nothing expires during a run); on
+ * PostgreSQL, whose timestamp columns end in the year 294276, now + a day
+ * (set by pg_bench_times). */
+extern int64_t bench_expires_at;
 
 _Noreturn void die(const char *what, once_status st);
 
@@ -76,6 +84,7 @@ struct phase {
 	uint64_t mix_calls;  /* mix: API calls in all (the size of the jti pool) */
 	pthread_barrier_t start;
 	_Atomic uint64_t failures;
+	_Atomic int failed_status; /* the status of the last failure, for the message */
 	/* Results of run_phase: */
 	uint64_t ops;        /* store calls made */
 	double elapsed;      /* the slowest thread's time */
@@ -93,8 +102,10 @@ double run_phase(struct phase *p);
 
 static inline void fail_unless(struct phase *p, once_status st, once_status want)
 {
-	if (st != want)
+	if (st != want) {
 		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+		atomic_store_explicit(&p->failed_status, (int)st, memory_order_relaxed);
+	}
 }
 
 /* ops.c */
@@ -138,5 +149,31 @@ uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login);
 /* Checks the mix settings against --keys; returns logins, or 0 (and says
  * why) when they do not fit. */
 uint64_t mix_logins(const struct mix_config *m, uint64_t calls);
+
+/* pg.c: oncebench --postgres (the store on the PostgreSQL engine). */
+struct pg_target {
+	const char *conninfo; /* NULL: the embedded store */
+	const char *schema;   /* --pg-schema, or NULL */
+	uint32_t pool;        /* --pg-pool, or 0: one connection per thread */
+};
+/* Threads (and connections) that fill the tables before a timed phase. */
+#define PG_PREFILL_THREADS 16
+/* The issuer and successor secret the runs use (bench/compare writes its
+ * pgbench rows with the same issuer claim). */
+#define PG_BENCH_ISSUER "https://issuer.oncebench.example"
+void pg_bench_times(void);
+/* Sets the PostgreSQL options of o for a phase of `threads` threads. */
+void pg_options(const struct pg_target *t, uint32_t threads, once_options *o);
+/* A fresh salt for a run's keys. */
+uint64_t pg_run_salt(void);
+/* Prefill connections commit asynchronously: sets PGOPTIONS to
+ * synchronous_commit=off (a connection string's own options win) and
+ * restores it after (on = false). */
+void pg_prefill_commit_mode(bool on);
+/* After a prefill, untimed: VACUUM ANALYZE of the table the workload fills
+ * and a CHECKPOINT, as bench/compare's reset does before each pgbench run,
+ * so the timed phase starts from the same state.  Best effort: a role that
+ * may not do them gets one warning. */
+void pg_settle(const struct pg_target *t, enum kind kind);
 
 #endif

@@ -14,14 +14,6 @@
 
 #include "bench.h"
 
-static const once_code mix_code = {
-	.client_id = "bench-client",
-	.subject = "user-0001",
-	.redirect_uri = "https://app.example/callback",
-	.code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-	.expires_at = INT64_MAX / 2,
-};
-
 uint64_t mix_logins(const struct mix_config *m, uint64_t calls)
 {
 	if (m->calls_per_login < 2 || m->nonce_every < 1 || m->rotate_every < 2) {
@@ -49,6 +41,13 @@ uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login)
 	static const char *const scope[] = {"openid", "profile", "offline_access"};
 	const struct mix_config *m = &p->mix;
 	uint64_t logins = p->keys, n = 0, t = now_ns();
+	const once_code mix_code = {
+		.client_id = "bench-client",
+		.subject = "user-0001",
+		.redirect_uri = "https://app.example/callback",
+		.code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		.expires_at = bench_expires_at,
+	};
 	once_code *c = NULL;
 	TIMED(fail_unless(p, once_code_put(p->s, code_keys[login], KEY_LEN, &mix_code), ONCE_OK));
 	TIMED(fail_unless(p, once_code_take(p->s, code_keys[login], KEY_LEN, &c, NULL), ONCE_OK));
@@ -61,7 +60,7 @@ uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login)
 		.client_id = "bench-client",
 		.scope = scope,
 		.scope_count = 3,
-		.expires_at = INT64_MAX / 2,
+		.expires_at = bench_expires_at,
 		.generation = 1,
 	};
 	const char *current = child_keys[login];
@@ -74,13 +73,14 @@ uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login)
 			TIMED(fail_unless(p, once_nonce_accept(p->s, nonce, ONCE_NONCE_LEN, 300), ONCE_OK));
 		}
 		if ((call + 1) % m->rotate_every == 0) {
-			const char *next = child_keys[logins + call / m->rotate_every];
+			uint64_t k = logins + call / m->rotate_every;
+			const char *next = child_keys[k];
 			once_refresh child = r;
 			child.generation = ++r.generation;
 			child.parent_hash = current;
 			once_refresh *parent = NULL;
-			TIMED(fail_unless(p, once_refresh_rotate(p->s, current, KEY_LEN, next, KEY_LEN, &child, next,
-			                                         KEY_LEN, &parent),
+			TIMED(fail_unless(p, once_refresh_rotate(p->s, current, KEY_LEN, next, KEY_LEN, &child,
+			                                         child_tokens[k], KEY_LEN, &parent),
 			                  ONCE_OK));
 			once_free(parent);
 			t = now_ns();

@@ -14,10 +14,12 @@
  * against presized ones (--workload growth).  With --inflight, durable
  * writes through the _async calls: each thread an event loop keeping N
  * tickets outstanding, against the raw group-commit limit at the batch
- * size it reached (pwrite + fdatasync, appending and preallocated).  The parts: keys.c (key
- * material), phase.c (one timed phase), ops.c (the operations, the raw
- * tables), mix.c (the gateway mix), histogram.c (latency), durable.c (the
- * raw log), svg.c (--svg).
+ * size it reached (pwrite + fdatasync, appending and preallocated).  With
+ * --postgres, the same workloads on the PostgreSQL engine against a server
+ * (pg.c).  The parts: keys.c (key material), phase.c (one timed phase),
+ * ops.c (the operations, the raw tables), mix.c (the gateway mix),
+ * histogram.c (latency), durable.c (the raw log), svg.c (--svg), pg.c
+ * (--postgres).
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -53,6 +55,7 @@ struct config {
 	const char *dir;     /* base of the temporary data directories */
 	const char *svg;     /* --svg FILE */
 	struct mix_config mix;
+	struct pg_target pg; /* --postgres, --pg-schema, --pg-pool */
 };
 
 static const double quantiles[SVG_QUANTILES] = {0.50, 0.90, 0.99, 0.999, 1.0};
@@ -136,6 +139,44 @@ static once_store *open_store(const struct config *c, enum kind kind, const char
 	return s;
 }
 
+/* A store on the PostgreSQL engine for a phase of `threads` threads. */
+static once_store *open_pg_store(const struct config *c, uint32_t threads)
+{
+	once_options o;
+	once_options_init(&o);
+	pg_options(&c->pg, threads, &o);
+	o.sweep_interval_ms = 0;
+	once_store *s;
+	once_status st = once_open(&o, &s);
+	if (st != ONCE_OK)
+		die("once_open (--postgres)", st);
+	return s;
+}
+
+/*
+ * Fills the tables for a timed phase on PostgreSQL (pg.c says how): a
+ * store of its own on PG_PREFILL_THREADS connections that commit
+ * asynchronously, then VACUUM ANALYZE and CHECKPOINT, all untimed.
+ */
+static void pg_prefill(const struct config *c, const struct workload *w, const struct phase *p)
+{
+	struct phase fill = *p;
+	fill.inflight = 0;
+	fill.op = w->prefill;
+	fill.batch = NULL;
+	fill.duration = 0;
+	fill.label = "prefill";
+	fill.threads = PG_PREFILL_THREADS;
+	atomic_init(&fill.failures, 0);
+	pg_prefill_commit_mode(true);
+	fill.s = open_pg_store(c, fill.threads);
+	run_phase(&fill);
+	if (once_close(fill.s) != ONCE_OK)
+		die("once_close (--postgres prefill)", ONCE_IO);
+	pg_prefill_commit_mode(false);
+	pg_settle(&c->pg, w->kind);
+}
+
 /* Resident set size in bytes (/proc/self/statm). */
 static double rss_bytes(void)
 {
@@ -174,6 +215,8 @@ struct figure {
 	double poll_timeouts;
 	double disk_append_per_s;  /* --inflight: raw batches, appending file */
 	double disk_prealloc_per_s; /* --inflight: raw batches, preallocated file */
+	double pg_statements_per_op; /* --postgres: statements the engine ran, per call */
+	double pg_statement_us_per_op; /* ... and their time, round trips included */
 };
 
 /* CPU time (user + system, every thread of the process) in seconds and
@@ -231,21 +274,29 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 #if ONCEBENCH_ASYNC
 	p.async = w->async;
 #endif
-	bool durable = c->durable && !raw;
+	bool durable = c->durable && !raw, pg = c->pg.conninfo != NULL;
 	if (durable)
 		make_data_dir(c, p.dir);
-	if (w->kind == KIND_RAW)
+	if (pg) {
+		/* The tables keep every run's rows: this run's keys are its own. */
+		free_keys();
+		build_keys(c->keys, pg_run_salt());
+		if (w->prefill != NULL)
+			pg_prefill(c, w, &p);
+		p.s = open_pg_store(c, threads);
+	} else if (w->kind == KIND_RAW) {
 		p.raw = raw_build(c->keys);
-	else if (w->kind == KIND_RAW_INSERT)
+	} else if (w->kind == KIND_RAW_INSERT) {
 		p.raw = raw_insert_new(c->keys);
-	else
+	} else {
 		p.s = open_store(c, w->kind, durable ? p.dir : NULL);
+	}
 #if ONCEBENCH_ASYNC
 	if (w->prefill != NULL && durable && w->prefill_async != NULL) {
 		prefill_async(&p, w->prefill_async);
 	} else
 #endif
-	if (w->prefill != NULL) {
+	if (w->prefill != NULL && !pg) {
 		struct phase fill = p;
 		fill.inflight = 0;
 		fill.op = w->prefill;
@@ -293,6 +344,9 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 		fig.records_per_sync = syncs ? (double)(after.synced_records - before.synced_records) / (double)syncs : 0;
 		fig.syncs_per_s = (double)syncs / p.elapsed;
 		fig.log_bytes_per_op = (double)(after.log_bytes - before.log_bytes) / (double)(p.ops ? p.ops : 1);
+		fig.pg_statements_per_op = (double)(after.pg_statements - before.pg_statements) / nops;
+		fig.pg_statement_us_per_op =
+		        (double)(after.pg_statement_ns_total - before.pg_statement_ns_total) / 1e3 / nops;
 	}
 	if (w->kind == KIND_RAW)
 		raw_free(p.raw, c->keys);
@@ -479,7 +533,20 @@ static void print_header(const struct config *c)
 	char limit[64] = "";
 	if (c->duration > 0)
 		snprintf(limit, sizeof limit, ", phases of at most %.1f s", c->duration);
-	if (c->durable)
+	char pool[64] = "one pooled connection per thread";
+	if (c->pg.pool != 0)
+		snprintf(pool, sizeof pool, "a pool of %u connections (--pg-pool)", c->pg.pool);
+	if (c->pg.conninfo != NULL)
+		printf("oncestore on PostgreSQL (--postgres): %" PRIu64 " keys per run%s, median of %d runs;\n"
+		       "%s; the in-memory limits ('of raw', 'of ins')\n"
+		       "do not apply to a server and are not measured;\n"
+		       "latency: per call, HDR-style histogram; 'stmt/op': statements the engine ran per\n"
+		       "  call, 'stmt us/op' their time (round trips included); 'CPU us/op', 'csw/op':\n"
+		       "  user + system CPU and context switches of this process (not the server's)\n\n"
+		       "%-24s %7s %12s %8s %8s %8s %8s %8s %9s %9s %7s\n",
+		       c->keys, limit, c->runs, pool, "operation", "threads",
+		       "ops/s", "p50", "p99", "p999", "max", "stmt/op", "stmt us/op", "CPU us/op", "csw/op");
+	else if (c->durable)
 		printf("oncestore with a data directory (sync %s): %" PRIu64 " keys%s, median of %d runs\n"
 		       "'of disk': ops/s as a fraction of raw log records of the same size (log B/op)\n"
 		       "  through the same group commit + fdatasync on the same disk (sync always only);\n"
@@ -503,12 +570,40 @@ static void print_header(const struct config *c)
 		       "max", "B/entry");
 }
 
+/* A figure of a run on PostgreSQL: no limits, no disk figures of ours. */
+static void print_pg_figure(const struct config *c, const struct workload *w, uint32_t threads,
+                            const struct figure *f)
+{
+	uint32_t pool = c->pg.pool ? c->pg.pool : threads;
+	if (c->json) {
+		printf("{\"workload\":\"%s\",\"engine\":\"postgres\",\"threads\":%u,\"pool\":%u"
+		       ",\"keys\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"seconds\":%.4f,\"ops_per_s\":%.0f"
+		       ",\"p50_ns\":%.0f,\"p90_ns\":%.0f,\"p99_ns\":%.0f,\"p999_ns\":%.0f,\"max_ns\":%.0f"
+		       ",\"statements_per_op\":%.2f,\"statement_us_per_op\":%.1f"
+		       ",\"cpu_us_per_op\":%.3f,\"csw_per_op\":%.4f}\n",
+		       w->name, threads, pool, c->keys, f->ops, f->seconds, f->ops_per_s, f->lat_ns[0],
+		       f->lat_ns[1], f->lat_ns[2], f->lat_ns[3], f->lat_ns[4], f->pg_statements_per_op,
+		       f->pg_statement_us_per_op, f->cpu_us_per_op, f->csw_per_op);
+	} else {
+		char b[4][16];
+		printf("%-24s %7u %12.0f %8s %8s %8s %8s %8.2f %9.1f %9.2f %7.3f\n", w->what, threads, f->ops_per_s,
+		       fmt_ns(b[0], f->lat_ns[0]), fmt_ns(b[1], f->lat_ns[2]), fmt_ns(b[2], f->lat_ns[3]),
+		       fmt_ns(b[3], f->lat_ns[4]), f->pg_statements_per_op, f->pg_statement_us_per_op,
+		       f->cpu_us_per_op, f->csw_per_op);
+	}
+	fflush(stdout);
+}
+
 static void print_figure(const struct config *c, const struct workload *w, uint32_t threads,
                          const struct figure *f, const struct figure *raw, const struct figure *ins)
 {
 	double frac_raw = raw ? f->ops_per_s / raw->ops_per_s : 0;
 	double frac_ins = ins ? f->ops_per_s / ins->ops_per_s : 0;
 	double frac_disk = f->disk_records_per_s > 0 ? f->ops_per_s / f->disk_records_per_s : 0;
+	if (c->pg.conninfo != NULL) {
+		print_pg_figure(c, w, threads, f);
+		return;
+	}
 	if (c->json) {
 		printf("{\"workload\":\"%s\",\"threads\":%u,\"keys\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"seconds\":%.4f"
 		       ",\"ops_per_s\":%.0f,\"p50_ns\":%.0f,\"p90_ns\":%.0f,\"p99_ns\":%.0f,\"p999_ns\":%.0f"
@@ -945,6 +1040,22 @@ static void usage(void)
 	       "  --svg FILE     also draw the figures as a self-contained SVG: ops/s against\n"
 	       "                 threads, latency percentiles at the highest thread count\n"
 	       "  --selftest     check the latency histogram's percentile math and exit\n"
+	       "  --postgres CONNINFO  run the workloads on the PostgreSQL engine\n"
+	       "                 (once_options.postgres: a libpq connection string or URI) against\n"
+	       "                 a server with AttestoPhoenix 3.5.1's tables (`oncestore schema`);\n"
+	       "                 each run makes keys of its own and leaves its rows: use a scratch\n"
+	       "                 database.  Prefills run on 16 connections of a store of their own\n"
+	       "                 with synchronous_commit=off (PGOPTIONS; a connection string's own\n"
+	       "                 options win), then VACUUM ANALYZE + CHECKPOINT, untimed.  Expiries\n"
+	       "                 are now + 1 day, families are bound to an issuer claim, rotations\n"
+	       "                 seal their successor (the child token, keyed by its hash).  No\n"
+	       "                 'of raw' / 'of ins' columns: the in-memory limits say nothing about a\n"
+	       "                 server; instead statements per call and their time.  Not with\n"
+	       "                 --dir, --durable, --inflight, or the workloads log, recover, empty,\n"
+	       "                 growth\n"
+	       "  --pg-schema S  the tables' PostgreSQL schema (once_options.pg_schema)\n"
+	       "  --pg-pool N    connections in the pool (once_options.pg_pool_size; default:\n"
+	       "                 the phase's thread count)\n"
 	       "gateway mix (--workload mix): per simulated login code put, take, finalize\n"
 	       "  and refresh insert; per API call a replay check (jkt:UUIDv4 jti), every\n"
 	       "  N-th call a nonce issue + accept, every M-th a refresh rotation; every\n"
@@ -1030,6 +1141,17 @@ static void parse_args(struct config *c, int argc, char **argv)
 			c->mix.nonce_every = (uint32_t)strtoul(argv[++i], NULL, 10);
 		} else if (strcmp(a, "--mix-rotate-every") == 0) {
 			c->mix.rotate_every = (uint32_t)strtoul(argv[++i], NULL, 10);
+		} else if (strcmp(a, "--postgres") == 0) {
+			c->pg.conninfo = argv[++i];
+		} else if (strcmp(a, "--pg-schema") == 0) {
+			c->pg.schema = argv[++i];
+		} else if (strcmp(a, "--pg-pool") == 0) {
+			long n = strtol(argv[++i], NULL, 10);
+			if (n < 1 || n > 1024) {
+				fprintf(stderr, "oncebench: --pg-pool is 1..1024\n");
+				exit(2);
+			}
+			c->pg.pool = (uint32_t)n;
 		} else if (strcmp(a, "--shards") == 0) {
 			c->shards = (uint32_t)strtoul(argv[++i], NULL, 10);
 		} else if (strcmp(a, "--logs") == 0) {
@@ -1051,6 +1173,24 @@ static void parse_args(struct config *c, int argc, char **argv)
 		                "--sync always|interval|none, --duration >= 0\n");
 		exit(2);
 	}
+	if (c->pg.conninfo == NULL && (c->pg.schema != NULL || c->pg.pool != 0)) {
+		fprintf(stderr, "oncebench: --pg-schema and --pg-pool need --postgres\n");
+		exit(2);
+	}
+	if (c->pg.conninfo != NULL) {
+		/* A server keeps the data: no data directory, no log of ours. */
+		const char *w = c->workload;
+		if (c->dir != NULL || c->durable || c->ninflight > 0) {
+			fprintf(stderr, "oncebench: --postgres goes with none of --dir, --durable, --inflight\n");
+			exit(2);
+		}
+		if (strcmp(w, "log") == 0 || strcmp(w, "recover") == 0 || strcmp(w, "empty") == 0 ||
+		    strcmp(w, "growth") == 0 || strcmp(w, "raw") == 0 || strcmp(w, "raw_insert") == 0) {
+			fprintf(stderr, "oncebench: --workload %s is for the embedded store only\n", w);
+			exit(2);
+		}
+		pg_bench_times();
+	}
 }
 
 int main(int argc, char **argv)
@@ -1061,7 +1201,7 @@ int main(int argc, char **argv)
 #if ONCEBENCH_ASYNC
 		if (!c.threads_set)
 			c.nthreads = 1, c.threads[0] = 1;
-		build_keys(c.keys);
+		build_keys(c.keys, 0);
 		int rc = inflight_bench(&c);
 		free_keys();
 		return rc;
@@ -1077,7 +1217,7 @@ int main(int argc, char **argv)
 		return durable_bench(&d);
 	}
 	if (strcmp(c.workload, "recover") == 0) {
-		build_keys(c.keys);
+		build_keys(c.keys, 0);
 		return recover_bench(&c);
 	}
 	if (strcmp(c.workload, "empty") == 0)
@@ -1087,7 +1227,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "oncebench: --workload growth is in memory only\n");
 			return 2;
 		}
-		build_keys(c.keys);
+		build_keys(c.keys, 0);
 		int rc = growth_bench(&c);
 		free_keys();
 		return rc;
@@ -1100,14 +1240,14 @@ int main(int argc, char **argv)
 	}
 	if (only != NULL && only->kind == KIND_MIX && mix_logins(&c.mix, c.keys) == 0)
 		return 2;
-	build_keys(c.keys);
+	build_keys(c.keys, 0);
 	static struct svg_figure drawn[2 * 16 * 16];
 	static char series[32][96];
 	size_t ndrawn = 0, nseries = 0;
 	/* In memory, the two raw baselines first, so every oncestore figure
 	 * can be printed as a fraction of them. */
 	struct figure raw[16], ins[16];
-	bool with_raw = !c.durable;
+	bool with_raw = !c.durable && c.pg.conninfo == NULL;
 	if (with_raw)
 		for (int t = 0; t < c.nthreads; t++) {
 			raw[t] = median_of_runs(&c, &raw_workload, c.threads[t], 0);
@@ -1130,8 +1270,8 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < nlist; k++) {
 		const struct workload *w = list[k];
 		bool is_raw = is_baseline(w);
-		if (is_raw && c.durable)
-			continue; /* the in-memory limits say nothing about a disk-bound run */
+		if (is_raw && !with_raw)
+			continue; /* the in-memory limits say nothing about a disk-bound run or a server */
 		snprintf(series[nseries], sizeof series[0], "%s%s%s", w->what, c.durable ? ", sync " : "",
 		         c.durable ? sync_name(c.sync) : "");
 		/* The durable limit, when measured, is drawn as a dashed series. */
@@ -1159,7 +1299,7 @@ int main(int argc, char **argv)
 	if (c.svg != NULL) {
 		char title[160];
 		snprintf(title, sizeof title, "oncebench: %s, %" PRIu64 " keys, %s, median of %d runs", c.workload,
-		         c.keys, c.durable ? (c.sync == ONCE_SYNC_ALWAYS ? "sync always" : c.sync == ONCE_SYNC_INTERVAL ? "sync interval" : "sync none") : "in memory", c.runs);
+		         c.keys, c.pg.conninfo != NULL ? "on PostgreSQL" : c.durable ? (c.sync == ONCE_SYNC_ALWAYS ? "sync always" : c.sync == ONCE_SYNC_INTERVAL ? "sync interval" : "sync none") : "in memory", c.runs);
 		if (svg_write(c.svg, title, drawn, ndrawn) != 0) {
 			perror("oncebench: --svg");
 			return 1;

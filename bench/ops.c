@@ -16,17 +16,23 @@
 #include "bench.h"
 #include "slab.h"
 
-static const once_code bench_code = {
-	.client_id = "bench-client",
-	.subject = "user-0001",
-	.redirect_uri = "https://app.example/callback",
-	.code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-	.expires_at = INT64_MAX / 2,
-};
+int64_t bench_expires_at = INT64_MAX / 2;
+
+static once_code bench_code(void)
+{
+	return (once_code){
+		.client_id = "bench-client",
+		.subject = "user-0001",
+		.redirect_uri = "https://app.example/callback",
+		.code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		.expires_at = bench_expires_at,
+	};
+}
 
 void op_put(struct phase *p, uint64_t i)
 {
-	fail_unless(p, once_code_put(p->s, code_keys[i], KEY_LEN, &bench_code), ONCE_OK);
+	once_code c = bench_code();
+	fail_unless(p, once_code_put(p->s, code_keys[i], KEY_LEN, &c), ONCE_OK);
 }
 
 static void op_get(struct phase *p, uint64_t i)
@@ -68,7 +74,7 @@ static once_refresh bench_refresh(uint64_t i)
 		.client_id = "bench-client",
 		.scope = scope,
 		.scope_count = 3,
-		.expires_at = INT64_MAX / 2,
+		.expires_at = bench_expires_at,
 		.generation = 1,
 	};
 }
@@ -92,9 +98,10 @@ static void op_refresh_rotate(struct phase *p, uint64_t i)
 	child.generation = 2;
 	child.parent_hash = code_keys[i];
 	once_refresh *parent = NULL;
-	/* The payload a gateway remembers: the successor token itself. */
+	/* The payload a gateway remembers: the successor token itself, the
+	 * child keyed by its hash (keys.c). */
 	fail_unless(p, once_refresh_rotate(p->s, code_keys[i], KEY_LEN, child_keys[i], KEY_LEN, &child,
-	                                   child_keys[i], KEY_LEN, &parent),
+	                                   child_tokens[i], KEY_LEN, &parent),
 	            ONCE_OK);
 	once_free(parent);
 }
@@ -109,7 +116,8 @@ static void op_refresh_revoke(struct phase *p, uint64_t i)
 #if ONCEBENCH_ASYNC
 void op_put_async(struct phase *p, uint64_t i, once_ticket *t)
 {
-	fail_unless(p, once_code_put_async(p->s, code_keys[i], KEY_LEN, &bench_code, t), ONCE_OK);
+	once_code c = bench_code();
+	fail_unless(p, once_code_put_async(p->s, code_keys[i], KEY_LEN, &c, t), ONCE_OK);
 }
 
 void op_take_async(struct phase *p, uint64_t i, once_ticket *t)
@@ -154,7 +162,7 @@ static void op_refresh_rotate_async(struct phase *p, uint64_t i, once_ticket *t)
 	child.parent_hash = code_keys[i];
 	once_refresh *parent = NULL;
 	fail_unless(p, once_refresh_rotate_async(p->s, code_keys[i], KEY_LEN, child_keys[i], KEY_LEN, &child,
-	                                         child_keys[i], KEY_LEN, &parent, t),
+	                                         child_tokens[i], KEY_LEN, &parent, t),
 	            ONCE_OK);
 	once_free(parent);
 }

@@ -224,7 +224,8 @@ double run_phase(struct phase *p)
 	sem_destroy(&finished);
 	pthread_barrier_destroy(&p->start);
 	if (atomic_load(&p->failures) != 0) {
-		fprintf(stderr, "oncebench: %" PRIu64 " operations failed\n", atomic_load(&p->failures));
+		fprintf(stderr, "oncebench: %" PRIu64 " operations failed (the last with %s)\n",
+		        atomic_load(&p->failures), once_status_name((once_status)atomic_load(&p->failed_status)));
 		exit(1);
 	}
 	p->elapsed = slowest;

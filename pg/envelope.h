@@ -39,6 +39,12 @@
 #define ONCE_PG_SUCCESSOR_SECRET_MIN 32
 /* Attesto Secret.hash: base64url_nopad(SHA-256), 43 characters. */
 #define ONCE_PG_SECRET_HASH_LEN 43
+/* The deepest claims a successor can carry: objects and arrays nested at
+ * most this deep, the claims object itself counting 1 (the payload map,
+ * the context and the innermost scalars take the rest of
+ * ONCE_ETF_MAX_DEPTH).  Claims a writer accepts must stay within it, or
+ * their rotation cannot be sealed. */
+#define ONCE_PG_CLAIMS_MAX_DEPTH 61
 /* Room for the tombstone text with any int64 retry_until, and its NUL. */
 #define ONCE_PG_TOMBSTONE_MAX 80
 

@@ -53,8 +53,9 @@
 
 /* Terms nested deeper than this (the outermost term is depth 1) are
  * refused by the decoder, the encoder and the JSON conversions alike, so
- * anything this side writes it can also read.  A successor payload uses 3
- * levels before its claims; claims may nest 60 more. */
+ * anything this side writes it can also read.  A STRING_EXT list is one
+ * term: its bytes are not a level.  A successor payload spends two levels
+ * above its claims (ONCE_PG_CLAIMS_MAX_DEPTH in pg/envelope.h). */
 #define ONCE_ETF_MAX_DEPTH 64
 
 enum once__etf_type {

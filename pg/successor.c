@@ -43,6 +43,11 @@ static const char *const context_keys[C_COUNT] = {
     "acr",      "auth_time", "claims",   "family_expires_at", "attestation_jkt"};
 #define C_REQUIRED C_FAMILY_EXPIRES_AT /* keys before this one are required */
 
+/* payload (1), context (2), claims (3) ... scalars one below the deepest
+ * container. */
+_Static_assert(ONCE_PG_CLAIMS_MAX_DEPTH == ONCE_ETF_MAX_DEPTH - 3,
+               "claims nest inside the payload and the context");
+
 /* ================================================================
  * Writing
  * ================================================================ */

@@ -1098,6 +1098,39 @@ static void test_seal_open_round_trip(void)
 	free(text);
 }
 
+/* Claims nested ONCE_PG_CLAIMS_MAX_DEPTH deep seal and open; one
+ * more level does not seal. */
+static void test_claims_depth(void)
+{
+	for (int depth = ONCE_PG_CLAIMS_MAX_DEPTH; depth <= ONCE_PG_CLAIMS_MAX_DEPTH + 1; depth++) {
+		/* {"a":[{"a":[ ... "x" ... ]}]}: depth containers around a scalar
+		 * (a string: [1] would travel as STRING_EXT, one term) */
+		char claims[512];
+		size_t n = 0;
+		for (int i = 0; i < depth; i++)
+			n += (size_t)snprintf(claims + n, sizeof claims - n, "%s",
+			                      i % 2 == 0 ? "{\"a\":" : "[");
+		n += (size_t)snprintf(claims + n, sizeof claims - n, "\"x\"");
+		for (int i = depth - 1; i >= 0; i--)
+			n += (size_t)snprintf(claims + n, sizeof claims - n, "%s", i % 2 == 0 ? "}" : "]");
+		ASSERT(n < sizeof claims);
+		struct once__pg_successor s = sample();
+		s.context.claims = claims;
+		char *text = NULL;
+		once_status want = depth <= ONCE_PG_CLAIMS_MAX_DEPTH ? ONCE_OK : ONCE_INVALID;
+		ASSERT_ST(once__pg_successor_seal(SECRET, strlen(SECRET), &sample_row, &s, &text), want);
+		if (want != ONCE_OK)
+			continue;
+		struct once__pg_successor got;
+		ASSERT_EQ_INT(once__pg_successor_open(SECRET, strlen(SECRET), &sample_row, text,
+		                                      strlen(text), &got),
+		              ONCE_PG_OPEN_V2);
+		assert_same_successor(&got, &s);
+		once__pg_successor_free(&got);
+		free(text);
+	}
+}
+
 static void test_seal_refusals(void)
 {
 	struct once__pg_successor s = sample();
@@ -1470,7 +1503,7 @@ TESTS(TEST(test_aad_example), TEST(test_etf_matches_erlang), TEST(test_old_atom_
       TEST(test_erlang_reads_our_payload), TEST(test_we_read_erlang_payload),
       TEST(test_decoder_refuses_outside_subset), TEST(test_depth_bound),
       TEST(test_truncations_and_bit_flips), TEST(test_json_mapping), TEST(test_payload_shape),
-      TEST(test_seal_open_round_trip), TEST(test_seal_refusals), TEST(test_binding_tampered),
+      TEST(test_seal_open_round_trip), TEST(test_claims_depth), TEST(test_seal_refusals), TEST(test_binding_tampered),
       TEST(test_inner_bindings), TEST(test_v1_opens_with_ascii_aad), TEST(test_tombstones),
       TEST(test_malformed_refused), TEST(test_envelope_bit_flips), TEST(test_hashes));
 TEST_MAIN()

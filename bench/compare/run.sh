@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench/compare/run.sh - oncestore side by side with PostgreSQL and Redis on
-# the same single-use operations (see bench/compare/README.md).  On demand,
-# not in CI.  Starts its own servers on 127.0.0.1 in a temporary directory
-# and stops them by PID when it ends, also on failure or Ctrl-C.  Every
-# measured run is bounded by time (--seconds: pgbench -T, oncebench
-# --duration, redis-benchmark -n calibrated to it); the expected total is
-# printed at the start (about 12-13 minutes at the defaults on 2 cores).
+# the same single-use operations (see bench/compare/README.md), and
+# oncestore's own PostgreSQL engine against pgbench running its statements
+# on the same server.  On demand, not in CI.  Starts its own servers on
+# 127.0.0.1 in a temporary directory and stops them by PID when it ends,
+# also on failure or Ctrl-C.  Every measured run is bounded by time
+# (--seconds: pgbench -T, oncebench --duration, redis-benchmark -n
+# calibrated to it); the expected total is printed at the start (about 17
+# minutes at the defaults on 2 cores).
 #
 #   bench/compare/run.sh [--seconds N] [--quick] [--rows N] [--ops a,b]
 #                        [--oncebench PATH] [--head] [--keep]
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
 	--head) FROM_HEAD=1; shift ;;
 	--keep) KEEP=1; shift ;;
 	--once-async) ONCE_LOOPS=${2%x*} ONCE_INFLIGHT=${2#*x}; shift 2 ;;
-	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -120,7 +122,42 @@ if [ -z "$ONCEBENCH" ]; then
 	fi
 fi
 
-# ---- PostgreSQL ----
+# What this oncebench can do (an older build lacks some options).  Read
+# whole first: `oncebench --help | grep -q` under pipefail fails when grep
+# exits before a help text longer than the pipe's buffer is written.
+ONCEBENCH_HELP=$("$ONCEBENCH" --help)
+
+# ---- PostgreSQL: pgbench, and oncestore's PostgreSQL engine ----
+# Both on AttestoPhoenix 3.5.1's five tables (schema.sql) on the same
+# server: pgbench runs the engine's own statements (pgbench/*.sql), and
+# oncebench --postgres runs the engine itself through the public API, with
+# as many clients (8) as pgbench, at each synchronous_commit: 'on' is the
+# server's default, 'off' goes in the connection string
+# (options='-c synchronous_commit=off'), so the engine's pool connects
+# with it.  oncebench makes and prefills keys of its own on top of the
+# pgbench rows (so both work on tables of the same size); each run starts
+# from reset.sql (prefilled rows live again, added rows gone, VACUUM,
+# CHECKPOINT), and oncebench settles its own prefill the same way
+# (VACUUM ANALYZE, CHECKPOINT) before its clock starts.  Its keys per run
+# are sized for the rates seen on 2 cores (keys cost ~60 us each to
+# prefill through the API): a run stops after --seconds or when they run
+# out.
+ONCE_PG_KEYS_REPLAY=25000 ONCE_PG_KEYS_CLAIM=15000 ONCE_PG_KEYS_ROTATE=3000
+pg_utc() { date -u -d "@$(($(date +%s) + $1))" '+%Y-%m-%d %H:%M:%S'; }
+# What a rotation's sealed successor weighs: a constant v2 envelope as long
+# as the engine's (its ciphertext is XCP. + 571 characters for the bench's
+# child record and issuer claim).
+pg_successor() {
+	python3 -c 'import base64,os; print("{\"v\":2,\"ciphertext\":\"XCP.%s\",\"retry_until\":%d,\"child_hash\":\"%s\"}" % (base64.urlsafe_b64encode(os.urandom(428)).decode().rstrip("="), int(__import__("time").time()) + 60, base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")))'
+}
+pg_won() { # op: rows the run claimed or added
+	case $1 in
+	replay) psql -tAc "SELECT count(*) FROM dpop_replays" ;;
+	code_take) psql -tAc "SELECT count(*) FROM attesto_authorization_codes WHERE consumed_at IS NOT NULL" ;;
+	nonce_accept) psql -tAc "SELECT count(*) FROM dpop_nonces WHERE used_at IS NOT NULL" ;;
+	refresh_rotate) psql -tAc "SELECT count(*) FROM attesto_refresh_tokens WHERE parent_hash IS NOT NULL" ;;
+	esac
+}
 run_pg() {
 	local pguser=$(id -un) as=()
 	if [ "$(id -u)" -eq 0 ]; then
@@ -142,27 +179,52 @@ run_pg() {
 	psql -q -v ON_ERROR_STOP=1 -f "$HERE/schema.sql" >/dev/null
 	log "PostgreSQL: prefilling $ROWS codes, nonces, refresh tokens"
 	psql -q -v ON_ERROR_STOP=1 -v rows="$ROWS" -f "$HERE/prefill.sql" >/dev/null
-	local op mode sc out tps n won p99
+	local op mode out tps n won p99 wl keys conninfo
+	local once_pg=1
+	grep -q -- --postgres <<<"$ONCEBENCH_HELP" || once_pg=0
+	[ $once_pg = 1 ] || log "  this oncebench has no --postgres: no 'oncestore on PostgreSQL' rows"
 	for op in replay code_take nonce_accept refresh_rotate; do
 		has_op "$op" || continue
 		for mode in on off; do
 			psql -q -v ON_ERROR_STOP=1 -f "$HERE/reset.sql" >/dev/null
 			rm -f "$TMP"/pglog/*
+			# The engine's parameters: now and the times it derives from it
+			# (nonce ttl window, replay ttl 300 as oncebench uses, expiries
+			# a day ahead), the bench record's fields, a sealed successor.
 			out=$(PGOPTIONS="-c synchronous_commit=$mode" pgbench -n -M prepared -c "$PG_CLIENTS" \
-				-j "$PG_THREADS" -T "$SECS" -D rows="$ROWS" -f "$HERE/pgbench/$op.sql" \
+				-j "$PG_THREADS" -T "$SECS" -D rows="$ROWS" -D now="$(pg_utc 0)" \
+				-D fresh_from="$(pg_utc -86400)" -D replay_expires="$(pg_utc 300)" \
+				-D expires="$(pg_utc 86400)" -D issuer=https://issuer.oncebench.example \
+				-D client_id=bench-client -D subject=user-0001 \
+				-D scope='{"openid","profile","offline_access"}' -D resource='{}' \
+				-D claims='{"urn:attesto:refresh-token:issuer":"https://issuer.oncebench.example"}' \
+				-D successor="$(pg_successor)" -f "$HERE/pgbench/$op.sql" \
 				-l --log-prefix="$TMP/pglog/tx" 2>&1) || { echo "$out" >&2; return 1; }
 			tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tail -1)
 			n=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
 			p99=$($PY pg-p99 "$TMP"/pglog/tx*)
-			case $op in
-			replay) won=$(psql -tAc "SELECT count(*) FROM dpop_replays") ;;
-			code_take) won=$(psql -tAc "SELECT count(*) FROM attesto_authorization_codes WHERE consumed_at IS NOT NULL") ;;
-			nonce_accept) won=$(psql -tAc "SELECT count(*) FROM dpop_nonces WHERE consumed_at IS NOT NULL") ;;
-			refresh_rotate) won=$(psql -tAc "SELECT count(*) FROM attesto_refresh_tokens WHERE token_hash LIKE 'k%'") ;;
-			esac
+			won=$(pg_won "$op")
 			log "  pg $op synchronous_commit=$mode: $tps tps, p99 $p99 ms, $won of $n won"
 			record "$op" postgresql "sync_commit=$mode" "$PG_CLIENTS" "$tps" "$p99" \
 				"$(python3 -c "print(100.0*$won/max(1,$n))")"
+		done
+		[ $once_pg = 1 ] || continue
+		case $op in
+		code_take) wl=take keys=$((ONCE_PG_KEYS_CLAIM * SECS)) ;;
+		nonce_accept) wl=$op keys=$((ONCE_PG_KEYS_CLAIM * SECS)) ;;
+		refresh_rotate) wl=$op keys=$((ONCE_PG_KEYS_ROTATE * SECS)) ;;
+		*) wl=$op keys=$((ONCE_PG_KEYS_REPLAY * SECS)) ;;
+		esac
+		for mode in on off; do
+			psql -q -v ON_ERROR_STOP=1 -f "$HERE/reset.sql" >/dev/null
+			conninfo="host=127.0.0.1 port=$port user=bench dbname=postgres"
+			[ $mode = on ] || conninfo="$conninfo options='-c synchronous_commit=off'"
+			"$ONCEBENCH" --postgres "$conninfo" --workload "$wl" --threads "$PG_CLIENTS" \
+				--keys "$keys" --duration "$SECS" --runs 1 --json >"$TMP/once-pg.json"
+			read -r tps p99 < <($PY once-json "$TMP/once-pg.json" "$wl")
+			log "  oncestore on pg $op synchronous_commit=$mode: $tps ops/s, p99 $p99 ms"
+			# oncebench stops at the first call that does not win: 100%.
+			record "$op" oncestore-pg "sync_commit=$mode" "$PG_CLIENTS" "$tps" "$p99" 100
 		done
 	done
 	stop_pg
@@ -238,8 +300,8 @@ ONCE_KEYS_BLOCKING_ALWAYS=70000 ONCE_KEYS_BLOCKING_INTERVAL=120000 ONCE_KEYS_ASY
 run_once() {
 	local op wl mode keys ops p99 how args extra reopen=()
 	local async=1
-	"$ONCEBENCH" --help | grep -q -- --inflight || async=0
-	"$ONCEBENCH" --help | grep -q -- --no-reopen && reopen=(--no-reopen)
+	grep -q -- --inflight <<<"$ONCEBENCH_HELP" || async=0
+	grep -q -- --no-reopen <<<"$ONCEBENCH_HELP" && reopen=(--no-reopen)
 	for op in replay code_take nonce_accept refresh_rotate; do
 		has_op "$op" || continue
 		case $op in code_take) wl=take ;; *) wl=$op ;; esac
@@ -271,15 +333,18 @@ run_once() {
 # virtio disk: PostgreSQL's prefill (~60 s per million rows) and each run's
 # reset (UPDATE, VACUUM, CHECKPOINT: ~10 s per million); Redis's fills and
 # calibration (~15 s per million); oncestore's keys and prefill (~5 us per
-# key) and its raw-disk limit and close (~3 s).
+# key) and its raw-disk limit and close (~3 s); oncestore on PostgreSQL: a
+# reset, its keys' prefill through the API (~60 us per key: about 0.9 s per
+# second of run) and its open and settle (~2 s).
 nops=$(echo "$OPS" | tr ',' '\n' | grep -c .)
 EXPECT=$(awk -v r="$ROWS" -v s="$SECS" -v n="$nops" -v ka="$ONCE_KEYS_BLOCKING_ALWAYS" \
 	-v ki="$ONCE_KEYS_BLOCKING_INTERVAL" -v kx="$ONCE_KEYS_ASYNC" 'BEGIN { r /= 1e6;
 	pg = 60 * r + n * 2 * (s + 10 * r + 1);
+	pg += n * 2 * (1.9 * s + 10 * r + 2);
 	redis = n * 2 * (1.1 * s + 15 * r + 2);
 	once = n * (4 * (s + 3) + (ka + ki + 2 * kx) * s * 5e-6 - 2 * 0.4 * s);
 	printf "%d", pg + redis + once }')
-log "expected total: about $(( (EXPECT + 59) / 60 )) min ($nops operations x 16 runs of at most $SECS s)"
+log "expected total: about $(( (EXPECT + 59) / 60 )) min ($nops operations x 20 runs of at most $SECS s)"
 
 log "$(nproc) cores, $SECS s per run, $ROWS prefilled keys; results in $RESULTS"
 run_pg

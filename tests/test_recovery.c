@@ -12,6 +12,11 @@
  *     snapshot; a gap in the sequence numbers) fails the open with
  *     ONCE_CORRUPT naming the file and offset, and leaves every file as it
  *     was;
+ *   - a record with a valid checksum that recovery could not apply (a
+ *     family incarnation of 0 or past ONCE_WAL_NUMBER_MAX, a refresh
+ *     token's empty family id), in the log or a snapshot: verify
+ *     (once__recover without a store) and once_open both say ONCE_CORRUPT
+ *     naming it (verify used to call it clean);
  *   - injected I/O faults (wal/io.h): a failed fdatasync or pwrite answers
  *     ONCE_IO to the call in flight and to every later write (sticky, even
  *     when the disk is fine again), reads go on, spent stays spent, close
@@ -40,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "durable.h"
 #include "format.h"
 #include "io.h"
@@ -1075,6 +1081,181 @@ static void test_corrupt_snapshot_and_checkpoint(void)
 		expect_corrupt(dir, &o, &bad, "log-", -1, "CHECKPOINT missing");
 		image_free(&bad);
 	}
+	image_put(dir, &img);
+	reopen_expect(&o, &want, "undamaged");
+	image_free(&img);
+	test_dump_free(&want);
+	test_rmdir(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Records that check and decode but that recovery cannot apply             */
+/* ------------------------------------------------------------------------ */
+
+/* `oncestore verify` only decodes records (once__recover with no store);
+ * once_open applies them too (core/restore.c).  A record whose checksum
+ * is valid (rewritten, or damaged before it was sealed) but which apply
+ * refuses made the two disagree: verify said OK, once_open said CORRUPT
+ * naming "(records)" at offset 0, and repair saw nothing to repair
+ * (fuzz_datadir found it: a resealed payload flip turned the family
+ * incarnation 1 of an access token in a snapshot into 0).  Both must say
+ * CORRUPT, naming the record. */
+
+/* Offset in the payload of the family incarnation of a record of op's
+ * type (op decoded from payload), or -1 when it has none. */
+static long incarnation_at(const struct once__wal_op *op, const unsigned char *payload)
+{
+	switch (op->type) {
+	case ONCE_WAL_ACCESS_RECORD: return (long)(op->family + op->family_len - payload);
+	case ONCE_WAL_ACCESS_REVOKE:
+	case ONCE_WAL_REFRESH_REVOKE:
+	case ONCE_WAL_ACCESS_FAMILY:
+	case ONCE_WAL_REFRESH_FAMILY:
+	case ONCE_WAL_REFRESH_INSERT: return (long)(op->key + op->key_len - payload);
+	case ONCE_WAL_REFRESH_ROTATE: return (long)(op->child + op->child_len - payload);
+	default: return -1;
+	}
+}
+
+/* Replaces the record at `off` of file f (a segment or snapshot with the
+ * given salt) by one with the same header fields and `payload` (len
+ * bytes), sealed with a valid checksum; later records move with it. */
+static void reseal_record(struct file *f, size_t off, uint64_t salt, const struct once__wal_record *rec,
+                          const unsigned char *payload, uint32_t len)
+{
+	size_t size = once__wal_record_size(len);
+	unsigned char *r = calloc(1, size);
+	ASSERT(r != NULL);
+	once__wal_record_encode(r, salt, rec->type, rec->seq, rec->synced_below, payload, len);
+	size_t rest = f->len - off - rec->size, nlen = off + size + rest;
+	unsigned char *data = malloc(nlen + 1);
+	ASSERT(data != NULL);
+	memcpy(data, f->data, off);
+	memcpy(data + off, r, size);
+	memcpy(data + off + size, f->data + off + rec->size, rest);
+	free(f->data);
+	free(r);
+	f->data = data;
+	f->len = nlen;
+}
+
+/* verify (once__recover without a store) on dir: ONCE_CORRUPT naming
+ * `file` at `at`. */
+static void expect_verify_corrupt(const char *dir, const unsigned char uid[16], const char *file, size_t at,
+                                  const char *what)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	ASSERT(dfd >= 0);
+	struct once__recovery r;
+	once_status st = once__recover(dfd, uid, NULL, &r);
+	close(dfd);
+	if (st != ONCE_CORRUPT)
+		FAIL_AT("%s: verify: expected CORRUPT, got %s", what, once_status_name(st));
+	if (strcmp(r.bad_file, file) != 0 || r.bad_at != at)
+		FAIL_AT("%s: verify names %s at %llu (%s), expected %s at %zu", what, r.bad_file,
+		        (unsigned long long)r.bad_at, r.why ? r.why : "", file, at);
+}
+
+static void test_unappliable_records_verify_and_open_agree(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	struct test_clock clk = {1000};
+	once_options o = opts(&clk, dir);
+	struct test_dump want;
+	make_checkpointed(&o, &want); /* family images in snapshots, every kind in the log */
+	struct image img;
+	image_take(dir, &img);
+	const uint64_t bad_inc[] = {0, ONCE_WAL_NUMBER_MAX, UINT64_MAX};
+	struct once__scratch sc = {0};
+	int cases = 0;
+	bool seen_log[ONCE_WAL_TYPE_END] = {0}, seen_snap[ONCE_WAL_TYPE_END] = {0};
+	for (size_t i = 0; i < img.n; i++) {
+		bool snap = strncmp(img.f[i].name, "snap-", 5) == 0;
+		if (!snap && strncmp(img.f[i].name, "log-", 4) != 0)
+			continue;
+		const struct file *f = &img.f[i];
+		struct once__wal_segment seg;
+		ASSERT(once__wal_segment_decode(f->data, f->len, &seg));
+		uint64_t salt = once__wal_salt(&seg);
+		size_t offs[4096];
+		size_t n = records_of(f, offs, 4096);
+		ASSERT(n < 4096);
+		for (size_t k = 0; k < n; k++) {
+			struct once__wal_record rec;
+			uint64_t seq = 0;
+			for (int b = 7; b >= 0; b--)
+				seq = seq << 8 | f->data[offs[k] + 16 + (size_t)b];
+			ASSERT(once__wal_record_check(f->data + offs[k], f->len - offs[k], salt, seq, &rec) ==
+			       ONCE_WAL_VALID);
+			bool *seen = snap ? seen_snap : seen_log;
+			if (rec.type >= ONCE_WAL_TYPE_END || seen[rec.type])
+				continue;
+			struct once__wal_op op;
+			ASSERT(once__wal_decode(rec.type, rec.payload, rec.len, &op, &sc));
+			long at = incarnation_at(&op, rec.payload);
+			if (at < 0)
+				continue;
+			seen[rec.type] = true;
+			unsigned char *p = malloc(rec.len + 1);
+			ASSERT(p != NULL);
+			for (size_t v = 0; v < sizeof bad_inc / sizeof bad_inc[0]; v++) {
+				memcpy(p, rec.payload, rec.len);
+				for (int b = 0; b < 8; b++)
+					p[at + b] = (unsigned char)(bad_inc[v] >> (8 * b));
+				struct image bad;
+				image_copy(&bad, &img);
+				reseal_record(&bad.f[i], offs[k], salt, &rec, p, rec.len);
+				char what[160];
+				snprintf(what, sizeof what, "%s record %zu (type %u): incarnation %llu, resealed",
+				         f->name, k, rec.type, (unsigned long long)bad_inc[v]);
+				image_put(dir, &bad);
+				expect_verify_corrupt(dir, seg.uid, f->name, offs[k], what);
+				expect_corrupt(dir, &o, &bad, f->name, (long long)offs[k], what);
+				ASSERT(!once__wal_decode(rec.type, p, rec.len, &op, &sc));
+				image_free(&bad);
+				cases++;
+			}
+			/* A refresh token's family id emptied (n = 1: the NUL alone). */
+			if (rec.type == ONCE_WAL_REFRESH_INSERT || rec.type == ONCE_WAL_REFRESH_ROTATE) {
+				ASSERT(once__wal_decode(rec.type, rec.payload, rec.len, &op, &sc));
+				size_t fid = (size_t)((const unsigned char *)op.refresh.family_id - rec.payload);
+				size_t flen = strlen(op.refresh.family_id) + 1;
+				ASSERT(fid >= 4 && flen > 1);
+				size_t q = 0;
+				memcpy(p, rec.payload, fid - 4);
+				q = fid - 4;
+				const unsigned char one[5] = {1, 0, 0, 0, 0};
+				memcpy(p + q, one, 5);
+				q += 5;
+				memcpy(p + q, rec.payload + fid + flen, rec.len - fid - flen);
+				q += rec.len - fid - flen;
+				struct image bad;
+				image_copy(&bad, &img);
+				reseal_record(&bad.f[i], offs[k], salt, &rec, p, (uint32_t)q);
+				char what[160];
+				snprintf(what, sizeof what, "%s record %zu (type %u): family id empty, resealed",
+				         f->name, k, rec.type);
+				image_put(dir, &bad);
+				expect_verify_corrupt(dir, seg.uid, f->name, offs[k], what);
+				expect_corrupt(dir, &o, &bad, f->name, (long long)offs[k], what);
+				ASSERT(!once__wal_decode(rec.type, p, q, &op, &sc));
+				image_free(&bad);
+				cases++;
+			}
+			free(p);
+		}
+	}
+	once__scratch_free(&sc);
+	/* Every record kind that carries an incarnation was damaged. */
+	const uint8_t log_types[] = {ONCE_WAL_ACCESS_RECORD, ONCE_WAL_ACCESS_REVOKE, ONCE_WAL_REFRESH_REVOKE,
+	                             ONCE_WAL_REFRESH_INSERT, ONCE_WAL_REFRESH_ROTATE};
+	for (size_t t = 0; t < sizeof log_types; t++)
+		if (!seen_log[log_types[t]])
+			FAIL_AT("no record of type %u in the log", log_types[t]);
+	if (!seen_snap[ONCE_WAL_ACCESS_FAMILY] || !seen_snap[ONCE_WAL_REFRESH_FAMILY])
+		FAIL_AT("no family image in the snapshots");
+	printf("# %d resealed unappliable records refused by verify and once_open alike\n", cases);
 	image_put(dir, &img);
 	reopen_expect(&o, &want, "undamaged");
 	image_free(&img);
@@ -2449,7 +2630,8 @@ static void test_lock_second_open(void)
 }
 
 TESTS(TEST(test_torn_tail_every_offset), TEST(test_corrupt_log_bit_flips),
-      TEST(test_corrupt_snapshot_and_checkpoint), TEST(test_corrupt_older_torn_and_gaps),
+      TEST(test_corrupt_snapshot_and_checkpoint), TEST(test_unappliable_records_verify_and_open_agree),
+      TEST(test_corrupt_older_torn_and_gaps),
       TEST(test_fdatasync_eio_single_thread), TEST(test_pwrite_enospc_single_thread),
       TEST(test_fdatasync_eio_many_threads), TEST(test_pwrite_enospc_many_threads),
       TEST(test_short_writes_do_not_fail), TEST(test_interrupted_writes_do_not_fail),

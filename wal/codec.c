@@ -304,16 +304,32 @@ static void get_code(struct reader *r, once_code *o)
 	CODE_FIELDS(DEC_TEXT, DEC_LIST, DEC_BYTES)
 }
 
+/* A family incarnation (core/family.c numbers families from 1, one number
+ * per family created).  0 names no family, and recovery (core/restore.c)
+ * refuses it; one at ONCE_WAL_NUMBER_MAX or above is damage too: recovery
+ * raises the store's counter to it, and the next family created would
+ * wrap around to 0.  Refused here, so that verify (which only decodes)
+ * and once_open (which applies) agree on every record. */
+static uint64_t get_incarnation(struct reader *r)
+{
+	uint64_t inc = get_uint(r, 8);
+	if (inc == 0 || inc >= ONCE_WAL_NUMBER_MAX)
+		r->bad = true;
+	return inc;
+}
+
 static void get_refresh(struct reader *r, struct once__wal_op *op, const unsigned char **key,
                         size_t *key_len)
 {
 	once_refresh *o = &op->refresh;
 	memset(o, 0, sizeof *o);
 	*key = get_key(r, key_len);
-	op->incarnation = get_uint(r, 8);
+	op->incarnation = get_incarnation(r);
 	REFRESH_SCALARS(DEC_I64)
 	REFRESH_FIELDS(DEC_TEXT, DEC_LIST, DEC_BYTES)
-	if (o->family_id == NULL)
+	/* The family id is the family's key (core/restore.c looks it up):
+	 * never empty, at most a key's length. */
+	if (o->family_id == NULL || o->family_id[0] == '\0' || strlen(o->family_id) > UINT16_MAX)
 		r->bad = true;
 }
 
@@ -361,7 +377,7 @@ bool once__wal_decode(uint8_t type, const unsigned char *p, size_t len, struct o
 		op->family = get_bytes(r, &op->family_len);
 		if (op->family == NULL || op->family_len > UINT16_MAX)
 			r->bad = true;
-		op->incarnation = get_uint(r, 8);
+		op->incarnation = get_incarnation(r);
 		op->expires_at = get_i64(r);
 		break;
 	case ONCE_WAL_ACCESS_REVOKE:
@@ -369,7 +385,7 @@ bool once__wal_decode(uint8_t type, const unsigned char *p, size_t len, struct o
 	case ONCE_WAL_ACCESS_FAMILY:
 	case ONCE_WAL_REFRESH_FAMILY:
 		op->key = get_key(r, &op->key_len);
-		op->incarnation = get_uint(r, 8);
+		op->incarnation = get_incarnation(r);
 		op->expires_at = get_i64(r);
 		op->revoked = get_uint(r, 1) != 0;
 		break;

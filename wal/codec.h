@@ -36,7 +36,12 @@
  *   REPLAY_RECORD       key, expires_at
  *   SNAPSHOT_END        u64 records before it (snapshot files only)
  * A payload that does not parse exactly (a length past its end, bytes
- * left over, a text without its NUL) is corruption, like a bad checksum.
+ * left over, a text without its NUL) is corruption, like a bad checksum;
+ * so is a value that recovery could not apply: an empty key, a family
+ * incarnation of 0 or at least ONCE_WAL_NUMBER_MAX, a refresh token's
+ * family id empty or longer than a key.  The decoder is the one check
+ * that `oncestore verify` (which only decodes) and once_open (which
+ * applies too) share, so whatever apply refuses must be refused here.
  */
 #ifndef ONCE_WAL_CODEC_H
 #define ONCE_WAL_CODEC_H

@@ -36,6 +36,10 @@
  *     log segment, truncated it, or damaged bytes of its last record,
  *     once_open must answer ONCE_OK.
  *
+ * A failed verdict also writes the damaged directory, as it was before
+ * once_open, to ./datadir-failure-<pid>-<n>/ (an input does not always
+ * replay in another process: see save_failure).
+ *
  * Environment: FUZZ_KEEP=DIR copies the damaged directory to DIR before
  * once_open touches it (to study one input); FUZZ_NO_SPECIAL=1 leaves out FIFOs, directories and
  * symlinks (a FIFO named like a segment hung once_open before the wal fix
@@ -747,16 +751,24 @@ static void mutate(struct in *in, struct work *w, struct special *sp, int *nsp)
 	}
 }
 
-static void write_work(struct work *w, const struct special *sp, int nsp)
+/* Writes w's files and the special files into a new directory `path`:
+ * NULL, or what failed. */
+static const char *write_dir(const char *path, const struct work *w, const struct special *sp, int nsp)
 {
-	if (mkdir(w->path, 0700) != 0)
-		fail("mkdir %s: %s", w->path, strerror(errno));
-	int dfd = open(w->path, O_RDONLY | O_DIRECTORY);
+	if (mkdir(path, 0700) != 0)
+		return "mkdir";
+	int dfd = open(path, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0)
+		return "open";
 	for (size_t i = 0; i < w->n; i++) {
 		int fd = openat(dfd, w->f[i].name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd < 0 || (w->f[i].n && write(fd, w->f[i].p, w->f[i].n) != (ssize_t)w->f[i].n))
-			fail("write %s", w->f[i].name);
-		close(fd);
+		bool ok = fd >= 0 && (w->f[i].n == 0 || write(fd, w->f[i].p, w->f[i].n) == (ssize_t)w->f[i].n);
+		if (fd >= 0)
+			close(fd);
+		if (!ok) {
+			close(dfd);
+			return w->f[i].name;
+		}
 	}
 	for (int i = 0; i < nsp; i++) {
 		const struct special *s = &sp[i];
@@ -771,7 +783,52 @@ static void write_work(struct work *w, const struct special *sp, int nsp)
 		}
 	}
 	close(dfd);
+	return NULL;
 }
+
+static void write_work(struct work *w, const struct special *sp, int nsp)
+{
+	const char *what = write_dir(w->path, w, sp, nsp);
+	if (what != NULL)
+		fail("write %s (%s): %s", w->path, what, strerror(errno));
+}
+
+static void free_work(struct work *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->f[i].p);
+	w->n = 0;
+}
+
+/*
+ * A verdict on the directory failed: the damaged directory as it was
+ * before once_open touched it (w's files and the special files, still in
+ * memory) is written to ./datadir-failure-<pid>-<n>/, next to the input
+ * libFuzzer saves.  The input alone need not replay: each process makes
+ * its golden stores anew, with random nonces and a random hash seed that
+ * decides which snapshot part holds which entry in which order, and the
+ * mutations pick files, records and offsets by index (an input that
+ * damaged a family incarnation failed in only a few processes out of a
+ * hundred).  The directory is the exact reproducer: `oncestore verify
+ * DIR`, or once_open on a copy of it.
+ */
+static void save_failure(const struct work *w, const struct special *sp, int nsp)
+{
+	char name[128];
+	snprintf(name, sizeof name, "datadir-failure-%d-%lu", (int)getpid(), g_seq);
+	const char *what = write_dir(name, w, sp, nsp);
+	if (what != NULL)
+		fprintf(stderr, "fuzz_datadir: could not save the damaged directory as %s (%s: %s)\n", name, what,
+		        strerror(errno));
+	else
+		fprintf(stderr, "fuzz_datadir: the damaged directory (before once_open) is saved as %s\n", name);
+}
+
+#define VERDICT_FAIL(...)                                                                          \
+	do {                                                                                       \
+		save_failure(&w, sp, nsp);                                                        \
+		fail(__VA_ARGS__);                                                                 \
+	} while (0)
 
 /* ---- checks on a store that opened ---- */
 
@@ -1034,8 +1091,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < n && in.n > 0; i++)
 		mutate(&in, &w, sp, &nsp);
 	write_work(&w, sp, nsp);
-	for (size_t i = 0; i < w.n; i++)
-		free(w.f[i].p);
 
 	once_status v = ONCE_OK;
 	bool verified = verify(w.path, &v);
@@ -1053,12 +1108,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	trace("%d mutations%s: verify %s, open %s", w.mutations, w.torn_only ? " (torn tail only)" : "",
 	      verified ? once_status_name(v) : "-", once_status_name(st));
 	if (st != ONCE_OK && st != ONCE_CORRUPT && st != ONCE_IO)
-		fail("once_open: %s", once_status_name(st));
+		VERDICT_FAIL("once_open: %s", once_status_name(st));
 	if (verified && v != ONCE_IO && st != ONCE_IO && (v == ONCE_CORRUPT) != (st == ONCE_CORRUPT))
-		fail("verify says %s, once_open says %s", once_status_name(v), once_status_name(st));
+		VERDICT_FAIL("verify says %s, once_open says %s", once_status_name(v), once_status_name(st));
 	if (w.torn_only && st != ONCE_OK)
-		fail("only a torn tail of the newest segment, yet once_open: %s", once_status_name(st));
+		VERDICT_FAIL("only a torn tail of the newest segment, yet once_open: %s", once_status_name(st));
 	if (st != ONCE_OK) {
+		free_work(&w);
 		rm_rf(w.path);
 		return 0;
 	}
@@ -1068,10 +1124,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; same && i < l.n; i++)
 			same = strcmp(l.v[i], g->dump[i]) == 0;
 		if (!same)
-			fail("an undamaged directory does not hold what the golden store held (%zu vs %zu lines)",
-			     l.n, g->ndump);
+			VERDICT_FAIL("an undamaged directory does not hold what the golden store held (%zu vs %zu lines)",
+			             l.n, g->ndump);
 		free_lines(&l);
 	}
+	free_work(&w);
 	if (g_keep) { /* FUZZ_KEEP: the copy is made; no more checks */
 		once_close(s);
 		rm_rf(w.path);

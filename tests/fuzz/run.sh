@@ -6,7 +6,8 @@
 #
 # Prints per target the executions, the corpus size and the findings
 # (crash / leak / timeout / oom files libFuzzer wrote, and background
-# failures of fuzz_datadir), then TAP: "ok N - fuzz_api: ..." or
+# failures of fuzz_datadir, and the damaged directories it saves when a
+# verdict fails), then TAP: "ok N - fuzz_api: ..." or
 # "not ok"; exit status 0 only when no target found anything.  Findings
 # are kept under build-fuzz/findings/ for study.
 #
@@ -66,7 +67,7 @@ for t in fuzz_api fuzz_datadir; do
 	else
 		failed=$((failed + 1))
 		mkdir -p "$out/findings/$t"
-		cp "$work/$t/artifacts"/* "$out/findings/$t/" 2>/dev/null
+		cp -a "$work/$t/artifacts"/* "$out/findings/$t/" 2>/dev/null # datadir-failure-* are directories
 		cp "$work/$t/log" "$out/findings/$t/log"
 		grep -E "MISMATCH|FAILED|ERROR|SUMMARY|runtime error" "$work/$t/log" | head -5 | sed 's/^/# /'
 		echo "not ok $n - $t: exit $rc, findings: $found (kept in $out/findings/$t/)"

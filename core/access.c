@@ -57,23 +57,12 @@ static once_status record(once_store *s, const void *family_id, size_t flen, con
 	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
-ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id, size_t flen,
-                                                   const void *jti, size_t jlen, int64_t expires_at)
+once_status once__mem_access_record(once_store *s, const void *family_id, size_t flen,
+                                                   const void *jti, size_t jlen, int64_t expires_at, once_ticket *ticket)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_ACCESS_RECORD, record(s, family_id, flen, jti, jlen, expires_at, NULL));
-}
-
-ONCE_API once_status once_code_record_access_token_async(once_store *s, const void *family_id,
-                                                         size_t flen, const void *jti,
-                                                         size_t jlen, int64_t expires_at,
-                                                         once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_ACCESS_RECORD,
-	                   record(s, family_id, flen, jti, jlen, expires_at, ticket));
+	return once__count(s, ONCE_OP_ACCESS_RECORD, record(s, family_id, flen, jti, jlen, expires_at, ticket));
 }
 
 static once_status revoke(once_store *s, const void *family_id, size_t flen, once_ticket *ticket)
@@ -84,19 +73,10 @@ static once_status revoke(once_store *s, const void *family_id, size_t flen, onc
 	return once__family_revoke_logged(s, &fam, ONCE_WAL_ACCESS_REVOKE, ticket);
 }
 
-ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
-                                                           size_t flen)
+once_status once__mem_access_revoke(once_store *s, const void *family_id,
+                                                           size_t flen, once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_ACCESS_REVOKE, revoke(s, family_id, flen, NULL));
-}
-
-ONCE_API once_status once_code_revoke_family_access_tokens_async(once_store *s,
-                                                                 const void *family_id,
-                                                                 size_t flen, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_ACCESS_REVOKE, revoke(s, family_id, flen, ticket));
 }
@@ -117,7 +97,7 @@ static bool revoked(once_store *s, const struct once__key *tok)
 	       now <= atomic_load_explicit(&e->expires_at, memory_order_relaxed);
 }
 
-ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t jlen)
+bool once__mem_access_revoked(once_store *s, const void *jti, size_t jlen)
 {
 	struct once__key tok;
 	if (s == NULL)

@@ -62,17 +62,9 @@ static once_status put(once_store *s, const void *hash, size_t hlen, const once_
 	return once__insert_logged(s, &k, e, ONCE_CODE_LIVE, ONCE_WAL_CODE_PUT, ticket);
 }
 
-ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen, const once_code *c)
+once_status once__mem_code_put(once_store *s, const void *hash, size_t hlen, const once_code *c, once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_CODE_PUT, put(s, hash, hlen, c, NULL));
-}
-
-ONCE_API once_status once_code_put_async(once_store *s, const void *hash, size_t hlen,
-                                         const once_code *c, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_CODE_PUT, put(s, hash, hlen, c, ticket));
 }
@@ -101,7 +93,7 @@ static once_status get(once_store *s, const void *hash, size_t hlen, once_code *
 	return st;
 }
 
-ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen, once_code **out)
+once_status once__mem_code_get(once_store *s, const void *hash, size_t hlen, once_code **out)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
@@ -169,19 +161,10 @@ static once_status take(once_store *s, const void *hash, size_t hlen, once_code 
 	return st;
 }
 
-ONCE_API once_status once_code_take(once_store *s, const void *hash, size_t hlen, once_code **out,
-                                    once_code_meta **meta)
+once_status once__mem_code_take(once_store *s, const void *hash, size_t hlen, once_code **out,
+                                    once_code_meta **meta, once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_CODE_TAKE, take(s, hash, hlen, out, meta, NULL));
-}
-
-ONCE_API once_status once_code_take_async(once_store *s, const void *hash, size_t hlen,
-                                          once_code **out, once_code_meta **meta,
-                                          once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_CODE_TAKE, take(s, hash, hlen, out, meta, ticket));
 }
@@ -211,17 +194,10 @@ static once_status finalize(once_store *s, const void *hash, size_t hlen, once_t
 	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
-ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t hlen)
+once_status once__mem_code_finalize(once_store *s, const void *hash, size_t hlen, once_ticket *ticket)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_CODE_FINALIZE, finalize(s, hash, hlen, NULL));
-}
-
-ONCE_API once_status once_code_finalize_async(once_store *s, const void *hash, size_t hlen,
-                                              once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
-		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_CODE_FINALIZE, finalize(s, hash, hlen, ticket));
 }
+

@@ -157,7 +157,7 @@ static void sweep_all(once_store *s, once_sweep_counts *c)
 	atomic_fetch_add_explicit(&s->sweeps, 1, memory_order_relaxed);
 }
 
-ONCE_API once_status once_sweep(once_store *s, once_sweep_counts *out)
+once_status once__mem_sweep(once_store *s, once_sweep_counts *out)
 {
 	if (s == NULL)
 		return ONCE_INVALID;

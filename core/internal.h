@@ -41,6 +41,7 @@
 #include <urcu-bp.h>
 #include <urcu/rculfhash.h>
 
+#include "../api/engine.h"
 #include "oncestore.h"
 #include "seal.h"
 #include "slab.h"
@@ -293,6 +294,7 @@ struct once__stripe {
 };
 
 struct once_store {
+	const struct once__engine *engine; /* first: api/engine.h */
 	once_options opt; /* validated copy; opt.successor_key points at successor_key */
 	uint32_t nshards;
 	struct once__shard *shards;
@@ -463,12 +465,6 @@ once_status once__count(once_store *s, once_op op, once_status st);
 
 /* The _async forms' entry: *ticket starts at 0 (nothing to wait for);
  * false (the call answers ONCE_INVALID) without a store or a ticket. */
-static inline bool once__ticket_start(once_store *s, once_ticket *ticket)
-{
-	if (ticket != NULL)
-		*ticket = 0;
-	return s != NULL && ticket != NULL;
-}
 void once__bytes_add(once_store *s, enum once__table t, int64_t delta);
 void once__swept_add(once_store *s, enum once__table t, uint64_t n);
 /* Reserves room for one entry of kind t: the live count with it, or 0
@@ -582,5 +578,52 @@ uint64_t once__dump(once_store *s, void (*emit)(void *ctx, const char *line), vo
 /* ---- store.c ---- */
 void once__log(const once_store *s, once_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+
+/* ---- the embedded engine's operations (core/engine.c lists them in its
+ * table; api/dispatch.c calls them through it) ---- */
+extern const struct once__engine once__mem_engine;
+once_status once__mem_close(once_store *s);
+once_status once__mem_checkpoint(once_store *s);
+once_status once__mem_sweep(once_store *s, once_sweep_counts *out);
+void once__mem_stats(once_store *s, struct once_stats *out);
+once_status once__mem_code_put(once_store *s, const void *hash, size_t hlen, const once_code *c,
+                               once_ticket *ticket);
+once_status once__mem_code_get(once_store *s, const void *hash, size_t hlen, once_code **out);
+once_status once__mem_code_take(once_store *s, const void *hash, size_t hlen, once_code **out,
+                                once_code_meta **meta, once_ticket *ticket);
+once_status once__mem_code_finalize(once_store *s, const void *hash, size_t hlen,
+                                    once_ticket *ticket);
+once_status once__mem_access_record(once_store *s, const void *family_id, size_t flen,
+                                    const void *jti, size_t jlen, int64_t expires_at,
+                                    once_ticket *ticket);
+once_status once__mem_access_revoke(once_store *s, const void *family_id, size_t flen,
+                                    once_ticket *ticket);
+bool once__mem_access_revoked(once_store *s, const void *jti, size_t jlen);
+once_status once__mem_refresh_insert(once_store *s, const void *hash, size_t hlen,
+                                     const once_refresh *r, once_ticket *ticket);
+once_status once__mem_refresh_get(once_store *s, const void *hash, size_t hlen,
+                                  once_refresh **out);
+once_status once__mem_refresh_consume(once_store *s, const void *hash, size_t hlen,
+                                      once_refresh **out, once_ticket *ticket);
+once_status once__mem_refresh_remember(once_store *s, const void *hash, size_t hlen,
+                                       const void *succ, size_t n, once_ticket *ticket);
+once_status once__mem_refresh_rotate(once_store *s, const void *parent, size_t plen,
+                                     const void *child, size_t clen, const once_refresh *succ,
+                                     const void *payload, size_t n, once_refresh **parent_out,
+                                     once_ticket *ticket);
+once_status once__mem_refresh_revoke(once_store *s, const void *family_id, size_t flen,
+                                     once_ticket *ticket);
+once_status once__mem_nonce_issue(once_store *s, int64_t ttl_seconds,
+                                  char out[ONCE_NONCE_LEN + 1], once_ticket *ticket);
+bool once__mem_nonce_valid(once_store *s, const void *nonce, size_t len);
+once_status once__mem_nonce_accept(once_store *s, const void *nonce, size_t len,
+                                   int64_t ttl_seconds, once_ticket *ticket);
+once_status once__mem_replay_check(once_store *s, const void *jti, size_t len,
+                                   int64_t ttl_seconds, once_ticket *ticket);
+int once__mem_ticket_fd(once_store *s);
+once_status once__mem_tickets_durable(once_store *s, once_ticket *upto);
+once_status once__mem_tickets_drain(once_store *s, int fd, once_ticket *upto);
+once_status once__mem_ticket_wait(once_store *s, once_ticket t);
 
 #endif /* ONCE_CORE_INTERNAL_H */

@@ -44,22 +44,14 @@ static once_status issue(once_store *s, int64_t ttl, char out[ONCE_NONCE_LEN + 1
 	}
 }
 
-ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds, char out[ONCE_NONCE_LEN + 1])
+once_status once__mem_nonce_issue(once_store *s, int64_t ttl_seconds, char out[ONCE_NONCE_LEN + 1], once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_NONCE_ISSUE, issue(s, ttl_seconds, out, NULL));
-}
-
-ONCE_API once_status once_nonce_issue_async(once_store *s, int64_t ttl_seconds,
-                                            char out[ONCE_NONCE_LEN + 1], once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_NONCE_ISSUE, issue(s, ttl_seconds, out, ticket));
 }
 
-ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len)
+bool once__mem_nonce_valid(once_store *s, const void *nonce, size_t len)
 {
 	struct once__key k;
 	if (s == NULL)
@@ -123,17 +115,10 @@ static once_status accept(once_store *s, const void *nonce, size_t len, int64_t 
 	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
-ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t len, int64_t ttl_seconds)
+once_status once__mem_nonce_accept(once_store *s, const void *nonce, size_t len, int64_t ttl_seconds, once_ticket *ticket)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_NONCE_ACCEPT, accept(s, nonce, len, ttl_seconds, NULL));
-}
-
-ONCE_API once_status once_nonce_accept_async(once_store *s, const void *nonce, size_t len,
-                                             int64_t ttl_seconds, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
-		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_NONCE_ACCEPT, accept(s, nonce, len, ttl_seconds, ticket));
 }
+

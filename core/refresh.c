@@ -255,18 +255,10 @@ static once_status insert(once_store *s, const void *hash, size_t hlen, const on
 	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
-ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t hlen,
-                                         const once_refresh *r)
+once_status once__mem_refresh_insert(once_store *s, const void *hash, size_t hlen,
+                                         const once_refresh *r, once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_INSERT, insert(s, hash, hlen, r, NULL));
-}
-
-ONCE_API once_status once_refresh_insert_async(once_store *s, const void *hash, size_t hlen,
-                                               const once_refresh *r, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_REFRESH_INSERT, insert(s, hash, hlen, r, ticket));
 }
@@ -287,7 +279,7 @@ static once_status get(once_store *s, const void *hash, size_t hlen, once_refres
 	return st;
 }
 
-ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hlen, once_refresh **out)
+once_status once__mem_refresh_get(once_store *s, const void *hash, size_t hlen, once_refresh **out)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
@@ -353,18 +345,10 @@ static once_status consume(once_store *s, const void *hash, size_t hlen, once_re
 	return st;
 }
 
-ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_t hlen,
-                                          once_refresh **out)
+once_status once__mem_refresh_consume(once_store *s, const void *hash, size_t hlen,
+                                          once_refresh **out, once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_CONSUME, consume(s, hash, hlen, out, NULL));
-}
-
-ONCE_API once_status once_refresh_consume_async(once_store *s, const void *hash, size_t hlen,
-                                                once_refresh **out, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_REFRESH_CONSUME, consume(s, hash, hlen, out, ticket));
 }
@@ -422,19 +406,10 @@ static once_status remember(once_store *s, const void *hash, size_t hlen, const 
 	return st == ONCE_OK ? once__wal_finish(s, seq, ticket) : st;
 }
 
-ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash, size_t hlen,
-                                                     const void *succ, size_t n)
+once_status once__mem_refresh_remember(once_store *s, const void *hash, size_t hlen,
+                                                     const void *succ, size_t n, once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_SUCCESSOR, remember(s, hash, hlen, succ, n, NULL));
-}
-
-ONCE_API once_status once_refresh_remember_successor_async(once_store *s, const void *hash,
-                                                           size_t hlen, const void *succ,
-                                                           size_t n, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_REFRESH_SUCCESSOR, remember(s, hash, hlen, succ, n, ticket));
 }
@@ -572,23 +547,11 @@ static once_status rotate(once_store *s, const void *parent, size_t plen, const 
 	return st;
 }
 
-ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size_t plen,
+once_status once__mem_refresh_rotate(once_store *s, const void *parent, size_t plen,
                                          const void *child, size_t clen, const once_refresh *succ,
-                                         const void *payload, size_t n, once_refresh **parent_out)
+                                         const void *payload, size_t n, once_refresh **parent_out, once_ticket *ticket)
 {
 	if (s == NULL)
-		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_ROTATE,
-	                   rotate(s, parent, plen, child, clen, succ, payload, n, parent_out, NULL));
-}
-
-ONCE_API once_status once_refresh_rotate_async(once_store *s, const void *parent, size_t plen,
-                                               const void *child, size_t clen,
-                                               const once_refresh *succ, const void *payload,
-                                               size_t n, once_refresh **parent_out,
-                                               once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
 		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_REFRESH_ROTATE,
 	                   rotate(s, parent, plen, child, clen, succ, payload, n, parent_out, ticket));
@@ -604,17 +567,10 @@ static once_status revoke(once_store *s, const void *family_id, size_t flen, onc
 	return once__family_revoke_logged(s, &fam, ONCE_WAL_REFRESH_REVOKE, ticket);
 }
 
-ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id, size_t flen)
+once_status once__mem_refresh_revoke(once_store *s, const void *family_id, size_t flen, once_ticket *ticket)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REFRESH_REVOKE, revoke(s, family_id, flen, NULL));
-}
-
-ONCE_API once_status once_refresh_revoke_family_async(once_store *s, const void *family_id,
-                                                      size_t flen, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
-		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_REFRESH_REVOKE, revoke(s, family_id, flen, ticket));
 }
+

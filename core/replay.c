@@ -23,17 +23,10 @@ static once_status check(once_store *s, const void *jti, size_t len, int64_t ttl
 	return st == ONCE_EXISTS ? ONCE_SPENT : st;
 }
 
-ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t len, int64_t ttl_seconds)
+once_status once__mem_replay_check(once_store *s, const void *jti, size_t len, int64_t ttl_seconds, once_ticket *ticket)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
-	return once__count(s, ONCE_OP_REPLAY_CHECK, check(s, jti, len, ttl_seconds, NULL));
-}
-
-ONCE_API once_status once_replay_check_async(once_store *s, const void *jti, size_t len,
-                                             int64_t ttl_seconds, once_ticket *ticket)
-{
-	if (!once__ticket_start(s, ticket))
-		return ONCE_INVALID;
 	return once__count(s, ONCE_OP_REPLAY_CHECK, check(s, jti, len, ttl_seconds, ticket));
 }
+

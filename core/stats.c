@@ -66,7 +66,7 @@ static void kind_stats(once_store *s, enum once__table t, once_kind_stats *k)
 	k->swept = swept;
 }
 
-ONCE_API void once_stats(once_store *s, struct once_stats *out)
+void once__mem_stats(once_store *s, struct once_stats *out)
 {
 	if (s == NULL || out == NULL)
 		return;

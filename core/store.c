@@ -15,29 +15,8 @@
 
 #define MAX_SHARDS 4096u
 #define DEFAULT_MAX_SHARDS 256u
-#define DEFAULT_CAPACITY (UINT64_C(1) << 20)
 #define MAX_CAPACITY (UINT64_C(1) << 36) /* 64 Gi entries: beyond any machine */
 #define MAX_RECORD_LEN (16u << 20)
-
-ONCE_API void once_options_init(once_options *o)
-{
-	if (o == NULL)
-		return;
-	memset(o, 0, sizeof *o);
-	o->sync = ONCE_SYNC_ALWAYS;
-	o->sync_interval_ms = 10;
-	o->checkpoint_bytes = UINT64_C(64) << 20;
-	o->log_buffer_bytes = UINT64_C(64) << 20;
-	o->max_codes = DEFAULT_CAPACITY;
-	o->max_access_tokens = DEFAULT_CAPACITY;
-	o->max_refresh = DEFAULT_CAPACITY;
-	o->max_nonces = DEFAULT_CAPACITY;
-	o->max_replays = DEFAULT_CAPACITY;
-	o->max_key_len = 512;
-	o->max_record_len = 64u << 10;
-	o->sweep_interval_ms = 1000;
-	o->revocation_ttl = 86400;
-}
 
 void once__log(const once_store *s, once_log_level level, const char *fmt, ...)
 {
@@ -199,20 +178,16 @@ static void store_free(once_store *s)
 	free(s);
 }
 
-ONCE_API once_status once_open(const once_options *o, once_store **out)
+once_status once__mem_open(const once_options *o, once_store **out)
 {
-	once_options defaults;
-	if (o == NULL) {
-		once_options_init(&defaults);
-		o = &defaults;
-	}
-	if (out == NULL || !options_valid(o))
+	if (!options_valid(o))
 		return ONCE_INVALID;
 	if (!once__crypto_init())
 		return ONCE_NOMEM;
 	once_store *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return ONCE_NOMEM;
+	s->engine = &once__mem_engine;
 	s->opt = *o;
 	s->nshards = o->shards ? o->shards : default_shards();
 	if (once__slab_init(&s->slab) != 0) {
@@ -249,7 +224,7 @@ ONCE_API once_status once_open(const once_options *o, once_store **out)
 	return ONCE_OK;
 }
 
-ONCE_API once_status once_close(once_store *s)
+once_status once__mem_close(once_store *s)
 {
 	if (s == NULL)
 		return ONCE_INVALID;
@@ -259,7 +234,7 @@ ONCE_API once_status once_close(once_store *s)
 	return st;
 }
 
-ONCE_API once_status once_checkpoint(once_store *s)
+once_status once__mem_checkpoint(once_store *s)
 {
 	/* Memory-only: there is no log to cut and no file to write. */
 	if (s == NULL || s->persist == NULL)

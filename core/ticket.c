@@ -8,7 +8,7 @@
 #include "internal.h"
 #include "persist.h"
 
-ONCE_API int once_ticket_fd(once_store *s)
+int once__mem_ticket_fd(once_store *s)
 {
 	if (s == NULL || s->persist == NULL) {
 		errno = EINVAL;
@@ -17,7 +17,7 @@ ONCE_API int once_ticket_fd(once_store *s)
 	return once__wal_event_fd(s);
 }
 
-ONCE_API once_status once_tickets_durable(once_store *s, once_ticket *upto)
+once_status once__mem_tickets_durable(once_store *s, once_ticket *upto)
 {
 	if (s == NULL || upto == NULL)
 		return ONCE_INVALID;
@@ -28,7 +28,7 @@ ONCE_API once_status once_tickets_durable(once_store *s, once_ticket *upto)
 	return once__wal_position(s, upto);
 }
 
-ONCE_API once_status once_tickets_drain(once_store *s, int fd, once_ticket *upto)
+once_status once__mem_tickets_drain(once_store *s, int fd, once_ticket *upto)
 {
 	if (s == NULL || upto == NULL)
 		return ONCE_INVALID;
@@ -36,10 +36,10 @@ ONCE_API once_status once_tickets_drain(once_store *s, int fd, once_ticket *upto
 	 * makes the descriptor readable again, so none is missed. */
 	if (fd >= 0 && (s->persist == NULL || !once__wal_event_clear(s, fd)))
 		return ONCE_INVALID; /* not a descriptor of this store's */
-	return once_tickets_durable(s, upto);
+	return once__mem_tickets_durable(s, upto);
 }
 
-ONCE_API once_status once_ticket_wait(once_store *s, once_ticket t)
+once_status once__mem_ticket_wait(once_store *s, once_ticket t)
 {
 	if (s == NULL)
 		return ONCE_INVALID;

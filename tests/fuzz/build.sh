@@ -24,7 +24,7 @@ CC=${CC:-clang}
 JOBS=${JOBS:-$(nproc)}
 mkdir -p "$out/obj"
 
-deps="liburcu-bp liburcu-cds libxxhash libsodium"
+deps="liburcu-bp liburcu-cds libxxhash libsodium libpq jansson"
 # shellcheck disable=SC2207
 dep_cflags=($(pkg-config --cflags $deps))
 # shellcheck disable=SC2207
@@ -32,14 +32,14 @@ dep_libs=($(pkg-config --libs $deps))
 
 common=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 	-fsanitize=address,undefined -fno-sanitize-recover=all
-	-Iinclude -Icore -Iwal "${dep_cflags[@]}")
+	-Iinclude -Icore -Iwal -Iapi -Ipg "${dep_cflags[@]}")
 # The library as the project builds it (its own warnings are the meson
 # build's business: -Werror here only for the fuzz targets).
 lib_flags=("${common[@]}" -fsanitize=fuzzer-no-link -Wno-unused-command-line-argument)
 target_flags=("${common[@]}" -fsanitize=fuzzer -Wall -Wextra -Werror -Wshadow
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers)
 
-srcs=(core/*.c wal/*.c)
+srcs=(api/*.c core/*.c wal/*.c pg/*.c)
 objs=()
 for src in "${srcs[@]}"; do
 	objs+=("$out/obj/$(echo "$src" | tr / _).o")

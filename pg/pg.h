@@ -97,6 +97,8 @@ enum once__pg_stmt {
 	ONCE_PG_SWEEP_REFRESH,
 	ONCE_PG_SWEEP_NONCES,
 	ONCE_PG_SWEEP_REPLAYS,
+	/* pg/store.c */
+	ONCE_PG_STATS_ROWS,
 	ONCE_PG_STMT_COUNT
 };
 

@@ -71,3 +71,27 @@ ONCE_API once_status once_secret_hash(const void *secret, size_t len, char out[O
 	once__b64url32(digest, out);
 	return ONCE_OK;
 }
+
+/*
+ * AttestoPhoenix's DPoP replay key (ATTESTO-PG 3; Attesto.DPoP.replay_key):
+ * base64url(SHA-256(jkt ":" jti)).  Keyed by the proof key's thumbprint,
+ * one client cannot burn another's jti, and the raw jti (up to 256 bytes,
+ * client-chosen) is never stored.  The same key on both engines lets C
+ * gateways and AttestoPhoenix nodes see each other's proofs.
+ */
+ONCE_API once_status once_dpop_replay_key(const char *jkt, size_t jkt_len, const void *jti,
+                                          size_t jti_len, char out[ONCE_SECRET_LEN + 1])
+{
+	if (out == NULL || jkt == NULL || jkt_len == 0 || jti == NULL || jti_len == 0 ||
+	    !once__crypto_init())
+		return ONCE_INVALID;
+	unsigned char digest[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)jkt, jkt_len);
+	crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+	crypto_hash_sha256_update(&st, jti, jti_len);
+	crypto_hash_sha256_final(&st, digest);
+	once__b64url32(digest, out);
+	return ONCE_OK;
+}

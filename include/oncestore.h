@@ -491,6 +491,19 @@ struct once_stats {
 	uint64_t recovered_snapshot_records; /* snapshot records loaded at open */
 	uint64_t recovery_dropped_expired;   /* entries dropped at open: expired */
 	uint64_t checkpoints;        /* checkpoints completed since open */
+	/* PostgreSQL (options.postgres); zero for the embedded store.  On
+	 * PostgreSQL, entries per kind are the tables' rows, counted by
+	 * once_stats itself (one count(*) per table: a scan, so call it as
+	 * an operator would, not per request); bytes, capacity, swept and the
+	 * persistence figures above stay 0 (the server keeps its own). */
+	uint64_t pg_pool_size;            /* connections the pool may hold */
+	uint64_t pg_connections;          /* connections open now */
+	uint64_t pg_connects;             /* connections made since open */
+	uint64_t pg_reconnects;           /* of those, made to replace a lost one */
+	uint64_t pg_errors;               /* statements that failed (ONCE_IO) */
+	uint64_t pg_statements;           /* statements run */
+	uint64_t pg_statement_ns_total;   /* time in them, round trip included */
+	uint64_t pg_statement_ns_max;     /* the longest one */
 };
 typedef struct once_stats once_stats_t;
 
@@ -552,6 +565,14 @@ typedef struct once_code_meta {
  * ONCE_TIME_MAX, consumed fields
  * set, a list or claims pointer NULL with a nonzero count, record larger
  * than max_record_len) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
+ * PostgreSQL: one INSERT ... ON CONFLICT (code_hash) DO NOTHING.  Also
+ * ONCE_INVALID for: a hash over 88 bytes, client_id, subject, a list
+ * element or the challenge over 255 characters (the columns' sizes),
+ * x5t_s256 (AttestoPhoenix's cnf holds exactly {"jkt":...}), claims that
+ * are not a portable JSON object (string keys; null, booleans, strings,
+ * integers, arrays, objects; no floats).  nonce goes into claims["nonce"]
+ * (the nonce column stays NULL, as AttestoPhoenix 3.x writes it).  Never
+ * ONCE_FULL.
  */
 ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
                                    const once_code *c);
@@ -561,6 +582,8 @@ ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
  * Returns ONCE_OK (+ *out) | ONCE_NOT_FOUND (unknown or already taken) |
  * ONCE_INVALID | ONCE_NOMEM.  Expiry is not checked (the caller checks
  * expires_at); a swept code is unknown.
+ * PostgreSQL: claims come back as the server prints the jsonb (keys
+ * sorted, no spaces), with "nonce" among them when one was given.
  */
 ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen,
                                    once_code **out);
@@ -579,6 +602,10 @@ ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen,
  *     claim) | ONCE_IO.
  * Expiry is not checked here (the caller checks expires_at); an expired code
  * is still spent by its first presentation.
+ * PostgreSQL: the single UPDATE ... SET consumed_at = now WHERE code_hash
+ * = $1 AND consumed_at IS NULL RETURNING; its loser reads consumed_success
+ * to tell SPENT from NOT_FOUND.  ONCE_IO when the connection or the server
+ * failed mid-call: the claim may or may not have happened, so refuse.
  */
 ONCE_API once_status once_code_take(once_store *s, const void *hash, size_t hlen,
                                     once_code **out, once_code_meta **meta);
@@ -588,6 +615,8 @@ ONCE_API once_status once_code_take(once_store *s, const void *hash, size_t hlen
  * ONCE_SPENT.  (AttestoPhoenix calls this mark_consumed.)
  * Returns ONCE_OK (also when already finalized) | ONCE_NOT_FOUND (unknown,
  * or not claimed yet) | ONCE_INVALID | ONCE_IO.
+ * PostgreSQL: AttestoPhoenix's mark_consumed sets consumed_success; this
+ * function has no family argument, so family_id is left as it is.
  */
 ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t hlen);
 
@@ -599,6 +628,11 @@ ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t 
  * ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * A token recorded into a family that is already revoked reads as revoked
  * at once (revocation is sticky).
+ * PostgreSQL: AttestoPhoenix keeps access tokens on the code rows of their
+ * family (access_token_jti, access_token_expires_at): this sets them on
+ * every code row whose family_id is family_id, and answers ONCE_NOT_FOUND
+ * when there is none (no token is recorded without a code).  Never
+ * ONCE_FULL.
  */
 ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id,
                                                    size_t flen, const void *jti, size_t jlen,
@@ -612,6 +646,10 @@ ONCE_API once_status once_code_record_access_token(once_store *s, const void *fa
  * the family and at least options.revocation_ttl.
  * Returns ONCE_OK | ONCE_FULL (an unknown family and no room left for its
  * mark: nothing was revoked) | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
+ * PostgreSQL: AttestoPhoenix's UPDATE ... SET access_token_revoked_at =
+ * now on the family's code rows that carry a token.  Not sticky: a token
+ * recorded into the family afterwards is not revoked (AttestoPhoenix has
+ * no family mark for access tokens).  Never ONCE_FULL.
  */
 ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
                                                            size_t flen);
@@ -620,6 +658,8 @@ ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const 
  * True when jti was recorded, its family was revoked, and the token has not
  * expired (now <= expires_at): a revoked token past its expires_at no longer
  * reports revoked.  False for unknown tokens and for invalid arguments.
+ * PostgreSQL: AttestoPhoenix's test, access_token_expires_at > now: a
+ * token is no longer reported at its expiry second itself.
  */
 ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t jlen);
 
@@ -684,6 +724,14 @@ typedef struct once_refresh {
  * An insert racing with a revocation of its family either gets
  * ONCE_REVOKED or lands a token that reads as revoked as soon as the
  * revocation returns.
+ * PostgreSQL: AttestoPhoenix's insert transaction under
+ * pg_advisory_xact_lock(1096045126, hashtext(family_id)), so it serializes
+ * with AttestoPhoenix nodes on the same family.  ONCE_REVOKED when the
+ * family has a tombstone or a legacy family_revoked row; ONCE_EXISTS also
+ * when (family_id, generation) is taken.  scope keeps its duplicates
+ * (AttestoPhoenix 3.x does); x5t_s256 and claims as for once_code_put;
+ * with options.pg_issuer the issuer claim is added to claims.  Never
+ * ONCE_FULL.
  */
 ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t hlen,
                                          const once_refresh *r);
@@ -693,6 +741,10 @@ ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t
  * successor are filled).  Returns ONCE_OK (+ *out) | ONCE_NOT_FOUND
  * (unknown, swept, or its family revoked) | ONCE_INVALID | ONCE_NOMEM.
  * Expiry is not checked (the caller checks expires_at).
+ * PostgreSQL: also ONCE_NOT_FOUND for a family bound to another issuer
+ * (options.pg_issuer).  successor is the successor token (see rotate)
+ * when the parent's envelope opens with options.pg_successor_secret and
+ * passes AttestoPhoenix's lineage check; absent otherwise.
  */
 ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hlen,
                                       once_refresh **out);
@@ -708,6 +760,9 @@ ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hl
  *   ONCE_NOT_FOUND when unknown or its family is revoked (never SPENT:
  *     there is no family left to revoke) | ONCE_INVALID | ONCE_NOMEM
  *     (nothing changed: the winner's copy is made before the CAS).
+ * PostgreSQL: one UPDATE ... SET consumed = true WHERE NOT consumed and
+ * the family has no tombstone and no legacy flag; ONCE_IO when the call
+ * failed mid-way (the token may be consumed: refuse).
  */
 ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_t hlen,
                                           once_refresh **out);
@@ -719,6 +774,10 @@ ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_
  * Returns ONCE_OK | ONCE_NOT_FOUND (unknown, unconsumed, or family revoked)
  * | ONCE_NO_KEY (no successor_key configured; checked after the arguments)
  * | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
+ * PostgreSQL: succ must be the successor token itself, whose child (key
+ * base64url(SHA-256(succ)), generation + 1, parent_hash = hash) exists;
+ * it is sealed as rotate seals it.  ONCE_NOT_FOUND when no such child;
+ * ONCE_NO_KEY without options.pg_successor_secret.
  */
 ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash,
                                                      size_t hlen, const void *succ, size_t n);
@@ -742,6 +801,21 @@ ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *
  *   ONCE_NO_KEY (payload given, no key) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * On any status but OK nothing changed: the parent stays unconsumed and
  * no child exists.
+ * PostgreSQL: AttestoPhoenix's rotate/4 transaction (the family lock, then
+ * SELECT ... FOR UPDATE of the parent, the parent's UPDATE and the child's
+ * INSERT), so a C node and an AttestoPhoenix node rotating one family
+ * serialize.  payload must be the child's token string itself and child
+ * its hash, base64url(SHA-256(payload)) (ONCE_INVALID otherwise): it is
+ * sealed into AttestoPhoenix's v2 envelope under
+ * options.pg_successor_secret with retry_until = min(now + grace, child
+ * expires_at - 1), so a retry is honoured by either kind of node; without
+ * a payload, or with options.pg_rotation_grace 0, the strict tombstone is
+ * written (a retry finds no successor: revoke).  A payload without a
+ * secret is ONCE_NO_KEY.  The child's generation is the parent's + 1
+ * (succ->generation must be 0 or that).  Also: ONCE_EXPIRED when the
+ * parent's expires_at <= now; ONCE_REVOKED when the child's generation is
+ * already taken in the family (AttestoPhoenix's family_integrity_error:
+ * the family is revoked, as AttestoPhoenix does).
  */
 ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size_t plen,
                                          const void *child, size_t clen,
@@ -758,6 +832,9 @@ ONCE_API once_status once_refresh_rotate(once_store *s, const void *parent, size
  * Returns ONCE_OK | ONCE_FULL (an unknown family and no room left for its
  * mark: nothing was revoked; sweep or raise max_refresh) | ONCE_INVALID |
  * ONCE_NOMEM | ONCE_IO.
+ * PostgreSQL: AttestoPhoenix 3.x revocation: under the family lock, a
+ * tombstone in attesto_refresh_family_revocations (kept forever: sweeps
+ * never remove it) and the family's rows deleted.  Never ONCE_FULL.
  */
 ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *family_id,
                                                 size_t flen);
@@ -781,6 +858,8 @@ ONCE_API once_status once_refresh_revoke_family(once_store *s, const void *famil
  * sits on pages marked MADV_WIPEONFORK (the child finds it zeroed and
  * reseeds), and where the kernel lacks that a pthread_atfork handler
  * forces the reseed.
+ * PostgreSQL: one row in dpop_nonces, the nonce in plaintext (as
+ * AttestoPhoenix stores it).  Never ONCE_FULL.
  */
 ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds,
                                       char out[ONCE_NONCE_LEN + 1]);
@@ -798,6 +877,11 @@ ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len);
  * the answer does not depend on when the sweep runs; the nonce stays
  * unused) | ONCE_NOT_FOUND (never issued here, or swept) | ONCE_INVALID
  * (ttl <= 0 or above ONCE_TTL_MAX, bad key) | ONCE_IO.
+ * PostgreSQL: AttestoPhoenix's UPDATE ... SET used_at WHERE used_at IS
+ * NULL AND issued_at >= now - ttl AND expires_at > now.  Note that
+ * AttestoPhoenix's own DPoP path only calls valid? (nonces reusable until
+ * expiry): a nonce accepted here is refused afterwards by both kinds of
+ * node, while one AttestoPhoenix checked stays usable.
  */
 ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t len,
                                        int64_t ttl_seconds);
@@ -816,6 +900,10 @@ ONCE_API once_status once_nonce_accept(once_store *s, const void *nonce, size_t 
  * over-long jti) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * Recommended key: the proof's jkt || htu || jti, so one client cannot burn
  * another's jti.  Recommended ttl: proof lifetime + 2 x allowed clock skew.
+ * PostgreSQL: INSERT ... ON CONFLICT (jti) DO NOTHING into dpop_replays;
+ * jti at most 255 bytes.  The table is shared with AttestoPhoenix's other
+ * replay namespaces; use once_dpop_replay_key for DPoP proofs so C and
+ * Elixir nodes see each other's.  Never ONCE_FULL.
  */
 ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t len,
                                        int64_t ttl_seconds);
@@ -989,6 +1077,17 @@ ONCE_API once_status once_secret_generate(char out[ONCE_SECRET_LEN + 1]);
  * Returns ONCE_OK | ONCE_INVALID (out NULL, or secret NULL with len > 0). */
 ONCE_API once_status once_secret_hash(const void *secret, size_t len,
                                       char out[ONCE_SECRET_LEN + 1]);
+
+/* Writes AttestoPhoenix's DPoP replay key, base64url(SHA-256(jkt ":" jti))
+ * without padding (43 chars + NUL), for once_replay_check on either
+ * engine: keyed by the proof key's RFC 7638 thumbprint (jkt), so one
+ * client cannot burn another's jti; the raw jti is never stored; and a C
+ * gateway and an AttestoPhoenix node sharing PostgreSQL see each other's
+ * proofs (ATTESTO-PG section 3).  Recommended for both engines, with a ttl
+ * of at least 121 s (AttestoPhoenix: max_age 60 + future skew 60 + 1).
+ * Returns ONCE_OK | ONCE_INVALID (a NULL or empty argument). */
+ONCE_API once_status once_dpop_replay_key(const char *jkt, size_t jkt_len, const void *jti,
+                                          size_t jti_len, char out[ONCE_SECRET_LEN + 1]);
 
 #ifdef __cplusplus
 }

@@ -115,7 +115,36 @@ static void test_generate_null_invalid(void)
 	ASSERT_ST(once_secret_generate(NULL), ONCE_INVALID);
 }
 
-TESTS(TEST(test_hash_empty_vector), TEST(test_hash_empty_null_secret_ok),
+/* AttestoPhoenix's replay key for a DPoP proof: base64url(SHA-256(jkt ":"
+ * jti)); the expected value is Python's hashlib over the same bytes. */
+static void test_dpop_replay_key_vector(void)
+{
+	const char *jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+	const char *jti = "e1j3V_bKic8-LAEB";
+	char out[ONCE_SECRET_LEN + 1];
+	ASSERT_ST(once_dpop_replay_key(jkt, strlen(jkt), jti, strlen(jti), out), ONCE_OK);
+	ASSERT_STR(out, "1Y44floOcNjf93Di2msDXh9JS0GQzp7ZFDVNphUUpPw");
+	/* The separator matters: "ab" ":" "c" is not "a" ":" "bc". */
+	char other[ONCE_SECRET_LEN + 1];
+	ASSERT_ST(once_dpop_replay_key("a", 1, "b:c", 3, out), ONCE_OK);
+	ASSERT_ST(once_dpop_replay_key("a:b", 3, "c", 1, other), ONCE_OK);
+	ASSERT(strcmp(out, other) == 0); /* same bytes "a:b:c": documented, not a bug */
+	ASSERT_ST(once_dpop_replay_key("ab", 2, "c", 1, other), ONCE_OK);
+	ASSERT(strcmp(out, other) != 0);
+}
+
+static void test_dpop_replay_key_invalid(void)
+{
+	char out[ONCE_SECRET_LEN + 1];
+	ASSERT_ST(once_dpop_replay_key(NULL, 1, "j", 1, out), ONCE_INVALID);
+	ASSERT_ST(once_dpop_replay_key("k", 0, "j", 1, out), ONCE_INVALID);
+	ASSERT_ST(once_dpop_replay_key("k", 1, NULL, 1, out), ONCE_INVALID);
+	ASSERT_ST(once_dpop_replay_key("k", 1, "j", 0, out), ONCE_INVALID);
+	ASSERT_ST(once_dpop_replay_key("k", 1, "j", 1, NULL), ONCE_INVALID);
+}
+
+TESTS(TEST(test_dpop_replay_key_vector), TEST(test_dpop_replay_key_invalid),
+      TEST(test_hash_empty_vector), TEST(test_hash_empty_null_secret_ok),
       TEST(test_hash_abc_vector), TEST(test_hash_fox_vector),
       TEST(test_hash_binary_vector_with_zero_bytes), TEST(test_hash_uses_only_len_bytes),
       TEST(test_hash_null_out_invalid), TEST(test_hash_null_secret_with_len_invalid),

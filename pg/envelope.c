@@ -38,7 +38,8 @@ _Static_assert(ONCE_PG_SECRET_HASH_LEN + 1 == sodium_base64_ENCODED_LEN(32, B64)
                "43 characters and a NUL encode a digest");
 
 /* ================================================================
- * Hashes (Attesto Secret.hash and the DPoP replay key, ATTESTO-PG 3)
+ * Hashes (Attesto Secret.hash, ATTESTO-PG 3; the DPoP replay key is the
+ * public once_dpop_replay_key, core/crypto.c)
  * ================================================================ */
 
 static void digest_text(const unsigned char digest[32], char out[ONCE_PG_SECRET_HASH_LEN + 1])
@@ -51,21 +52,6 @@ void once__pg_secret_hash(const void *s, size_t len, char out[ONCE_PG_SECRET_HAS
 	static const unsigned char empty[1];
 	unsigned char digest[crypto_hash_sha256_BYTES];
 	crypto_hash_sha256(digest, len > 0 ? s : empty, len);
-	digest_text(digest, out);
-}
-
-void once__pg_replay_key(const void *jkt, size_t jkt_len, const void *jti, size_t jti_len,
-                         char out[ONCE_PG_SECRET_HASH_LEN + 1])
-{
-	crypto_hash_sha256_state st;
-	unsigned char digest[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256_init(&st);
-	if (jkt_len > 0)
-		crypto_hash_sha256_update(&st, jkt, jkt_len);
-	crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
-	if (jti_len > 0)
-		crypto_hash_sha256_update(&st, jti, jti_len);
-	crypto_hash_sha256_final(&st, digest);
 	digest_text(digest, out);
 }
 

@@ -183,9 +183,4 @@ once_status once__pg_successor_aad(const struct once__pg_successor_row *row,
 /* Attesto Secret.hash(s): base64url_nopad(SHA-256(s)), 43 characters. */
 void once__pg_secret_hash(const void *s, size_t len, char out[ONCE_PG_SECRET_HASH_LEN + 1]);
 
-/* The DPoP replay key AttestoPhoenix stores in dpop_replays.jti (ATTESTO-PG
- * 3): base64url_nopad(SHA-256(jkt || ":" || jti)), 43 characters. */
-void once__pg_replay_key(const void *jkt, size_t jkt_len, const void *jti, size_t jti_len,
-                         char out[ONCE_PG_SECRET_HASH_LEN + 1]);
-
 #endif /* ONCE_PG_ENVELOPE_H */

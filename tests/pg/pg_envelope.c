@@ -1466,11 +1466,12 @@ static void test_hashes(void)
 	/* base64url_nopad(SHA-256("")), computed with Python's hashlib */
 	once__pg_secret_hash("", 0, h);
 	ASSERT_STR(h, "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
-	/* replay_key(jkt, jti) = Secret.hash(jkt ":" jti) */
+	/* replay_key(jkt, jti) = Secret.hash(jkt ":" jti): the public helper
+	 * both engines' callers use (core/crypto.c) */
 #define JKT "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 #define JTI "e1j3V_bKic8-LTEB"
 	static const char jkt[] = JKT, jti[] = JTI;
-	once__pg_replay_key(jkt, strlen(jkt), jti, strlen(jti), h);
+	ASSERT_ST(once_dpop_replay_key(jkt, strlen(jkt), jti, strlen(jti), h), ONCE_OK);
 	ASSERT_STR(h, "5JeFa_TFewWm5vhk4_uUELMqO0290sKWBHW5UoGlygo");
 	char joined[ONCE_PG_SECRET_HASH_LEN + 1];
 	once__pg_secret_hash(JKT ":" JTI, strlen(JKT ":" JTI), joined);

@@ -21,25 +21,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope.h"
 #include "pg.h"
 
-/* No reals anywhere in the tree. */
-static bool portable(const json_t *v)
+/* No reals anywhere in the tree, and no deeper nesting than a successor
+ * envelope can carry (ONCE_PG_CLAIMS_MAX_DEPTH objects and arrays, the
+ * claims object counted): a token whose claims could be stored but never
+ * sealed would make every rotation of it fail. */
+static bool portable(const json_t *v, int depth)
 {
 	if (json_is_real(v))
+		return false;
+	if ((json_is_object(v) || json_is_array(v)) && depth > ONCE_PG_CLAIMS_MAX_DEPTH)
 		return false;
 	if (json_is_object(v)) {
 		const char *key;
 		json_t *member;
 		json_object_foreach((json_t *)v, key, member)
-			if (!portable(member))
+			if (!portable(member, depth + 1))
 				return false;
 	}
 	if (json_is_array(v)) {
 		size_t i;
 		json_t *member;
 		json_array_foreach(v, i, member)
-			if (!portable(member))
+			if (!portable(member, depth + 1))
 				return false;
 	}
 	return true;
@@ -65,7 +71,7 @@ once_status once__pg_claims_encode(const void *claims, size_t len, const char *n
 	                        : json_loadb(claims, len, JSON_REJECT_DUPLICATES, NULL);
 	if (root == NULL)
 		return len == 0 ? ONCE_NOMEM : ONCE_INVALID; /* jansson does not tell OOM apart */
-	once_status st = json_is_object(root) && portable(root) ? ONCE_OK : ONCE_INVALID;
+	once_status st = json_is_object(root) && portable(root, 1) ? ONCE_OK : ONCE_INVALID;
 	if (st == ONCE_OK && nonce != NULL)
 		st = set_text(root, "nonce", nonce);
 	if (st == ONCE_OK && issuer != NULL)

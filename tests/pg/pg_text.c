@@ -9,6 +9,7 @@
 
 #include "../harness.h"
 #include "internal.h"
+#include "envelope.h"
 #include "pg.h"
 
 static void assert_time_text(int64_t t, const char *want)
@@ -261,7 +262,30 @@ static void claims_are_portable_json_objects(void)
 	ASSERT_ST(once__pg_claims_encode(NULL, 3, NULL, NULL, &out), ONCE_INVALID);
 }
 
-TESTS(TEST(times_format_as_utc_seconds), TEST(times_parse_and_round_trip),
+/* Claims nested deeper than a successor envelope can seal are refused at
+ * the door (ONCE_PG_CLAIMS_MAX_DEPTH objects and arrays, the claims object
+ * itself counted), so no token is stored that could never be rotated. */
+static void claims_deeper_than_an_envelope_can_seal_are_refused(void)
+{
+	char deep[2 * ONCE_PG_CLAIMS_MAX_DEPTH + 16];
+	for (int depth = ONCE_PG_CLAIMS_MAX_DEPTH; depth <= ONCE_PG_CLAIMS_MAX_DEPTH + 1; depth++) {
+		/* {"a":[[...[]...]]}: one object and depth - 1 arrays. */
+		size_t n = 0;
+		n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"a\":");
+		for (int i = 1; i < depth; i++)
+			deep[n++] = '[';
+		for (int i = 1; i < depth; i++)
+			deep[n++] = ']';
+		deep[n++] = '}';
+		deep[n] = '\0';
+		char *out = NULL;
+		once_status st = once__pg_claims_encode(deep, n, NULL, NULL, &out);
+		ASSERT_ST(st, depth <= ONCE_PG_CLAIMS_MAX_DEPTH ? ONCE_OK : ONCE_INVALID);
+		free(out);
+	}
+}
+
+TESTS(TEST(claims_deeper_than_an_envelope_can_seal_are_refused), TEST(times_format_as_utc_seconds), TEST(times_parse_and_round_trip),
       TEST(arrays_escape_and_round_trip), TEST(uuids_are_version_4_and_distinct),
       TEST(text_fits_counts_characters_of_valid_utf8), TEST(claims_are_portable_json_objects));
 TEST_MAIN()

@@ -35,8 +35,9 @@
  *     token of the consumed token's child;
  *   - rotate answers ONCE_EXPIRED for an expired parent, ONCE_REVOKED
  *     when the child generation is already taken (the family is revoked:
- *     AttestoPhoenix's family_integrity_error), and without a secret (or
- *     with grace 0) writes the strict tombstone instead of NO_KEY;
+ *     AttestoPhoenix's family_integrity_error); a payload with grace > 0
+ *     and no secret is NO_KEY (AttestoPhoenix's retry_state_unavailable,
+ *     nothing changed), with grace 0 the strict tombstone is written;
  *   - every call may answer ONCE_IO (the server), and a consume's
  *     ONCE_NOMEM may come after the row was consumed.
  */
@@ -633,6 +634,15 @@ static once_status rotation_make(struct once__pg *p, const void *parent, size_t 
 		memcpy(rot->token, payload, n);
 		rot->token[n] = '\0';
 		rot->token_len = n;
+		/* A successor to keep and no secret to seal it with: AttestoPhoenix
+		 * answers retry_state_unavailable and mutates nothing (ATTESTO-PG
+		 * 2.2.5), as the embedded engine answers NO_KEY.  With grace 0
+		 * there is nothing to keep: the strict tombstone is written. */
+		if (p->successor_secret == NULL && p->opt.pg_rotation_grace > 0) {
+			free(rot->token);
+			rot->token = NULL;
+			return ONCE_NO_KEY;
+		}
 	}
 	rot->succ = succ;
 	rot->now = once__pg_now(p);

@@ -1104,7 +1104,33 @@ static void test_sweep_redact(void)
 	fx_close(&f);
 }
 
-TESTS(TEST(test_insert_get_roundtrip), TEST(test_insert_exists), TEST(test_insert_invalid),
+/* A successor to keep, grace > 0 and no secret to seal it with:
+ * AttestoPhoenix's retry_state_unavailable, the embedded engine's NO_KEY,
+ * and nothing changed (the parent unconsumed, no child). */
+static void test_rotate_no_secret_with_grace_is_no_key(void)
+{
+	struct fx f;
+	fx_init(&f, (struct store_opts){.grace = 60});
+	struct tok p = tok("nk", 0), c = tok("nk", 1);
+	once_refresh r = record("fam-nk", NOW + 60);
+	ASSERT_ST(once_refresh_insert(f.s, p.key, ONCE_SECRET_LEN, &r), ONCE_OK);
+	once_refresh child = record("fam-nk", NOW + 120);
+	once_refresh *out = NULL;
+	ASSERT_ST(once_refresh_rotate(f.s, p.key, ONCE_SECRET_LEN, c.key, ONCE_SECRET_LEN, &child,
+	                              c.token, strlen(c.token), &out), ONCE_NO_KEY);
+	ASSERT(out == NULL);
+	ASSERT_EQ_U64(family_rows(&f, "fam-nk"), 1);
+	ASSERT_STR(sql_text(f.db, "SELECT consumed::text FROM " T_REFRESH " WHERE token_hash='%s'", p.key),
+	           "false");
+	/* Without a payload there is nothing to seal: the strict tombstone. */
+	ASSERT_ST(once_refresh_rotate(f.s, p.key, ONCE_SECRET_LEN, c.key, ONCE_SECRET_LEN, &child,
+	                              NULL, 0, &out), ONCE_OK);
+	once_free(out);
+	ASSERT_EQ_U64(family_rows(&f, "fam-nk"), 2);
+	fx_close(&f);
+}
+
+TESTS(TEST(test_rotate_no_secret_with_grace_is_no_key), TEST(test_insert_get_roundtrip), TEST(test_insert_exists), TEST(test_insert_invalid),
       TEST(test_revoke_sticky), TEST(test_consume), TEST(test_rotate_statuses),
       TEST(test_rotate_statuses_2), TEST(test_successor_v2), TEST(test_tamper_ciphertext),
       TEST(test_tamper_retry_until), TEST(test_tamper_child_hash), TEST(test_tamper_parent_hash),

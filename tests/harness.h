@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +140,60 @@ static inline int64_t test_clock_read(void *ctx)
 	return atomic_load(&((struct test_clock *)ctx)->now);
 }
 
-/* Options for a small memory-only store on a test clock, no sweeper. */
+/*
+ * Backends.  The behavioural suites run from one source against both
+ * engines: meson registers each of them a second time in suite pg with
+ * ONCE_TEST_BACKEND=postgres, ONCE_TEST_PG_SCHEMA (a schema of that
+ * suite's own, so suites running at once never share rows) and
+ * ONCE_TEST_TOOL (the oncestore tool, whose `schema` command creates the
+ * tables); ONCE_TEST_POSTGRES, the libpq connection string, comes from
+ * the environment (tests/pg/cluster.sh starts a throwaway server).  test_open then empties the tables before every test.  A test
+ * checks an embedded-only behaviour under `if (!test_on_postgres())`, and
+ * a behaviour where the engines differ by design (include/oncestore.h,
+ * "PostgreSQL" in each function's comment) with test_on_postgres().
+ */
+static inline bool test_on_postgres(void)
+{
+	const char *b = getenv("ONCE_TEST_BACKEND");
+	return b != NULL && strcmp(b, "postgres") == 0;
+}
+
+/* Runs a shell command for the fixtures; fails the test if it fails. */
+static inline void test_shell(const char *cmd)
+{
+	fflush(NULL);
+	int rc = system(cmd);
+	if (rc != 0)
+		FAIL_AT("command failed (%d): %s", rc, cmd);
+}
+
+/* Creates this suite's schema and tables if they are missing, then empties
+ * the tables: every test starts from an empty store, as on the embedded
+ * engine. */
+static inline void test_pg_reset(void)
+{
+	const char *conn = getenv("ONCE_TEST_POSTGRES");
+	const char *schema = getenv("ONCE_TEST_PG_SCHEMA");
+	const char *tool = getenv("ONCE_TEST_TOOL");
+	if (conn == NULL || schema == NULL || tool == NULL)
+		FAIL_AT("suite pg needs ONCE_TEST_POSTGRES (tests/pg/cluster.sh), ONCE_TEST_PG_SCHEMA "
+		        "and ONCE_TEST_TOOL");
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+	         "psql -qAtX -d '%s' -c \"SELECT 1 FROM pg_namespace WHERE nspname = '%s'\" | grep -q 1 || "
+	         "'%s' schema --schema-prefix %s | psql -qX -v ON_ERROR_STOP=1 -d '%s' >/dev/null",
+	         conn, schema, tool, schema, conn);
+	test_shell(cmd);
+	snprintf(cmd, sizeof cmd,
+	         "psql -qX -v ON_ERROR_STOP=1 -d '%s' -c 'TRUNCATE %s.attesto_authorization_codes, "
+	         "%s.attesto_refresh_tokens, %s.attesto_refresh_family_revocations, %s.dpop_nonces, "
+	         "%s.dpop_replays'",
+	         conn, schema, schema, schema, schema, schema);
+	test_shell(cmd);
+}
+
+/* Options for a small store on a test clock, no sweeper: memory-only, or
+ * on this suite's PostgreSQL schema (see test_on_postgres). */
 static inline once_options test_options(struct test_clock *clk)
 {
 	once_options o;
@@ -151,11 +205,17 @@ static inline once_options test_options(struct test_clock *clk)
 		o.clock = test_clock_read;
 		o.clock_ctx = clk;
 	}
+	if (test_on_postgres()) {
+		o.postgres = getenv("ONCE_TEST_POSTGRES");
+		o.pg_schema = getenv("ONCE_TEST_PG_SCHEMA");
+	}
 	return o;
 }
 
 static inline once_store *test_open(const once_options *o)
 {
+	if (o != NULL && o->postgres != NULL)
+		test_pg_reset();
 	once_store *s = NULL;
 	once_status st = once_open(o, &s);
 	if (st != ONCE_OK)

@@ -6,9 +6,11 @@
 #   plain      every suite (unit, race, limits, crash, powerloss: the
 #              power-loss simulator, plain builds only: it preloads a shim)
 #   asan       AddressSanitizer + UndefinedBehaviorSanitizer, every suite
-#   tsan       ThreadSanitizer, suites unit and race (limits is a single-
-#              threaded volume test, crash a kill -9 loop whose children
-#              die mid-run: under TSan they would only be slow)
+#   tsan       ThreadSanitizer, suites unit, race and pg (limits is a
+#              single-threaded volume test, crash a kill -9 loop whose
+#              children die mid-run: under TSan they would only be slow)
+# Suite pg (the PostgreSQL engine, and the behavioural suites run again on
+# it) uses a throwaway server that this script starts and stops.
 # and ends with one line "N passed, N failed" counting every TAP test case.
 # Exit status 0 only when nothing failed.
 set -u
@@ -19,6 +21,10 @@ packages=(meson ninja-build pkg-config gcc python3 liburcu-dev libxxhash-dev lib
 packages+=(clang libclang-rt-dev)
 # examples/uv_gateway.c (built and run in suite unit) needs libuv.
 packages+=(libuv1-dev)
+# The PostgreSQL engine (pg/) links libpq and jansson; suite pg runs a
+# throwaway server (tests/pg/cluster.sh) and psql; the successor envelope's
+# term-format checks compare with Erlang's own term_to_binary.
+packages+=(libpq-dev libjansson-dev postgresql postgresql-client erlang-base)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,6 +39,21 @@ fi
 
 total_pass=0
 total_fail=0
+
+# Suite pg: a throwaway PostgreSQL on a Unix socket in a temporary
+# directory, run as the postgres user, stopped by PID on exit (failure
+# included).  The tests read ONCE_TEST_POSTGRES.
+ONCE_TEST_PGDIR=""
+stop_cluster() {
+	[ -n "$ONCE_TEST_PGDIR" ] && bash tests/pg/cluster.sh stop "$ONCE_TEST_PGDIR"
+}
+trap stop_cluster EXIT
+if ! eval "$(bash tests/pg/cluster.sh start)"; then
+	echo "== could not start the throwaway PostgreSQL (tests/pg/cluster.sh)"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+export ONCE_TEST_POSTGRES ONCE_TEST_PGDIR
 
 # Counts TAP "ok"/"not ok" lines per test in meson's JSON log; a test that
 # failed without a "not ok" line (crash, timeout) counts as one failure.
@@ -130,12 +151,12 @@ check_fuzz() {
 	total_fail=$((total_fail + f))
 }
 
-run_config plain "unit race limits crash powerloss"
+run_config plain "unit race limits crash powerloss pg"
 check_install
 check_release_build
 check_fuzz
-run_config asan "unit race limits crash" -Db_sanitize=address,undefined -Db_lundef=false
-run_config tsan "unit race" -Db_sanitize=thread -Db_lundef=false
+run_config asan "unit race limits crash pg" -Db_sanitize=address,undefined -Db_lundef=false
+run_config tsan "unit race pg" -Db_sanitize=thread -Db_lundef=false
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -7,6 +7,11 @@
 #                                  string) and ONCE_TEST_PGDIR (the directory)
 #   tests/pg/cluster.sh env DIR    prints those lines again for a running one
 #   tests/pg/cluster.sh stop DIR   stops it (by its PID) and removes DIR
+#   tests/pg/cluster.sh restart DIR
+#                                  crashes and restarts it (pg_ctl restart
+#                                  -m immediate: the server recovers from its
+#                                  log, as after a failover), for the fault
+#                                  tests
 #
 # From tests/run.sh, stopped on failure too:
 #
@@ -94,8 +99,23 @@ stop() {
 	rm -rf "$dir"
 }
 
+restart() {
+	local dir=$1 bin as=()
+	[ -f "$dir/$MARKER" ] || die "$dir: not a directory this script made"
+	[ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
+	bin=$(pg_bin) || exit 1
+	# pg_ctl restart keeps the options the server was started with.
+	"${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m immediate -w -t 60 restart \
+		>/dev/null || die "restart failed"
+	head -1 "$dir/data/postmaster.pid" >"$dir/pid"
+}
+
 case "${1:-}" in
 start) start ;;
+restart)
+	[ -n "${2:-}" ] || die "usage: cluster.sh restart DIR"
+	restart "$2"
+	;;
 env)
 	[ -n "${2:-}" ] && [ -f "$2/$MARKER" ] || die "usage: cluster.sh env DIR (a directory cluster.sh start made)"
 	print_env "$2"
@@ -104,5 +124,5 @@ stop)
 	[ -n "${2:-}" ] || die "usage: cluster.sh stop DIR"
 	stop "$2"
 	;;
-*) die "usage: cluster.sh start | env DIR | stop DIR" ;;
+*) die "usage: cluster.sh start | env DIR | stop DIR | restart DIR" ;;
 esac

@@ -500,7 +500,8 @@ struct once_stats {
 	uint64_t pg_connections;          /* connections open now */
 	uint64_t pg_connects;             /* connections made since open */
 	uint64_t pg_reconnects;           /* of those, made to replace a lost one */
-	uint64_t pg_errors;               /* statements that failed (ONCE_IO) */
+	uint64_t pg_errors;               /* statements that failed, connections that
+	                                   * could not be made (each an ONCE_IO) */
 	uint64_t pg_statements;           /* statements run */
 	uint64_t pg_statement_ns_total;   /* time in them, round trip included */
 	uint64_t pg_statement_ns_max;     /* the longest one */

@@ -117,7 +117,7 @@ struct once__pg_conn; /* one libpq connection and what it has prepared */
 struct once__pg_counters {
 	_Atomic uint64_t connects;   /* connections made, the first ones included */
 	_Atomic uint64_t reconnects; /* connections made to replace a lost one */
-	_Atomic uint64_t errors;     /* statements that failed (ONCE_IO) */
+	_Atomic uint64_t errors;     /* statements failed, connections not made (ONCE_IO) */
 	_Atomic uint64_t statements; /* statements run */
 	_Atomic uint64_t statement_ns_total;
 	_Atomic uint64_t statement_ns_max;

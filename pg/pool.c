@@ -101,6 +101,7 @@ static once_status connect_one(struct once__pg *p, struct once__pg_conn *c)
 		size_t n = strcspn(why, "\n");
 		pg_log(p, ONCE_LOG_ERROR, "postgres: cannot connect: %.*s", (int)n, why);
 		PQfinish(pg);
+		atomic_fetch_add(&p->counters.errors, 1);
 		return ONCE_IO;
 	}
 	c->pg = pg;

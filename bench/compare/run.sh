@@ -12,11 +12,14 @@
 #   bench/compare/run.sh [--seconds N] [--quick] [--rows N] [--ops a,b]
 #                        [--oncebench PATH] [--head] [--keep]
 #                        [--once-async LOOPSxINFLIGHT] (default 1x800)
+#                        [--systems postgresql,redis,oncestore] (default all;
+#                         postgresql includes oncestore on PostgreSQL)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SECS=10 ROWS=1000000 OPS="replay,code_take,nonce_accept,refresh_rotate"
+SYSTEMS="postgresql,redis,oncestore"
 ONCEBENCH="" FROM_HEAD=0 KEEP=0
 PG_CLIENTS=8 PG_THREADS=2 REDIS_CLIENTS=50 REDIS_PIPELINE=16 ONCE_THREADS=32
 # oncestore at Redis's depth: one event-loop thread keeping 800 _async
@@ -34,7 +37,8 @@ while [ $# -gt 0 ]; do
 	--head) FROM_HEAD=1; shift ;;
 	--keep) KEEP=1; shift ;;
 	--once-async) ONCE_LOOPS=${2%x*} ONCE_INFLIGHT=${2#*x}; shift 2 ;;
-	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+	--systems) SYSTEMS=$2; shift 2 ;;
+	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -104,6 +108,7 @@ record() { # op system mode callers ops p99_ms hit
 		"$@" >>"$RESULTS"
 }
 has_op() { case ",$OPS," in *",$1,"*) return 0 ;; esac; return 1; }
+has_system() { case ",$SYSTEMS," in *",$1,"*) return 0 ;; esac; return 1; }
 
 # ---- oncebench ----
 if [ -z "$ONCEBENCH" ]; then
@@ -337,19 +342,19 @@ run_once() {
 # reset, its keys' prefill through the API (~60 us per key: about 0.9 s per
 # second of run) and its open and settle (~2 s).
 nops=$(echo "$OPS" | tr ',' '\n' | grep -c .)
-EXPECT=$(awk -v r="$ROWS" -v s="$SECS" -v n="$nops" -v ka="$ONCE_KEYS_BLOCKING_ALWAYS" \
+EXPECT=$(awk -v sys=",$SYSTEMS," -v r="$ROWS" -v s="$SECS" -v n="$nops" -v ka="$ONCE_KEYS_BLOCKING_ALWAYS" \
 	-v ki="$ONCE_KEYS_BLOCKING_INTERVAL" -v kx="$ONCE_KEYS_ASYNC" 'BEGIN { r /= 1e6;
 	pg = 60 * r + n * 2 * (s + 10 * r + 1);
 	pg += n * 2 * (1.9 * s + 10 * r + 2);
 	redis = n * 2 * (1.1 * s + 15 * r + 2);
 	once = n * (4 * (s + 3) + (ka + ki + 2 * kx) * s * 5e-6 - 2 * 0.4 * s);
-	printf "%d", pg + redis + once }')
-log "expected total: about $(( (EXPECT + 59) / 60 )) min ($nops operations x 20 runs of at most $SECS s)"
+	printf "%d", (sys ~ /postgresql/ ? pg : 0) + (sys ~ /redis/ ? redis : 0) + (sys ~ /oncestore/ ? once : 0) }')
+log "expected total: about $(( (EXPECT + 59) / 60 )) min ($nops operations on $SYSTEMS, runs of at most $SECS s)"
 
 log "$(nproc) cores, $SECS s per run, $ROWS prefilled keys; results in $RESULTS"
-run_pg
-run_redis
-run_once
+has_system postgresql && run_pg
+has_system redis && run_redis
+has_system oncestore && run_once
 echo
 echo "Side by side: $(nproc) cores, $SECS s per run, loopback, server and client on the same cores"
 $PY table "$RESULTS"

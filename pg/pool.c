@@ -228,6 +228,83 @@ static void count_time(struct once__pg *p, uint64_t ns)
 		;
 }
 
+/* What a statement does, for log lines: an operator reads "code take
+ * failed", not a number (the statement's text and parameters are never
+ * logged: they carry hashes, claims and ciphertext, ATTESTO-PG 6.15). */
+static const char *const statement_names[ONCE_PG_STMT_COUNT] = {
+	[ONCE_PG_CODE_PUT] = "code put",
+	[ONCE_PG_CODE_GET] = "code get",
+	[ONCE_PG_CODE_TAKE] = "code take",
+	[ONCE_PG_CODE_TAKE_LOSER] = "code take loser",
+	[ONCE_PG_CODE_FINALIZE] = "code finalize",
+	[ONCE_PG_ACCESS_RECORD] = "access record",
+	[ONCE_PG_ACCESS_RECORD_EXISTS] = "access record exists",
+	[ONCE_PG_ACCESS_REVOKE] = "access revoke",
+	[ONCE_PG_ACCESS_REVOKED] = "access revoked",
+	[ONCE_PG_NONCE_ISSUE] = "nonce issue",
+	[ONCE_PG_NONCE_VALID] = "nonce valid",
+	[ONCE_PG_NONCE_ACCEPT] = "nonce accept",
+	[ONCE_PG_NONCE_ACCEPT_LOSER] = "nonce accept loser",
+	[ONCE_PG_REPLAY_CHECK] = "replay check",
+	[ONCE_PG_FAMILY_LOCK] = "family lock",
+	[ONCE_PG_FAMILY_TOMBSTONED] = "family tombstoned",
+	[ONCE_PG_FAMILY_FLAGGED] = "family flagged",
+	[ONCE_PG_GENERATION_TAKEN] = "generation taken",
+	[ONCE_PG_REFRESH_INSERT] = "refresh insert",
+	[ONCE_PG_REFRESH_GET] = "refresh get",
+	[ONCE_PG_REFRESH_GET_CHILD] = "refresh get child",
+	[ONCE_PG_REFRESH_PARENT] = "refresh parent",
+	[ONCE_PG_REFRESH_PARENT_FOR_UPDATE] = "refresh parent for update",
+	[ONCE_PG_REFRESH_CONSUME] = "refresh consume",
+	[ONCE_PG_REFRESH_CONSUME_LOSER] = "refresh consume loser",
+	[ONCE_PG_REFRESH_SET_SUCCESSOR] = "refresh set successor",
+	[ONCE_PG_REFRESH_TOKEN_TAKEN] = "refresh token taken",
+	[ONCE_PG_REFRESH_MARK_ROTATED] = "refresh mark rotated",
+	[ONCE_PG_REFRESH_INSERT_CHILD] = "refresh insert child",
+	[ONCE_PG_TOMBSTONE_INSERT] = "tombstone insert",
+	[ONCE_PG_FAMILY_DELETE] = "family delete",
+	[ONCE_PG_SWEEP_REDACT_V2] = "sweep redact v2",
+	[ONCE_PG_SWEEP_REDACT_OTHER] = "sweep redact other",
+	[ONCE_PG_SWEEP_CODES] = "sweep codes",
+	[ONCE_PG_SWEEP_REFRESH] = "sweep refresh",
+	[ONCE_PG_SWEEP_NONCES] = "sweep nonces",
+	[ONCE_PG_SWEEP_REPLAYS] = "sweep replays",
+	[ONCE_PG_STATS_ROWS] = "stats rows",
+};
+
+static const char *statement_name(enum once__pg_stmt id)
+{
+	return (unsigned)id < ONCE_PG_STMT_COUNT && statement_names[id] ? statement_names[id] : "?";
+}
+
+/* The meaning of the SQLSTATEs a call can end with (PostgreSQL's
+ * appendix A), so the line says why without the server's message, which
+ * may quote a value. */
+static const char *sqlstate_meaning(const char *state)
+{
+	if (state[0] == '\0')
+		return "connection lost";
+	if (strcmp(state, "57014") == 0)
+		return "statement timeout or cancel";
+	if (strncmp(state, "57P", 3) == 0)
+		return "server shutting down or restarting";
+	if (strncmp(state, "08", 2) == 0)
+		return "connection failure";
+	if (strcmp(state, "53300") == 0)
+		return "too many connections";
+	if (strncmp(state, "53", 2) == 0)
+		return "server out of resources";
+	if (strcmp(state, "40P01") == 0)
+		return "deadlock";
+	if (strncmp(state, "40", 2) == 0)
+		return "transaction rolled back";
+	if (strcmp(state, "25006") == 0)
+		return "read-only transaction (a standby?)";
+	if (strncmp(state, "42", 2) == 0)
+		return "syntax error or missing object (the tables changed?)";
+	return "see PostgreSQL's error codes";
+}
+
 /* Classifies a failed result r (may be NULL) of statement `what`: fills
  * sqlstate, marks c broken unless it was a plain error, logs, frees r. */
 static void failed(struct once__pg *p, struct once__pg_conn *c, const char *what, PGresult *r,
@@ -239,8 +316,8 @@ static void failed(struct once__pg *p, struct once__pg_conn *c, const char *what
 		snprintf(state, sizeof state, "%s", code);
 	if (state[0] == '\0' || !plain_error(state)) {
 		c->broken = true;
-		pg_log(p, ONCE_LOG_ERROR, "postgres: %s failed (SQLSTATE %s); connection dropped", what,
-		       state[0] ? state : "none: connection lost");
+		pg_log(p, ONCE_LOG_ERROR, "postgres: %s failed (SQLSTATE %s: %s); connection dropped",
+		       what, state[0] ? state : "none", sqlstate_meaning(state));
 	}
 	atomic_fetch_add(&p->counters.errors, 1);
 	if (sqlstate != NULL)
@@ -261,7 +338,7 @@ static bool prepare(struct once__pg *p, struct once__pg_conn *c, const struct on
 	free(text);
 	if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
 		char what[48];
-		snprintf(what, sizeof what, "preparing statement %d", (int)sql->id);
+		snprintf(what, sizeof what, "preparing %s", statement_name(sql->id));
 		failed(p, c, what, r, sqlstate);
 		return false;
 	}
@@ -284,7 +361,7 @@ PGresult *once__pg_run(struct once__pg *p, struct once__pg_conn *c, const struct
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
 	char what[48];
-	snprintf(what, sizeof what, "statement %d", (int)sql->id);
+	snprintf(what, sizeof what, "%s", statement_name(sql->id));
 	failed(p, c, what, r, sqlstate);
 	return NULL;
 }

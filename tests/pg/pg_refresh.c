@@ -21,7 +21,10 @@
 
 #include <libpq-fe.h>
 
+#include <sodium.h>
+
 #include "../harness.h"
+#include "envelope.h"
 #include "pg.h"
 
 #define SCHEMA "once_test_pg_refresh"
@@ -1130,7 +1133,85 @@ static void test_rotate_no_secret_with_grace_is_no_key(void)
 	fx_close(&f);
 }
 
-TESTS(TEST(test_rotate_no_secret_with_grace_is_no_key), TEST(test_insert_get_roundtrip), TEST(test_insert_exists), TEST(test_insert_invalid),
+/*
+ * A v1 envelope, as AttestoPhoenix 2.x wrote it (ATTESTO-PG 2.2.4-2.2.5):
+ * {"v":1,"ciphertext":"XCP..."} sealed with the 36-byte ASCII AAD, its
+ * payload without retry_until, and a child whose parent_hash is NULL.  It
+ * is read (3.x reads v1) after the lineage check; moved to a row of
+ * another family, where that check fails, it yields nothing (v1 has no
+ * binding of its own).
+ */
+static char *v1_envelope(const struct once__pg_successor *succ)
+{
+	unsigned char *pt;
+	size_t ptlen;
+	struct once__pg_successor v1 = *succ;
+	v1.has_retry_until = false;
+	ASSERT_ST(once__pg_successor_encode(&v1, &pt, &ptlen), ONCE_OK);
+	unsigned char key[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state h;
+	crypto_hash_sha256_init(&h);
+	crypto_hash_sha256_update(&h, (const unsigned char *)"refresh-successor:enc:", 22);
+	crypto_hash_sha256_update(&h, (const unsigned char *)SECRET, strlen(SECRET));
+	crypto_hash_sha256_final(&h, key);
+	static const char aad[] = "attesto_phoenix:refresh_successor:v1";
+	size_t wire_len = 24 + 16 + ptlen;
+	unsigned char *wire = malloc(wire_len);
+	ASSERT(wire != NULL);
+	randombytes_buf(wire, 24);
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(wire + 40, wire + 24, NULL, pt, ptlen,
+	                                                    (const unsigned char *)aad, 36, NULL,
+	                                                    wire, key);
+	size_t b64_len = sodium_base64_ENCODED_LEN(wire_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *b64 = malloc(b64_len);
+	ASSERT(b64 != NULL);
+	sodium_bin2base64(b64, b64_len, wire, wire_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *json = malloc(b64_len + 64);
+	ASSERT(json != NULL);
+	snprintf(json, b64_len + 64, "{\"v\":1,\"ciphertext\":\"XCP.%s\"}", b64);
+	free(b64);
+	free(wire);
+	free(pt);
+	return json;
+}
+
+static void test_successor_v1_read_after_lineage_check(void)
+{
+	struct fx f;
+	fx_init(&f, (struct store_opts){.secret = true, .grace = 60});
+	struct tok p = tok("v1", 0), c = tok("v1", 1);
+	once_refresh r = record("fam-v1", NOW + 3600);
+	ASSERT_ST(once_refresh_insert(f.s, p.key, ONCE_SECRET_LEN, &r), ONCE_OK);
+	rotate_ok(&f, &p, &c, "fam-v1", NOW + 3600);
+	/* The payload as this engine sealed it (v2), to write it again as v1. */
+	const char *v2 = sql_text(f.db, "SELECT successor::text FROM " T_REFRESH " WHERE token_hash='%s'",
+	                          p.key);
+	struct once__pg_successor_row row = {.parent_hash = p.key, .family_id = "fam-v1",
+	                                     .parent_generation = 0};
+	struct once__pg_successor succ;
+	ASSERT_EQ_INT(once__pg_successor_open(SECRET, strlen(SECRET), &row, v2, strlen(v2), &succ),
+	              ONCE_PG_OPEN_V2);
+	char *v1 = v1_envelope(&succ);
+	once__pg_successor_free(&succ);
+	sql(f.db, "UPDATE " T_REFRESH " SET successor = '%s'::jsonb WHERE token_hash = '%s'", v1, p.key);
+	sql(f.db, "UPDATE " T_REFRESH " SET parent_hash = NULL WHERE token_hash = '%s'", c.key);
+	ASSERT_STR(sql_text(f.db, "SELECT successor->>'v' FROM " T_REFRESH " WHERE token_hash='%s'", p.key),
+	           "1");
+	expect_successor(&f, &p, c.token);
+
+	/* The same v1 envelope on a consumed token of another family: the
+	 * child it names is not that family's next generation. */
+	struct tok q = tok("v1other", 0);
+	once_refresh other = record("fam-v1-other", NOW + 3600);
+	ASSERT_ST(once_refresh_insert(f.s, q.key, ONCE_SECRET_LEN, &other), ONCE_OK);
+	sql(f.db, "UPDATE " T_REFRESH " SET consumed = true, consumed_at = '2030-03-17 17:46:40', "
+	    "successor = '%s'::jsonb WHERE token_hash = '%s'", v1, q.key);
+	expect_successor(&f, &q, NULL);
+	free(v1);
+	fx_close(&f);
+}
+
+TESTS(TEST(test_successor_v1_read_after_lineage_check), TEST(test_rotate_no_secret_with_grace_is_no_key), TEST(test_insert_get_roundtrip), TEST(test_insert_exists), TEST(test_insert_invalid),
       TEST(test_revoke_sticky), TEST(test_consume), TEST(test_rotate_statuses),
       TEST(test_rotate_statuses_2), TEST(test_successor_v2), TEST(test_tamper_ciphertext),
       TEST(test_tamper_retry_until), TEST(test_tamper_child_hash), TEST(test_tamper_parent_hash),

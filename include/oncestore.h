@@ -382,6 +382,8 @@ ONCE_API once_status once_open(const once_options *o, once_store **out);
  * this call; the store is freed whatever it returns.
  * Returns ONCE_OK | ONCE_INVALID (s is NULL) | ONCE_IO (the log had failed,
  * or the final flush failed: what it held may be lost).
+ * PostgreSQL: closes the pool's connections; every write was committed when
+ * it returned.  ONCE_OK.
  */
 ONCE_API once_status once_close(once_store *s);
 
@@ -402,6 +404,7 @@ ONCE_API once_status once_close(once_store *s);
  * checkpoint) | ONCE_IO (a file could not be written; the previous
  * checkpoint stays in force, and if the log itself failed, writes are
  * refused until reopen) | ONCE_NOMEM.
+ * PostgreSQL: ONCE_INVALID (the server keeps its own log).
  */
 ONCE_API once_status once_checkpoint(once_store *s);
 
@@ -424,6 +427,15 @@ typedef struct once_sweep_counts {
  * Safe to call while other threads use the store, and concurrently with the
  * background sweeper (sweeps are serialized).  out (may be NULL) receives the
  * counts removed by this call.  Returns ONCE_OK | ONCE_INVALID (s is NULL).
+ * PostgreSQL: AttestoPhoenix's sweeper (ATTESTO-PG 4): one now for every
+ * table, the strict <, expired successor envelopes redacted first, a code
+ * kept while its access token lives, tombstones never swept; each DELETE
+ * in batches of 1,000 rows so no sweep holds long locks.  counts.examined
+ * equals the rows removed; counts.access_tokens stays 0 (they go with their
+ * code rows).  Also ONCE_IO.  Sweeps of several nodes may run at once (the
+ * counts then split between them).  There is no background sweeper on
+ * this engine (sweep_interval_ms is ignored): sweep from one place, or let
+ * AttestoPhoenix's sweeper do it.
  */
 ONCE_API once_status once_sweep(once_store *s, once_sweep_counts *out);
 
@@ -567,13 +579,16 @@ typedef struct once_code_meta {
  * set, a list or claims pointer NULL with a nonzero count, record larger
  * than max_record_len) | ONCE_FULL | ONCE_NOMEM | ONCE_IO.
  * PostgreSQL: one INSERT ... ON CONFLICT (code_hash) DO NOTHING.  Also
- * ONCE_INVALID for: a hash over 88 bytes, client_id, subject, a list
- * element or the challenge over 255 characters (the columns' sizes),
- * x5t_s256 (AttestoPhoenix's cnf holds exactly {"jkt":...}), claims that
- * are not a portable JSON object (string keys; null, booleans, strings,
- * integers, arrays, objects; no floats).  nonce goes into claims["nonce"]
- * (the nonce column stays NULL, as AttestoPhoenix 3.x writes it).  Never
- * ONCE_FULL.
+ * ONCE_INVALID for: a key or text that is not UTF-8 or holds a NUL, a
+ * hash over 88 characters, client_id, subject, a list element or the
+ * challenge over 255 characters (the columns' sizes), a dpop_jkt that is
+ * not a 43-character thumbprint, x5t_s256 (AttestoPhoenix's cnf holds
+ * exactly {"jkt":...}), claims that are not a portable JSON object (string
+ * keys; null, booleans, strings, integers, arrays, objects; no floats; at
+ * most 61 levels deep).  nonce goes into claims["nonce"] (the nonce column
+ * stays NULL, as AttestoPhoenix 3.x writes it).  Never ONCE_FULL.  Times
+ * after 9999-12-31T23:59:59 are written as that second (PostgreSQL and
+ * Elixir stop there) and read back as ONCE_TIME_MAX.
  */
 ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
                                    const once_code *c);
@@ -583,8 +598,10 @@ ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
  * Returns ONCE_OK (+ *out) | ONCE_NOT_FOUND (unknown or already taken) |
  * ONCE_INVALID | ONCE_NOMEM.  Expiry is not checked (the caller checks
  * expires_at); a swept code is unknown.
- * PostgreSQL: claims come back as the server prints the jsonb (keys
- * sorted, no spaces), with "nonce" among them when one was given.
+ * PostgreSQL: claims come back as the server prints the jsonb, without
+ * the "nonce" member (returned as nonce; a legacy non-NULL nonce column
+ * wins); {} comes back as no claims.  A key no row could hold answers
+ * ONCE_NOT_FOUND.
  */
 ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen,
                                    once_code **out);
@@ -606,7 +623,8 @@ ONCE_API once_status once_code_get(once_store *s, const void *hash, size_t hlen,
  * PostgreSQL: the single UPDATE ... SET consumed_at = now WHERE code_hash
  * = $1 AND consumed_at IS NULL RETURNING; its loser reads consumed_success
  * to tell SPENT from NOT_FOUND.  ONCE_IO when the connection or the server
- * failed mid-call: the claim may or may not have happened, so refuse.
+ * failed mid-call, and ONCE_NOMEM when the copy could not be made: both may
+ * come after the claim committed, so refuse the request.
  */
 ONCE_API once_status once_code_take(once_store *s, const void *hash, size_t hlen,
                                     once_code **out, once_code_meta **meta);
@@ -632,8 +650,11 @@ ONCE_API once_status once_code_finalize(once_store *s, const void *hash, size_t 
  * PostgreSQL: AttestoPhoenix keeps access tokens on the code rows of their
  * family (access_token_jti, access_token_expires_at): this sets them on
  * every code row whose family_id is family_id, and answers ONCE_NOT_FOUND
- * when there is none (no token is recorded without a code).  Never
- * ONCE_FULL.
+ * when there is none (no token is recorded without a code).  A row holds
+ * one token: recording another replaces it (the first then no longer
+ * reads as revoked).  ONCE_EXISTS comes from a read before the UPDATE (the
+ * column has no unique index), so two concurrent records of one jti may
+ * both succeed.  Never ONCE_FULL.
  */
 ONCE_API once_status once_code_record_access_token(once_store *s, const void *family_id,
                                                    size_t flen, const void *jti, size_t jlen,
@@ -649,8 +670,9 @@ ONCE_API once_status once_code_record_access_token(once_store *s, const void *fa
  * mark: nothing was revoked) | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
  * PostgreSQL: AttestoPhoenix's UPDATE ... SET access_token_revoked_at =
  * now on the family's code rows that carry a token.  Not sticky: a token
- * recorded into the family afterwards is not revoked (AttestoPhoenix has
- * no family mark for access tokens).  Never ONCE_FULL.
+ * recorded into the family after it (or into a family revoked before it
+ * had any token) is not revoked; AttestoPhoenix has no family mark for
+ * access tokens.  Never ONCE_FULL.
  */
 ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
                                                            size_t flen);
@@ -660,7 +682,9 @@ ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const 
  * expired (now <= expires_at): a revoked token past its expires_at no longer
  * reports revoked.  False for unknown tokens and for invalid arguments.
  * PostgreSQL: AttestoPhoenix's test, access_token_expires_at > now: a
- * token is no longer reported at its expiry second itself.
+ * token is no longer reported at its expiry second itself.  When the
+ * server cannot answer, true (fail closed: refuse the token), counted as
+ * ONCE_IO in once_stats.
  */
 ONCE_API bool once_access_token_revoked(once_store *s, const void *jti, size_t jlen);
 
@@ -866,7 +890,9 @@ ONCE_API once_status once_nonce_issue(once_store *s, int64_t ttl_seconds,
                                       char out[ONCE_NONCE_LEN + 1]);
 
 /* True when nonce was issued here, expires_at > now, and it is unused.
- * Read-only. False for invalid arguments. */
+ * Read-only. False for invalid arguments.
+ * PostgreSQL: AttestoPhoenix's valid? SELECT; false when the server cannot
+ * answer (counted as ONCE_IO). */
 ONCE_API bool once_nonce_valid(once_store *s, const void *nonce, size_t len);
 
 /*
@@ -936,6 +962,11 @@ ONCE_API once_status once_replay_check(once_store *s, const void *jti, size_t le
  * blocking form would have waited for under the store's sync mode:
  * on stable storage (fdatasync) under ONCE_SYNC_ALWAYS, written to the
  * kernel under ONCE_SYNC_INTERVAL and ONCE_SYNC_NONE.
+ *
+ * PostgreSQL: an _async call runs its statements on the calling thread
+ * (the round trips to the server are the wait: run these calls on worker
+ * threads, not on the loop) and returns when they committed, with ticket
+ * 0; once_ticket_fd answers -1 (EINVAL), as on a memory-only store.
  *
  * The effect is visible in memory at once (a taken code is spent for every
  * other caller before its ticket is durable): single use is decided by the

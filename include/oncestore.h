@@ -311,7 +311,10 @@ typedef struct once_options {
 	 * alters them: `oncestore schema` prints their DDL) and answers
 	 * ONCE_INVALID with a line naming what is missing; ONCE_IO when the
 	 * server cannot be reached.  Options of the embedded store (shards,
-	 * capacities, sync, checkpoints, successor_key) are ignored. */
+	 * capacities, sync, checkpoints, log buffer, presize_tables,
+	 * revocation_ttl, successor_key, sweep_interval_ms: this engine has
+	 * no background sweeper) are ignored; clock, log, max_key_len and
+	 * max_record_len apply. */
 	const char *postgres;
 	/* PostgreSQL schema holding the tables (AttestoPhoenix's
 	 * --schema-prefix), or NULL: search_path decides. */

@@ -1211,7 +1211,86 @@ static void test_successor_v1_read_after_lineage_check(void)
 	fx_close(&f);
 }
 
-TESTS(TEST(test_successor_v1_read_after_lineage_check), TEST(test_rotate_no_secret_with_grace_is_no_key), TEST(test_insert_get_roundtrip), TEST(test_insert_exists), TEST(test_insert_invalid),
+/*
+ * A successor sealed the way an Elixir node seals it (ATTESTO-PG 2.2.5):
+ * the payload is Erlang's own term_to_binary of a map with ATOM keys (as
+ * Elixir writes, in OTP 26's SMALL_ATOM_UTF8 form), encrypted under the
+ * key derived from the shared secret with the v2 AAD, stored as the v2
+ * envelope.  A C node serves it: the retry gets the child token.
+ */
+static char *erlang_payload_hex(const struct tok *c)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+	         "erl -noshell -eval 'T = #{token => <<\"%s\">>, generation => 1, "
+	         "retry_until => %d, context => #{subject => <<\"user-1\">>, "
+	         "scope => [<<\"openid\">>, <<\"offline_access\">>, <<\"openid\">>], "
+	         "resource => [<<\"https://api.example\">>], client_id => <<\"client-1\">>, "
+	         "dpop_jkt => nil, acr => nil, auth_time => nil, claims => #{}}}, "
+	         "io:format(\"~s~n\", [binary:encode_hex(term_to_binary(T, [{minor_version, 2}]))]), "
+	         "halt(0).' 2>&1",
+	         c->token, NOW + 60);
+	fflush(NULL);
+	if (system("command -v erl >/dev/null 2>&1") != 0)
+		FAIL_AT("`erl` not found: install erlang-base (tests/run.sh does)");
+	FILE *f = popen(cmd, "r");
+	ASSERT(f != NULL);
+	static char line[8192];
+	ASSERT(fgets(line, sizeof line, f) != NULL);
+	ASSERT(pclose(f) == 0);
+	line[strcspn(line, "\n")] = '\0';
+	return line;
+}
+
+static void test_successor_sealed_by_an_elixir_node_is_served(void)
+{
+	struct fx f;
+	fx_init(&f, (struct store_opts){.secret = true, .grace = 60});
+	struct tok p = tok("ex", 0), c = tok("ex", 1);
+	once_refresh r = record("fam-ex", NOW + 3600);
+	ASSERT_ST(once_refresh_insert(f.s, p.key, ONCE_SECRET_LEN, &r), ONCE_OK);
+	rotate_ok(&f, &p, &c, "fam-ex", NOW + 3600); /* the child row, as any node writes it */
+
+	const char *hex = erlang_payload_hex(&c);
+	size_t ptlen = strlen(hex) / 2;
+	unsigned char *pt = malloc(ptlen);
+	ASSERT(pt != NULL);
+	ASSERT(sodium_hex2bin(pt, ptlen, hex, strlen(hex), NULL, NULL, NULL) == 0);
+	ASSERT_EQ_INT(pt[0], 131); /* the term format's version byte */
+
+	struct once__pg_successor_row row = {.parent_hash = p.key, .family_id = "fam-ex",
+	                                     .parent_generation = 0};
+	unsigned char *aad;
+	size_t aadlen;
+	ASSERT_ST(once__pg_successor_aad(&row, c.key, NOW + 60, &aad, &aadlen), ONCE_OK);
+	unsigned char key[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_state h;
+	crypto_hash_sha256_init(&h);
+	crypto_hash_sha256_update(&h, (const unsigned char *)"refresh-successor:enc:", 22);
+	crypto_hash_sha256_update(&h, (const unsigned char *)SECRET, strlen(SECRET));
+	crypto_hash_sha256_final(&h, key);
+	size_t wire_len = 24 + 16 + ptlen; /* iv || tag || ciphertext */
+	unsigned char *wire = malloc(wire_len);
+	ASSERT(wire != NULL);
+	randombytes_buf(wire, 24);
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(wire + 40, wire + 24, NULL, pt, ptlen, aad,
+	                                                    aadlen, NULL, wire, key);
+	size_t b64_len = sodium_base64_ENCODED_LEN(wire_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *b64 = malloc(b64_len);
+	ASSERT(b64 != NULL);
+	sodium_bin2base64(b64, b64_len, wire, wire_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sql(f.db, "UPDATE " T_REFRESH " SET successor = jsonb_build_object('v', 2, 'ciphertext', "
+	    "'XCP.%s', 'retry_until', %d, 'child_hash', '%s') WHERE token_hash = '%s'",
+	    b64, NOW + 60, c.key, p.key);
+	expect_successor(&f, &p, c.token);
+	free(b64);
+	free(wire);
+	free(aad);
+	free(pt);
+	fx_close(&f);
+}
+
+TESTS(TEST(test_successor_sealed_by_an_elixir_node_is_served), TEST(test_successor_v1_read_after_lineage_check), TEST(test_rotate_no_secret_with_grace_is_no_key), TEST(test_insert_get_roundtrip), TEST(test_insert_exists), TEST(test_insert_invalid),
       TEST(test_revoke_sticky), TEST(test_consume), TEST(test_rotate_statuses),
       TEST(test_rotate_statuses_2), TEST(test_successor_v2), TEST(test_tamper_ciphertext),
       TEST(test_tamper_retry_until), TEST(test_tamper_child_hash), TEST(test_tamper_parent_hash),

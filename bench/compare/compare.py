@@ -8,7 +8,9 @@
   compare.py pg-p99 FILE...        p99 latency (ms) of pgbench --log files
   compare.py redis-csv FILE        'ops p99_ms' from redis-benchmark --csv
   compare.py once-json FILE WL     'ops p99_ms' from oncebench --json
-  compare.py table RESULTS         the side-by-side table
+  compare.py table RESULTS...      the side-by-side table; with several
+                                   results files (several invocations of
+                                   run.sh), each figure is their median
 """
 import json
 import sys
@@ -129,21 +131,63 @@ def ratio(once, o):
 
 
 def of_pgbench(res, op, mode):
-    """oncestore on PostgreSQL / pgbench at one synchronous_commit, or None."""
+    """oncestore on PostgreSQL / pgbench at one synchronous_commit, or None;
+    with several invocations the median of each invocation's ratio (the
+    two ran minutes apart in one invocation, under the same conditions)."""
     once, pgb = res.get((op, "oncestore-pg", mode)), res.get((op, "postgresql", mode))
-    try:
-        return float(once["ops"]) / float(pgb["ops"])
-    except (TypeError, ValueError, ZeroDivisionError):
+    if once is None or pgb is None:
         return None
+    ratios = []
+    for i, o in once["by_file"].items():
+        try:
+            ratios.append(float(o["ops"]) / float(pgb["by_file"][i]["ops"]))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            pass
+    r = median(ratios)
+    return None if r == "nan" else float(r)
 
 
-def table(path):
+def median(values):
+    v = []
+    for x in values:
+        try:
+            f = float(x)
+        except (TypeError, ValueError):
+            continue
+        if f == f:
+            v.append(f)
+    if not v:
+        return "nan"
+    v.sort()
+    n = len(v)
+    return str(v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2)
+
+
+def load(paths):
+    """Every figure of the results files; a figure measured by several
+    files (invocations) is their median, ops, p99 and hit% each on its own."""
+    runs = {}
+    for i, path in enumerate(paths):
+        with open(path) as fh:
+            for line in fh:
+                if line.strip():
+                    o = json.loads(line)
+                    runs.setdefault((o["op"], o["system"], o["mode"]), {})[i] = o
     res = {}
-    with open(path) as fh:
-        for line in fh:
-            if line.strip():
-                o = json.loads(line)
-                res[(o["op"], o["system"], o["mode"])] = o
+    for k, by_file in runs.items():
+        v = list(by_file.values())
+        o = dict(v[0])
+        for f in ("ops", "p99_ms", "hit"):
+            o[f] = median(x.get(f) for x in v)
+        o["by_file"] = by_file
+        res[k] = o
+    return res, max((len(v) for v in runs.values()), default=0)
+
+
+def table(paths):
+    res, n = load(paths)
+    if n > 1:
+        print("median of %d invocations per figure" % n)
     hdr = "%-24s %-23s %-20s %7s %12s %8s %5s %8s %10s %9s" % (
         "operation", "system", "durability", "callers", "ops/s", "p99 ms", "hit%", "blk/this", "async/this",
         "of pgbench")
@@ -198,7 +242,7 @@ def main():
     elif cmd == "once-json":
         once_json(sys.argv[2], sys.argv[3])
     elif cmd == "table":
-        table(sys.argv[2])
+        table(sys.argv[2:])
     else:
         sys.exit(__doc__)
 

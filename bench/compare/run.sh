@@ -21,7 +21,11 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SECS=10 ROWS=1000000 OPS="replay,code_take,nonce_accept,refresh_rotate"
 SYSTEMS="postgresql,redis,oncestore"
 ONCEBENCH="" FROM_HEAD=0 KEEP=0
-PG_CLIENTS=8 PG_THREADS=2 REDIS_CLIENTS=50 REDIS_PIPELINE=16 ONCE_THREADS=32
+# pgbench: one thread per client, as oncebench --postgres has (with 2
+# threads for 8 clients, rotate ran at 1,531 tps against 2,251 with 8, the
+# median of 3 interleaved runs on 2 loaded cores: a pgbench thread
+# descheduled stalls its 4 clients, which flattered the engine's share).
+PG_CLIENTS=8 PG_THREADS=8 REDIS_CLIENTS=50 REDIS_PIPELINE=16 ONCE_THREADS=32
 # oncestore at Redis's depth: one event-loop thread keeping 800 _async
 # calls outstanding (oncebench --inflight), as Redis's one event loop has
 # 50 connections x 16 pipelined = 800 requests in flight (README.md).

@@ -672,10 +672,12 @@ ONCE_API once_status once_code_record_access_token(once_store *s, const void *fa
  * Returns ONCE_OK | ONCE_FULL (an unknown family and no room left for its
  * mark: nothing was revoked) | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
  * PostgreSQL: AttestoPhoenix's UPDATE ... SET access_token_revoked_at =
- * now on the family's code rows that carry a token.  Not sticky: a token
- * recorded into the family after it (or into a family revoked before it
- * had any token) is not revoked; AttestoPhoenix has no family mark for
- * access tokens.  Never ONCE_FULL.
+ * now on the family's code rows that carry a token.  Sticky only as far as
+ * those columns go: a token recorded later onto a row that was revoked
+ * reads as revoked (the row keeps access_token_revoked_at), but in a
+ * family revoked before any token was recorded later tokens are not
+ * (AttestoPhoenix has no family mark for access tokens).  Never
+ * ONCE_FULL.
  */
 ONCE_API once_status once_code_revoke_family_access_tokens(once_store *s, const void *family_id,
                                                            size_t flen);

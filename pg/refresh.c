@@ -277,11 +277,13 @@ static once_status insert_row(struct op *o, const struct once__pg_sql *sql,
 
 /* ---- checking keys ---- */
 
-/* A token hash as a parameter: token_hash is varchar(88), and a key the
- * column cannot hold could never have been stored. */
-static bool key_param(const void *key, size_t len, char out[ONCE_PG_HASH_MAX + 1])
+/* A token hash as a parameter: 1..max_key_len bytes as on every engine
+ * (the header's "Keys"), and token_hash is varchar(88): a key the column
+ * cannot hold could never have been stored. */
+static bool key_param(const struct once__pg *p, const void *key, size_t len,
+                      char out[ONCE_PG_HASH_MAX + 1])
 {
-	if (key == NULL || len == 0 || len > ONCE_PG_HASH_MAX ||
+	if (key == NULL || len == 0 || len > p->opt.max_key_len || len > ONCE_PG_HASH_MAX ||
 	    !once__pg_text_fits(key, len, ONCE_PG_HASH_MAX))
 		return false;
 	memcpy(out, key, len);
@@ -295,7 +297,7 @@ static once_status insert(struct once__pg *p, const void *hash, size_t hlen, con
 {
 	char key[ONCE_PG_HASH_MAX + 1];
 	struct once__pg_new_row nr;
-	if (!key_param(hash, hlen, key))
+	if (!key_param(p, hash, hlen, key))
 		return ONCE_INVALID;
 	once_status st = once__pg_new_row_make(p, r, &nr);
 	if (st != ONCE_OK)
@@ -365,7 +367,7 @@ static once_status copy_row(struct op *o, const PGresult *res, bool with_success
 static once_status get(struct once__pg *p, const void *hash, size_t hlen, once_refresh **out)
 {
 	char key[ONCE_PG_HASH_MAX + 1];
-	if (!key_param(hash, hlen, key))
+	if (!key_param(p, hash, hlen, key))
 		return ONCE_INVALID;
 	struct op o;
 	once_status st = op_start(&o, p, false);
@@ -417,7 +419,7 @@ once_status once__pg_refresh_get(once_store *s, const void *hash, size_t hlen,
 static once_status consume(struct once__pg *p, const void *hash, size_t hlen, once_refresh **out)
 {
 	char key[ONCE_PG_HASH_MAX + 1], now[32];
-	if (!key_param(hash, hlen, key))
+	if (!key_param(p, hash, hlen, key))
 		return ONCE_INVALID;
 	once__pg_time_text(once__pg_now(p), now);
 	struct op o;
@@ -544,7 +546,7 @@ static once_status remember(struct once__pg *p, const void *hash, size_t hlen, c
                             size_t n)
 {
 	char key[ONCE_PG_HASH_MAX + 1], child_hash[ONCE_PG_SECRET_HASH_LEN + 1];
-	if (!key_param(hash, hlen, key) || succ == NULL || n == 0 || n > p->opt.max_record_len)
+	if (!key_param(p, hash, hlen, key) || succ == NULL || n == 0 || n > p->opt.max_record_len)
 		return ONCE_INVALID;
 	if (p->successor_secret == NULL || p->opt.pg_rotation_grace <= 0)
 		return ONCE_NO_KEY;
@@ -617,14 +619,16 @@ static once_status rotation_make(struct once__pg *p, const void *parent, size_t 
                                  const void *payload, size_t n, struct rotation *rot)
 {
 	memset(rot, 0, sizeof *rot);
-	if (!key_param(parent, plen, rot->parent) || !key_param(child, clen, rot->child) ||
+	if (!key_param(p, parent, plen, rot->parent) || !key_param(p, child, clen, rot->child) ||
 	    strcmp(rot->parent, rot->child) == 0 || (payload == NULL && n != 0) ||
 	    n > p->opt.max_record_len)
 		return ONCE_INVALID;
-	if (payload != NULL && n > 0) {
+	if (payload != NULL) {
 		/* The payload is the child token: its Secret.hash is the child
 		 * key, which the envelope's child_hash and the lineage check
-		 * bind (ATTESTO-PG 2.2.4). */
+		 * bind (ATTESTO-PG 2.2.4).  A payload pointer with n == 0 is a
+		 * payload given, as on the embedded engine ("NULL and 0 for
+		 * none"): empty, it is no child's token. */
 		char h[ONCE_PG_SECRET_HASH_LEN + 1];
 		once__pg_secret_hash(payload, n, h);
 		if (strcmp(h, rot->child) != 0)
@@ -842,7 +846,8 @@ static once_status revoke(struct once__pg *p, const void *family_id, size_t flen
 {
 	/* family_id is varchar(255): 255 characters of at most 4 bytes. */
 	char fam[4 * ONCE_PG_IDENT_MAX + 1];
-	if (family_id == NULL || flen == 0 || flen > 4 * ONCE_PG_IDENT_MAX ||
+	if (family_id == NULL || flen == 0 || flen > p->opt.max_key_len ||
+	    flen > 4 * ONCE_PG_IDENT_MAX ||
 	    !once__pg_text_fits(family_id, flen, ONCE_PG_IDENT_MAX))
 		return ONCE_INVALID;
 	memcpy(fam, family_id, flen);

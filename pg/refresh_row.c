@@ -78,6 +78,13 @@ once_status once__pg_new_row_make(struct once__pg *p, const once_refresh *r,
 	memset(out, 0, sizeof *out);
 	if (!record_fits_layout(r))
 		return ONCE_INVALID;
+	/* The embedded engine's limits, on every engine (once_refresh_insert):
+	 * family_id at most max_key_len bytes, the record (as given: this
+	 * engine keeps scope's duplicates) at most max_record_len. */
+	if (strlen(r->family_id) > p->opt.max_key_len ||
+	    r->scope_count > p->opt.max_record_len / sizeof(char *) ||
+	    once__refresh_size(r, p->opt.max_record_len) == 0)
+		return ONCE_INVALID;
 	int64_t now = once__pg_now(p);
 	once__pg_uuid(out->id);
 	snprintf(out->generation, sizeof out->generation, "%lld", (long long)r->generation);

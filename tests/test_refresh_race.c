@@ -35,6 +35,18 @@
  * Scale: at least 8 threads and 1000 families always.  ONCE_RACE_THREADS
  * and ONCE_RACE_KEYS override the defaults; under ThreadSanitizer the
  * default counts are divided by 4 (never below 1000).
+ *
+ * PostgreSQL (suite pg, test_on_postgres()): the same races on the
+ * server, with the engine's documented differences (oncestore.h,
+ * pg/refresh.c): a successor is the child token itself (rotate's payload
+ * is the child's token, child key = once_secret_hash(token); the winner of
+ * a consume inserts its child before remembering it), the options carry a
+ * pg_successor_secret, tokens of one family take distinct generations
+ * ((family_id, generation) is unique), revocation deletes the family's
+ * rows (tombstone forever) and once_stats reports no swept count.  Every
+ * operation is a round trip (a rotation a transaction of about seven), so
+ * the default family count is PG_KEYS there: 8 threads still collide on
+ * every family.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -46,6 +58,17 @@
 #define KEY_LEN ONCE_SECRET_LEN
 #define CHUNK 32 /* families between two round barriers */
 #define NOW 1000
+/* Families per race on PostgreSQL (see above); ONCE_RACE_KEYS still wins. */
+#define PG_KEYS 1000
+
+static const char PG_SECRET[] = "oncestore test refresh_race successor secret, >= 32 bytes";
+
+/* The default family count: `normal` (`under_tsan`) on the embedded
+ * engine, PG_KEYS on PostgreSQL. */
+static size_t keys_for(size_t normal, size_t under_tsan)
+{
+	return test_on_postgres() ? race_keys(PG_KEYS, PG_KEYS) : race_keys(normal, under_tsan);
+}
 
 static const unsigned char SUCC_KEY[ONCE_SUCCESSOR_KEY_LEN] = {
 	1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
@@ -112,6 +135,10 @@ static void race_open(struct race *r, size_t keys, int64_t revocation_ttl)
 	once_options o = test_options(&r->clk);
 	o.successor_key = SUCC_KEY;
 	o.revocation_ttl = revocation_ttl;
+	if (test_on_postgres()) {
+		o.pg_successor_secret = PG_SECRET;
+		o.pg_successor_secret_len = sizeof PG_SECRET - 1;
+	}
 	r->threads = race_threads();
 	/* Room for every token a test can insert: nothing here is FULL. */
 	o.max_refresh = (uint64_t)keys * (uint64_t)(2 * r->threads + 4);
@@ -229,28 +256,38 @@ static int64_t far_expiry(size_t i)
 	return NOW + 100000;
 }
 
-/* The payload worker `id` hands out when its rotation of family i wins. */
+/* The payload worker `id` hands out when its rotation of family i wins;
+ * returns its length.  Embedded: 32 bytes.  PostgreSQL: the token of
+ * that worker's child, "child-<id>-<i>" (child_key below is its hash). */
 #define PAYLOAD_LEN 32
-static void payload_of(char out[PAYLOAD_LEN], size_t i, int id)
+#define PAYLOAD_MAX 64
+static size_t payload_of(char out[PAYLOAD_MAX], size_t i, int id)
 {
 	char head[64]; /* room for any size_t and int: nothing truncates */
+	memset(out, 0, PAYLOAD_MAX);
+	if (test_on_postgres()) {
+		int n = snprintf(head, sizeof head, "child-%d-%zu", id, i);
+		ASSERT(n > 0 && n < PAYLOAD_MAX);
+		memcpy(out, head, (size_t)n);
+		return (size_t)n;
+	}
 	int n = snprintf(head, sizeof head, "succ-%zu-%d-", i, id);
 	ASSERT(n > 0 && n < PAYLOAD_LEN);
-	memset(out, 0, PAYLOAD_LEN);
 	memcpy(out, head, (size_t)n);
 	for (size_t k = (size_t)n; k < PAYLOAD_LEN; k++)
 		out[k] = (char)('a' + (k + i + (size_t)id) % 26); /* distinct bytes to the end */
+	return PAYLOAD_LEN;
 }
 
 /* Which worker's payload this is for family i, or -1 if it is none. */
 static int payload_owner(const once_refresh *rec, size_t i, int threads)
 {
-	if (rec == NULL || rec->successor == NULL || rec->successor_len != PAYLOAD_LEN)
+	if (rec == NULL || rec->successor == NULL)
 		return -1;
 	for (int id = 0; id < threads; id++) {
-		char want[PAYLOAD_LEN];
-		payload_of(want, i, id);
-		if (memcmp(rec->successor, want, PAYLOAD_LEN) == 0)
+		char want[PAYLOAD_MAX];
+		size_t n = payload_of(want, i, id);
+		if (rec->successor_len == n && memcmp(rec->successor, want, n) == 0)
 			return id;
 	}
 	return -1;
@@ -267,15 +304,15 @@ static void child_key(char out[KEY_LEN + 1], size_t i, int id)
 
 static void op_rotate(struct race *r, int id, size_t i)
 {
-	char fam[32], child[KEY_LEN + 1], pay[PAYLOAD_LEN];
+	char fam[32], child[KEY_LEN + 1], pay[PAYLOAD_MAX];
 	fam_name(fam, i);
 	child_key(child, i, id);
-	payload_of(pay, i, id);
+	size_t pay_len = payload_of(pay, i, id);
 	once_refresh c = token(fam, NOW + 200000);
 	c.parent_hash = r->root[i];
 	once_refresh *po = NULL;
 	once_status st = once_refresh_rotate(r->s, r->root[i], KEY_LEN, child, KEY_LEN, &c, pay,
-	                                     PAYLOAD_LEN, &po);
+	                                     pay_len, &po);
 	tally(r, i, st);
 	if (st == ONCE_OK) {
 		atomic_store(&r->winner[i], id);
@@ -295,7 +332,7 @@ static void op_rotate(struct race *r, int id, size_t i)
 static void test_race_rotate_one_parent(void)
 {
 	struct race r;
-	race_open(&r, race_keys(20000, 20000 / 4), 86400);
+	race_open(&r, keys_for(20000, 20000 / 4), 86400);
 	insert_roots(&r, far_expiry);
 	race_run(&r, op_rotate, "rotate one parent", NULL, 0);
 	assert_one_winner(&r);
@@ -348,9 +385,20 @@ static void op_consume(struct race *r, int id, size_t i)
 	if (st == ONCE_OK) {
 		atomic_store(&r->winner[i], id);
 		CHECK(r, g != NULL && !g->consumed && g->consumed_at == 0, "fam %zu: OK record", i);
-		char pay[PAYLOAD_LEN];
-		payload_of(pay, i, id);
-		once_status m = once_refresh_remember_successor(r->s, r->root[i], KEY_LEN, pay, PAYLOAD_LEN);
+		char pay[PAYLOAD_MAX];
+		size_t pay_len = payload_of(pay, i, id);
+		if (test_on_postgres()) {
+			/* A successor is the child token: the winner makes its
+			 * child (generation 1, this token its parent) first. */
+			char child[KEY_LEN + 1];
+			child_key(child, i, id);
+			once_refresh c = token(fam, NOW + 200000);
+			c.generation = 1;
+			c.parent_hash = r->root[i];
+			once_status ci = once_refresh_insert(r->s, child, KEY_LEN, &c);
+			CHECK(r, ci == ONCE_OK, "fam %zu: child insert got %s", i, once_status_name(ci));
+		}
+		once_status m = once_refresh_remember_successor(r->s, r->root[i], KEY_LEN, pay, pay_len);
 		CHECK(r, m == ONCE_OK, "fam %zu: remember got %s", i, once_status_name(m));
 	} else if (st == ONCE_SPENT) {
 		CHECK(r, g != NULL && g->consumed && g->consumed_at == NOW, "fam %zu: SPENT record", i);
@@ -368,7 +416,7 @@ static void op_consume(struct race *r, int id, size_t i)
 static void test_race_consume_one_token(void)
 {
 	struct race r;
-	race_open(&r, race_keys(20000, 20000 / 4), 86400);
+	race_open(&r, keys_for(20000, 20000 / 4), 86400);
 	insert_roots(&r, far_expiry);
 	race_run(&r, op_consume, "consume one token", NULL, 0);
 	assert_one_winner(&r);
@@ -387,7 +435,8 @@ static void test_race_consume_one_token(void)
 		ASSERT_EQ_INT(payload_owner(g, i, r.threads), win);
 		once_free(g);
 	}
-	ASSERT_EQ_U64(test_entries(r.s, "refresh"), n);
+	/* PostgreSQL: each winner's child row too. */
+	ASSERT_EQ_U64(test_entries(r.s, "refresh"), test_on_postgres() ? 2 * n : n);
 	race_close(&r);
 }
 
@@ -419,10 +468,13 @@ static void check_dead(struct race *r, size_t i, const char *child)
 	}
 }
 
-static void insert_child(struct race *r, size_t i, const char *fam, const char *child)
+static void insert_child(struct race *r, size_t i, int id, const char *fam, const char *child)
 {
 	once_refresh c = token(fam, NOW + 100000);
 	c.parent_hash = r->root[i];
+	/* A generation of this worker's own, never 1 (a rotation's child):
+	 * (family_id, generation) is unique on PostgreSQL. */
+	c.generation = 100 + id;
 	bool after = revoked_now(r, i); /* read before it starts */
 	once_status st = once_refresh_insert(r->s, child, KEY_LEN, &c);
 	CHECK(r, st == ONCE_OK || st == ONCE_REVOKED, "fam %zu: insert got %s", i, once_status_name(st));
@@ -455,16 +507,16 @@ static void op_insert_vs_revoke(struct race *r, int id, size_t i)
 		if (st == ONCE_OK)
 			atomic_fetch_add(&r->ok[i], 1);
 		if (st == ONCE_OK || st == ONCE_SPENT)
-			insert_child(r, i, fam, child);
+			insert_child(r, i, id, fam, child);
 		else
 			check_dead(r, i, NULL);
 	} else if (role % 3 == 2) { /* rotate */
-		char pay[PAYLOAD_LEN];
-		payload_of(pay, i, id);
+		char pay[PAYLOAD_MAX];
+		size_t pay_len = payload_of(pay, i, id);
 		once_refresh c = token(fam, NOW + 100000);
 		bool after = revoked_now(r, i);
 		once_status st = once_refresh_rotate(r->s, r->root[i], KEY_LEN, child, KEY_LEN, &c, pay,
-		                                     PAYLOAD_LEN, NULL);
+		                                     pay_len, NULL);
 		CHECK(r, st == ONCE_OK || st == ONCE_SPENT || st == ONCE_NOT_FOUND || st == ONCE_REVOKED,
 		      "fam %zu: rotate %s", i, once_status_name(st));
 		CHECK(r, !after || st == ONCE_NOT_FOUND || st == ONCE_REVOKED,
@@ -482,14 +534,14 @@ static void op_insert_vs_revoke(struct race *r, int id, size_t i)
 		}
 		check_dead(r, i, child);
 	} else { /* a sibling insert, no consume */
-		insert_child(r, i, fam, child);
+		insert_child(r, i, id, fam, child);
 	}
 }
 
 static void test_race_insert_vs_revoke(void)
 {
 	struct race r;
-	race_open(&r, race_keys(20000, 20000 / 4), 86400);
+	race_open(&r, keys_for(20000, 20000 / 4), 86400);
 	insert_roots(&r, far_expiry);
 	race_run(&r, op_insert_vs_revoke, "insert vs revoke", NULL, 0);
 	printf("# inserts OK %" PRIu64 " REVOKED %" PRIu64 "; rotations OK %" PRIu64 " REVOKED %" PRIu64
@@ -517,9 +569,14 @@ static void test_race_insert_vs_revoke(void)
 		once_refresh t = token(fam, NOW + 100000);
 		ASSERT_ST(once_refresh_insert(r.s, late, KEY_LEN, &t), ONCE_REVOKED);
 	}
-	/* Every token that got in is held (until swept), nothing else. */
-	ASSERT_EQ_U64(test_entries(r.s, "refresh"),
-	              r.keys + atomic_load(&r.extra[EX_INSERT_OK]) + atomic_load(&r.extra[EX_ROTATE_OK]));
+	/* Every token that got in is held (until swept), nothing else.
+	 * PostgreSQL: revocation deleted every family's rows. */
+	if (!test_on_postgres())
+		ASSERT_EQ_U64(test_entries(r.s, "refresh"),
+		              r.keys + atomic_load(&r.extra[EX_INSERT_OK]) +
+		                      atomic_load(&r.extra[EX_ROTATE_OK]));
+	else
+		ASSERT_EQ_U64(test_entries(r.s, "refresh"), 0);
 	race_close(&r);
 }
 
@@ -598,6 +655,7 @@ static void op_revoke_vs_sweep(struct race *r, int id, size_t i)
 	} else if (role <= 3) { /* insert into the family being revoked */
 		child_key(key, i, id);
 		once_refresh t = token(fam, exp); /* does not lengthen the mark */
+		t.generation = id + 1;            /* distinct in the family (PostgreSQL) */
 		bool revoked = revoked_now(r, i);
 		once_status st = once_refresh_insert(r->s, key, KEY_LEN, &t);
 		int64_t after = now_of(r);
@@ -627,6 +685,7 @@ static void op_revoke_vs_sweep(struct race *r, int id, size_t i)
 			test_key(key, p, i);
 			int64_t exp_s = now_of(r) + 1;
 			once_refresh t = token(live, exp_s);
+			t.generation = 1 + id * (SHORT_INSERTS + 1) + k; /* distinct (PostgreSQL) */
 			once_status st = once_refresh_insert(r->s, key, KEY_LEN, &t);
 			CHECK(r, st == ONCE_OK, "fam %zu: short live insert %s", i, once_status_name(st));
 			if (st != ONCE_OK)
@@ -642,6 +701,7 @@ static void op_revoke_vs_sweep(struct race *r, int id, size_t i)
 		}
 		child_key(key, i + r->keys, id);
 		once_refresh t = token(live, NOW + 100000);
+		t.generation = 1 + id * (SHORT_INSERTS + 1) + SHORT_INSERTS;
 		once_status st = once_refresh_insert(r->s, key, KEY_LEN, &t);
 		CHECK(r, st == ONCE_OK, "fam %zu: live insert %s", i, once_status_name(st));
 		if (st == ONCE_OK) {
@@ -656,7 +716,7 @@ static void op_revoke_vs_sweep(struct race *r, int id, size_t i)
 static void test_race_revoke_vs_sweep(void)
 {
 	struct race r;
-	race_open(&r, race_keys(30000, 2000), 0);
+	race_open(&r, keys_for(30000, 2000), 0);
 	insert_roots(&r, round_expiry);
 	/* The families nobody revokes: one short-lived token each, expiring
 	 * like the revoked ones, so the sweep retires them mid-race. */
@@ -694,12 +754,27 @@ static void test_race_revoke_vs_sweep(void)
 	 * one wheel turn (4096 s, core/expiry.c) later, so jump past a whole
 	 * turn: the sweep then visits every slot once. */
 	atomic_store(&r.clk.now, round_expiry(r.keys) + 5000);
-	ASSERT_ST(once_sweep(r.s, NULL), ONCE_OK);
+	once_sweep_counts last;
+	memset(&last, 0, sizeof last);
+	ASSERT_ST(once_sweep(r.s, test_on_postgres() ? &last : NULL), ONCE_OK);
 	struct once_stats st;
 	once_stats(r.s, &st);
 	ASSERT_EQ_U64(st.refresh.entries, live_ok);
-	ASSERT_EQ_U64(st.refresh.swept,
-	              2 * (uint64_t)r.keys + ins_ok + atomic_load(&r.extra[SW_SHORT_OK]));
+	uint64_t short_ok = atomic_load(&r.extra[SW_SHORT_OK]);
+	if (!test_on_postgres()) {
+		ASSERT_EQ_U64(st.refresh.swept, 2 * (uint64_t)r.keys + ins_ok + short_ok);
+	} else {
+		/* No swept count in once_stats, and a revocation deletes its
+		 * family's rows, racing the sweep for the expired ones: the
+		 * sweeps removed every live family's root and short-lived token
+		 * (never revoked), and at most what was ever inserted besides
+		 * the long-lived tokens still held. */
+		uint64_t swept = atomic_load(&r.extra[SW_SWEPT]) + last.refresh;
+		ASSERT_EQ_U64(st.refresh.swept, 0);
+		if (swept < (uint64_t)r.keys + short_ok || swept > 2 * (uint64_t)r.keys + ins_ok + short_ok)
+			FAIL_AT("swept %" PRIu64 ", expected %" PRIu64 " .. %" PRIu64, swept,
+			        (uint64_t)r.keys + short_ok, 2 * (uint64_t)r.keys + ins_ok + short_ok);
+	}
 	race_close(&r);
 }
 

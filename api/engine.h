@@ -30,6 +30,7 @@
 #ifndef ONCE_API_ENGINE_H
 #define ONCE_API_ENGINE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +92,14 @@ struct once__engine {
 	once_status (*tickets_drain)(once_store *s, int fd, once_ticket *upto);
 	once_status (*ticket_wait)(once_store *s, once_ticket t);
 };
+
+/* A line through the host's log callback (options.log; nothing when it
+ * is NULL), formatted printf-style and cut at 511 bytes: the one way both
+ * engines speak to the operator (api/options.c). */
+void once__logv(const once_options *o, once_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+void once__logf(const once_options *o, once_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* The engines' open functions; once_open picks one by the options (which
  * it has already checked for dir and postgres both set). */

@@ -1,8 +1,12 @@
 /*
- * api/options.c - the options' defaults (documented in include/oncestore.h),
- * shared by both engines.
+ * api/options.c - the options' defaults (documented in include/oncestore.h)
+ * and the log line both engines write through options.log.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "engine.h"
 
 #include "oncestore.h"
 
@@ -29,4 +33,21 @@ ONCE_API void once_options_init(once_options *o)
 	o->pg_pool_size = 8;
 	o->pg_statement_timeout_ms = 5000;
 	o->pg_rotation_grace = 60; /* AttestoPhoenix's default (ATTESTO-PG 2.2.4) */
+}
+
+void once__logv(const once_options *o, once_log_level level, const char *fmt, va_list ap)
+{
+	if (o == NULL || o->log == NULL)
+		return;
+	char line[512];
+	vsnprintf(line, sizeof line, fmt, ap);
+	o->log(o->log_ctx, level, line);
+}
+
+void once__logf(const once_options *o, once_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	once__logv(o, level, fmt, ap);
+	va_end(ap);
 }

@@ -22,28 +22,12 @@
 #include "internal.h"
 #include "persist.h"
 
-static bool code_valid(const once_code *c)
-{
-	if (!once__text_present(c->client_id) || !once__text_present(c->subject) ||
-	    !once__text_present(c->redirect_uri))
-		return false;
-	if (!once__time_valid(c->expires_at) || c->consumed_at != 0 || c->consumed_success)
-		return false;
-	if (c->code_challenge_method != NULL &&
-	    (strcmp(c->code_challenge_method, "S256") != 0 || c->code_challenge == NULL))
-		return false; /* "plain" and unknown methods; a method needs a challenge */
-	if (c->code_challenge != NULL && c->code_challenge[0] == '\0')
-		return false;
-	if (c->claims_len > 0 && c->claims == NULL)
-		return false;
-	return once__list_ok(c->scope, c->scope_count) && once__list_ok(c->resource, c->resource_count);
-}
 
 static once_status put(once_store *s, const void *hash, size_t hlen, const once_code *c,
                        once_ticket *ticket)
 {
 	struct once__key k;
-	if (c == NULL || !code_valid(c) ||
+	if (c == NULL || !once__code_valid(c) ||
 	    once__key_make(s, ONCE_TBL_CODE, hash, hlen, &k) != ONCE_OK)
 		return ONCE_INVALID;
 	int64_t now = once__now(s);

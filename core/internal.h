@@ -477,6 +477,7 @@ void once__capacity_release(once_store *s, enum once__table t);
  * and non-empty; a list has no NULL entry and a pointer when n > 0. */
 bool once__text_present(const char *s);
 bool once__list_ok(const char *const *list, size_t n);
+bool once__code_valid(const once_code *c);
 size_t once__refresh_size(const once_refresh *src, size_t max_len);
 once_refresh *once__refresh_pack_at(void *block, size_t size, const once_refresh *src);
 once_refresh *once__refresh_copy(const once_refresh *packed, size_t size, size_t extra, void **tail);

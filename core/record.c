@@ -34,6 +34,26 @@ bool once__list_ok(const char *const *list, size_t n)
 	return true;
 }
 
+/* A code either engine may store: the required fields, PKCE S256 only,
+ * and nothing that claims it is consumed already.  Refused whole, so
+ * nothing is stored (core/code.c; pg/code.c adds its columns' limits). */
+bool once__code_valid(const once_code *c)
+{
+	if (!once__text_present(c->client_id) || !once__text_present(c->subject) ||
+	    !once__text_present(c->redirect_uri))
+		return false;
+	if (!once__time_valid(c->expires_at) || c->consumed_at != 0 || c->consumed_success)
+		return false;
+	if (c->code_challenge_method != NULL &&
+	    (strcmp(c->code_challenge_method, "S256") != 0 || c->code_challenge == NULL))
+		return false; /* "plain" and unknown methods; a method needs a challenge */
+	if (c->code_challenge != NULL && c->code_challenge[0] == '\0')
+		return false;
+	if (c->claims_len > 0 && c->claims == NULL)
+		return false;
+	return once__list_ok(c->scope, c->scope_count) && once__list_ok(c->resource, c->resource_count);
+}
+
 struct packer {
 	char *base;   /* NULL while measuring */
 	size_t off;   /* bytes used so far */

@@ -20,14 +20,12 @@
 
 void once__log(const once_store *s, once_log_level level, const char *fmt, ...)
 {
-	if (s == NULL || s->opt.log == NULL)
+	if (s == NULL)
 		return;
-	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	once__logv(&s->opt, level, fmt, ap);
 	va_end(ap);
-	s->opt.log(s->opt.log_ctx, level, line);
 }
 
 static uint64_t pow2_ceil(uint64_t x)

@@ -806,8 +806,8 @@ ONCE_API once_status once_refresh_consume(once_store *s, const void *hash, size_
  * | ONCE_INVALID | ONCE_NOMEM | ONCE_IO.
  * PostgreSQL: succ must be the successor token itself, whose child (key
  * base64url(SHA-256(succ)), generation + 1, parent_hash = hash) exists;
- * it is sealed as rotate seals it.  ONCE_NOT_FOUND when no such child;
- * ONCE_NO_KEY without options.pg_successor_secret.
+ * it is sealed as rotate seals it.  ONCE_INVALID when no such child;
+ * ONCE_NO_KEY without options.pg_successor_secret (or with grace 0).
  */
 ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *hash,
                                                      size_t hlen, const void *succ, size_t n);

@@ -159,22 +159,10 @@ static bool jkt_ok(const char *jkt)
 	                ONCE_PG_JKT_MAX);
 }
 
-/* The embedded engine's rules (core/code.c code_valid) plus the columns'. */
+/* The embedded engine's rules (once__code_valid) plus the columns'. */
 static bool code_valid(const struct once__pg *p, const once_code *c)
 {
-	if (!once__text_present(c->client_id) || !once__text_present(c->subject) ||
-	    !once__text_present(c->redirect_uri))
-		return false;
-	if (!once__time_valid(c->expires_at) || c->consumed_at != 0 || c->consumed_success)
-		return false;
-	if (c->code_challenge_method != NULL &&
-	    (strcmp(c->code_challenge_method, "S256") != 0 || c->code_challenge == NULL))
-		return false;
-	if (c->code_challenge != NULL && c->code_challenge[0] == '\0')
-		return false;
-	if (c->claims_len > 0 && c->claims == NULL)
-		return false;
-	if (!once__list_ok(c->scope, c->scope_count) || !once__list_ok(c->resource, c->resource_count))
+	if (!once__code_valid(c))
 		return false;
 	/* The layout: no column for an RFC 8705 binding (cnf is exactly
 	 * {"jkt":...}), varchar(255) fields, text that is UTF-8. */

@@ -55,20 +55,7 @@ struct once__pg_pool {
 
 /* ---- logging (P4) ---- */
 
-static void pg_log(const struct once__pg *p, once_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void pg_log(const struct once__pg *p, once_log_level level, const char *fmt, ...)
-{
-	if (p->opt.log == NULL)
-		return;
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	p->opt.log(p->opt.log_ctx, level, line);
-}
+#define pg_log(p, level, ...) once__logf(&(p)->opt, level, __VA_ARGS__)
 
 /* ---- connecting ---- */
 

@@ -39,14 +39,10 @@ once_status once__pg_count(struct once__pg *p, once_op op, once_status st)
 	return st;
 }
 
-/* A line through the host's log callback, before a store exists. */
+/* A line naming the refused option, before a store exists. */
 static void refuse(const once_options *o, const char *what, const char *why)
 {
-	if (o->log == NULL)
-		return;
-	char line[512];
-	snprintf(line, sizeof line, "postgres: %s: %s", what, why);
-	o->log(o->log_ctx, ONCE_LOG_ERROR, line);
+	once__logf(o, ONCE_LOG_ERROR, "postgres: %s: %s", what, why);
 }
 
 /* Each refusal says which option and why: the status alone (ONCE_INVALID)

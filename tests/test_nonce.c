@@ -5,7 +5,9 @@
  * untouched on failure, capacity), once_nonce_valid (expires_at > now,
  * unused, bad arguments) and once_nonce_accept (single use, the freshness
  * window issued_at >= now - ttl with its exact boundary, EXPIRED vs SPENT,
- * NOT_FOUND for unknown and swept nonces, bad arguments).
+ * NOT_FOUND for unknown and swept nonces, bad arguments).  On PostgreSQL
+ * (suite pg) the same rules hold (AttestoPhoenix's strict expires_at > now
+ * included), except capacity: dpop_nonces has none, never FULL.
  */
 #include "harness.h"
 
@@ -276,6 +278,32 @@ static void test_accept_expired_stays_unused(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
+/* At now == expires_at, inside the freshness window: the embedded engine
+ * takes the nonce (EXPIRED only past expires_at, the sweep's rule);
+ * PostgreSQL answers EXPIRED (AttestoPhoenix's expires_at > now) and the
+ * nonce stays unused.  One second earlier both take it. */
+static void test_accept_at_expires_at(void)
+{
+	struct test_clock clk = {1000};
+	once_options o = test_options(&clk);
+	once_store *s = test_open(&o);
+	char a[ONCE_NONCE_LEN + 1], b[ONCE_NONCE_LEN + 1];
+	issue_ok(s, 60, a); /* expires_at = 1060 */
+	issue_ok(s, 60, b);
+	atomic_store(&clk.now, 1059);
+	ASSERT_ST(once_nonce_accept(s, a, ONCE_NONCE_LEN, 600), ONCE_OK);
+	atomic_store(&clk.now, 1060);
+	if (!test_on_postgres()) {
+		ASSERT_ST(once_nonce_accept(s, b, ONCE_NONCE_LEN, 600), ONCE_OK);
+	} else {
+		ASSERT_ST(once_nonce_accept(s, b, ONCE_NONCE_LEN, 600), ONCE_EXPIRED);
+		ASSERT_ST(once_nonce_accept(s, b, ONCE_NONCE_LEN, 600), ONCE_EXPIRED); /* unused */
+	}
+	ASSERT_ST(once_nonce_accept(s, a, ONCE_NONCE_LEN, 600), ONCE_SPENT);
+	ASSERT_EQ_U64(test_entries(s, "nonces"), 2);
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
 /* SPENT is checked first: a used nonce outside the window is still SPENT. */
 static void test_accept_used_and_expired_is_spent(void)
 {
@@ -326,14 +354,28 @@ static void test_issue_full_evicts_nothing(void)
 	for (int i = 0; i < CAP; i++)
 		issue_ok(s, 60, n[i]);
 	fill_sentinel(extra);
-	ASSERT_ST(once_nonce_issue(s, 60, extra), ONCE_FULL);
-	assert_untouched(extra);
-	ASSERT_EQ_U64(test_entries(s, "nonces"), CAP);
-	for (int i = 0; i < CAP; i++)
-		ASSERT(once_nonce_valid(s, n[i], ONCE_NONCE_LEN));
-	/* Used nonces still count until swept. */
-	ASSERT_ST(once_nonce_accept(s, n[0], ONCE_NONCE_LEN, 60), ONCE_OK);
-	ASSERT_ST(once_nonce_issue(s, 60, extra), ONCE_FULL);
+	if (!test_on_postgres()) {
+		ASSERT_ST(once_nonce_issue(s, 60, extra), ONCE_FULL);
+		assert_untouched(extra);
+		ASSERT_EQ_U64(test_entries(s, "nonces"), CAP);
+		for (int i = 0; i < CAP; i++)
+			ASSERT(once_nonce_valid(s, n[i], ONCE_NONCE_LEN));
+		/* Used nonces still count until swept. */
+		ASSERT_ST(once_nonce_accept(s, n[0], ONCE_NONCE_LEN, 60), ONCE_OK);
+		ASSERT_ST(once_nonce_issue(s, 60, extra), ONCE_FULL);
+	} else {
+		/* PostgreSQL has no capacity (max_nonces is ignored, never
+		 * FULL): the issue past it mints a nonce like any other. */
+		ASSERT_ST(once_nonce_issue(s, 60, extra), ONCE_OK);
+		ASSERT_EQ_INT(strlen(extra), ONCE_NONCE_LEN);
+		ASSERT_EQ_U64(test_entries(s, "nonces"), CAP + 1);
+		for (int i = 0; i < CAP; i++)
+			ASSERT(once_nonce_valid(s, n[i], ONCE_NONCE_LEN));
+		ASSERT(once_nonce_valid(s, extra, ONCE_NONCE_LEN));
+		ASSERT_ST(once_nonce_accept(s, n[0], ONCE_NONCE_LEN, 60), ONCE_OK);
+		ASSERT_ST(once_nonce_issue(s, 60, extra), ONCE_OK);
+		ASSERT_EQ_U64(test_entries(s, "nonces"), CAP + 2); /* the used one counts */
+	}
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
@@ -348,15 +390,26 @@ static void test_issue_works_again_after_sweep(void)
 	issue_ok(s, 1000, keep); /* outlives the sweep */
 	for (int i = 1; i < CAP; i++)
 		issue_ok(s, 10, n);
-	ASSERT_ST(once_nonce_issue(s, 60, n), ONCE_FULL);
+	/* PostgreSQL has no capacity: never FULL, so each "full" issue
+	 * below mints one more nonce there (ttl 10: swept with the others). */
+	const bool pg = test_on_postgres();
+	if (!pg)
+		ASSERT_ST(once_nonce_issue(s, 60, n), ONCE_FULL);
+	else
+		ASSERT_ST(once_nonce_issue(s, 10, n), ONCE_OK);
 	atomic_store(&clk.now, 1011);
 	once_sweep_counts c;
 	ASSERT_ST(once_sweep(s, &c), ONCE_OK);
-	ASSERT_EQ_U64(c.nonces, CAP - 1);
+	ASSERT_EQ_U64(c.nonces, pg ? CAP : CAP - 1);
 	ASSERT_EQ_U64(test_entries(s, "nonces"), 1);
 	for (int i = 1; i < CAP; i++)
 		issue_ok(s, 60, n);
-	ASSERT_ST(once_nonce_issue(s, 60, n), ONCE_FULL);
+	if (!pg) {
+		ASSERT_ST(once_nonce_issue(s, 60, n), ONCE_FULL);
+	} else {
+		ASSERT_ST(once_nonce_issue(s, 60, n), ONCE_OK);
+		ASSERT_EQ_U64(test_entries(s, "nonces"), CAP + 1);
+	}
 	ASSERT(once_nonce_valid(s, keep, ONCE_NONCE_LEN));
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
@@ -369,6 +422,6 @@ TESTS(TEST(test_issue_format), TEST(test_issue_distinct_10k), TEST(test_issue_in
       TEST(test_accept_unknown_not_found), TEST(test_accept_swept_not_found),
       TEST(test_accept_boundary_ok_at_issued_plus_ttl),
       TEST(test_accept_boundary_expired_one_second_later), TEST(test_accept_expired_stays_unused),
-      TEST(test_accept_used_and_expired_is_spent), TEST(test_accept_invalid_args),
+      TEST(test_accept_at_expires_at), TEST(test_accept_used_and_expired_is_spent), TEST(test_accept_invalid_args),
       TEST(test_issue_full_evicts_nothing), TEST(test_issue_works_again_after_sweep));
 TEST_MAIN()

@@ -237,8 +237,15 @@ static size_t index_name(char out[ONCE_PG_IDENTIFIER_MAX + 1], const char *prefi
 		snprintf(middle, sizeof middle, "%s_%s", ix->cols[0], ix->cols[1]);
 	else
 		snprintf(middle, sizeof middle, "%s", ix->cols[0]);
-	int n = snprintf(out, ONCE_PG_IDENTIFIER_MAX + 1, "%s%s_%s_index", prefix, t->name, middle);
-	return n < 0 ? SIZE_MAX : (size_t)n;
+	/* Built whole, then copied only when it fits: a name PostgreSQL would
+	 * truncate is refused by the caller, never cut here. */
+	char whole[3 * 128];
+	int n = snprintf(whole, sizeof whole, "%s%s_%s_index", prefix, t->name, middle);
+	if (n < 0 || (size_t)n >= sizeof whole)
+		return SIZE_MAX;
+	if ((size_t)n <= ONCE_PG_IDENTIFIER_MAX)
+		memcpy(out, whole, (size_t)n + 1);
+	return (size_t)n;
 }
 
 /* ---- name rules ---- */

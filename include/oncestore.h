@@ -601,8 +601,8 @@ ONCE_API once_status once_code_put(once_store *s, const void *hash, size_t hlen,
  * Returns ONCE_OK (+ *out) | ONCE_NOT_FOUND (unknown or already taken) |
  * ONCE_INVALID | ONCE_NOMEM.  Expiry is not checked (the caller checks
  * expires_at); a swept code is unknown.
- * PostgreSQL: claims come back as the server prints the jsonb, without
- * the "nonce" member (returned as nonce; a legacy non-NULL nonce column
+ * PostgreSQL: claims come back in the server's jsonb key order, compacted
+ * (as refresh tokens' claims), without the "nonce" member (returned as nonce; a legacy non-NULL nonce column
  * wins); {} comes back as no claims.  A key no row could hold answers
  * ONCE_NOT_FOUND.
  */

@@ -273,6 +273,7 @@ static once_status code_from_row(const PGresult *r, once_code **out)
 	once_code c = {0};
 	char **scope = NULL, **resource = NULL;
 	size_t nscope = 0, nresource = 0;
+	char *compact = NULL;
 	once_status st = ONCE_IO;
 	if (!once__pg_array_parse(text_at(r, COL_SCOPE), &scope, &nscope) ||
 	    !once__pg_array_parse(text_at(r, COL_RESOURCE), &resource, &nresource))
@@ -289,10 +290,19 @@ static once_status code_from_row(const PGresult *r, once_code **out)
 	c.dpop_jkt = text_at(r, COL_JKT);
 	c.nonce = text_at(r, COL_NONCE);
 	c.family_id = text_at(r, COL_FAMILY_ID);
+	/* Claims compacted, as the header promises and refresh tokens have them
+	 * (pg/refresh_row.c read_claims): the server prints jsonb with spaces.
+	 * One the encoder refuses (a float another writer stored) is handed
+	 * over as the server printed it. */
 	const char *claims = text_at(r, COL_CLAIMS);
 	if (claims != NULL && strcmp(claims, "{}") != 0) { /* {} is what "no claims" wrote */
-		c.claims = claims;
-		c.claims_len = strlen(claims);
+		once_status cst = once__pg_claims_encode(claims, strlen(claims), NULL, NULL, &compact);
+		if (cst == ONCE_NOMEM) {
+			st = ONCE_NOMEM;
+			goto done;
+		}
+		c.claims = cst == ONCE_OK ? compact : claims;
+		c.claims_len = strlen(c.claims);
 	}
 	if (!time_at(r, COL_EXPIRES_AT, &c.expires_at) || !time_at(r, COL_INSERTED_AT, &c.inserted_at))
 		goto done;
@@ -307,6 +317,7 @@ static once_status code_from_row(const PGresult *r, once_code **out)
 		st = ONCE_OK;
 	}
 done:
+	free(compact);
 	once__pg_array_free(scope, nscope);
 	once__pg_array_free(resource, nresource);
 	return st;

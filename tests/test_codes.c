@@ -462,14 +462,14 @@ static void test_round_trip_every_field(void)
 	char client[] = "client-rt", subject[] = "subject-rt", scope0[] = "openid";
 	/* Embedded: claims are opaque bytes (NULs, non-UTF-8) and come back
 	 * byte for byte.  PostgreSQL: claims must be a portable JSON object;
-	 * they come back as the server prints the jsonb (its key order, ": "
-	 * and ", " between tokens, as tests/pg/pg_core.c has them), the OIDC
-	 * nonce as the record's nonce, not among them. */
+	 * they come back in the server's jsonb key order, compacted (no spaces,
+	 * as refresh tokens' claims), the OIDC nonce as the record's nonce, not
+	 * among them. */
 	static const unsigned char opaque[] = {'{', 0, 'a', 0, 0, '}', 0xff, 0x7f};
 	static const char json_in[] = "{ \"z\" : [1, \"x\", {\"b\": false}],\n \"a\": {\"k\": null, "
 	                              "\"c\": -42} }";
 	static const char json_out[] =
-	        "{\"a\": {\"c\": -42, \"k\": null}, \"z\": [1, \"x\", {\"b\": false}]}";
+	        "{\"a\":{\"c\":-42,\"k\":null},\"z\":[1,\"x\",{\"b\":false}]}";
 	const bool pg = test_on_postgres();
 	const void *claims = pg ? (const void *)json_in : opaque;
 	size_t claims_len = pg ? strlen(json_in) : sizeof opaque;

@@ -203,9 +203,9 @@ static void assert_sample(const once_code *c)
 	ASSERT_STR(c->dpop_jkt, JKT);
 	ASSERT(c->x5t_s256 == NULL);
 	ASSERT_STR(c->nonce, "n-0S6_WzA2Mj");
-	/* jsonb's own text, the nonce member returned apart. */
-	ASSERT_EQ_INT(c->claims_len, strlen("{\"n\": [1, 2], \"acr\": \"urn:mace:incommon:iap:silver\"}"));
-	ASSERT(memcmp(c->claims, "{\"n\": [1, 2], \"acr\": \"urn:mace:incommon:iap:silver\"}",
+	/* jsonb's key order, compacted; the nonce member returned apart. */
+	ASSERT_EQ_INT(c->claims_len, strlen("{\"n\":[1,2],\"acr\":\"urn:mace:incommon:iap:silver\"}"));
+	ASSERT(memcmp(c->claims, "{\"n\":[1,2],\"acr\":\"urn:mace:incommon:iap:silver\"}",
 	              c->claims_len) == 0);
 	ASSERT_STR(c->family_id, "fam-1");
 	ASSERT_EQ_INT(c->expires_at, T0 + 60);
@@ -405,12 +405,12 @@ static void codes_legacy_nonce_column_wins(void)
 	once_code *got;
 	ASSERT_ST(once__pg_code_get(S(p), "legacy", 6, &got), ONCE_OK);
 	ASSERT_STR(got->nonce, "column-nonce");
-	ASSERT_EQ_INT(got->claims_len, strlen("{\"x\": 1}"));
+	ASSERT_EQ_INT(got->claims_len, strlen("{\"x\":1}"));
 	once_free(got);
 	/* A nonce member that is not a string is not a nonce: it stays. */
 	ASSERT_ST(once__pg_code_get(S(p), "numeric", 7, &got), ONCE_OK);
 	ASSERT(got->nonce == NULL);
-	ASSERT_EQ_INT(got->claims_len, strlen("{\"nonce\": 5}"));
+	ASSERT_EQ_INT(got->claims_len, strlen("{\"nonce\":5}"));
 	once_free(got);
 	finish(p);
 }

@@ -317,10 +317,20 @@ typedef struct once_options {
 	 * max_record_len apply. */
 	const char *postgres;
 	/* PostgreSQL schema holding the tables (AttestoPhoenix's
-	 * --schema-prefix), or NULL: search_path decides. */
+	 * --schema-prefix: [a-z_][a-z0-9_]*, at most 63 bytes, not pg_* or
+	 * information_schema), or NULL: search_path decides, on every
+	 * connection as it prepares its statements, so a role that may create
+	 * tables in an earlier schema of the path could shadow them: set it in
+	 * production.  Point postgres at the primary (a multi-host string with
+	 * target_session_attrs=read-write): reads on a lagging standby would
+	 * miss a revocation. */
 	const char *pg_schema;
-	/* Prepended to every table name (the migration generator's documented
-	 * --table-prefix; `oncestore schema --table-prefix`), or NULL. */
+	/* Prepended to every table and index name (the 2.x migration
+	 * generator's --table-prefix; `oncestore schema --table-prefix`), or
+	 * NULL.  AttestoPhoenix 3.x has no such option and its nodes use the
+	 * unprefixed tables: with a prefix, C nodes and AttestoPhoenix nodes
+	 * keep separate tables and single use holds only among the C nodes
+	 * (ATTESTO-PG 1.4, 6.2).  Letters, digits and _, at most 13 bytes. */
 	const char *pg_table_prefix;
 	/* Connections kept open (each call holds one while it runs); default 8,
 	 * 1 .. 1024. */

@@ -69,8 +69,11 @@ static bool options_valid(const once_options *o)
 		refuse(o, "pg_table_prefix", why);
 		return false;
 	}
-	if (o->pg_issuer != NULL && o->pg_issuer[0] == '\0') {
-		refuse(o, "pg_issuer", "is empty (NULL: no issuer binding)");
+	if (o->pg_issuer != NULL &&
+	    (o->pg_issuer[0] == '\0' || !once__pg_text_fits(o->pg_issuer, strlen(o->pg_issuer), SIZE_MAX))) {
+		/* Written into every family's claims: one that could not be
+		 * would make every refresh insert and rotation INVALID. */
+		refuse(o, "pg_issuer", "must be non-empty UTF-8 without NUL (NULL: no issuer binding)");
 		return false;
 	}
 	/* AttestoPhoenix refuses a secret under 32 bytes (ATTESTO-PG 2.2.5). */
@@ -91,6 +94,8 @@ static void store_free(struct once__pg *p)
 {
 	for (int t = 0; t < ONCE_PG_TABLE_COUNT; t++)
 		free(p->table[t]);
+	if (p->conninfo != NULL) /* it may hold a password */
+		sodium_memzero(p->conninfo, strlen(p->conninfo));
 	free(p->conninfo);
 	free(p->schema);
 	free(p->table_prefix);

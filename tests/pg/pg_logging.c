@@ -133,5 +133,47 @@ static void test_failures_are_logged_and_parameters_never(void)
 	assert_never_logged("XCP.");
 }
 
-TESTS(TEST(test_failures_are_logged_and_parameters_never));
+/* A refused option at open says which and why, and opens nothing. */
+static void expect_refused(once_options o, const char *option)
+{
+	nlines = 0;
+	once_store *s = NULL;
+	ASSERT_ST(once_open(&o, &s), ONCE_INVALID);
+	ASSERT(s == NULL);
+	if (!logged(option))
+		FAIL_AT("no log line names %s", option);
+}
+
+static void test_refused_options_are_named(void)
+{
+	once_options base = test_options(&clk);
+	base.log = keep_line;
+	once_options o = base;
+	o.pg_issuer = "\xff\xfe not UTF-8";
+	expect_refused(o, "pg_issuer");
+	o = base;
+	o.pg_issuer = "";
+	expect_refused(o, "pg_issuer");
+	o = base;
+	o.pg_schema = "Auth";
+	expect_refused(o, "pg_schema");
+	o = base;
+	o.pg_schema = "pg_catalog";
+	expect_refused(o, "pg_schema");
+	o = base;
+	o.pg_table_prefix = "way_too_long_prefix_";
+	expect_refused(o, "pg_table_prefix");
+	o = base;
+	o.pg_successor_secret = "short";
+	o.pg_successor_secret_len = 5;
+	expect_refused(o, "pg_successor_secret");
+	o = base;
+	o.pg_pool_size = 0;
+	expect_refused(o, "pg_pool_size");
+	o = base;
+	o.dir = "/tmp/never-created-by-this-test";
+	expect_refused(o, "dir and postgres");
+}
+
+TESTS(TEST(test_failures_are_logged_and_parameters_never), TEST(test_refused_options_are_named));
 TEST_MAIN()

@@ -216,40 +216,62 @@ void once__pg_array_free(char **v, size_t n)
 	free(v);
 }
 
-/* One element at *s (quoted or bare) into a new string; advances *s past
- * it.  NULL when malformed, an unquoted NULL included (our columns hold
- * none), or on NOMEM. */
-static char *array_element(const char **s)
+/*
+ * A row's arrays come from the server, and a row may have been written by
+ * anyone with access to the table: a hostile scope of 400,000 elements
+ * must cost memory and time in proportion to its size, and one too large
+ * for any record the store could hold is an unreadable row, not an
+ * allocation of whatever size it names.  The caps are the largest a
+ * record within max_record_len's ceiling (16 MiB, pg/store.c) could need:
+ * ARRAY_MAX_BYTES of element bytes and one pointer per element
+ * (pg/refresh_row.c holds a new row's scope to max_record_len /
+ * sizeof(char *) elements).
+ */
+#define ARRAY_MAX_BYTES ((size_t)16 << 20)
+#define ARRAY_MAX_ELEMENTS (ARRAY_MAX_BYTES / sizeof(char *))
+
+/*
+ * Measures the element at p (quoted or bare) without copying it: *len is
+ * its unescaped length and *end where it ends (past the closing quote).
+ * false when malformed: an unterminated quote, a bare element with a
+ * character the server would have quoted, an empty bare element, or an
+ * unquoted NULL (our columns hold none).  Each byte is visited once.
+ */
+static bool element_measure(const char *p, size_t *len, const char **end)
 {
-	const char *p = *s;
-	size_t cap = strlen(p) + 1;
-	char *out = malloc(cap), *o = out;
-	if (out == NULL)
-		return NULL;
+	size_t n = 0;
 	if (*p == '"') {
-		for (p++; *p != '"'; p++) {
+		for (p++; *p != '"'; p++, n++) {
 			if (*p == '\\')
 				p++;
 			if (*p == '\0')
-				goto bad;
-			*o++ = *p;
+				return false;
 		}
 		p++;
 	} else {
-		for (; *p != ',' && *p != '}'; p++) {
+		const char *start = p;
+		for (; *p != ',' && *p != '}'; p++, n++)
 			if (*p == '\0' || *p == '"' || *p == '\\' || *p == '{' || *p == ' ')
-				goto bad;
-			*o++ = *p;
-		}
-		if (o == out || (o - out == 4 && strncasecmp(out, "NULL", 4) == 0))
-			goto bad;
+				return false;
+		if (n == 0 || (n == 4 && strncasecmp(start, "NULL", 4) == 0))
+			return false;
 	}
-	*o = '\0';
-	*s = p;
-	return out;
-bad:
-	free(out);
-	return NULL;
+	*len = n;
+	*end = p;
+	return true;
+}
+
+/* Copies the element at p, measured as len bytes, unescaping. */
+static void element_copy(const char *p, size_t len, char *out)
+{
+	if (*p == '"')
+		p++;
+	for (size_t i = 0; i < len; i++, p++) {
+		if (*p == '\\')
+			p++;
+		out[i] = *p;
+	}
+	out[len] = '\0';
 }
 
 bool once__pg_array_parse(const char *text, char ***v, size_t *n)
@@ -257,23 +279,33 @@ bool once__pg_array_parse(const char *text, char ***v, size_t *n)
 	if (text == NULL || text[0] != '{')
 		return false;
 	const char *s = text + 1;
-	size_t count = 0, cap = 0;
+	size_t count = 0, cap = 0, bytes = 0;
 	char **list = NULL;
 	if (*s == '}')
 		goto done;
 	for (;;) {
+		size_t len;
+		const char *end;
+		if (!element_measure(s, &len, &end) || count == ARRAY_MAX_ELEMENTS ||
+		    len > ARRAY_MAX_BYTES - bytes)
+			goto bad;
 		if (count == cap) {
 			size_t ncap = cap ? cap * 2 : 8;
+			if (ncap > ARRAY_MAX_ELEMENTS)
+				ncap = ARRAY_MAX_ELEMENTS;
 			char **grown = realloc(list, ncap * sizeof *grown);
 			if (grown == NULL)
 				goto bad;
 			list = grown;
 			cap = ncap;
 		}
-		char *e = array_element(&s);
+		char *e = malloc(len + 1);
 		if (e == NULL)
 			goto bad;
+		element_copy(s, len, e);
 		list[count++] = e;
+		bytes += len;
+		s = end;
 		if (*s == '}')
 			break;
 		if (*s++ != ',')

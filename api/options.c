@@ -51,3 +51,8 @@ void once__logf(const once_options *o, once_log_level level, const char *fmt, ..
 	once__logv(o, level, fmt, ap);
 	va_end(ap);
 }
+
+ONCE_API int once_version(void)
+{
+	return ONCE_VERSION_NUMBER;
+}

@@ -90,9 +90,14 @@
  * call's documentation does not name as filling them, out-pointers are left
  * untouched.
  *
- * ABI policy: until 1.0 the soname carries the minor version (liboncestore.so.0)
- * and any release may change struct layouts; the version macros below say
- * which header a program was compiled against.
+ * Versions and ABI.  Before 1.0, a minor release (0.1 -> 0.2) may change
+ * struct layouts and so break the ABI, and its soname changes with it: the
+ * soname is liboncestore.so.0.MINOR (liboncestore.so.0.2 for every 0.2.x),
+ * so a binary built against 0.1 never loads 0.2 by accident; patch
+ * releases keep the ABI.  From 1.0 on the soname is liboncestore.so.MAJOR,
+ * changed only by a release that breaks the ABI.  ONCE_VERSION_NUMBER is
+ * the version of the header a program was compiled against; once_version()
+ * that of the library it runs with.
  */
 #ifndef ONCESTORE_H
 #define ONCESTORE_H
@@ -112,8 +117,11 @@ extern "C" {
 #endif
 
 #define ONCE_VERSION_MAJOR 0
-#define ONCE_VERSION_MINOR 1
+#define ONCE_VERSION_MINOR 2
 #define ONCE_VERSION_PATCH 0
+/* MAJOR * 1000000 + MINOR * 1000 + PATCH (0.2.0 is 2000), to compare with
+ * once_version(). */
+#define ONCE_VERSION_NUMBER (ONCE_VERSION_MAJOR * 1000000 + ONCE_VERSION_MINOR * 1000 + ONCE_VERSION_PATCH)
 
 /* Length of a DPoP nonce and of a generated secret or secret hash: 32 bytes
  * in base64url without padding. Buffers need one more byte for the NUL. */
@@ -158,6 +166,11 @@ typedef enum once_status {
 #undef ONCE__STATUS_ENUM
 	ONCE_STATUS_COUNT /* number of statuses, not a status */
 } once_status;
+
+/* The library's version as ONCE_VERSION_NUMBER counts it (of the library
+ * loaded at run time, which may be newer than the header compiled against:
+ * same soname, later patch release). */
+ONCE_API int once_version(void);
 
 /* One-line description of a status; "unknown status" for values outside the
  * enum. The string is static. */

@@ -50,5 +50,19 @@ static void test_smoke_all_kinds(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
-TESTS(TEST(test_smoke_all_kinds));
+/* The header, the library and the build agree on the version: the soname
+ * follows it (meson.build), so a header left at an old number would let a
+ * layout change ship under the old soname. */
+static void test_versions_agree(void)
+{
+	ASSERT_EQ_INT(once_version(), ONCE_VERSION_NUMBER);
+	ASSERT_EQ_INT(ONCE_VERSION_NUMBER,
+	              ONCE_VERSION_MAJOR * 1000000 + ONCE_VERSION_MINOR * 1000 + ONCE_VERSION_PATCH);
+	char header[32];
+	snprintf(header, sizeof header, "%d.%d.%d", ONCE_VERSION_MAJOR, ONCE_VERSION_MINOR,
+	         ONCE_VERSION_PATCH);
+	ASSERT_STR(header, ONCE_MESON_VERSION);
+}
+
+TESTS(TEST(test_smoke_all_kinds), TEST(test_versions_agree));
 TEST_MAIN()

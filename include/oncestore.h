@@ -219,6 +219,13 @@ typedef struct once_options {
 	 * one record.  Secrets are never written: codes and tokens are keyed
 	 * by their hashes, and a refresh successor is stored sealed. */
 	const char *dir;
+	/* How long once_open waits, in ms, for another store to release dir
+	 * before answering ONCE_LOCKED.  0 (the default): not at all.  For a
+	 * restart that runs the old and the new process side by side (an
+	 * nginx reload or binary upgrade, an Envoy hot restart, systemd):
+	 * the new process opens with, say, 5000 while the old one closes, and
+	 * takes the directory over within 5 ms of that close. */
+	uint32_t lock_wait_ms;
 	/* Number of shards; 0 = the number of online CPUs rounded up to a power
 	 * of two (at most 256).  At most 4096. */
 	uint32_t shards;

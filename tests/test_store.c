@@ -655,7 +655,126 @@ static void test_fork_after_close_child_opens_store(void)
 	ASSERT_EQ_INT(WEXITSTATUS(status), 0);
 }
 
-TESTS(TEST(test_options_init_defaults), TEST(test_fork_after_close_child_opens_store), TEST(test_open_null_out_invalid),
+/* ---- hand-over on restart (options.lock_wait_ms) ---- */
+
+static int64_t handover_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The old process: opens dir, puts a code, says "opened" on out, waits
+ * for a byte on in (or hold_ms), closes, says "closed", exits. */
+static void old_owner(const char *dir, int out, int in, int hold_ms)
+{
+	once_options o;
+	once_options_init(&o);
+	o.dir = dir;
+	o.sweep_interval_ms = 0;
+	once_store *s = NULL;
+	if (once_open(&o, &s) != ONCE_OK)
+		_exit(2);
+	char key[ONCE_SECRET_LEN + 1];
+	test_key(key, "handover", 1);
+	once_code c = test_code(4000000000);
+	if (once_code_put(s, key, strlen(key), &c) != ONCE_OK)
+		_exit(3);
+	if (write(out, "o", 1) != 1)
+		_exit(4);
+	if (in >= 0) {
+		char b;
+		if (read(in, &b, 1) != 1)
+			_exit(5);
+	} else {
+		struct timespec hold = {hold_ms / 1000, (long)(hold_ms % 1000) * 1000000L};
+		nanosleep(&hold, NULL);
+	}
+	if (once_close(s) != ONCE_OK)
+		_exit(6);
+	if (write(out, "c", 1) != 1)
+		_exit(7);
+	_exit(0);
+}
+
+static char *handover_dir(void)
+{
+	static char tmpl[64];
+	snprintf(tmpl, sizeof tmpl, "/tmp/once-handover-XXXXXX");
+	ASSERT(mkdtemp(tmpl) != NULL);
+	static char dir[96];
+	snprintf(dir, sizeof dir, "%s/data", tmpl);
+	return dir;
+}
+
+/* A new process started while the old one still holds the directory
+ * takes it over when the old one closes, with what it wrote. */
+static void test_lock_wait_takes_over_when_the_owner_closes(void)
+{
+	const char *dir = handover_dir();
+	int up[2];
+	ASSERT(pipe(up) == 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0)
+		old_owner(dir, up[1], -1, 300);
+	char b;
+	ASSERT(read(up[0], &b, 1) == 1 && b == 'o');
+
+	once_options o;
+	once_options_init(&o);
+	o.dir = dir;
+	o.sweep_interval_ms = 0;
+	once_store *s = NULL;
+	ASSERT_ST(once_open(&o, &s), ONCE_LOCKED); /* lock_wait_ms 0: at once */
+	o.lock_wait_ms = 30000;
+	int64_t t0 = handover_ms();
+	ASSERT_ST(once_open(&o, &s), ONCE_OK);
+	int64_t waited = handover_ms() - t0;
+	/* It waited for the close: the old owner said "closed" before exiting. */
+	ASSERT(read(up[0], &b, 1) == 1 && b == 'c');
+	int status;
+	ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("# took the directory over %lld ms after asking (the old owner held it ~300 ms)\n",
+	       (long long)waited);
+	char key[ONCE_SECRET_LEN + 1];
+	test_key(key, "handover", 1);
+	ASSERT_ST(once_code_take(s, key, strlen(key), NULL, NULL), ONCE_OK);
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+/* An owner that does not close within lock_wait_ms: ONCE_LOCKED. */
+static void test_lock_wait_times_out_while_the_owner_holds(void)
+{
+	const char *dir = handover_dir();
+	int up[2], down[2];
+	ASSERT(pipe(up) == 0 && pipe(down) == 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0)
+		old_owner(dir, up[1], down[0], 0);
+	char b;
+	ASSERT(read(up[0], &b, 1) == 1 && b == 'o');
+	once_options o;
+	once_options_init(&o);
+	o.dir = dir;
+	o.lock_wait_ms = 50;
+	once_store *s = NULL;
+	ASSERT_ST(once_open(&o, &s), ONCE_LOCKED);
+	ASSERT(s == NULL);
+	ASSERT(write(down[1], "x", 1) == 1);
+	ASSERT(read(up[0], &b, 1) == 1 && b == 'c');
+	int status;
+	ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	o.lock_wait_ms = 0;
+	ASSERT_ST(once_open(&o, &s), ONCE_OK); /* free now */
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+TESTS(TEST(test_lock_wait_takes_over_when_the_owner_closes),
+      TEST(test_lock_wait_times_out_while_the_owner_holds), TEST(test_options_init_defaults), TEST(test_fork_after_close_child_opens_store), TEST(test_open_null_out_invalid),
       TEST(test_open_bad_max_key_len_invalid), TEST(test_open_too_many_shards_invalid),
       TEST(test_open_zero_capacity_invalid), TEST(test_open_bad_sync_mode_invalid),
       TEST(test_open_bad_max_record_len_invalid),

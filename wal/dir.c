@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/internal.h"
@@ -133,7 +134,36 @@ static bool sync_parent(const char *path)
 	return ok;
 }
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Takes the directory's lock, retrying while another store holds it for
+ * up to wait_ms.  Polling, not a blocking flock with a timer: a signal
+ * handler or an alarm in the host must not be needed, and the holder's
+ * close releases the lock within one poll (5 ms). */
+static int lock_waiting(int fd, uint32_t wait_ms)
+{
+	uint64_t deadline = monotonic_ms() + wait_ms;
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || monotonic_ms() >= deadline)
+			return -1;
+		struct timespec nap = {0, 5 * 1000000L};
+		nanosleep(&nap, NULL);
+	}
+}
+
 once_status once__dir_open(const char *path, struct once__dir *out)
+{
+	return once__dir_open_wait(path, 0, out);
+}
+
+once_status once__dir_open_wait(const char *path, uint32_t wait_ms, struct once__dir *out)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
 		return ONCE_IO;
@@ -146,7 +176,7 @@ once_status once__dir_open(const char *path, struct once__dir *out)
 	}
 	/* flock locks belong to the open file description, so a second open
 	 * of the same directory is refused in this process as in another. */
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+	if (lock_waiting(fd, wait_ms) != 0) {
 		once_status st = errno == EWOULDBLOCK ? ONCE_LOCKED : ONCE_IO;
 		close(fd);
 		return st;

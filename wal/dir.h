@@ -38,6 +38,11 @@ struct once__dir {
  */
 once_status once__dir_open(const char *path, struct once__dir *out);
 
+/* The same, but while another store holds the directory, retries its lock
+ * every 5 ms for up to wait_ms (options.lock_wait_ms) before answering
+ * ONCE_LOCKED: a new process can take over from one that is closing. */
+once_status once__dir_open_wait(const char *path, uint32_t wait_ms, struct once__dir *out);
+
 /* Parses FORMAT's text ("oncestore <version> <32 hex>\n", exactly this
  * version) into the uid; false when it is anything else. */
 bool once__dir_parse_format(const char *text, size_t len, unsigned char uid[16]);

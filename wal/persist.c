@@ -351,7 +351,7 @@ once_status once__persist_open(once_store *s)
 	pthread_mutex_init(&p->checkpoint_lock, NULL);
 	pthread_mutex_init(&p->wake_lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
-	once_status st = once__dir_open(s->opt.dir, &p->dir);
+	once_status st = once__dir_open_wait(s->opt.dir, s->opt.lock_wait_ms, &p->dir);
 	if (st != ONCE_OK) {
 		once__log(s, ONCE_LOG_ERROR, "once_open: data directory %s: %s", s->opt.dir,
 		          once_strerror(st));

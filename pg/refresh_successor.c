@@ -137,14 +137,18 @@ static bool context_matches(const struct once__pg_successor_context *c,
 }
 
 /*
- * The lineage check: the child row named by the successor exists in this
- * family at generation + 1, names this row as its parent (v1, which binds
- * no rows, also a child written by 2.x with no parent_hash), and holds
- * exactly the sealed data.  *ok false otherwise.
+ * The lineage check and the child's half of core's retry_window
+ * (ATTESTO-PG 2.2.3 get/1, 2.2.4): the child row named by the successor
+ * exists in this family at generation + 1, names this row as its parent
+ * (v1, which binds no rows, also a child written by 2.x with no
+ * parent_hash), holds exactly the sealed data, and is unconsumed and
+ * unexpired at now (a child the client has already used or let expire is
+ * no retry's answer: core revokes the family).  *ok false otherwise.
  */
 static once_status lineage_holds(struct once__pg *p, struct once__pg_conn *c,
                                  const struct once__pg_row *row,
-                                 const struct once__pg_successor *succ, bool v1, bool *ok)
+                                 const struct once__pg_successor *succ, bool v1, int64_t now,
+                                 bool *ok)
 {
 	*ok = false;
 	if (row->generation >= INT32_MAX || succ->generation != row->generation + 1)
@@ -163,6 +167,7 @@ static once_status lineage_holds(struct once__pg *p, struct once__pg_conn *c,
 		if (st == ONCE_OK)
 			*ok = (child.parent_hash != NULL ? strcmp(child.parent_hash, row->token_hash) == 0
 			                                 : v1) &&
+			      !child.consumed && child.expires_at > now &&
 			      context_matches(&succ->context, &child);
 		once__pg_row_free(&child);
 		if (st == ONCE_NOMEM) {
@@ -172,6 +177,32 @@ static once_status lineage_holds(struct once__pg *p, struct once__pg_conn *c,
 	}
 	PQclear(res);
 	return ONCE_OK;
+}
+
+/*
+ * The parent's half of core's retry_window (ATTESTO-PG 2.2.4), at now
+ * (the store clock): the parent has not expired (now < expires_at) and
+ * now <= retry_until: the envelope's for v2, for v1 (which carries none)
+ * the derived min(consumed_at + grace, expires_at - 1) (refresh_token.ex
+ * derive_legacy_retry_deadline; a v1 row with no consumed_at has none),
+ * with this store's pg_rotation_grace as core uses its configuration's.
+ *
+ * Core also requires now - consumed_at <= grace.  For a row an
+ * AttestoPhoenix node rotated that adds nothing (retry_until <=
+ * consumed_at + grace, the two written together), and this engine's
+ * remember_successor seals at the time it is called, after the consume:
+ * its retry_until, not the consume, bounds the retry here.
+ */
+static bool retry_window_open(const struct once__pg *p, const struct once__pg_row *row,
+                              const struct once__pg_successor *succ, bool v1, int64_t now)
+{
+	if (now >= row->expires_at)
+		return false;
+	if (v1)
+		return row->consumed_at > 0 &&
+		       now <= retry_deadline(row->consumed_at, p->opt.pg_rotation_grace,
+		                             row->expires_at);
+	return succ->has_retry_until && now <= succ->retry_until;
 }
 
 once_status once__pg_refresh_successor(struct once__pg *p, struct once__pg_conn *c,
@@ -195,8 +226,11 @@ once_status once__pg_refresh_successor(struct once__pg *p, struct once__pg_conn 
 		return ONCE_NOMEM;
 	if (how != ONCE_PG_OPEN_V2 && how != ONCE_PG_OPEN_V1)
 		return ONCE_OK; /* tombstone, malformed, no secret, tampered: none */
-	bool ok;
-	once_status st = lineage_holds(p, c, row, &succ, how == ONCE_PG_OPEN_V1, &ok);
+	bool v1 = how == ONCE_PG_OPEN_V1, ok = false;
+	int64_t now = once__pg_now(p);
+	once_status st = ONCE_OK;
+	if (retry_window_open(p, row, &succ, v1, now))
+		st = lineage_holds(p, c, row, &succ, v1, now, &ok);
 	if (st == ONCE_OK && ok) {
 		if ((*token = malloc(succ.token_len + 1)) == NULL) {
 			st = ONCE_NOMEM;
@@ -234,10 +268,15 @@ once_status once__pg_refresh_successor(struct once__pg *p, struct once__pg_conn 
 	"(" EXACT_KEYS("ARRAY['v','ciphertext','retry_until','child_hash']") " AND " SUCC          \
 	"->'v' = '2'::jsonb AND jsonb_typeof(" SUCC "->'ciphertext') = 'string' AND "              \
 	"jsonb_typeof(" SUCC "->'child_hash') = 'string' AND " INTEGRAL(RETRY_NUMERIC) ")"
+/* The exact strict tombstone.  The sweep meets it on nearly every rotated
+ * row, so it is the cheapest exact test: containment first (it implies an
+ * object, v = 1 and recoverable = false), then no other key, then a
+ * retry_until that is an integral number, cast once. */
 #define IS_TOMBSTONE                                                                               \
-	"(" EXACT_KEYS("ARRAY['v','retry_until','recoverable']") " AND " SUCC                      \
-	"->'v' = '1'::jsonb AND " SUCC "->'recoverable' = 'false'::jsonb AND "                     \
-	INTEGRAL(RETRY_NUMERIC) ")"
+	"(CASE WHEN " SUCC " @> '{\"v\": 1, \"recoverable\": false}'::jsonb THEN (" SUCC           \
+	" - ARRAY['v','retry_until','recoverable']) = '{}'::jsonb AND jsonb_typeof(" SUCC          \
+	"->'retry_until') = 'number' AND mod((" SUCC "->'retry_until')::numeric, 1) = 0"           \
+	" ELSE false END)"
 #define IS_V1                                                                                      \
 	"(" EXACT_KEYS("ARRAY['v','ciphertext']") " AND " SUCC "->'v' = '1'::jsonb AND "           \
 	"jsonb_typeof(" SUCC "->'ciphertext') = 'string')"
@@ -251,27 +290,66 @@ once_status once__pg_refresh_successor(struct once__pg *p, struct once__pg_conn 
 	"LEAST(GREATEST(LEAST(floor(extract(epoch FROM r.consumed_at)) + $3::numeric, "            \
 	"9223372036854775807), 0), " LAST_SECOND ") ELSE $1::numeric END)"
 
-/* $1 now (unix seconds), $2 now (timestamp). */
-static const struct once__pg_sql redact_v2 = {
-	ONCE_PG_SWEEP_REDACT_V2,
-	"UPDATE {refresh} r SET successor = jsonb_build_object('v', 1, 'retry_until', "
-	"LEAST(" RETRY_NUMERIC ", " LAST_SECOND "), 'recoverable', false)"
-	" WHERE " SUCC " IS NOT NULL AND " IS_V2 " AND (" RETRY_NUMERIC " < $1::numeric"
-	" OR r.expires_at <= $2::timestamp)",
-	2,
-};
+/* A cheap first test for v2 (one containment per row), so that a sweep
+ * over a table of a million rotated rows, nearly all of them tombstones
+ * redacted long ago, does not evaluate IS_V2 on each; IS_V2 still decides. */
+#define MAY_BE_V2 "(" SUCC " @> '{\"v\": 2}'::jsonb)"
 
+/* $1 now (unix seconds), $2 now (timestamp). */
+#define V2_DUE                                                                                     \
+	SUCC " IS NOT NULL AND " MAY_BE_V2 " AND " IS_V2 " AND (" RETRY_NUMERIC " < $1::numeric"   \
+	" OR r.expires_at <= $2::timestamp)"
 /* $1 now (unix seconds), $2 now (timestamp), $3 grace (seconds).  v1
  * envelopes once their derived deadline has passed (or the parent has
  * expired); anything malformed at once. */
+#define OTHER_DUE                                                                                  \
+	SUCC " IS NOT NULL AND NOT " IS_TOMBSTONE " AND NOT (" MAY_BE_V2 " AND " IS_V2 ")"    \
+	" AND (NOT " IS_V1 " OR " V1_DEADLINE " < $1::numeric OR r.expires_at <= $2::timestamp)"
+
+/*
+ * Like the sweep's deletes (pg/sweep.c), at most REDACT_BATCH rows per
+ * statement, chosen by ctid in a sub-select, the condition repeated on
+ * the row's newest version.  A redacted row is an exact tombstone, which
+ * neither condition selects again, so the batches end.
+ */
+#define REDACT_BATCH 1000
+#define REDACT_BATCH_TEXT "1000"
+#define BATCHED_REDACT(value, cond)                                                                \
+	"UPDATE {refresh} r SET successor = " value " WHERE r.ctid = ANY (ARRAY(SELECT r.ctid"     \
+	" FROM {refresh} r WHERE " cond " LIMIT " REDACT_BATCH_TEXT ")) AND " cond
+
+static const struct once__pg_sql redact_v2 = {
+	ONCE_PG_SWEEP_REDACT_V2,
+	BATCHED_REDACT("jsonb_build_object('v', 1, 'retry_until', LEAST(" RETRY_NUMERIC ", "
+	               LAST_SECOND "), 'recoverable', false)",
+	               V2_DUE),
+	2,
+};
+
 static const struct once__pg_sql redact_other = {
 	ONCE_PG_SWEEP_REDACT_OTHER,
-	"UPDATE {refresh} r SET successor = jsonb_build_object('v', 1, 'retry_until', "
-	V1_DEADLINE ", 'recoverable', false)"
-	" WHERE " SUCC " IS NOT NULL AND NOT " IS_V2 " AND NOT " IS_TOMBSTONE
-	" AND (NOT " IS_V1 " OR " V1_DEADLINE " < $1::numeric OR r.expires_at <= $2::timestamp)",
+	BATCHED_REDACT("jsonb_build_object('v', 1, 'retry_until', " V1_DEADLINE
+	               ", 'recoverable', false)",
+	               OTHER_DUE),
 	3,
 };
+
+/* Runs one redaction until a batch comes back short; *redacted counts. */
+static once_status redact_all(struct once__pg *p, struct once__pg_conn *c,
+                              const struct once__pg_sql *sql, const char *const *params,
+                              uint64_t *redacted)
+{
+	uint64_t rows;
+	do {
+		PGresult *res = once__pg_run(p, c, sql, params, NULL);
+		if (res == NULL)
+			return ONCE_IO;
+		rows = once__pg_rows(res);
+		PQclear(res);
+		*redacted += rows;
+	} while (rows >= REDACT_BATCH);
+	return ONCE_OK;
+}
 
 once_status once__pg_sweep_redact(struct once__pg *p, struct once__pg_conn *c, int64_t now)
 {
@@ -281,13 +359,9 @@ once_status once__pg_sweep_redact(struct once__pg *p, struct once__pg_conn *c, i
 	once__pg_time_text(now, now_ts);
 	const char *v2_params[] = {now_num, now_ts};
 	const char *other_params[] = {now_num, now_ts, grace};
-	PGresult *res = once__pg_run(p, c, &redact_v2, v2_params, NULL);
-	if (res == NULL)
-		return ONCE_IO;
-	PQclear(res);
-	res = once__pg_run(p, c, &redact_other, other_params, NULL);
-	if (res == NULL)
-		return ONCE_IO;
-	PQclear(res);
-	return ONCE_OK;
+	uint64_t redacted = 0;
+	once_status st = redact_all(p, c, &redact_v2, v2_params, &redacted);
+	if (st == ONCE_OK)
+		st = redact_all(p, c, &redact_other, other_params, &redacted);
+	return st;
 }

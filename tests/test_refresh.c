@@ -750,7 +750,13 @@ static void test_remember_outcomes(void)
 		 * so any payload is INVALID; then the child (generation 1,
 		 * parent f.h) is inserted and its token remembered, and
 		 * remembered again (the one child there can be: (family_id,
-		 * generation) is unique). */
+		 * generation) is unique).  Within the retry window: the
+		 * successor is sealed with retry_until = consumed_at + grace
+		 * (1111 + 60), and a get after it is past the window, where
+		 * AttestoPhoenix revokes the family, reads no successor
+		 * (ATTESTO-PG 2.2.4 retry_window; this test used to read it at
+		 * 1222). */
+		set_now(&f, 1141);
 		ASSERT_ST(once_refresh_remember_successor(f.s, f.h, KEY_LEN, T2, strlen(T2)), ONCE_INVALID);
 		once_refresh c = rec("fam-r", 5000);
 		c.generation = 1;

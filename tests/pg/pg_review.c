@@ -1,0 +1,411 @@
+/*
+ * tests/pg/pg_review.c - what a review against a real server found in
+ * the PostgreSQL engine, each pinned by a test that failed before its fix:
+ *
+ *   - the sweep's successor redaction (ATTESTO-PG 2.2.6) runs in batches
+ *     of 1000, leaves exact tombstones alone, and a redaction that fails
+ *     (statement_timeout on a large refresh table) no longer stops the
+ *     sweep of codes, nonces and replays: only the refresh delete waits
+ *     for it (pg/refresh_successor.c, pg/sweep.c);
+ *   - a successor is handed out only inside core's retry_window
+ *     (ATTESTO-PG 2.2.4): parent unexpired, now <= retry_until, child
+ *     unconsumed and unexpired (pg/refresh_successor.c).
+ *
+ * Suite pg: ONCE_TEST_POSTGRES is the server (tests/pg/cluster.sh).  Each
+ * test makes the schema below from ATTESTO-PG 1.2's DDL and drops it.
+ */
+#include <stdarg.h>
+
+#include <libpq-fe.h>
+
+#include "../harness.h"
+#include "pg.h"
+
+#define SCHEMA "once_test_pg_review"
+#define T_REFRESH SCHEMA ".attesto_refresh_tokens"
+#define T_REPLAYS SCHEMA ".dpop_replays"
+#define T_NONCES SCHEMA ".dpop_nonces"
+#define NOW 1900000000
+#define SECRET "an AttestoPhoenix successor secret, >= 32 bytes"
+
+/* ---- the database, directly ---- */
+
+static PGconn *db(void)
+{
+	const char *conn = getenv("ONCE_TEST_POSTGRES");
+	if (conn == NULL)
+		FAIL_AT("suite pg needs ONCE_TEST_POSTGRES (tests/pg/cluster.sh)");
+	PGconn *c = PQconnectdb(conn);
+	if (PQstatus(c) != CONNECTION_OK)
+		FAIL_AT("connect: %s", PQerrorMessage(c));
+	PGresult *r = PQexec(c, "SET TimeZone = 'UTC'; SET client_min_messages = warning");
+	PQclear(r);
+	return c;
+}
+
+static PGresult *sqlv(PGconn *c, const char *fmt, va_list ap)
+{
+	char q[8192];
+	vsnprintf(q, sizeof q, fmt, ap);
+	PGresult *r = PQexec(c, q);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		FAIL_AT("%s: %s", q, PQerrorMessage(c));
+	return r;
+}
+
+__attribute__((format(printf, 2, 3))) static void sql(PGconn *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	PQclear(sqlv(c, fmt, ap));
+	va_end(ap);
+}
+
+/* The first column of the first row as text (a static buffer), "NULL"
+ * for NULL, "NONE" for no row. */
+__attribute__((format(printf, 2, 3))) static const char *sql_text(PGconn *c, const char *fmt, ...)
+{
+	static char out[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	PGresult *r = sqlv(c, fmt, ap);
+	va_end(ap);
+	snprintf(out, sizeof out, "%s",
+	         PQntuples(r) == 0 ? "NONE" : PQgetisnull(r, 0, 0) ? "NULL" : PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return out;
+}
+
+#define sql_int(c, ...) atoll(sql_text(c, __VA_ARGS__))
+
+/* ATTESTO-PG 1.2, the refresh tables, under SCHEMA. */
+static void make_schema(PGconn *c)
+{
+	sql(c, "DROP SCHEMA IF EXISTS " SCHEMA " CASCADE");
+	sql(c, "CREATE SCHEMA " SCHEMA);
+	sql(c, "SET search_path = " SCHEMA);
+	sql(c, "CREATE TABLE \"attesto_authorization_codes\" (\"code_hash\" varchar(88) NOT NULL, \"client_id\" varchar(255) NOT NULL, \"subject\" varchar(255) NOT NULL, \"scope\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"resource\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"redirect_uri\" text NOT NULL, \"code_challenge\" varchar(255), \"code_challenge_method\" varchar(16), \"cnf\" jsonb, \"nonce\" varchar(255), \"claims\" jsonb DEFAULT '{}' NOT NULL, \"family_id\" varchar(255), \"access_token_jti\" varchar(255), \"access_token_expires_at\" timestamp(0), \"access_token_revoked_at\" timestamp(0), \"expires_at\" timestamp(0) NOT NULL, \"consumed_at\" timestamp(0), \"consumed_success\" boolean DEFAULT false NOT NULL, \"inserted_at\" timestamp(0) NOT NULL, PRIMARY KEY (\"code_hash\"))");
+	sql(c, "CREATE TABLE \"attesto_refresh_tokens\" (\"id\" uuid, \"token_hash\" varchar(88) NOT NULL, \"family_id\" varchar(255) NOT NULL, \"generation\" integer DEFAULT 0 NOT NULL, \"client_id\" varchar(255), \"subject\" varchar(255) NOT NULL, \"scope\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"resource\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"acr\" varchar(255), \"auth_time\" bigint, \"family_expires_at\" bigint, \"attestation_jkt\" varchar(43), \"cnf\" jsonb, \"claims\" jsonb DEFAULT '{}' NOT NULL, \"consumed\" boolean DEFAULT false NOT NULL, \"consumed_at\" timestamp(0), \"successor\" jsonb, \"family_revoked\" boolean DEFAULT false NOT NULL, \"expires_at\" timestamp(0) NOT NULL, \"parent_hash\" varchar(88), \"inserted_at\" timestamp(0) NOT NULL, PRIMARY KEY (\"id\"))");
+	sql(c, "CREATE UNIQUE INDEX \"attesto_refresh_tokens_token_hash_index\" ON \"attesto_refresh_tokens\" (\"token_hash\")");
+	sql(c, "CREATE UNIQUE INDEX \"attesto_refresh_tokens_family_id_generation_index\" ON \"attesto_refresh_tokens\" (\"family_id\", \"generation\")");
+	sql(c, "CREATE INDEX \"attesto_refresh_tokens_family_id_index\" ON \"attesto_refresh_tokens\" (\"family_id\")");
+	sql(c, "CREATE INDEX \"attesto_refresh_tokens_expires_at_index\" ON \"attesto_refresh_tokens\" (\"expires_at\")");
+	sql(c, "CREATE TABLE \"attesto_refresh_family_revocations\" (\"family_id\" varchar(255) NOT NULL, \"revoked_at\" timestamp(0) NOT NULL, PRIMARY KEY (\"family_id\"))");
+	sql(c, "CREATE TABLE \"dpop_nonces\" (\"id\" uuid, \"nonce\" varchar(255) NOT NULL, \"issued_at\" timestamp(0) NOT NULL, \"expires_at\" timestamp(0) NOT NULL, \"used_at\" timestamp(0), PRIMARY KEY (\"id\"))");
+	sql(c, "CREATE UNIQUE INDEX \"dpop_nonces_nonce_index\" ON \"dpop_nonces\" (\"nonce\")");
+	sql(c, "CREATE INDEX \"dpop_nonces_unused_index\" ON \"dpop_nonces\" (\"used_at\") WHERE used_at IS NULL");
+	sql(c, "CREATE TABLE \"dpop_replays\" (\"jti\" varchar(255) NOT NULL, \"expires_at\" timestamp NOT NULL, \"inserted_at\" timestamp NOT NULL, PRIMARY KEY (\"jti\"))");
+	sql(c, "CREATE INDEX \"dpop_replays_expires_at_index\" ON \"dpop_replays\" (\"expires_at\")");
+	sql(c, "RESET search_path");
+}
+
+/* ---- the store ---- */
+
+struct fx {
+	struct test_clock clk;
+	PGconn *db;
+	once_store *s;
+};
+
+struct store_opts {
+	const char *issuer;
+	bool secret;
+	int64_t grace;
+	uint32_t pool;
+	uint32_t timeout_ms;
+};
+
+static once_store *open_store(struct fx *f, struct store_opts so)
+{
+	once_options o;
+	once_options_init(&o);
+	o.postgres = getenv("ONCE_TEST_POSTGRES");
+	o.pg_schema = SCHEMA;
+	o.clock = test_clock_read;
+	o.clock_ctx = &f->clk;
+	o.pg_issuer = so.issuer;
+	o.pg_pool_size = so.pool ? so.pool : 4;
+	o.pg_rotation_grace = so.grace;
+	if (so.timeout_ms)
+		o.pg_statement_timeout_ms = so.timeout_ms;
+	if (so.secret) {
+		o.pg_successor_secret = SECRET;
+		o.pg_successor_secret_len = strlen(SECRET);
+	}
+	once_store *s = NULL;
+	once_status st = once_open(&o, &s);
+	if (st != ONCE_OK)
+		FAIL_AT("once_open: %s", once_status_name(st));
+	return s;
+}
+
+static void fx_init(struct fx *f, struct store_opts so)
+{
+	atomic_init(&f->clk.now, NOW);
+	f->db = db();
+	make_schema(f->db);
+	f->s = open_store(f, so);
+}
+
+static void fx_close(struct fx *f)
+{
+	ASSERT_ST(once_close(f->s), ONCE_OK);
+	sql(f->db, "DROP SCHEMA " SCHEMA " CASCADE");
+	PQfinish(f->db);
+}
+
+/* Token n and its key (Secret.hash of the token string). */
+struct tok {
+	char token[32];
+	char key[ONCE_SECRET_LEN + 1];
+};
+
+static struct tok tok(const char *prefix, int n)
+{
+	struct tok t;
+	snprintf(t.token, sizeof t.token, "%s-token-%d", prefix, n);
+	ASSERT_ST(once_secret_hash(t.token, strlen(t.token), t.key), ONCE_OK);
+	return t;
+}
+
+static once_refresh record(const char *family, int64_t exp)
+{
+	once_refresh r;
+	memset(&r, 0, sizeof r);
+	r.family_id = family;
+	r.subject = "user-1";
+	r.client_id = "client-1";
+	r.expires_at = exp;
+	return r;
+}
+
+/* ---- the sweep's redaction ---- */
+
+/* n refresh rows of family prefix, each with successor `succ` (jsonb
+ * text), expiring at NOW + 3600 (not swept). */
+static void rows_with_successor(struct fx *f, const char *prefix, int n, const char *succ)
+{
+	sql(f->db,
+	    "INSERT INTO " T_REFRESH " (id, token_hash, family_id, generation, subject, consumed,"
+	    " consumed_at, successor, expires_at, inserted_at) SELECT gen_random_uuid(),"
+	    " '%s-' || g, '%s-' || g, 0, 'user-1', true, to_timestamp(%d) AT TIME ZONE 'UTC',"
+	    " '%s'::jsonb, to_timestamp(%d) AT TIME ZONE 'UTC', to_timestamp(%d) AT TIME ZONE 'UTC'"
+	    " FROM generate_series(1, %d) g",
+	    prefix, prefix, NOW - 100, succ, NOW + 3600, NOW - 200, n);
+}
+
+/* n replay entries that expired before NOW. */
+static void expired_replays(struct fx *f, int n)
+{
+	sql(f->db,
+	    "INSERT INTO " T_REPLAYS " (jti, expires_at, inserted_at) SELECT 'jti-' || g,"
+	    " to_timestamp(%d) AT TIME ZONE 'UTC', to_timestamp(%d) AT TIME ZONE 'UTC'"
+	    " FROM generate_series(1, %d) g",
+	    NOW - 10, NOW - 100, n);
+}
+
+#define EXACT_TOMBSTONE(retry)                                                                     \
+	"{\"v\": 1, \"retry_until\": " retry ", \"recoverable\": false}"
+
+/*
+ * 2500 malformed successors (a tombstone with a fourth key: it contains
+ * the tombstone's keys, and must still be redacted) among 3000 exact
+ * tombstones: every malformed one becomes an exact tombstone, in three
+ * UPDATE statements of at most 1000 rows (a statement-level trigger counts
+ * them), and no exact tombstone is rewritten (a row-level one counts
+ * those).
+ */
+static void test_redaction_runs_in_batches_and_skips_tombstones(void)
+{
+	struct fx f;
+	fx_init(&f, (struct store_opts){.secret = true, .grace = 60});
+	rows_with_successor(&f, "tomb", 3000, EXACT_TOMBSTONE("1899999900"));
+	rows_with_successor(&f, "bad", 2500,
+	                    "{\"v\": 1, \"retry_until\": 1899999900, \"recoverable\": false, \"x\": 1}");
+	sql(f.db, "CREATE TABLE " SCHEMA ".counts (what text PRIMARY KEY, n integer NOT NULL)");
+	sql(f.db, "INSERT INTO " SCHEMA ".counts VALUES ('statements', 0), ('rows', 0)");
+	sql(f.db, "CREATE FUNCTION " SCHEMA ".count_statement() RETURNS trigger LANGUAGE plpgsql AS"
+	          " $$BEGIN UPDATE " SCHEMA ".counts SET n = n + 1 WHERE what = 'statements';"
+	          " RETURN NULL; END$$");
+	sql(f.db, "CREATE FUNCTION " SCHEMA ".count_row() RETURNS trigger LANGUAGE plpgsql AS"
+	          " $$BEGIN UPDATE " SCHEMA ".counts SET n = n + 1 WHERE what = 'rows';"
+	          " RETURN NEW; END$$");
+	sql(f.db, "CREATE TRIGGER s AFTER UPDATE ON " T_REFRESH
+	          " FOR EACH STATEMENT EXECUTE FUNCTION " SCHEMA ".count_statement()");
+	sql(f.db, "CREATE TRIGGER r BEFORE UPDATE ON " T_REFRESH
+	          " FOR EACH ROW EXECUTE FUNCTION " SCHEMA ".count_row()");
+	once_sweep_counts counts;
+	ASSERT_ST(once_sweep(f.s, &counts), ONCE_OK);
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT count(*) FROM " T_REFRESH " WHERE successor = '"
+	                            EXACT_TOMBSTONE("1899999900") "'::jsonb"),
+	              3000);
+	/* Redacted: min(consumed_at + grace, P) = NOW - 100 + 60. */
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT count(*) FROM " T_REFRESH " WHERE successor = '"
+	                            EXACT_TOMBSTONE("1899999960") "'::jsonb"),
+	              2500);
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT n FROM " SCHEMA ".counts WHERE what = 'rows'"), 2500);
+	/* v2: one statement (nothing due); the others: 1000, 1000, 500. */
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT n FROM " SCHEMA ".counts WHERE what = 'statements'"), 4);
+	ASSERT_EQ_INT(counts.refresh, 0);
+	/* A second sweep finds nothing to redact: no row is touched. */
+	ASSERT_ST(once_sweep(f.s, &counts), ONCE_OK);
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT n FROM " SCHEMA ".counts WHERE what = 'rows'"), 2500);
+	fx_close(&f);
+}
+
+/*
+ * A redaction that cannot finish within statement_timeout (here a row
+ * trigger that sleeps, standing for a refresh table too large to scan in
+ * time) fails the sweep (ONCE_IO) but no longer stops it: the expired
+ * replays and nonces are deleted, and only the refresh delete, which must
+ * follow redaction (ATTESTO-PG 4), is skipped: the expired refresh row
+ * stays until a sweep whose redaction succeeds.
+ */
+static void test_failed_redaction_still_sweeps_replays_and_nonces(void)
+{
+	struct fx f;
+	fx_init(&f, (struct store_opts){.secret = true, .grace = 60, .timeout_ms = 200});
+	rows_with_successor(&f, "tomb", 2000, EXACT_TOMBSTONE("1899999900"));
+	rows_with_successor(&f, "bad", 1, "\"malformed\"");
+	sql(f.db, "INSERT INTO " T_REFRESH " (id, token_hash, family_id, subject, expires_at,"
+	          " inserted_at) VALUES (gen_random_uuid(), 'old', 'fam-old', 'user-1',"
+	          " to_timestamp(1899999000) AT TIME ZONE 'UTC', to_timestamp(1899990000) AT TIME ZONE 'UTC')");
+	expired_replays(&f, 1500);
+	sql(f.db, "INSERT INTO " T_NONCES " (id, nonce, issued_at, expires_at) SELECT"
+	          " gen_random_uuid(), 'nonce-' || g, to_timestamp(1899999000) AT TIME ZONE 'UTC',"
+	          " to_timestamp(1899999500) AT TIME ZONE 'UTC' FROM generate_series(1, 30) g");
+	sql(f.db, "CREATE FUNCTION " SCHEMA ".slow() RETURNS trigger LANGUAGE plpgsql AS"
+	          " $$BEGIN PERFORM pg_sleep(2); RETURN NEW; END$$");
+	sql(f.db, "CREATE TRIGGER slow BEFORE UPDATE ON " T_REFRESH
+	          " FOR EACH ROW EXECUTE FUNCTION " SCHEMA ".slow()");
+	once_sweep_counts counts;
+	ASSERT_ST(once_sweep(f.s, &counts), ONCE_IO);
+	ASSERT_EQ_INT(counts.replays, 1500);
+	ASSERT_EQ_INT(counts.nonces, 30);
+	ASSERT_EQ_INT(counts.refresh, 0);
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT count(*) FROM " T_REPLAYS), 0);
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT count(*) FROM " T_NONCES), 0);
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT count(*) FROM " T_REFRESH " WHERE token_hash = 'old'"), 1);
+	ASSERT_STR(sql_text(f.db, "SELECT successor FROM " T_REFRESH " WHERE token_hash = 'bad-1'"),
+	           "\"malformed\"");
+	/* Redaction possible again: it runs, then the refresh delete. */
+	sql(f.db, "DROP TRIGGER slow ON " T_REFRESH);
+	ASSERT_ST(once_sweep(f.s, &counts), ONCE_OK);
+	ASSERT_EQ_INT(counts.refresh, 1);
+	ASSERT_EQ_INT(sql_int(f.db, "SELECT count(*) FROM " T_REFRESH " WHERE token_hash = 'old'"), 0);
+	ASSERT_STR(sql_text(f.db, "SELECT successor->>'recoverable' FROM " T_REFRESH
+	                          " WHERE token_hash = 'bad-1'"),
+	           "false");
+	fx_close(&f);
+}
+
+/* ---- the retry window ---- */
+
+/* A family `family` whose parent (expiring at NOW + 3600) was rotated at
+ * NOW to child (expiring at NOW + 7200), grace 60: retry_until NOW + 60. */
+static void rotated_family(struct fx *f, const char *family, struct tok *parent, struct tok *child)
+{
+	*parent = tok(family, 0);
+	*child = tok(family, 1);
+	atomic_store(&f->clk.now, NOW);
+	once_refresh r = record(family, NOW + 3600);
+	ASSERT_ST(once_refresh_insert(f->s, parent->key, ONCE_SECRET_LEN, &r), ONCE_OK);
+	once_refresh c = record(family, NOW + 7200);
+	c.generation = 1;
+	ASSERT_ST(once_refresh_rotate(f->s, parent->key, ONCE_SECRET_LEN, child->key, ONCE_SECRET_LEN,
+	                              &c, child->token, strlen(child->token), NULL),
+	          ONCE_OK);
+}
+
+/* What get, consume (SPENT) and rotate (SPENT) hand back as the parent's
+ * successor at `now`: every path must agree.  Returns true when it is
+ * `child`'s token, false when there is none. */
+static bool successor_served(struct fx *f, const struct tok *parent, const struct tok *child,
+                             int64_t now, const char *family)
+{
+	atomic_store(&f->clk.now, now);
+	once_refresh *g = NULL;
+	ASSERT_ST(once_refresh_get(f->s, parent->key, ONCE_SECRET_LEN, &g), ONCE_OK);
+	bool served = g->successor != NULL;
+	if (served) {
+		ASSERT_EQ_INT(g->successor_len, strlen(child->token));
+		ASSERT(memcmp(g->successor, child->token, g->successor_len) == 0);
+	}
+	once_free(g);
+	g = NULL;
+	ASSERT_ST(once_refresh_consume(f->s, parent->key, ONCE_SECRET_LEN, &g), ONCE_SPENT);
+	ASSERT((g->successor != NULL) == served);
+	once_free(g);
+	struct tok other = tok(family, 9);
+	once_refresh c = record(family, now + 7200);
+	c.generation = 1;
+	g = NULL;
+	once_status st = once_refresh_rotate(f->s, parent->key, ONCE_SECRET_LEN, other.key,
+	                                     ONCE_SECRET_LEN, &c, other.token, strlen(other.token), &g);
+	/* An expired parent is EXPIRED on rotate, before any successor. */
+	if (st == ONCE_SPENT) {
+		ASSERT((g->successor != NULL) == served);
+		once_free(g);
+	} else {
+		ASSERT_ST(st, ONCE_EXPIRED);
+	}
+	return served;
+}
+
+/*
+ * core's retry_window (ATTESTO-PG 2.2.4), each condition violated in turn
+ * on a family of its own; with all of them holding the child's token is
+ * served.  The reviewer's case: rotate at T with grace 60, the client
+ * consumes the child, and get(parent) at T + 5 h handed out the child.
+ */
+static void test_successor_only_inside_the_retry_window(void)
+{
+	struct fx f;
+	fx_init(&f, (struct store_opts){.secret = true, .grace = 60});
+	struct tok p, c;
+
+	/* All hold: served, up to and including retry_until. */
+	rotated_family(&f, "fam-ok", &p, &c);
+	ASSERT(successor_served(&f, &p, &c, NOW + 10, "fam-ok"));
+	ASSERT(successor_served(&f, &p, &c, NOW + 60, "fam-ok"));
+	/* now > retry_until. */
+	ASSERT(!successor_served(&f, &p, &c, NOW + 61, "fam-ok"));
+
+	/* The child was consumed (the client used it): withheld even inside
+	 * the window, and 5 hours later. */
+	rotated_family(&f, "fam-used", &p, &c);
+	ASSERT_ST(once_refresh_consume(f.s, c.key, ONCE_SECRET_LEN, NULL), ONCE_OK);
+	ASSERT(!successor_served(&f, &p, &c, NOW + 10, "fam-used"));
+	ASSERT(!successor_served(&f, &p, &c, NOW + 5 * 3600, "fam-used"));
+
+	/* The child has expired (child.expires_at <= now). */
+	rotated_family(&f, "fam-child-exp", &p, &c);
+	sql(f.db, "UPDATE " T_REFRESH " SET expires_at = to_timestamp(%d) AT TIME ZONE 'UTC'"
+	          " WHERE token_hash = '%s'", NOW + 10, c.key);
+	ASSERT(successor_served(&f, &p, &c, NOW + 9, "fam-child-exp"));
+	ASSERT(!successor_served(&f, &p, &c, NOW + 10, "fam-child-exp"));
+
+	/* The parent has expired (now >= parent.expires_at). */
+	rotated_family(&f, "fam-parent-exp", &p, &c);
+	sql(f.db, "UPDATE " T_REFRESH " SET expires_at = to_timestamp(%d) AT TIME ZONE 'UTC'"
+	          " WHERE token_hash = '%s'", NOW + 20, p.key);
+	ASSERT(successor_served(&f, &p, &c, NOW + 19, "fam-parent-exp"));
+	ASSERT(!successor_served(&f, &p, &c, NOW + 20, "fam-parent-exp"));
+
+	/* The child's context changed (lineage, as before). */
+	rotated_family(&f, "fam-ctx", &p, &c);
+	sql(f.db, "UPDATE " T_REFRESH " SET subject = 'someone-else' WHERE token_hash = '%s'", c.key);
+	ASSERT(!successor_served(&f, &p, &c, NOW + 10, "fam-ctx"));
+
+	/* The child is gone. */
+	rotated_family(&f, "fam-gone", &p, &c);
+	sql(f.db, "DELETE FROM " T_REFRESH " WHERE token_hash = '%s'", c.key);
+	ASSERT(!successor_served(&f, &p, &c, NOW + 10, "fam-gone"));
+	fx_close(&f);
+}
+
+TESTS(TEST(test_redaction_runs_in_batches_and_skips_tombstones),
+      TEST(test_failed_redaction_still_sweeps_replays_and_nonces),
+      TEST(test_successor_only_inside_the_retry_window));
+TEST_MAIN()

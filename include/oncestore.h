@@ -468,7 +468,9 @@ typedef struct once_sweep_counts {
  * code rows).  Also ONCE_IO.  Sweeps of several nodes may run at once (the
  * counts then split between them).  There is no background sweeper on
  * this engine (sweep_interval_ms is ignored): sweep from one place, or let
- * AttestoPhoenix's sweeper do it.
+ * AttestoPhoenix's sweeper do it.  ONCE_IO from redaction skips only the
+ * refresh delete (a successor is redacted before its row goes): codes,
+ * nonces and replays are still swept, with the counts filled in.
  */
 ONCE_API once_status once_sweep(once_store *s, once_sweep_counts *out);
 
@@ -803,8 +805,15 @@ ONCE_API once_status once_refresh_insert(once_store *s, const void *hash, size_t
  * Expiry is not checked (the caller checks expires_at).
  * PostgreSQL: also ONCE_NOT_FOUND for a family bound to another issuer
  * (options.pg_issuer).  successor is the successor token (see rotate)
- * when the parent's envelope opens with options.pg_successor_secret and
- * passes AttestoPhoenix's lineage check; absent otherwise.
+ * when the parent's envelope opens with options.pg_successor_secret,
+ * passes AttestoPhoenix's lineage check, and the retry window is open: the
+ * parent has not expired, now <= the envelope's retry_until (min(rotation
+ * + pg_rotation_grace, child expires_at - 1); for a legacy v1 envelope
+ * min(consumed_at + grace, parent expires_at - 1)), and the child still
+ * exists unconsumed and unexpired with the same data.  Outside it the
+ * record comes back without a successor, as it does from consume and
+ * rotate answering ONCE_SPENT: treat the retry as reuse and revoke, as
+ * AttestoPhoenix does.
  */
 ONCE_API once_status once_refresh_get(once_store *s, const void *hash, size_t hlen,
                                       once_refresh **out);

@@ -25,6 +25,8 @@ packages+=(libuv1-dev)
 # throwaway server (tests/pg/cluster.sh) and psql; the successor envelope's
 # term-format checks compare with Erlang's own term_to_binary.
 packages+=(libpq-dev libjansson-dev postgresql postgresql-client erlang-base)
+# man/check_man.sh renders the man pages with groff and fails on a warning.
+packages+=(groff-base)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

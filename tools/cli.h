@@ -69,8 +69,24 @@ void cli_options(once_options *o, const char *dir);
 /* once_open with cli_options; prints the status on failure. */
 once_status cli_store_open(const char *cmd, const char *dir, once_store **out);
 
-/* The log callback: "oncestore: [warning: |error: ]message" on stderr. */
+/*
+ * The log callback: "oncestore: [warning: ]message" on stderr.  Error lines
+ * are held for the tool's report of the call that failed (cli_fail), so
+ * that a failure is printed once; cli_log_flush prints any left over as
+ * "oncestore: error: message" (cli_err does first, and so does exit).
+ */
 void cli_log(void *ctx, once_log_level level, const char *message);
+void cli_log_flush(void);
+/* Forgets the held error lines: for a report that says more than they do. */
+void cli_log_drop(void);
+
+/*
+ * Reports a library call that failed, on one line of stderr:
+ * "oncestore CMD: DIR: CALL: ONCE_<status>: DETAIL", where DETAIL is the
+ * error line the library logged during the call (held by cli_log), or
+ * else once_strerror(st) followed by hint (NULL: none).
+ */
+void cli_fail(const char *cmd, const char *dir, const char *call, once_status st, const char *hint);
 
 /* Files of a directory (regular files and others, "." and ".." left out),
  * sorted by name. */
@@ -97,8 +113,18 @@ once_status cli_read_file(int dirfd, const char *name, unsigned char **p, size_t
 /* fsyncs the directory; false (with the message printed) on failure. */
 bool cli_fsync_dir(const char *cmd, const struct cli_dir *d);
 
-/* Writes s as a JSON string (with quotes) to stdout. */
+/* Writes s to stdout as a JSON string (with quotes) when it is valid
+ * UTF-8, else as {"b64":"<its bytes in base64>"}, as dump writes fields. */
 void cli_json_string(const char *s);
+
+/*
+ * A checkpoint's start sequence as the tool prints it: decimal, as every
+ * sequence number, then the hex form its snapshot files carry in their
+ * names, "32 (hex 20, as in snap-0000000000000020-*)", so that an operator
+ * finds the files the number names.
+ */
+#define CLI_START_SEQ_MAX 96
+const char *cli_start_seq(char buf[CLI_START_SEQ_MAX], uint64_t start);
 
 /* The record type's name ("code_put", ...), or "type <n>". */
 const char *cli_type_name(unsigned type, char buf[16]);

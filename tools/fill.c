@@ -3,7 +3,7 @@
  * store on DIR and gives it real content of every kind, so the tool has
  * something to verify, dump, checkpoint and repair.
  *
- *   fill DIR [--tag T] [--none | --spend] [--checkpoint] [--hold SECONDS [--until FILE]]
+ *   fill DIR [--tag T] [--none | --spend | --text HEX...] [--checkpoint] [--hold SECONDS [--until FILE]]
  *
  * With tag T (default "a"; another tag makes other keys) it writes:
  *   codes        6 put (keys: hashes of "code-secret-T-<i>"), 3 taken, 2
@@ -21,6 +21,12 @@
  * wrote: takes codes 3 and 4 and finalizes 3, rotates refresh token 2 (to
  * a child keyed by "refresh-secret-T-child-2"), consumes refresh token 3,
  * and records the replay jti "jkt|https://api.example/|jti-T-spend".
+ * With --text HEX (repeatable; instead of the content above) it stores the
+ * bytes HEX spells, not necessarily UTF-8, where the dump prints text: as
+ * the replay key, and, without a NUL, as the subject and client_id of a
+ * code keyed by the hash of "text-code-<i>" (i counts the --text options
+ * from 0) and the subject of a refresh token keyed by the hash of
+ * "text-refresh-<i>" in family "rt-text".
  * Then it checkpoints (--checkpoint), prints "entries N" (the number of dump
  * lines), and with --hold prints "holding" and keeps the store (and its
  * lock) open for SECONDS before closing, or until the file named by
@@ -137,6 +143,40 @@ static void fill(once_store *s, const char *tag)
 	CHECK(once_replay_check(s, jti, strlen(jti), 600), ONCE_SPENT);
 }
 
+/* The bytes a hex string spells (2 digits a byte); false if it is not one. */
+static bool unhex(const char *hex, unsigned char *out, size_t cap, size_t *len)
+{
+	size_t n = strlen(hex);
+	if (n % 2 != 0 || n / 2 > cap)
+		return false;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return false;
+		out[i] = (unsigned char)v;
+	}
+	*len = n / 2;
+	return true;
+}
+
+static void text(once_store *s, int i, const unsigned char *b, size_t n)
+{
+	int64_t exp = (int64_t)time(NULL) + 3600;
+	char key[ONCE_SECRET_LEN + 1], str[512];
+	CHECK(once_replay_check(s, b, n, 600), ONCE_OK);
+	if (memchr(b, 0, n) != NULL)
+		return; /* not a C string */
+	memcpy(str, b, n);
+	str[n] = '\0';
+	key_of(key, "text-%s-%d", "code", i);
+	once_code c = {.client_id = str, .subject = str, .redirect_uri = "https://app.example/cb",
+	               .expires_at = exp};
+	CHECK(once_code_put(s, key, ONCE_SECRET_LEN, &c), ONCE_OK);
+	key_of(key, "text-%s-%d", "refresh", i);
+	once_refresh r = {.family_id = "rt-text", .subject = str, .expires_at = exp};
+	CHECK(once_refresh_insert(s, key, ONCE_SECRET_LEN, &r), ONCE_OK);
+}
+
 static void spend(once_store *s, const char *tag)
 {
 	char key[ONCE_SECRET_LEN + 1], jti[64];
@@ -170,9 +210,12 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *tag = "a", *until = NULL;
 	bool none = false, checkpoint = false, spending = false;
-	int hold = 0;
+	int hold = 0, texts = 0;
+	const char *text_hex[16];
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--text") == 0 && i + 1 < argc && texts < 16)
+			text_hex[texts++] = argv[++i];
+		else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc)
 			tag = argv[++i];
 		else if (strcmp(argv[i], "--hold") == 0 && i + 1 < argc)
 			hold = atoi(argv[++i]);
@@ -187,12 +230,12 @@ int main(int argc, char **argv)
 		else if (dir == NULL && argv[i][0] != '-')
 			dir = argv[i];
 		else {
-			fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
+			fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend | --text HEX...] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
 			return 2;
 		}
 	}
 	if (dir == NULL) {
-		fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
+		fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend | --text HEX...] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
 		return 2;
 	}
 	static const unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN] = "fill: test successor key 32 b.";
@@ -210,9 +253,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fill: once_open(%s): ONCE_%s\n", dir, once_status_name(st));
 		return 1;
 	}
-	if (spending)
+	for (int i = 0; i < texts; i++) {
+		unsigned char b[256];
+		size_t n;
+		if (unhex(text_hex[i], b, sizeof b, &n))
+			text(s, i, b, n);
+		else
+			check(ONCE_INVALID, ONCE_OK, "--text: not a hex string", __LINE__);
+	}
+	if (texts == 0 && spending)
 		spend(s, tag);
-	else if (!none)
+	else if (texts == 0 && !none)
 		fill(s, tag);
 	if (checkpoint)
 		CHECK(once_checkpoint(s), ONCE_OK);

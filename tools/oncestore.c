@@ -62,17 +62,19 @@ static int cmd_init(int argc, char **argv)
 	cli_options(&o, path);
 	once_status ost = once_open(&o, &s);
 	if (ost != ONCE_OK) {
-		if (ost == ONCE_CORRUPT)
+		if (ost == ONCE_CORRUPT) {
+			/* The library says only "data files fail verification". */
+			cli_log_drop();
 			cli_err("init", "%s: once_open: ONCE_CORRUPT: the directory is not empty and has no "
 			        "FORMAT file: not an oncestore data directory; nothing done", path);
-		else
-			cli_err("init", "%s: once_open: ONCE_%s: %s", path, once_status_name(ost),
-			        once_strerror(ost));
+		} else {
+			cli_fail("init", path, "once_open", ost, NULL);
+		}
 		return CLI_FAIL;
 	}
 	ost = once_close(s);
 	if (ost != ONCE_OK) {
-		cli_err("init", "%s: once_close: ONCE_%s: %s", path, once_status_name(ost), once_strerror(ost));
+		cli_fail("init", path, "once_close", ost, NULL);
 		return CLI_FAIL;
 	}
 	if (existed && (st.st_mode & 0777) != 0700) {
@@ -141,7 +143,8 @@ static const char stats_help[] =
 	"and the files and bytes on disk; then closes it.  (Capacities are the\n"
 	"application's setting, not stored on disk, so they are not shown.)\n"
 	"\n"
-	"  --json   one JSON object instead of the table\n"
+	"  --json   one JSON object instead of the table (a DIR whose name is not\n"
+	"           UTF-8 is {\"b64\":\"...\"}, as `oncestore dump --help` says)\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened (ONCE_LOCKED,\n"
 	"ONCE_CORRUPT, ...); 2 usage error.\n";
@@ -224,7 +227,7 @@ static int cmd_stats(int argc, char **argv)
 	else
 		stats_text(path, &st, &u);
 	if (cst != ONCE_OK) {
-		cli_err("stats", "%s: once_close: ONCE_%s: %s", path, once_status_name(cst), once_strerror(cst));
+		cli_fail("stats", path, "once_close", cst, NULL);
 		return CLI_FAIL;
 	}
 	return CLI_OK;
@@ -240,7 +243,17 @@ static const char dump_help[] =
 	"families, nonces, replay-cache entries.  Hashes and metadata only: keys\n"
 	"of codes and refresh tokens are the secrets' hashes, and a remembered\n"
 	"refresh successor appears as its sealed length and a checksum of the\n"
-	"ciphertext, never decrypted (the tool has no successor key).\n"
+	"ciphertext, never decrypted (the tool has no successor key).  Access and\n"
+	"refresh tokens say \"revoked\":true when their family is revoked, as reads\n"
+	"of the store answer (\"consumed\" is the token's own spend).\n"
+	"\n"
+	"Text: every line is valid UTF-8 JSON.  A field (key, subject, client_id,\n"
+	"family_id, ...) whose bytes are valid UTF-8 is a JSON string of that text\n"
+	"as is, with only the quote, the backslash and control characters escaped.\n"
+	"A field whose bytes are not valid UTF-8 is an object instead:\n"
+	"  {\"b64\":\"BASE64\"}   the bytes, standard base64 with padding (RFC 4648)\n"
+	"so every field gives back exactly the bytes stored: a string encoded as\n"
+	"UTF-8, or the object's b64 decoded.\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened; 2 usage error.\n";
 
@@ -305,7 +318,7 @@ static int cmd_dump(int argc, char **argv)
 		free(l.v[i]);
 	free(l.v);
 	if (cst != ONCE_OK) {
-		cli_err("dump", "%s: once_close: ONCE_%s: %s", path, once_status_name(cst), once_strerror(cst));
+		cli_fail("dump", path, "once_close", cst, NULL);
 		rc = CLI_FAIL;
 	}
 	if (fflush(stdout) != 0) {
@@ -323,7 +336,8 @@ static const char checkpoint_help[] =
 	"the log moves to a new segment, every shard's live entries go to a\n"
 	"snapshot, CHECKPOINT is committed, the snapshots and segments it covers\n"
 	"are removed), closes it, and prints the checkpoint's start sequence, its\n"
-	"snapshots and the files removed.\n"
+	"snapshots and the files removed.  The start sequence is printed in\n"
+	"decimal and in the hex its snapshot files carry in their names.\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened or the checkpoint\n"
 	"fails (the previous checkpoint stays in force); 2 usage error.\n";
@@ -344,14 +358,12 @@ static int cmd_checkpoint(int argc, char **argv)
 	bool listed = disk_usage("checkpoint", path, &before, &fb);
 	once_status st = once_checkpoint(s);
 	if (st != ONCE_OK)
-		cli_err("checkpoint", "%s: once_checkpoint: ONCE_%s: %s", path, once_status_name(st),
-		        once_strerror(st));
+		cli_fail("checkpoint", path, "once_checkpoint", st, NULL);
 	struct once_stats stats;
 	once_stats(s, &stats);
 	once_status cst = once_close(s);
 	if (cst != ONCE_OK)
-		cli_err("checkpoint", "%s: once_close: ONCE_%s: %s", path, once_status_name(cst),
-		        once_strerror(cst));
+		cli_fail("checkpoint", path, "once_close", cst, NULL);
 	listed = disk_usage("checkpoint", path, &after, &fa) && listed;
 	if (st == ONCE_OK && listed) {
 		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -364,9 +376,10 @@ static int cmd_checkpoint(int argc, char **argv)
 		}
 		uint64_t entries = stats.codes.entries + stats.access_tokens.entries +
 		                   stats.refresh.entries + stats.nonces.entries + stats.replays.entries;
-		printf("%s: checkpoint committed: start sequence %" PRIu64 ", %" PRIu32
+		char seq[CLI_START_SEQ_MAX];
+		printf("%s: checkpoint committed: start sequence %s, %" PRIu32
 		       " snapshot(s) holding %" PRIu64 " live entries\n",
-		       path, start, parts, entries);
+		       path, cli_start_seq(seq, start), parts, entries);
 		for (uint32_t p = 0; present && p < parts; p++) {
 			char name[ONCE_FILE_NAME_MAX];
 			once__snap_name(name, start, p);
@@ -404,12 +417,16 @@ static const struct command {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: oncestore COMMAND [options] DIR\n\ncommands:\n");
+	fprintf(out, "usage: oncestore COMMAND [options] DIR\n"
+	             "       oncestore --version   the tool's version and its data format version\n"
+	             "       oncestore --help      this text\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n`oncestore COMMAND --help` describes a command.  Commands that open the store\n"
 	             "use ONCE_SYNC_ALWAYS and the default shard count; library messages are\n"
 	             "printed to stderr prefixed with \"oncestore: \".\n"
+	             "Sequence numbers are printed in decimal; a checkpoint's start sequence,\n"
+	             "which snapshot file names carry in hex, is printed in both forms.\n"
 	             "Exit status: 0 success, 1 failure (damage, locked, I/O), 2 usage error.\n");
 }
 

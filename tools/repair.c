@@ -857,9 +857,10 @@ static enum fix_result fix_short_log(const struct cli_dir *d, const struct once_
 		cli_err("repair", "%s: could not list the directory", d->path);
 		return FIX_FAILED;
 	}
-	printf("  the log ends at sequence %" PRIu64 ", before the checkpoint's start %" PRIu64
+	char seq[CLI_START_SEQ_MAX];
+	printf("  the log ends at sequence %" PRIu64 ", before the checkpoint's start %s"
 	       ": the snapshots hold all it has; remove its %zu segment(s) (no record is lost)\n",
-	       r->next_seq ? r->next_seq - 1 : 0, r->checkpoint_start, n);
+	       r->next_seq ? r->next_seq - 1 : 0, cli_start_seq(seq, r->checkpoint_start), n);
 	bool ok = true;
 	for (size_t i = n; i-- > 0;) {
 		char name[ONCE_FILE_NAME_MAX];
@@ -944,14 +945,16 @@ static enum fix_result fix_checkpoint(const struct cli_dir *d, bool yes)
 		return FIX_FAILED;
 	}
 	if (!log_at_start) {
-		cli_err(cmd, "%s/CHECKPOINT: no log segment starts at sequence %" PRIu64 ", where the "
+		char seq[CLI_START_SEQ_MAX];
+		cli_err(cmd, "%s/CHECKPOINT: no log segment starts at sequence %s, where the "
 		        "snapshots' checkpoint began: restore CHECKPOINT from a backup (nothing changed)",
-		        d->path, start);
+		        d->path, cli_start_seq(seq, start));
 		return FIX_FAILED;
 	}
-	printf("  rewrite %s/CHECKPOINT naming start sequence %" PRIu64 " and %" PRIu32
+	char seq[CLI_START_SEQ_MAX];
+	printf("  rewrite %s/CHECKPOINT naming start sequence %s and %" PRIu32
 	       " snapshot(s): the only checkpoint whose snapshots are present, all clean\n",
-	       d->path, start, parts);
+	       d->path, cli_start_seq(seq, start), parts);
 	if (!yes)
 		return FIX_PLANNED;
 	once_status st = once__checkpoint_write(d->fd, start, parts);

@@ -66,6 +66,15 @@ if [ "$rc" -eq 0 ] && grep -q init "$T/out" && grep -q verify "$T/out" && grep -
 else
 	not_ok "oncestore --help exits 0 and lists every command" "exit status $rc"
 fi
+# Issue 13: --version worked but --help did not list it.
+run --help
+help_out=$(cat "$T/out")
+run --version
+if grep -q -- "--version" <<<"$help_out" && [ "$rc" -eq 0 ] && grep -Eq '^oncestore [0-9]+\.[0-9]+\.[0-9]+ ' "$T/out"; then
+	ok "--help lists --version, and --version prints the version"
+else
+	not_ok "--help lists --version, and --version prints the version" "exit status $rc"
+fi
 for c in init verify stats dump checkpoint repair; do
 	run "$c" --help
 	if [ "$rc" -eq 0 ] && grep -q "usage: oncestore $c" "$T/out"; then
@@ -162,6 +171,21 @@ sys.exit(0 if kinds == want else 1)' "$T/dump1"; then
 else
 	not_ok "every dump line is JSON, and every kind is there"
 fi
+# Issue 13: a token of a revoked family said only "consumed":false.
+if python3 -c 'import json, sys
+want = {"refresh": {"rt-rev-a": True, "rt-a": False}, "access_token": {"code-fam-a": True}}
+seen = {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["kind"] in want:
+        f = e["family_id"]
+        assert e.get("revoked") is want[e["kind"]][f], line
+        seen[(e["kind"], f)] = True
+assert len(seen) == 3, seen' "$T/dump1"; then
+	ok "dump: every token of a revoked family says revoked:true, other tokens revoked:false"
+else
+	not_ok "dump: every token of a revoked family says revoked:true, other tokens revoked:false"
+fi
 if LC_ALL=C sort -c "$T/dump1" 2>/dev/null; then ok "dump lines are sorted"
 else not_ok "dump lines are sorted"; fi
 if grep -q successor_sealed_bytes "$T/dump1" && ! grep -q "SUCCESSOR-PLAINTEXT" "$T/dump1" &&
@@ -175,6 +199,57 @@ if ! grep -rqa -e "SUCCESSOR-PLAINTEXT" -e "code-secret-" -e "refresh-secret-" "
 else
 	not_ok "no successor plaintext or secret in the data files"
 fi
+
+# ---- text in dump (issue 13): UTF-8 as is, other bytes as {"b64": ...} ----
+# Each value is stored as a replay key and (without a NUL) as a code's
+# subject and client_id and a refresh token's subject (tools/fill.c --text).
+# The dump must be valid UTF-8 JSON, and decoding each field must give back
+# exactly the bytes stored.
+TEXTS="4a6f73c3a920e282ac f09f9880 09225c0a017f fffe80c328 c0af eda080 f4908080 e282 6e756c006279746500"
+U=$T/text
+run init "$U"
+text_args=()
+for h in $TEXTS; do text_args+=(--text "$h"); done
+"$FILL" "$U" "${text_args[@]}" >/dev/null 2>"$T/err" || not_ok "fill --text"
+run dump "$U"
+if [ "$rc" -eq 0 ] && grep -q '"subject":"José €"' "$T/out" && python3 - "$T/out" $TEXTS <<'PY'
+import base64, hashlib, json, sys
+raw = open(sys.argv[1], "rb").read()
+text = raw.decode("utf-8")  # strict: the whole dump is valid UTF-8
+def stored(v):
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    assert isinstance(v, dict) and set(v) == {"b64"}, v
+    return base64.b64decode(v["b64"], validate=True)
+def key_of(secret):
+    return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).rstrip(b"=").decode()
+lines = [json.loads(l) for l in text.splitlines()]
+replays = {stored(e["key"]) for e in lines if e["kind"] == "replay"}
+by_key = {(e["kind"], e["key"]): e for e in lines if e["kind"] in ("code", "refresh")}
+for i, h in enumerate(sys.argv[2:]):
+    want = bytes.fromhex(h)
+    assert want in replays, ("replay key", want)
+    if b"\0" in want:
+        continue
+    c = by_key[("code", key_of("text-code-%d" % i))]
+    r = by_key[("refresh", key_of("text-refresh-%d" % i))]
+    for got in (c["subject"], c["client_id"], r["subject"]):
+        assert stored(got) == want, (got, want)
+        # valid UTF-8 is a string, anything else the b64 object
+        try:
+            want.decode("utf-8")
+            assert isinstance(got, str), got
+        except UnicodeDecodeError:
+            assert isinstance(got, dict), got
+PY
+then
+	ok "dump: valid UTF-8 JSON; UTF-8 fields as text, others as {\"b64\"}, every field decodes to the bytes stored"
+else
+	not_ok "dump: valid UTF-8 JSON; UTF-8 fields as text, others as {\"b64\"}, every field decodes to the bytes stored" "exit status $rc"
+fi
+run dump --help
+if grep -q '{"b64":' "$T/out" && grep -q "UTF-8" "$T/out"; then ok "dump --help documents the text encoding"
+else not_ok "dump --help documents the text encoding"; fi
 
 # ---- stats ----
 run stats "$D"
@@ -204,12 +279,30 @@ run checkpoint "$D"
 if [ "$rc" -eq 0 ] && [ -e "$D/CHECKPOINT" ] && ls "$D"/snap-* >/dev/null 2>&1 &&
 	grep -q "checkpoint committed" "$T/out" && grep -q "removed log-" "$T/out"; then
 	ok "checkpoint writes snapshots and CHECKPOINT, reports the segments it removed"
+	cp "$T/out" "$T/checkpoint.out"
 else
 	not_ok "checkpoint writes snapshots and CHECKPOINT, reports the segments it removed" "exit status $rc"
+fi
+# Issue 13: the start sequence was printed in decimal only, the snapshot
+# files carry it in hex.
+seq_check() { python3 -c 'import os, re, sys
+m = re.search(r"start sequence (\d+) \(hex ([0-9a-f]+), as in (snap-[0-9a-f]+-)\*\)", open(sys.argv[1]).read())
+assert m, "no start sequence in both forms"
+dec, hx, prefix = int(m.group(1)), int(m.group(2), 16), m.group(3)
+assert dec == hx, (dec, hx)
+snaps = [f for f in os.listdir(sys.argv[2]) if f.startswith("snap-")]
+assert snaps and all(f.startswith(prefix) for f in snaps), (prefix, snaps)
+assert int(prefix[5:-1], 16) == dec, prefix' "$T/out" "$D"; }
+if grep -q "start sequence" "$T/checkpoint.out" && cp "$T/checkpoint.out" "$T/out" && seq_check; then
+	ok "checkpoint prints its start sequence in decimal and in the hex of the snapshot file names"
+else
+	not_ok "checkpoint prints its start sequence in decimal and in the hex of the snapshot file names"
 fi
 run verify "$D"
 if [ "$rc" -eq 0 ] && grep -q "snapshot records" "$T/out"; then ok "verify after checkpoint exits 0"
 else not_ok "verify after checkpoint exits 0" "exit status $rc"; fi
+if seq_check; then ok "verify prints the start sequence as the snapshot files name it"
+else not_ok "verify prints the start sequence as the snapshot files name it"; fi
 run dump "$D"
 if [ "$rc" -eq 0 ] && cmp -s "$T/out" "$T/dump1"; then ok "dump after checkpoint is unchanged"
 else not_ok "dump after checkpoint is unchanged" "exit status $rc"; fi
@@ -248,12 +341,17 @@ else not_ok "verify while a store holds the directory reports ONCE_LOCKED" "exit
 run repair --yes "$D"
 if [ "$rc" -ne 0 ] && grep -q ONCE_LOCKED "$T/err"; then ok "repair while a store holds the directory reports ONCE_LOCKED"
 else not_ok "repair while a store holds the directory reports ONCE_LOCKED" "exit status $rc"; fi
-run dump "$D"
-if [ "$rc" -ne 0 ] && grep -q LOCKED "$T/err" && grep -q "^oncestore: error:" "$T/err"; then
-	ok "dump while held fails with LOCKED; library lines go to stderr as 'oncestore: ...'"
-else
-	not_ok "dump while held fails with LOCKED; library lines go to stderr as 'oncestore: ...'" "exit status $rc"
-fi
+# Issue 13: every error was printed twice, the library's log line and the
+# tool's own; now one line, with the status and the library's detail.
+for c in dump stats checkpoint; do
+	run "$c" "$D"
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
+		grep -q "^oncestore $c: $D: once_open: ONCE_LOCKED: .*held by another store" "$T/err"; then
+		ok "$c while held fails with one line on stderr: ONCE_LOCKED and the library's reason"
+	else
+		not_ok "$c while held fails with one line on stderr: ONCE_LOCKED and the library's reason" "exit status $rc"
+	fi
+done
 if [ "$before" = "$(fingerprint "$D")" ]; then ok "nothing changed while the store held the directory"
 else not_ok "nothing changed while the store held the directory"; fi
 touch "$T/release"
@@ -287,6 +385,15 @@ if [ "$rc" -eq 1 ] && grep -q CORRUPT "$T/err" && grep -q "$(basename "$seg")" "
 else
 	not_ok "the store refuses to open (ONCE_CORRUPT naming the file)" "exit status $rc"
 fi
+for c in dump stats checkpoint; do
+	run "$c" "$D"
+	if [ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
+		grep -q "^oncestore $c: $D: once_open: ONCE_CORRUPT: .*$(basename "$seg") at offset [0-9]" "$T/err"; then
+		ok "$c of a damaged store prints the error once: ONCE_CORRUPT, the file and the offset"
+	else
+		not_ok "$c of a damaged store prints the error once: ONCE_CORRUPT, the file and the offset" "exit status $rc"
+	fi
+done
 before=$(fingerprint "$D")
 run repair "$D"
 if [ "$rc" -eq 1 ] && [ "$before" = "$(fingerprint "$D")" ] && grep -q "dry run" "$T/out" &&

@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +19,44 @@
 #include "dir.h"
 #include "format.h"
 #include "io.h"
+#include "recover.h"
+
+/*
+ * The library's error lines, held until the tool reports the call that
+ * failed (cli_fail), so that each failure is printed once: the tool's line
+ * with the status name and the library's detail in it.  Lines that no
+ * report claims are printed before the tool's next message, after a call
+ * that succeeded, and at exit.
+ */
+#define HELD_MAX 8
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static char held[HELD_MAX][1024];
+static int nheld;
+
+static void print_held_locked(int from)
+{
+	for (int i = from; i < nheld; i++)
+		fprintf(stderr, "oncestore: error: %s\n", held[i]);
+	nheld = 0;
+}
+
+void cli_log_flush(void)
+{
+	pthread_mutex_lock(&held_lock);
+	print_held_locked(0);
+	pthread_mutex_unlock(&held_lock);
+}
+
+void cli_log_drop(void)
+{
+	pthread_mutex_lock(&held_lock);
+	nheld = 0;
+	pthread_mutex_unlock(&held_lock);
+}
 
 void cli_err(const char *cmd, const char *fmt, ...)
 {
+	cli_log_flush();
 	va_list ap;
 	va_start(ap, fmt);
 	fprintf(stderr, "oncestore %s: ", cmd);
@@ -182,8 +219,34 @@ bool cli_is_data_dir(const char *cmd, const char *path)
 void cli_log(void *ctx, once_log_level level, const char *message)
 {
 	(void)ctx;
-	fprintf(stderr, "oncestore: %s%s\n",
-	        level == ONCE_LOG_ERROR ? "error: " : level == ONCE_LOG_WARN ? "warning: " : "", message);
+	pthread_mutex_lock(&held_lock);
+	if (level == ONCE_LOG_ERROR && nheld < HELD_MAX) {
+		snprintf(held[nheld++], sizeof held[0], "%s", message);
+	} else {
+		print_held_locked(0);
+		fprintf(stderr, "oncestore: %s%s\n",
+		        level == ONCE_LOG_ERROR ? "error: " : level == ONCE_LOG_WARN ? "warning: " : "",
+		        message);
+	}
+	pthread_mutex_unlock(&held_lock);
+}
+
+void cli_fail(const char *cmd, const char *dir, const char *call, once_status st, const char *hint)
+{
+	pthread_mutex_lock(&held_lock);
+	const char *detail = once_strerror(st);
+	if (nheld > 0) {
+		/* The library's line names the call too: "once_open: ...". */
+		size_t n = strlen(call);
+		detail = held[0];
+		if (strncmp(detail, call, n) == 0 && detail[n] == ':' && detail[n + 1] == ' ')
+			detail += n + 2;
+		hint = NULL; /* the library's line says where, and what to run */
+	}
+	fprintf(stderr, "oncestore %s: %s: %s: ONCE_%s: %s%s\n", cmd, dir, call, once_status_name(st),
+	        detail, hint != NULL ? hint : "");
+	print_held_locked(1);
+	pthread_mutex_unlock(&held_lock);
 }
 
 /*
@@ -226,6 +289,9 @@ void cli_options(once_options *o, const char *dir)
 	o->checkpoint_bytes = UINT64_MAX; /* and checkpoints only when asked */
 	o->successor_key = NULL;          /* successors stay sealed */
 	o->log = cli_log;
+	static bool registered;
+	if (!registered)
+		registered = atexit(cli_log_flush) == 0;
 }
 
 once_status cli_store_open(const char *cmd, const char *dir, once_store **out)
@@ -234,10 +300,12 @@ once_status cli_store_open(const char *cmd, const char *dir, once_store **out)
 	cli_options(&o, dir);
 	once_status st = once_open(&o, out);
 	if (st != ONCE_OK)
-		cli_err(cmd, "%s: once_open: ONCE_%s: %s%s", dir, once_status_name(st), once_strerror(st),
-		        st == ONCE_CORRUPT ? " (`oncestore verify` names the damage, `oncestore repair` "
-		                             "truncates there)"
-		                           : "");
+		cli_fail(cmd, dir, "once_open", st,
+		         st == ONCE_CORRUPT ? " (`oncestore verify` names the damage, `oncestore repair` "
+		                              "truncates there)"
+		                            : NULL);
+	else
+		cli_log_flush();
 	return st;
 }
 
@@ -355,18 +423,67 @@ bool cli_fsync_dir(const char *cmd, const struct cli_dir *d)
 	return false;
 }
 
+/* Whether s is RFC 3629 UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF): the rule core/dump.c applies to dump's fields. */
+static bool utf8_valid(const unsigned char *s)
+{
+	while (*s != '\0') {
+		unsigned char c = *s;
+		size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+		             : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+		if (len == 0)
+			return false;
+		if (len > 1) {
+			unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+			unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+			if (s[1] < lo || s[1] > hi)
+				return false;
+			for (size_t i = 2; i < len; i++)
+				if (s[i] < 0x80 || s[i] > 0xbf)
+					return false;
+		}
+		s += len;
+	}
+	return true;
+}
+
 void cli_json_string(const char *s)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
+	const unsigned char *p = (const unsigned char *)s;
+	if (!utf8_valid(p)) { /* {"b64":"..."}, as dump writes such bytes */
+		static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		size_t n = strlen(s);
+		printf("{\"b64\":\"");
+		for (size_t i = 0; i < n; i += 3) {
+			uint32_t v = ((uint32_t)p[i] << 16) | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+			             (i + 2 < n ? p[i + 2] : 0);
+			printf("%c%c%c%c", b64[(v >> 18) & 63], b64[(v >> 12) & 63],
+			       i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '=');
+		}
+		printf("\"}");
+		return;
 	}
 	putchar('"');
+	for (; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p); /* ASCII, or a byte of valid UTF-8 */
+	}
+	putchar('"');
+}
+
+const char *cli_start_seq(char buf[CLI_START_SEQ_MAX], uint64_t start)
+{
+	char name[ONCE_FILE_NAME_MAX];
+	once__snap_name(name, start, 0);
+	char *dash = strrchr(name, '-');
+	if (dash != NULL && dash != name)
+		dash[1] = '\0'; /* the part number: any */
+	snprintf(buf, CLI_START_SEQ_MAX, "%" PRIu64 " (hex %" PRIx64 ", as in %s*)", start, start, name);
+	return buf;
 }
 
 const char *cli_type_name(unsigned type, char buf[16])

@@ -105,10 +105,11 @@ int cli_verify(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	printf("%s: clean\n", path);
+	char seq[CLI_START_SEQ_MAX];
 	if (r.has_checkpoint)
-		printf("  checkpoint: start sequence %" PRIu64 ", %" PRIu32 " snapshot(s), %" PRIu64
+		printf("  checkpoint: start sequence %s, %" PRIu32 " snapshot(s), %" PRIu64
 		       " snapshot records\n",
-		       r.checkpoint_start, r.checkpoint_parts, r.snapshot_records);
+		       cli_start_seq(seq, r.checkpoint_start), r.checkpoint_parts, r.snapshot_records);
 	else
 		printf("  checkpoint: none (the log is read from sequence 1)\n");
 	if (r.segments > 0) {

@@ -170,8 +170,35 @@ void once__pg_release(struct once__pg *p, struct once__pg_conn *c);
  * statement error (a constraint, a bad value).  Never logs parameters. */
 PGresult *once__pg_run(struct once__pg *p, struct once__pg_conn *c, const struct once__pg_sql *sql,
                        const char *const *params, char sqlstate[6]);
-/* BEGIN, COMMIT, ROLLBACK (unprepared).  false: the connection failed. */
+/* BEGIN, COMMIT, ROLLBACK (unprepared).  false: the connection failed,
+ * or had failed before (a broken connection runs nothing more). */
 bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *command);
+/*
+ * A flight: several statements sent in one round trip (libpq's pipeline
+ * mode) and their results read in order.  Only for statements none of
+ * which depends on an earlier one's result; the server runs the same
+ * statements in the same order as one round trip each would.
+ */
+struct once__pg_step {
+	const struct once__pg_sql *sql; /* a statement of the engine, or NULL: */
+	const char *command;            /* "BEGIN", "COMMIT" or "ROLLBACK" */
+	const char *const *params;      /* sql's parameters (text; NULL = SQL NULL) */
+	PGresult *result;               /* out: the result when the step succeeded (a COMMIT:
+	                                 * when it committed); else NULL */
+};
+/* Runs steps[0..n) as one flight on c.  Returns n when every step
+ * succeeded (then PQclear each result, once__pg_steps_clear).  Otherwise
+ * the index of the first step that failed, with *sqlstate (may be NULL)
+ * as once__pg_run sets it ("" = the connection failed) and the steps
+ * after it not run (result NULL): a statement error has aborted the
+ * transaction (the caller rolls back), and the connection is marked
+ * broken exactly as once__pg_run and once__pg_simple mark it (lost,
+ * timed out, a failed BEGIN/COMMIT/ROLLBACK: a COMMIT's outcome is then
+ * unknown).  A broken connection runs nothing: 0, sqlstate "". */
+size_t once__pg_flight(struct once__pg *p, struct once__pg_conn *c, struct once__pg_step *steps,
+                       size_t n, char sqlstate[6]);
+/* PQclears the steps' results. */
+void once__pg_steps_clear(struct once__pg_step *steps, size_t n);
 /* Rows a statement's result changed (INSERT, UPDATE, DELETE) or returned. */
 uint64_t once__pg_rows(const PGresult *r);
 /* One statement on a pooled connection (acquire, run, release), for the

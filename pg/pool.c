@@ -12,9 +12,10 @@
  *       a write in flight (a take, a consume) is unknown, and only the
  *       caller can decide to refuse.  The connection is dropped; a later
  *       acquire makes a new one (counters.reconnects).
- *   P3. A connection is returned only outside any transaction: one still
- *       inside (a caller's error path that did not reach COMMIT or
- *       ROLLBACK) is closed, never handed to the next caller.
+ *   P3. A connection is returned only outside any transaction and out of
+ *       pipeline mode: one still inside (a caller's error path that did
+ *       not reach COMMIT or ROLLBACK, a flight cut short) is closed, never
+ *       handed to the next caller.
  *   P4. No statement text with values and no parameter is ever logged
  *       (they carry hashes, claims and ciphertext: ATTESTO-PG 6.15): the
  *       log callback hears the statement's number and SQLSTATE only.
@@ -147,7 +148,8 @@ void once__pg_release(struct once__pg *p, struct once__pg_conn *c)
 {
 	if (c == NULL)
 		return;
-	if (c->pg != NULL && (c->broken || PQtransactionStatus(c->pg) != PQTRANS_IDLE))
+	if (c->pg != NULL && (c->broken || PQtransactionStatus(c->pg) != PQTRANS_IDLE ||
+	                      PQpipelineStatus(c->pg) != PQ_PIPELINE_OFF))
 		disconnect(p, c);
 	put_back(p->pool, c);
 }
@@ -355,6 +357,8 @@ PGresult *once__pg_run(struct once__pg *p, struct once__pg_conn *c, const struct
 
 bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *command)
 {
+	if (c->broken) /* nothing more runs on a failed connection: release closes it (P2) */
+		return false;
 	uint64_t t0 = mono_ns();
 	PGresult *r = PQexec(c->pg, command);
 	count_time(p, mono_ns() - t0);
@@ -365,6 +369,146 @@ bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *co
 	failed(p, c, command, r, NULL);
 	c->broken = true; /* a failed BEGIN/COMMIT/ROLLBACK leaves nothing to trust */
 	return false;
+}
+
+/* ---- flights: several statements in one round trip (libpq pipeline mode) ---- */
+
+/*
+ * Why a flight is safe to send blind: the caller puts in one flight only
+ * statements none of which needs an earlier one's result to be chosen or
+ * parameterised, so the server runs exactly the statements, in exactly the
+ * order, that one round trip each would have run.  What pipeline mode
+ * changes is what happens after a failure inside a flight:
+ *   - a statement error aborts the transaction and the server skips every
+ *     later statement of the flight up to its Sync (each reads
+ *     PGRES_PIPELINE_ABORTED), the COMMIT included: nothing was committed,
+ *     and the transaction stays open in the aborted state for the
+ *     caller's ROLLBACK (or the pool closes the connection, P3);
+ *   - a lost connection or a non-plain error marks the connection broken
+ *     exactly as once__pg_run does (P2): a COMMIT sent and unanswered has
+ *     an unknown outcome, which the caller reports as ONCE_IO.
+ * A flight ends with one Sync and leaves pipeline mode before it returns,
+ * so between flights the connection is an ordinary one.  Flights are a
+ * handful of statements: what one sends and what comes back fit the
+ * socket buffers, so sending it whole (blocking) before reading never
+ * waits on a server that waits on us.
+ */
+
+static const char *step_name(const struct once__pg_step *s)
+{
+	return s->sql != NULL ? statement_name(s->sql->id) : s->command;
+}
+
+static bool step_send(struct once__pg_conn *c, const struct once__pg_step *s)
+{
+	if (s->sql == NULL) /* BEGIN, COMMIT, ROLLBACK: the extended protocol, no parameters */
+		return PQsendQueryParams(c->pg, s->command, 0, NULL, NULL, NULL, NULL, 0) == 1;
+	char name[24];
+	snprintf(name, sizeof name, "once_%d", (int)s->sql->id);
+	return PQsendQueryPrepared(c->pg, name, s->sql->nparams, s->params, NULL, NULL, 0) == 1;
+}
+
+/* A step's result is a success: the statement ran, and a COMMIT
+ * committed (a COMMIT in an aborted transaction answers "ROLLBACK"). */
+static bool step_ok(const struct once__pg_step *s, const PGresult *r)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		return false;
+	return s->sql != NULL || strcmp(s->command, "COMMIT") != 0 ||
+	       strcmp(PQcmdStatus((PGresult *)r), "COMMIT") == 0;
+}
+
+/* The connection failed under a flight: broken; counted and logged
+ * unless a step had already failed (that failure is the one reported). */
+static void flight_lost(struct once__pg *p, struct once__pg_conn *c, const char *what,
+                        bool reported, char sqlstate[6])
+{
+	if (!reported)
+		failed(p, c, what, NULL, sqlstate);
+	c->broken = true;
+}
+
+size_t once__pg_flight(struct once__pg *p, struct once__pg_conn *c, struct once__pg_step *steps,
+                       size_t n, char sqlstate[6])
+{
+	if (sqlstate != NULL)
+		sqlstate[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		steps[i].result = NULL;
+	if (n == 0 || c->broken) /* as once__pg_simple: nothing more runs on a broken one */
+		return 0;
+	/* Statements new to this connection are prepared first, one round
+	 * trip each, once per connection (as once__pg_run prepares them). */
+	for (size_t i = 0; i < n; i++) {
+		const struct once__pg_sql *sql = steps[i].sql;
+		char name[24];
+		if (sql == NULL || c->prepared[sql->id])
+			continue;
+		snprintf(name, sizeof name, "once_%d", (int)sql->id);
+		if (!prepare(p, c, sql, name, sqlstate))
+			return i;
+	}
+	if (PQenterPipelineMode(c->pg) != 1) {
+		flight_lost(p, c, "entering pipeline mode", false, sqlstate);
+		return 0;
+	}
+	uint64_t t0 = mono_ns();
+	for (size_t i = 0; i < n; i++)
+		if (!step_send(c, &steps[i])) {
+			flight_lost(p, c, step_name(&steps[i]), false, sqlstate);
+			return i;
+		}
+	if (PQpipelineSync(c->pg) != 1) { /* sends the Sync and flushes the flight */
+		flight_lost(p, c, "pipeline sync", false, sqlstate);
+		return 0;
+	}
+	size_t first_failed = n; /* n: none yet */
+	for (size_t i = 0; i < n; i++) {
+		PGresult *r = PQgetResult(c->pg);
+		uint64_t t1 = mono_ns();
+		if (r == NULL) { /* the connection went away before this result */
+			flight_lost(p, c, step_name(&steps[i]), first_failed < n, sqlstate);
+			return first_failed < n ? first_failed : i;
+		}
+		if (PQresultStatus(r) != PGRES_PIPELINE_ABORTED)
+			count_time(p, t1 - t0); /* it ran: its share is the wait for it */
+		t0 = t1;
+		if (first_failed < n) {
+			PQclear(r); /* skipped after the failure (PGRES_PIPELINE_ABORTED) */
+		} else if (step_ok(&steps[i], r)) {
+			steps[i].result = r;
+		} else {
+			first_failed = i;
+			failed(p, c, step_name(&steps[i]), r, sqlstate);
+			if (steps[i].sql == NULL) /* a failed BEGIN/COMMIT/ROLLBACK: */
+				c->broken = true; /* as once__pg_simple */
+		}
+		if (c->broken)
+			return first_failed; /* lost, or nothing to trust: the pool closes it */
+		if ((r = PQgetResult(c->pg)) != NULL) { /* each statement's results end with NULL */
+			PQclear(r);
+			flight_lost(p, c, "pipeline", first_failed < n, sqlstate);
+			return first_failed < n ? first_failed : i;
+		}
+	}
+	PGresult *sync = PQgetResult(c->pg);
+	bool synced = sync != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+	PQclear(sync);
+	if (!synced || PQexitPipelineMode(c->pg) != 1) {
+		/* Every statement answered, but the connection is not back to
+		 * normal: drop it.  A COMMIT that answered did commit. */
+		flight_lost(p, c, "pipeline sync", first_failed < n, sqlstate);
+	}
+	return first_failed;
+}
+
+void once__pg_steps_clear(struct once__pg_step *steps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		PQclear(steps[i].result);
+		steps[i].result = NULL;
+	}
 }
 
 uint64_t once__pg_rows(const PGresult *r)

@@ -112,10 +112,11 @@ static const struct once__pg_sql consume_token = {
 	3,
 };
 
-/* rotate/4's first read: the family, from the row, never from the child. */
+/* rotate/4's first read: the family, from the row, never from the child
+ * (and the generation, so the checks under the lock go in one flight). */
 static const struct once__pg_sql parent_family = {
 	ONCE_PG_REFRESH_PARENT,
-	"SELECT r.family_id FROM {refresh} r WHERE r.token_hash = $1",
+	"SELECT r.family_id, r.generation FROM {refresh} r WHERE r.token_hash = $1",
 	1,
 };
 static const struct once__pg_sql parent_for_update = {
@@ -150,32 +151,35 @@ static const struct once__pg_sql family_delete = {
 
 /* ---- one operation on one connection ---- */
 
+/*
+ * A transaction's statements go to the server in flights (pg/pool.c
+ * once__pg_flight: libpq's pipeline mode, one round trip each), grouped
+ * where no statement needs an earlier one's result; each flight below
+ * says why its statements are independent.  The statements, their order
+ * and their locks are AttestoPhoenix's (ATTESTO-PG 2.2.3): within a flight
+ * the server runs them one after the other, each READ COMMITTED statement
+ * with a fresh snapshot, so a read sent behind the family lock still runs
+ * after the lock is granted.  What a flight changes is a failure's shape:
+ * a statement error aborts the transaction and the rest of the flight is
+ * skipped, a COMMIT included, so nothing commits; op_end then rolls back.
+ */
 struct op {
 	struct once__pg *p;
 	struct once__pg_conn *c;
-	bool in_tx;
+	bool in_tx;       /* a BEGIN went out and no COMMIT or ROLLBACK ended it */
 	char sqlstate[6]; /* of the last failed statement */
 };
 
-static once_status op_start(struct op *o, struct once__pg *p, bool transaction)
+static once_status op_start(struct op *o, struct once__pg *p)
 {
 	*o = (struct op){.p = p};
-	once_status st = once__pg_acquire(p, &o->c);
-	if (st != ONCE_OK)
-		return st;
-	if (transaction) {
-		if (!once__pg_simple(p, o->c, "BEGIN")) {
-			once__pg_release(p, o->c);
-			return ONCE_IO;
-		}
-		o->in_tx = true;
-	}
-	return ONCE_OK;
+	return once__pg_acquire(p, &o->c);
 }
 
 /* Ends the operation: COMMIT when commit (a failed COMMIT makes st
  * ONCE_IO: whether it landed is unknown, and the caller must not act on
- * it), else ROLLBACK; then the connection goes back. */
+ * it), else ROLLBACK; then the connection goes back.  A transaction a
+ * flight already committed has nothing left to end. */
 static once_status op_end(struct op *o, bool commit, once_status st)
 {
 	if (o->in_tx) {
@@ -188,6 +192,13 @@ static once_status op_end(struct op *o, bool commit, once_status st)
 	return st;
 }
 
+/* The status a failed statement means: the server out of memory is
+ * ONCE_NOMEM, anything else ONCE_IO (P2 in pg/pool.c: never retried). */
+static once_status failure_status(const struct op *o)
+{
+	return strcmp(o->sqlstate, "53200") == 0 ? ONCE_NOMEM : ONCE_IO;
+}
+
 /* Runs a statement; NULL on failure, with *st the status it means. */
 static PGresult *op_run(struct op *o, const struct once__pg_sql *sql, const char *const *params,
                         once_status *st)
@@ -195,84 +206,84 @@ static PGresult *op_run(struct op *o, const struct once__pg_sql *sql, const char
 	o->sqlstate[0] = '\0';
 	PGresult *r = once__pg_run(o->p, o->c, sql, params, o->sqlstate);
 	if (r == NULL)
-		*st = strcmp(o->sqlstate, "53200") == 0 ? ONCE_NOMEM : ONCE_IO;
+		*st = failure_status(o);
 	return r;
 }
 
-/* A SELECT TRUE ... LIMIT 1: *found says whether it returned a row. */
-static once_status op_exists(struct op *o, const struct once__pg_sql *sql,
-                             const char *const *params, bool *found)
+#define STEP(sql_, params_) ((struct once__pg_step){.sql = (sql_), .params = (params_)})
+#define COMMAND(command_) ((struct once__pg_step){.command = (command_)})
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool is_command(const struct once__pg_step *s, const char *command)
 {
-	once_status st = ONCE_OK;
-	PGresult *r = op_run(o, sql, params, &st);
-	if (r != NULL) {
-		*found = PQntuples(r) > 0;
-		PQclear(r);
-	}
-	return st;
+	return s->sql == NULL && strcmp(s->command, command) == 0;
 }
 
-/* Takes the family lock for the rest of the transaction. */
-static once_status lock_family(struct op *o, const char *family_id)
+/* Runs a flight.  ONCE_OK when every step succeeded (the caller clears
+ * the results); else the status of the first failure, *failed_at (may be
+ * NULL) its index.  A flight that opens with BEGIN opens o's transaction,
+ * one that closes with a COMMIT that committed closes it. */
+static once_status op_flight(struct op *o, struct once__pg_step *steps, size_t n,
+                             size_t *failed_at)
 {
-	once_status st = ONCE_OK;
-	const char *params[] = {family_id};
-	PGresult *r = op_run(o, &family_lock, params, &st);
-	PQclear(r);
-	return st;
+	if (is_command(&steps[0], "BEGIN"))
+		o->in_tx = true;
+	size_t done = once__pg_flight(o->p, o->c, steps, n, o->sqlstate);
+	if (failed_at != NULL)
+		*failed_at = done;
+	if (done < n)
+		return failure_status(o);
+	if (is_command(&steps[n - 1], "COMMIT"))
+		o->in_tx = false;
+	return ONCE_OK;
 }
 
-/* Under the family lock: the family is revoked (a tombstone, or a legacy
- * row with family_revoked, ATTESTO-PG 6.8). */
-static once_status family_revoked(struct op *o, const char *family_id, bool *revoked)
+/* A SELECT TRUE ... LIMIT 1 step's answer. */
+static bool found(const struct once__pg_step *s)
 {
-	const char *params[] = {family_id};
-	once_status st = op_exists(o, &family_tombstoned, params, revoked);
-	if (st == ONCE_OK && !*revoked)
-		st = op_exists(o, &family_flagged, params, revoked);
-	return st;
+	return PQntuples(s->result) > 0;
 }
 
-/* Under the family lock: revoke_family/1's two statements. */
-static once_status revoke_locked(struct op *o, const char *family_id)
+/* revoke_family/1's two statements under the family lock (the caller
+ * took it), in steps[0..2): neither reads anything the other returns.
+ * now and params must outlive the flight. */
+static void revoke_steps(struct once__pg *p, const char *family_id, char now[32],
+                         const char *tomb_params[2], const char *fam_params[1],
+                         struct once__pg_step steps[2])
 {
-	char now[32];
-	once__pg_time_text(once__pg_now(o->p), now);
-	const char *tomb[] = {family_id, now}, *fam[] = {family_id};
-	once_status st = ONCE_OK;
-	PGresult *r = op_run(o, &tombstone_insert, tomb, &st);
-	if (r != NULL) {
-		PQclear(r);
-		r = op_run(o, &family_delete, fam, &st);
-		PQclear(r);
-	}
-	return st;
+	once__pg_time_text(once__pg_now(p), now);
+	tomb_params[0] = family_id;
+	tomb_params[1] = now;
+	fam_params[0] = family_id;
+	steps[0] = STEP(&tombstone_insert, tomb_params);
+	steps[1] = STEP(&family_delete, fam_params);
 }
 
-/* Inserts a prepared row; *landed false when the hash was taken (0 rows,
- * or a unique violation: (family_id, generation) raced by a writer that
- * does not lock, or the uuid). */
-static once_status insert_row(struct op *o, const struct once__pg_sql *sql,
-                              const struct once__pg_new_row *nr, const char *hash,
-                              const once_refresh *r, const char *parent_hash,
-                              const char *family_expires_at, const char *attestation_jkt,
-                              bool *landed)
+/* A new row's 17 INSERT parameters, in the statement's order. */
+static void row_params(const struct once__pg_new_row *nr, const char *hash, const once_refresh *r,
+                       const char *parent_hash, const char *family_expires_at,
+                       const char *attestation_jkt, const char *params[17])
 {
-	const char *params[] = {
+	const char *v[17] = {
 		nr->id, hash, r->family_id, nr->generation, r->client_id, r->subject, nr->scope,
 		nr->resource, r->acr, nr->auth_time[0] ? nr->auth_time : NULL, family_expires_at,
 		attestation_jkt, nr->cnf, nr->claims, nr->expires_at, parent_hash, nr->inserted_at,
 	};
-	once_status st = ONCE_OK;
-	*landed = false;
-	PGresult *res = op_run(o, sql, params, &st);
-	if (res != NULL) {
-		*landed = once__pg_rows(res) == 1;
-		PQclear(res);
-	} else if (strcmp(o->sqlstate, "23505") == 0) {
-		st = ONCE_OK;
-	}
-	return st;
+	memcpy(params, v, sizeof v);
+}
+
+/* Whether an INSERT step landed its row: 1 row, or not (0 rows: the hash
+ * was taken, ON CONFLICT DO NOTHING).  A unique violation (sqlstate
+ * 23505: (family_id, generation) raced by a writer that does not lock,
+ * or the uuid) is not landed either, and no failure: *st stays ONCE_OK
+ * (the transaction is aborted; the caller rolls back). */
+static bool insert_landed(const struct op *o, const struct once__pg_step *insert, once_status *st)
+{
+	if (*st == ONCE_OK)
+		return once__pg_rows(insert->result) == 1;
+	if (strcmp(o->sqlstate, "23505") == 0)
+		*st = ONCE_OK;
+	return false;
 }
 
 /* ---- checking keys ---- */
@@ -303,19 +314,42 @@ static once_status insert(struct once__pg *p, const void *hash, size_t hlen, con
 	if (st != ONCE_OK)
 		return st;
 	struct op o;
-	if ((st = op_start(&o, p, true)) != ONCE_OK) {
+	if ((st = op_start(&o, p)) != ONCE_OK) {
 		once__pg_new_row_free(&nr);
 		return st;
 	}
+	/* Flight 1: BEGIN, the family lock, and insert/1's three reads under
+	 * it.  Every parameter is the caller's (family, generation): nothing
+	 * waits for an answer.  The legacy flag is read even when a tombstone
+	 * is found (a read: same answer, same round trip). */
+	const char *fam[] = {r->family_id}, *gen[] = {r->family_id, nr.generation};
+	struct once__pg_step checks[] = {
+		COMMAND("BEGIN"),                 STEP(&family_lock, fam),
+		STEP(&family_tombstoned, fam),    STEP(&family_flagged, fam),
+		STEP(&generation_taken, gen),
+	};
 	bool revoked = false, taken = false, landed = false;
-	const char *gen_params[] = {r->family_id, nr.generation};
-	st = lock_family(&o, r->family_id);
-	if (st == ONCE_OK)
-		st = family_revoked(&o, r->family_id, &revoked);
-	if (st == ONCE_OK && !revoked)
-		st = op_exists(&o, &generation_taken, gen_params, &taken);
-	if (st == ONCE_OK && !revoked && !taken)
-		st = insert_row(&o, &insert_token, &nr, key, r, r->parent_hash, NULL, NULL, &landed);
+	st = op_flight(&o, checks, COUNT(checks), NULL);
+	if (st == ONCE_OK) {
+		revoked = found(&checks[2]) || found(&checks[3]);
+		taken = found(&checks[4]);
+	}
+	once__pg_steps_clear(checks, COUNT(checks));
+	if (st == ONCE_OK && !revoked && !taken) {
+		/* Flight 2: the INSERT and the COMMIT.  The INSERT's answer
+		 * decides only the status: 0 rows (the hash is taken) wrote
+		 * nothing, so the COMMIT ends the transaction as the ROLLBACK
+		 * would; a unique violation aborts it, the server skips the
+		 * COMMIT, and op_end rolls back. */
+		const char *params[17];
+		row_params(&nr, key, r, r->parent_hash, NULL, NULL, params);
+		struct once__pg_step write[] = {STEP(&insert_token, params), COMMAND("COMMIT")};
+		size_t failed_at;
+		st = op_flight(&o, write, COUNT(write), &failed_at);
+		if (st == ONCE_OK || failed_at == 0)
+			landed = insert_landed(&o, &write[0], &st);
+		once__pg_steps_clear(write, COUNT(write));
+	}
 	once__pg_new_row_free(&nr);
 	if (st != ONCE_OK)
 		return op_end(&o, false, st);
@@ -370,7 +404,7 @@ static once_status get(struct once__pg *p, const void *hash, size_t hlen, once_r
 	if (!key_param(p, hash, hlen, key))
 		return ONCE_INVALID;
 	struct op o;
-	once_status st = op_start(&o, p, false);
+	once_status st = op_start(&o, p);
 	if (st != ONCE_OK)
 		return st;
 	const char *params[] = {key, p->issuer};
@@ -423,7 +457,7 @@ static once_status consume(struct once__pg *p, const void *hash, size_t hlen, on
 		return ONCE_INVALID;
 	once__pg_time_text(once__pg_now(p), now);
 	struct op o;
-	once_status st = op_start(&o, p, false);
+	once_status st = op_start(&o, p);
 	if (st != ONCE_OK)
 		return st;
 	const char *params[] = {key, now, p->issuer}, *loser_params[] = {key, p->issuer};
@@ -459,52 +493,139 @@ once_status once__pg_refresh_consume(once_store *s, const void *hash, size_t hle
 
 /* ---- the locked parent (rotate/4's first three statements) ---- */
 
-/*
- * Reads the parent's family from its row, takes the family lock, then
- * locks the row itself (ATTESTO-PG 2.2.3: advisory lock, then FOR
- * UPDATE).  On ONCE_OK *res holds the locked row (decoded into *row,
- * which points into it) and *revoked says whether its family is.
- * ONCE_NOT_FOUND: no such row, or bound to another issuer, or unreadable.
- */
-static once_status lock_parent(struct op *o, const char *key, PGresult **res,
-                               struct once__pg_row *row, bool *revoked)
+/* The parent row, locked, and what the reads under the family lock saw. */
+struct locked_parent {
+	PGresult *res;           /* the locked row (NULL when none) */
+	struct once__pg_row row; /* decoded from res, points into it */
+	bool revoked;            /* a tombstone, or the legacy flag */
+	bool generation_taken;   /* rotation: a row holds the child's generation */
+	bool child_taken;        /* rotation: a row holds the child's hash */
+};
+
+static void locked_parent_free(struct locked_parent *lp)
 {
-	once_status st = ONCE_OK;
-	const char *key_params[] = {key}, *locked_params[] = {key, o->p->issuer};
-	*res = NULL;
-	memset(row, 0, sizeof *row);
-	PGresult *fam = op_run(o, &parent_family, key_params, &st);
-	if (fam == NULL)
-		return st;
-	if (PQntuples(fam) != 1) {
-		PQclear(fam);
-		return ONCE_NOT_FOUND;
+	if (lp->res != NULL) {
+		once__pg_row_free(&lp->row);
+		PQclear(lp->res);
+		lp->res = NULL;
 	}
-	st = lock_family(o, PQgetvalue(fam, 0, 0));
-	PQclear(fam);
+}
+
+/* The reads made under the family lock for family fam (fam_params), into
+ * steps (which must hold 4): the tombstone and the legacy flag, and for a
+ * rotation (child_params not NULL) whether the child's generation
+ * (gen_params: fam, parent generation + 1) and the child's hash are
+ * taken.  Each takes only those parameters: none needs another's answer.
+ * Returns how many steps it wrote. */
+static size_t locked_reads(const char *const *fam_params, const char *const *gen_params,
+                           const char *const *child_params, struct once__pg_step *steps)
+{
+	size_t n = 0;
+	steps[n++] = STEP(&family_tombstoned, fam_params);
+	steps[n++] = STEP(&family_flagged, fam_params);
+	if (child_params != NULL) {
+		steps[n++] = STEP(&generation_taken, gen_params);
+		steps[n++] = STEP(&token_taken, child_params);
+	}
+	return n;
+}
+
+static void locked_answers(struct locked_parent *lp, const struct once__pg_step *reads,
+                           bool rotation)
+{
+	lp->revoked = found(&reads[0]) || found(&reads[1]);
+	lp->generation_taken = rotation && found(&reads[2]);
+	lp->child_taken = rotation && found(&reads[3]);
+}
+
+/* The child's generation as a parameter: parent generation + 1 ("0"
+ * past the integer range, where child_fits_parent refuses anyway). */
+static void next_generation(long long generation, char out[24])
+{
+	snprintf(out, 24, "%lld", generation < INT32_MAX ? generation + 1 : 0);
+}
+
+/* The reads under the lock again, for the locked row's own family and
+ * generation (lock_parent: the row changed between its two flights). */
+static once_status reread_locked(struct op *o, struct locked_parent *lp, const char *child)
+{
+	char gen[24];
+	next_generation(lp->row.generation, gen);
+	const char *fam[] = {lp->row.family_id}, *gen_params[] = {lp->row.family_id, gen};
+	const char *child_params[] = {child};
+	struct once__pg_step reads[4];
+	size_t n = locked_reads(fam, gen_params, child ? child_params : NULL, reads);
+	once_status st = op_flight(o, reads, n, NULL);
+	if (st == ONCE_OK)
+		locked_answers(lp, reads, child != NULL);
+	once__pg_steps_clear(reads, n);
+	return st;
+}
+
+/*
+ * Begins the transaction, reads the parent's family from its row, takes
+ * the family lock, then locks the row itself (ATTESTO-PG 2.2.3: advisory
+ * lock, then FOR UPDATE), and reads under the lock whether the family is
+ * revoked and, for a rotation to child (not NULL), whether the child's
+ * generation and hash are taken.  On ONCE_OK lp->res holds the locked row
+ * (decoded into lp->row).  ONCE_NOT_FOUND: no such row, or bound to
+ * another issuer, or unreadable.  Two flights in all:
+ *   1. BEGIN and the unlocked read of the family: the lock's argument is
+ *      its answer, so the lock cannot go with it.
+ *   2. the lock, the row FOR UPDATE and the reads: their parameters are
+ *      the family and generation flight 1 read, the caller's keys and the
+ *      issuer; none waits for another's answer.  The rotation's two reads
+ *      run even where rotate/4 stops before them (a consumed, expired or
+ *      invalid rotation): reads, which change nothing.
+ * Between the two flights the row may have been revoked away (deleted)
+ * and a row with the same hash written in another family or generation:
+ * then the reads are made again for the locked row's family (a third
+ * flight), as one statement at a time they were made for it.
+ */
+static once_status lock_parent(struct op *o, const char *key, const char *child,
+                               struct locked_parent *lp)
+{
+	memset(lp, 0, sizeof *lp);
+	const char *key_params[] = {key}, *locked_params[] = {key, o->p->issuer};
+	struct once__pg_step first[] = {COMMAND("BEGIN"), STEP(&parent_family, key_params)};
+	once_status st = op_flight(o, first, COUNT(first), NULL);
 	if (st != ONCE_OK)
 		return st;
-	/* Between the read and the lock the row may have been revoked away
-	 * (deleted): read it again, locked. */
-	PGresult *r = op_run(o, &parent_for_update, locked_params, &st);
-	if (r == NULL)
-		return st;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
+	const PGresult *fam_res = first[1].result;
+	if (PQntuples(fam_res) != 1 || PQnfields(fam_res) != 2) {
+		once__pg_steps_clear(first, COUNT(first));
 		return ONCE_NOT_FOUND;
 	}
-	st = once__pg_row_read(r, 0, row);
-	if (st == ONCE_OK)
-		st = family_revoked(o, row->family_id, revoked);
-	if (st == ONCE_OK)
-		*revoked = *revoked || row->family_revoked;
-	if (st != ONCE_OK) {
-		once__pg_row_free(row);
-		PQclear(r);
-		return st == ONCE_INVALID ? ONCE_NOT_FOUND : st;
+	const char *fam = PQgetvalue(fam_res, 0, 0);
+	char gen[24];
+	long long generation = strtoll(PQgetvalue(fam_res, 0, 1), NULL, 10);
+	next_generation(generation, gen);
+	const char *fam_params[] = {fam}, *gen_params[] = {fam, gen}, *child_params[] = {child};
+	struct once__pg_step second[6] = {STEP(&family_lock, fam_params),
+	                                  STEP(&parent_for_update, locked_params)};
+	const char *const *child_reads = child ? child_params : NULL;
+	size_t n = 2 + locked_reads(fam_params, gen_params, child_reads, &second[2]);
+	st = op_flight(o, second, n, NULL);
+	if (st == ONCE_OK && PQntuples(second[1].result) != 1)
+		st = ONCE_NOT_FOUND;
+	if (st == ONCE_OK) {
+		lp->res = second[1].result;
+		second[1].result = NULL; /* kept: lp->row points into it */
+		st = once__pg_row_read(lp->res, 0, &lp->row);
 	}
-	*res = r;
-	return ONCE_OK;
+	if (st == ONCE_OK) {
+		locked_answers(lp, &second[2], child != NULL);
+		if (strcmp(lp->row.family_id, fam) != 0 || lp->row.generation != generation)
+			st = reread_locked(o, lp, child); /* not the row flight 1 read */
+	}
+	once__pg_steps_clear(second, n);
+	once__pg_steps_clear(first, COUNT(first));
+	if (st == ONCE_OK) {
+		lp->revoked = lp->revoked || lp->row.family_revoked;
+		return ONCE_OK;
+	}
+	locked_parent_free(lp);
+	return st == ONCE_INVALID ? ONCE_NOT_FOUND : st;
 }
 
 /* ---- remember_successor ---- */
@@ -552,19 +673,20 @@ static once_status remember(struct once__pg *p, const void *hash, size_t hlen, c
 		return ONCE_NO_KEY;
 	once__pg_secret_hash(succ, n, child_hash);
 	struct op o;
-	once_status st = op_start(&o, p, true);
+	once_status st = op_start(&o, p);
 	if (st != ONCE_OK)
 		return st;
-	PGresult *pres = NULL, *cres = NULL;
-	struct once__pg_row parent, child;
-	bool revoked = false;
+	PGresult *cres = NULL;
+	struct locked_parent lp;
+	struct once__pg_row child;
+	const struct once__pg_row *parent = &lp.row;
 	char *sealed = NULL;
 	memset(&child, 0, sizeof child);
-	st = lock_parent(&o, key, &pres, &parent, &revoked);
-	if (st == ONCE_OK && (revoked || !parent.consumed))
+	st = lock_parent(&o, key, NULL, &lp);
+	if (st == ONCE_OK && (lp.revoked || !parent->consumed))
 		st = ONCE_NOT_FOUND;
 	if (st == ONCE_OK)
-		st = find_child(&o, &parent, child_hash, &cres, &child);
+		st = find_child(&o, parent, child_hash, &cres, &child);
 	if (st == ONCE_OK && cres == NULL)
 		st = ONCE_INVALID; /* succ is not the token of this token's child */
 	if (st == ONCE_OK) {
@@ -574,7 +696,7 @@ static once_status remember(struct once__pg *p, const void *hash, size_t hlen, c
 		} else {
 			memcpy(token, succ, n);
 			token[n] = '\0';
-			st = once__pg_refresh_seal(p, &parent, &child, token, n, parent.consumed_at, &sealed);
+			st = once__pg_refresh_seal(p, parent, &child, token, n, parent->consumed_at, &sealed);
 			free(token);
 		}
 	}
@@ -586,10 +708,7 @@ static once_status remember(struct once__pg *p, const void *hash, size_t hlen, c
 	free(sealed);
 	once__pg_row_free(&child);
 	PQclear(cres);
-	if (pres != NULL) {
-		once__pg_row_free(&parent);
-		PQclear(pres);
-	}
+	locked_parent_free(&lp);
 	return op_end(&o, st == ONCE_OK, st);
 }
 
@@ -704,8 +823,13 @@ static bool child_fits_parent(const once_refresh *succ, const struct once__pg_ro
 	       (!parent->has_family_expires_at || succ->expires_at <= parent->family_expires_at);
 }
 
-/* The parent's update and the child's insert.  *landed false: the child
- * hash was taken after all (a writer that does not lock). */
+/* The parent's update and the child's insert, in one flight: the
+ * INSERT's parameters are the caller's and the locked parent's, none the
+ * UPDATE's answer.  *landed false: the child hash was taken after all (a
+ * writer that does not lock).  The COMMIT is not in this flight: an
+ * INSERT that lands 0 rows (ON CONFLICT DO NOTHING) fails no statement,
+ * and a COMMIT sent behind it would keep the parent's UPDATE without its
+ * child; the caller commits or rolls back once the INSERT has answered. */
 static once_status rotate_write(struct op *o, const struct rotation *rot,
                                 const struct once__pg_row *parent, bool *landed)
 {
@@ -718,20 +842,24 @@ static once_status rotate_write(struct op *o, const struct rotation *rot,
 		return st;
 	once__pg_time_text(rot->now, now);
 	const char *mark[] = {parent->id, now, sealed};
-	PGresult *r = op_run(o, &mark_rotated, mark, &st);
-	free(sealed);
-	if (r == NULL)
-		return st;
-	PQclear(r);
 	struct once__pg_new_row nr = rot->nr; /* borrowed: freed by rotation_free */
 	snprintf(gen, sizeof gen, "%lld", (long long)child.generation);
 	memcpy(nr.generation, gen, sizeof gen);
 	snprintf(fexp, sizeof fexp, "%lld", (long long)parent->family_expires_at);
 	once_refresh as_stored = *rot->succ;
 	as_stored.family_id = parent->family_id;
-	return insert_row(o, &insert_child, &nr, rot->child, &as_stored, parent->token_hash,
-	                  parent->has_family_expires_at ? fexp : NULL, parent->attestation_jkt,
-	                  landed);
+	const char *params[17];
+	row_params(&nr, rot->child, &as_stored, parent->token_hash,
+	           parent->has_family_expires_at ? fexp : NULL, parent->attestation_jkt, params);
+	struct once__pg_step write[] = {STEP(&mark_rotated, mark), STEP(&insert_child, params)};
+	size_t failed_at;
+	st = op_flight(o, write, COUNT(write), &failed_at);
+	*landed = false;
+	if (st == ONCE_OK || failed_at == 1)
+		*landed = insert_landed(o, &write[1], &st);
+	once__pg_steps_clear(write, COUNT(write));
+	free(sealed);
+	return st;
 }
 
 /*
@@ -742,11 +870,13 @@ static once_status rotate_write(struct op *o, const struct rotation *rot,
  * whether the transaction's outcome is to be committed.
  */
 static once_status rotate_locked(struct op *o, const struct rotation *rot,
-                                 const PGresult *pres, const struct once__pg_row *parent,
-                                 bool revoked, bool *commit, once_refresh **parent_out)
+                                 const struct locked_parent *lp, bool *commit,
+                                 once_refresh **parent_out)
 {
+	const PGresult *pres = lp->res;
+	const struct once__pg_row *parent = &lp->row;
 	*commit = false;
-	if (revoked)
+	if (lp->revoked)
 		return ONCE_NOT_FOUND;
 	once_status st;
 	if (parent->consumed) {
@@ -763,22 +893,23 @@ static once_status rotate_locked(struct op *o, const struct rotation *rot,
 		return ONCE_INVALID;
 	if (parent->expires_at <= rot->now)
 		return ONCE_EXPIRED;
-	char gen[24];
-	snprintf(gen, sizeof gen, "%lld", (long long)parent->generation + 1);
-	const char *gen_params[] = {parent->family_id, gen}, *child_params[] = {rot->child};
-	bool taken = false, landed = false;
-	if ((st = op_exists(o, &generation_taken, gen_params, &taken)) != ONCE_OK)
-		return st;
-	if (taken) {
+	bool landed = false;
+	if (lp->generation_taken) {
 		/* Two children of one generation: the family's history forked,
-		 * which only a replay can cause.  Revoke it and keep that. */
-		st = revoke_locked(o, parent->family_id);
-		*commit = st == ONCE_OK;
+		 * which only a replay can cause.  Revoke it and keep that: one
+		 * flight, the revocation's two statements (independent) and the
+		 * COMMIT; a failure in it skips the COMMIT, and op_end rolls
+		 * back. */
+		char now[32];
+		const char *tomb[2], *fam[1];
+		struct once__pg_step revocation[3];
+		revoke_steps(o->p, parent->family_id, now, tomb, fam, revocation);
+		revocation[2] = COMMAND("COMMIT");
+		st = op_flight(o, revocation, COUNT(revocation), NULL);
+		once__pg_steps_clear(revocation, COUNT(revocation));
 		return st == ONCE_OK ? ONCE_REVOKED : st;
 	}
-	if ((st = op_exists(o, &token_taken, child_params, &taken)) != ONCE_OK)
-		return st;
-	if (taken)
+	if (lp->child_taken)
 		return ONCE_EXISTS;
 	/* The copy is made before the writes, so a NOMEM changes nothing. */
 	once_refresh *copy = NULL;
@@ -806,19 +937,17 @@ static once_status rotate(struct once__pg *p, const void *parent, size_t plen, c
 	if (st != ONCE_OK)
 		return st;
 	struct op o;
-	if ((st = op_start(&o, p, true)) != ONCE_OK) {
+	if ((st = op_start(&o, p)) != ONCE_OK) {
 		rotation_free(&rot);
 		return st;
 	}
-	PGresult *pres;
-	struct once__pg_row row;
-	bool revoked = false, commit = false;
+	struct locked_parent lp;
+	bool commit = false;
 	once_refresh *copy = NULL;
-	st = lock_parent(&o, rot.parent, &pres, &row, &revoked);
+	st = lock_parent(&o, rot.parent, rot.child, &lp);
 	if (st == ONCE_OK) {
-		st = rotate_locked(&o, &rot, pres, &row, revoked, &commit, parent_out ? &copy : NULL);
-		once__pg_row_free(&row);
-		PQclear(pres);
+		st = rotate_locked(&o, &rot, &lp, &commit, parent_out ? &copy : NULL);
+		locked_parent_free(&lp);
 	}
 	rotation_free(&rot);
 	st = op_end(&o, commit, st);
@@ -853,13 +982,20 @@ static once_status revoke(struct once__pg *p, const void *family_id, size_t flen
 	memcpy(fam, family_id, flen);
 	fam[flen] = '\0';
 	struct op o;
-	once_status st = op_start(&o, p, true);
+	once_status st = op_start(&o, p);
 	if (st != ONCE_OK)
 		return st;
-	st = lock_family(&o, fam);
-	if (st == ONCE_OK)
-		st = revoke_locked(&o, fam);
-	return op_end(&o, st == ONCE_OK, st);
+	/* One flight: revoke_family/1 whole.  Every parameter is the
+	 * caller's family and the time: no statement waits for an answer.
+	 * A failure skips the rest, the COMMIT included; op_end rolls back. */
+	char now[32];
+	const char *fam_params[] = {fam}, *tomb[2], *fam2[1];
+	struct once__pg_step steps[5] = {COMMAND("BEGIN"), STEP(&family_lock, fam_params)};
+	revoke_steps(p, fam, now, tomb, fam2, &steps[2]);
+	steps[4] = COMMAND("COMMIT");
+	st = op_flight(&o, steps, COUNT(steps), NULL);
+	once__pg_steps_clear(steps, COUNT(steps));
+	return op_end(&o, false, st);
 }
 
 once_status once__pg_refresh_revoke(once_store *s, const void *family_id, size_t flen,

@@ -29,6 +29,13 @@ static void keep_line(void *ctx, once_log_level level, const char *message)
 	pthread_mutex_unlock(&lines_lock);
 }
 
+static void forget_lines(void)
+{
+	for (int i = 0; i < nlines; i++)
+		free(lines[i]);
+	nlines = 0;
+}
+
 static void assert_never_logged(const char *secret)
 {
 	for (int i = 0; i < nlines; i++)
@@ -131,12 +138,13 @@ static void test_failures_are_logged_and_parameters_never(void)
 	assert_never_logged("family-secretish-22chr");
 	assert_never_logged("replay-key-after-kill");
 	assert_never_logged("XCP.");
+	forget_lines();
 }
 
 /* A refused option at open says which and why, and opens nothing. */
 static void expect_refused(once_options o, const char *option)
 {
-	nlines = 0;
+	forget_lines();
 	once_store *s = NULL;
 	ASSERT_ST(once_open(&o, &s), ONCE_INVALID);
 	ASSERT(s == NULL);
@@ -173,6 +181,7 @@ static void test_refused_options_are_named(void)
 	o = base;
 	o.dir = "/tmp/never-created-by-this-test";
 	expect_refused(o, "dir and postgres");
+	forget_lines();
 }
 
 TESTS(TEST(test_failures_are_logged_and_parameters_never), TEST(test_refused_options_are_named));

@@ -234,7 +234,8 @@ bool once__pg_time_parse(const char *text, int64_t *unix_seconds);
 char *once__pg_array_text(const char *const *v, size_t n);
 /* Parses a varchar[] as the server prints it into n malloc'd strings
  * (*v malloc'd too; free with once__pg_array_free).  false when malformed
- * or on NOMEM. */
+ * or on NOMEM, and for an array over 16 MiB of element bytes or 2 Mi
+ * elements (an unreadable row); memory and time follow the literal's size. */
 bool once__pg_array_parse(const char *text, char ***v, size_t *n);
 void once__pg_array_free(char **v, size_t n);
 /* A random (version 4) uuid, as the writer must supply `id` (ATTESTO-PG 1.1). */
@@ -305,8 +306,10 @@ once_status once__pg_replay_check(once_store *s, const void *jti, size_t len,
 once_status once__pg_sweep(once_store *s, once_sweep_counts *out);
 /* The sweep's first step (ATTESTO-PG 2.2.6, 4): redacts expired refresh
  * successors on c at `now` (unix seconds, the sweep's one now).  pg/sweep.c
- * calls it before any delete; pg/refresh.c implements it.  ONCE_OK, or
- * ONCE_IO (the sweep then stops: nothing is deleted before redaction). */
+ * calls it before any delete; pg/refresh_successor.c implements it, in
+ * batches of 1000 rows.  ONCE_OK, or ONCE_IO: the sweep then skips only
+ * the refresh delete (a successor is redacted before its row goes); codes,
+ * nonces and replays are still swept. */
 once_status once__pg_sweep_redact(struct once__pg *p, struct once__pg_conn *c, int64_t now);
 
 /* pg/pool.c: opening and closing the pool (pg/store.c calls these). */

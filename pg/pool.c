@@ -79,7 +79,19 @@ static bool session_setup(const struct once__pg *p, PGconn *pg)
  * reached or refuses us. */
 static once_status connect_one(struct once__pg *p, struct once__pg_conn *c)
 {
-	PGconn *pg = PQconnectdb(p->conninfo);
+	/* Client-side limits the caller's string may override (it is expanded
+	 * after these defaults: expand_dbname): a server host that vanished
+	 * without a reset must not hold a call, and its pool slot, for the
+	 * kernel's 15-minute retransmission timeout.  TCP options do not
+	 * apply to a Unix socket and libpq ignores them there. */
+	char user_timeout[24];
+	snprintf(user_timeout, sizeof user_timeout, "%u",
+	         p->opt.pg_statement_timeout_ms ? p->opt.pg_statement_timeout_ms + 5000u : 30000u);
+	const char *const keys[] = {"connect_timeout", "keepalives",    "keepalives_idle",
+	                            "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	                            "dbname",          NULL};
+	const char *const values[] = {"10", "1", "10", "5", "3", user_timeout, p->conninfo, NULL};
+	PGconn *pg = PQconnectdbParams(keys, values, 1);
 	if (pg == NULL)
 		return ONCE_NOMEM;
 	if (PQstatus(pg) != CONNECTION_OK || !session_setup(p, pg)) {
@@ -362,7 +374,10 @@ bool once__pg_simple(struct once__pg *p, struct once__pg_conn *c, const char *co
 	uint64_t t0 = mono_ns();
 	PGresult *r = PQexec(c->pg, command);
 	count_time(p, mono_ns() - t0);
-	if (r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK) {
+	/* COMMIT in an aborted transaction answers COMMAND_OK with the tag
+	 * ROLLBACK: a commit is trusted only when its tag says COMMIT. */
+	if (r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK &&
+	    (strcmp(command, "COMMIT") != 0 || strcmp(PQcmdStatus(r), "COMMIT") == 0)) {
 		PQclear(r);
 		return true;
 	}

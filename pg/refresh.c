@@ -45,6 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "envelope.h"
 #include "refresh.h"
 
@@ -286,6 +288,14 @@ static bool insert_landed(const struct op *o, const struct once__pg_step *insert
 	return false;
 }
 
+/* Frees a copy of a refresh token (a live credential) after wiping it. */
+static void wipe_free(char *token, size_t len)
+{
+	if (token != NULL)
+		sodium_memzero(token, len);
+	free(token);
+}
+
 /* ---- checking keys ---- */
 
 /* A token hash as a parameter: 1..max_key_len bytes as on every engine
@@ -393,6 +403,8 @@ static once_status copy_row(struct op *o, const PGresult *res, bool with_success
 		if (*out == NULL)
 			st = ONCE_NOMEM;
 	}
+	if (token != NULL) /* a successor token: a live credential */
+		sodium_memzero(token, token_len);
 	free(token);
 	once__pg_row_free(&row);
 	return st == ONCE_INVALID ? ONCE_NOT_FOUND : st;
@@ -464,8 +476,12 @@ static once_status consume(struct once__pg *p, const void *hash, size_t hlen, on
 	once_refresh *copy = NULL;
 	PGresult *res = op_run(&o, &consume_token, params, &st);
 	if (res != NULL && PQntuples(res) == 1) {
-		/* Won.  The row as it stood: unconsumed, no successor. */
+		/* Won.  The row as it stood: unconsumed, no successor.  A row the
+		 * layout does not allow is consumed now all the same: ONCE_IO (the
+		 * outcome the caller cannot use; refuse), never NOT_FOUND. */
 		st = copy_row(&o, res, false, true, out ? &copy : NULL);
+		if (st == ONCE_NOT_FOUND)
+			st = ONCE_IO;
 	} else if (res != NULL) {
 		PQclear(res);
 		res = op_run(&o, &consume_loser, loser_params, &st);
@@ -637,12 +653,14 @@ static once_status find_child(struct op *o, const struct once__pg_row *parent, c
 {
 	static const struct once__pg_sql child_sql = {
 		ONCE_PG_REFRESH_GET_CHILD, ONCE_PG_REFRESH_GET_CHILD_SQL, 3};
+	*res = NULL;
+	memset(child, 0, sizeof *child);
+	if (parent->generation >= INT32_MAX) /* no child generation fits the column */
+		return ONCE_OK;
 	char gen[24];
 	snprintf(gen, sizeof gen, "%lld", (long long)parent->generation + 1);
 	const char *params[] = {child_hash, parent->family_id, gen};
 	once_status st = ONCE_OK;
-	*res = NULL;
-	memset(child, 0, sizeof *child);
 	PGresult *r = op_run(o, &child_sql, params, &st);
 	if (r == NULL)
 		return st;
@@ -697,7 +715,7 @@ static once_status remember(struct once__pg *p, const void *hash, size_t hlen, c
 			memcpy(token, succ, n);
 			token[n] = '\0';
 			st = once__pg_refresh_seal(p, parent, &child, token, n, parent->consumed_at, &sealed);
-			free(token);
+			wipe_free(token, n);
 		}
 	}
 	if (st == ONCE_OK) {
@@ -762,7 +780,7 @@ static once_status rotation_make(struct once__pg *p, const void *parent, size_t 
 		 * 2.2.5), as the embedded engine answers NO_KEY.  With grace 0
 		 * there is nothing to keep: the strict tombstone is written. */
 		if (p->successor_secret == NULL && p->opt.pg_rotation_grace > 0) {
-			free(rot->token);
+			wipe_free(rot->token, rot->token_len);
 			rot->token = NULL;
 			return ONCE_NO_KEY;
 		}
@@ -771,7 +789,7 @@ static once_status rotation_make(struct once__pg *p, const void *parent, size_t 
 	rot->now = once__pg_now(p);
 	once_status st = once__pg_new_row_make(p, succ, &rot->nr);
 	if (st != ONCE_OK) {
-		free(rot->token);
+		wipe_free(rot->token, rot->token_len);
 		rot->token = NULL;
 	}
 	return st;
@@ -780,7 +798,7 @@ static once_status rotation_make(struct once__pg *p, const void *parent, size_t 
 static void rotation_free(struct rotation *rot)
 {
 	once__pg_new_row_free(&rot->nr);
-	free(rot->token);
+	wipe_free(rot->token, rot->token_len);
 }
 
 /* The child's row as it will be stored: the caller's data (claims as
@@ -855,7 +873,12 @@ static once_status rotate_write(struct op *o, const struct rotation *rot,
 	size_t failed_at;
 	st = op_flight(o, write, COUNT(write), &failed_at);
 	*landed = false;
-	if (st == ONCE_OK || failed_at == 1)
+	/* The parent row is locked (FOR UPDATE) and unconsumed, so its UPDATE
+	 * changes exactly one row; anything else (an id that is not unique,
+	 * say) must not commit a child beside a parent left live. */
+	if (st == ONCE_OK && once__pg_rows(write[0].result) != 1)
+		st = ONCE_IO;
+	else if (st == ONCE_OK || failed_at == 1)
 		*landed = insert_landed(o, &write[1], &st);
 	once__pg_steps_clear(write, COUNT(write));
 	free(sealed);

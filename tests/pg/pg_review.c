@@ -405,7 +405,32 @@ static void test_successor_only_inside_the_retry_window(void)
 	fx_close(&f);
 }
 
-TESTS(TEST(test_redaction_runs_in_batches_and_skips_tombstones),
+/* A row another writer left in a shape the layout does not allow (cnf with
+ * two members): the consume that wins it has consumed it, so its answer is
+ * ONCE_IO (refuse; the outcome is not one the caller can use), never
+ * NOT_FOUND, which would read as "no such token"; a second consume finds
+ * it consumed and unreadable: NOT_FOUND, served to nobody. */
+static void test_consume_of_an_unreadable_row_is_io(void)
+{
+	struct fx f;
+	fx_init(&f, (struct store_opts){0});
+	struct tok p = tok("bad", 0);
+	once_refresh r = record("fam-bad", NOW + 3600);
+	ASSERT_ST(once_refresh_insert(f.s, p.key, ONCE_SECRET_LEN, &r), ONCE_OK);
+	sql(f.db, "UPDATE " T_REFRESH " SET cnf = '{\"jkt\": \"a\", \"x\": 1}' WHERE token_hash = '%s'",
+	    p.key);
+	once_refresh *out = NULL;
+	ASSERT_ST(once_refresh_consume(f.s, p.key, ONCE_SECRET_LEN, &out), ONCE_IO);
+	ASSERT(out == NULL);
+	ASSERT_STR(sql_text(f.db, "SELECT consumed::text FROM " T_REFRESH " WHERE token_hash = '%s'",
+	                    p.key),
+	           "true");
+	ASSERT_ST(once_refresh_consume(f.s, p.key, ONCE_SECRET_LEN, &out), ONCE_NOT_FOUND);
+	fx_close(&f);
+}
+
+TESTS(TEST(test_consume_of_an_unreadable_row_is_io),
+      TEST(test_redaction_runs_in_batches_and_skips_tombstones),
       TEST(test_failed_redaction_still_sweeps_replays_and_nonces),
       TEST(test_successor_only_inside_the_retry_window));
 TEST_MAIN()

@@ -28,6 +28,7 @@
 #include <libpq-fe.h>
 
 #include "../harness.h"
+#include "pgdb.h"
 #include "layout.h"
 #include "pg.h"
 
@@ -39,53 +40,9 @@
 
 /* ---- the database, directly ---- */
 
-static PGconn *db(void)
-{
-	const char *conn = getenv("ONCE_TEST_POSTGRES");
-	if (conn == NULL)
-		FAIL_AT("suite pg needs ONCE_TEST_POSTGRES (tests/pg/cluster.sh)");
-	PGconn *c = PQconnectdb(conn);
-	if (PQstatus(c) != CONNECTION_OK)
-		FAIL_AT("connect: %s", PQerrorMessage(c));
-	PQclear(PQexec(c, "SET client_min_messages = warning"));
-	return c;
-}
-
-__attribute__((format(printf, 2, 3))) static PGresult *sql_res(PGconn *c, const char *fmt, ...)
-{
-	char q[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(q, sizeof q, fmt, ap);
-	va_end(ap);
-	PGresult *r = PQexec(c, q);
-	ExecStatusType st = PQresultStatus(r);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		FAIL_AT("%s: %s", q, PQerrorMessage(c));
-	return r;
-}
-
-#define sql(c, ...) PQclear(sql_res(c, __VA_ARGS__))
-
-/* The first column of the first row as an integer (0 for no row). */
-#define sql_int(c, ...)                                                                            \
-	({                                                                                         \
-		PGresult *r_ = sql_res(c, __VA_ARGS__);                                            \
-		long long v_ = PQntuples(r_) ? atoll(PQgetvalue(r_, 0, 0)) : 0;                    \
-		PQclear(r_);                                                                       \
-		v_;                                                                                \
-	})
-
 static void make_schema(PGconn *c)
 {
-	char *ddl = NULL;
-	sql(c, "DROP SCHEMA IF EXISTS " SCHEMA " CASCADE");
-	ASSERT_ST(once__pg_ddl(SCHEMA, NULL, false, &ddl), ONCE_OK);
-	PGresult *r = PQexec(c, ddl);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		FAIL_AT("DDL: %s", PQerrorMessage(c));
-	PQclear(r);
-	free(ddl);
+	make_schema_named(c, SCHEMA);
 }
 
 /* ---- the store ---- */

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "../harness.h"
+#include "pgdb.h"
 #include "pg.h"
 
 #define SCHEMA "once_test_pg_review"
@@ -30,74 +31,9 @@
 
 /* ---- the database, directly ---- */
 
-static PGconn *db(void)
-{
-	const char *conn = getenv("ONCE_TEST_POSTGRES");
-	if (conn == NULL)
-		FAIL_AT("suite pg needs ONCE_TEST_POSTGRES (tests/pg/cluster.sh)");
-	PGconn *c = PQconnectdb(conn);
-	if (PQstatus(c) != CONNECTION_OK)
-		FAIL_AT("connect: %s", PQerrorMessage(c));
-	PGresult *r = PQexec(c, "SET TimeZone = 'UTC'; SET client_min_messages = warning");
-	PQclear(r);
-	return c;
-}
-
-static PGresult *sqlv(PGconn *c, const char *fmt, va_list ap)
-{
-	char q[8192];
-	vsnprintf(q, sizeof q, fmt, ap);
-	PGresult *r = PQexec(c, q);
-	ExecStatusType st = PQresultStatus(r);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		FAIL_AT("%s: %s", q, PQerrorMessage(c));
-	return r;
-}
-
-__attribute__((format(printf, 2, 3))) static void sql(PGconn *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	PQclear(sqlv(c, fmt, ap));
-	va_end(ap);
-}
-
-/* The first column of the first row as text (a static buffer), "NULL"
- * for NULL, "NONE" for no row. */
-__attribute__((format(printf, 2, 3))) static const char *sql_text(PGconn *c, const char *fmt, ...)
-{
-	static char out[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	PGresult *r = sqlv(c, fmt, ap);
-	va_end(ap);
-	snprintf(out, sizeof out, "%s",
-	         PQntuples(r) == 0 ? "NONE" : PQgetisnull(r, 0, 0) ? "NULL" : PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return out;
-}
-
-#define sql_int(c, ...) atoll(sql_text(c, __VA_ARGS__))
-
-/* ATTESTO-PG 1.2, the refresh tables, under SCHEMA. */
 static void make_schema(PGconn *c)
 {
-	sql(c, "DROP SCHEMA IF EXISTS " SCHEMA " CASCADE");
-	sql(c, "CREATE SCHEMA " SCHEMA);
-	sql(c, "SET search_path = " SCHEMA);
-	sql(c, "CREATE TABLE \"attesto_authorization_codes\" (\"code_hash\" varchar(88) NOT NULL, \"client_id\" varchar(255) NOT NULL, \"subject\" varchar(255) NOT NULL, \"scope\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"resource\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"redirect_uri\" text NOT NULL, \"code_challenge\" varchar(255), \"code_challenge_method\" varchar(16), \"cnf\" jsonb, \"nonce\" varchar(255), \"claims\" jsonb DEFAULT '{}' NOT NULL, \"family_id\" varchar(255), \"access_token_jti\" varchar(255), \"access_token_expires_at\" timestamp(0), \"access_token_revoked_at\" timestamp(0), \"expires_at\" timestamp(0) NOT NULL, \"consumed_at\" timestamp(0), \"consumed_success\" boolean DEFAULT false NOT NULL, \"inserted_at\" timestamp(0) NOT NULL, PRIMARY KEY (\"code_hash\"))");
-	sql(c, "CREATE TABLE \"attesto_refresh_tokens\" (\"id\" uuid, \"token_hash\" varchar(88) NOT NULL, \"family_id\" varchar(255) NOT NULL, \"generation\" integer DEFAULT 0 NOT NULL, \"client_id\" varchar(255), \"subject\" varchar(255) NOT NULL, \"scope\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"resource\" varchar(255)[] DEFAULT ARRAY[]::varchar[] NOT NULL, \"acr\" varchar(255), \"auth_time\" bigint, \"family_expires_at\" bigint, \"attestation_jkt\" varchar(43), \"cnf\" jsonb, \"claims\" jsonb DEFAULT '{}' NOT NULL, \"consumed\" boolean DEFAULT false NOT NULL, \"consumed_at\" timestamp(0), \"successor\" jsonb, \"family_revoked\" boolean DEFAULT false NOT NULL, \"expires_at\" timestamp(0) NOT NULL, \"parent_hash\" varchar(88), \"inserted_at\" timestamp(0) NOT NULL, PRIMARY KEY (\"id\"))");
-	sql(c, "CREATE UNIQUE INDEX \"attesto_refresh_tokens_token_hash_index\" ON \"attesto_refresh_tokens\" (\"token_hash\")");
-	sql(c, "CREATE UNIQUE INDEX \"attesto_refresh_tokens_family_id_generation_index\" ON \"attesto_refresh_tokens\" (\"family_id\", \"generation\")");
-	sql(c, "CREATE INDEX \"attesto_refresh_tokens_family_id_index\" ON \"attesto_refresh_tokens\" (\"family_id\")");
-	sql(c, "CREATE INDEX \"attesto_refresh_tokens_expires_at_index\" ON \"attesto_refresh_tokens\" (\"expires_at\")");
-	sql(c, "CREATE TABLE \"attesto_refresh_family_revocations\" (\"family_id\" varchar(255) NOT NULL, \"revoked_at\" timestamp(0) NOT NULL, PRIMARY KEY (\"family_id\"))");
-	sql(c, "CREATE TABLE \"dpop_nonces\" (\"id\" uuid, \"nonce\" varchar(255) NOT NULL, \"issued_at\" timestamp(0) NOT NULL, \"expires_at\" timestamp(0) NOT NULL, \"used_at\" timestamp(0), PRIMARY KEY (\"id\"))");
-	sql(c, "CREATE UNIQUE INDEX \"dpop_nonces_nonce_index\" ON \"dpop_nonces\" (\"nonce\")");
-	sql(c, "CREATE INDEX \"dpop_nonces_unused_index\" ON \"dpop_nonces\" (\"used_at\") WHERE used_at IS NULL");
-	sql(c, "CREATE TABLE \"dpop_replays\" (\"jti\" varchar(255) NOT NULL, \"expires_at\" timestamp NOT NULL, \"inserted_at\" timestamp NOT NULL, PRIMARY KEY (\"jti\"))");
-	sql(c, "CREATE INDEX \"dpop_replays_expires_at_index\" ON \"dpop_replays\" (\"expires_at\")");
-	sql(c, "RESET search_path");
+	make_schema_named(c, SCHEMA);
 }
 
 /* ---- the store ---- */

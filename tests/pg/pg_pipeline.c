@@ -38,47 +38,15 @@
 #define NOW 1900000000
 #define LOCK_NS "1096045126" /* ATTESTO-PG 2.2.2 */
 
-/* ---- the database, directly ---- */
-
-static void make_schema(PGconn *c)
-{
-	make_schema_named(c, SCHEMA);
-}
-
-/* ---- the store ---- */
-
-struct fx {
-	struct test_clock clk;
-	PGconn *db;
-	once_store *s;
-};
+/* ---- the store (tests/pg/pgdb.h) ---- */
 
 /* One pooled connection, so "the next call" runs on the connection the
- * failed one used (or on its replacement, counted in pg_reconnects). */
+ * failed one used (or on its replacement, counted in pg_reconnects);
+ * grace 60 and no secret, as once_options_init leaves them. */
 static void fx_init(struct fx *f, uint32_t statement_timeout_ms)
 {
-	atomic_init(&f->clk.now, NOW);
-	f->db = db();
-	make_schema(f->db);
-	once_options o;
-	once_options_init(&o);
-	o.postgres = getenv("ONCE_TEST_POSTGRES");
-	o.pg_schema = SCHEMA;
-	o.clock = test_clock_read;
-	o.clock_ctx = &f->clk;
-	o.pg_pool_size = 1;
-	if (statement_timeout_ms)
-		o.pg_statement_timeout_ms = statement_timeout_ms;
-	once_status st = once_open(&o, &f->s);
-	if (st != ONCE_OK)
-		FAIL_AT("once_open: %s", once_status_name(st));
-}
-
-static void fx_close(struct fx *f)
-{
-	ASSERT_ST(once_close(f->s), ONCE_OK);
-	sql(f->db, "DROP SCHEMA " SCHEMA " CASCADE");
-	PQfinish(f->db);
+	fx_start(f, SCHEMA, NOW,
+	         (struct store_opts){.pool = 1, .grace = 60, .timeout_ms = statement_timeout_ms});
 }
 
 static uint64_t reconnects(struct fx *f)
@@ -86,20 +54,6 @@ static uint64_t reconnects(struct fx *f)
 	struct once_stats st;
 	once_stats(f->s, &st);
 	return st.pg_reconnects;
-}
-
-/* Token n of a family, and its key (Secret.hash of the token). */
-struct tok {
-	char token[48];
-	char key[ONCE_SECRET_LEN + 1];
-};
-
-static struct tok tok(const char *family, int n)
-{
-	struct tok t;
-	snprintf(t.token, sizeof t.token, "%s-token-%d", family, n);
-	ASSERT_ST(once_secret_hash(t.token, strlen(t.token), t.key), ONCE_OK);
-	return t;
 }
 
 static once_refresh record(const char *family, int64_t generation)

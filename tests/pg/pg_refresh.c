@@ -33,14 +33,8 @@
 #define T_REVOKED SCHEMA ".attesto_refresh_family_revocations"
 #define NOW 1900000000
 #define ISSUER_CLAIM "urn:attesto:refresh-token:issuer"
-#define SECRET "an AttestoPhoenix successor secret, >= 32 bytes"
+#define SECRET PGDB_SECRET
 
-/* ---- the database, directly ---- */
-
-static void make_schema(PGconn *c)
-{
-	make_schema_named(c, SCHEMA);
-}
 
 /* A record's claims (bytes, no NUL) are exactly want. */
 #define ASSERT_CLAIMS(rec, want)                                                                  \
@@ -54,68 +48,9 @@ static void make_schema(PGconn *c)
 
 /* ---- the store ---- */
 
-struct fx {
-	struct test_clock clk;
-	PGconn *db;
-	once_store *s;
-};
-
-struct store_opts {
-	const char *issuer;
-	bool secret;
-	int64_t grace;
-	uint32_t pool;
-};
-
-static once_store *open_store(struct fx *f, struct store_opts so)
-{
-	once_options o;
-	once_options_init(&o);
-	o.postgres = getenv("ONCE_TEST_POSTGRES");
-	o.pg_schema = SCHEMA;
-	o.clock = test_clock_read;
-	o.clock_ctx = &f->clk;
-	o.pg_issuer = so.issuer;
-	o.pg_pool_size = so.pool ? so.pool : 4;
-	o.pg_rotation_grace = so.grace;
-	if (so.secret) {
-		o.pg_successor_secret = SECRET;
-		o.pg_successor_secret_len = strlen(SECRET);
-	}
-	once_store *s = NULL;
-	once_status st = once_open(&o, &s);
-	if (st != ONCE_OK)
-		FAIL_AT("once_open: %s", once_status_name(st));
-	return s;
-}
-
 static void fx_init(struct fx *f, struct store_opts so)
 {
-	atomic_init(&f->clk.now, NOW);
-	f->db = db();
-	make_schema(f->db);
-	f->s = open_store(f, so);
-}
-
-static void fx_close(struct fx *f)
-{
-	ASSERT_ST(once_close(f->s), ONCE_OK);
-	sql(f->db, "DROP SCHEMA " SCHEMA " CASCADE");
-	PQfinish(f->db);
-}
-
-/* Token n and its key (Secret.hash of the token string). */
-struct tok {
-	char token[32];
-	char key[ONCE_SECRET_LEN + 1];
-};
-
-static struct tok tok(const char *prefix, int n)
-{
-	struct tok t;
-	snprintf(t.token, sizeof t.token, "%s-token-%d", prefix, n);
-	ASSERT_ST(once_secret_hash(t.token, strlen(t.token), t.key), ONCE_OK);
-	return t;
+	fx_start(f, SCHEMA, NOW, so);
 }
 
 static const char *const scope3[] = {"openid", "offline_access", "openid"};

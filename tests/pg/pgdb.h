@@ -84,4 +84,80 @@ static inline void make_schema_named(PGconn *c, const char *schema)
 	free(ddl);
 }
 
+/* ---- a store on a schema of the test's own ---- */
+
+/* The successor secret the fixture's stores share (>= 32 bytes, as
+ * AttestoPhoenix requires). */
+#define PGDB_SECRET "an AttestoPhoenix successor secret, >= 32 bytes"
+
+struct fx {
+	struct test_clock clk;
+	PGconn *db;
+	once_store *s;
+	const char *schema;
+};
+
+struct store_opts {
+	const char *issuer;
+	bool secret;        /* pg_successor_secret = PGDB_SECRET */
+	int64_t grace;
+	uint32_t pool;      /* 0: 4 */
+	uint32_t timeout_ms; /* 0: the default */
+};
+
+static inline once_store *open_store(struct fx *f, struct store_opts so)
+{
+	once_options o;
+	once_options_init(&o);
+	o.postgres = getenv("ONCE_TEST_POSTGRES");
+	o.pg_schema = f->schema;
+	o.clock = test_clock_read;
+	o.clock_ctx = &f->clk;
+	o.pg_issuer = so.issuer;
+	o.pg_pool_size = so.pool ? so.pool : 4;
+	o.pg_rotation_grace = so.grace;
+	if (so.timeout_ms)
+		o.pg_statement_timeout_ms = so.timeout_ms;
+	if (so.secret) {
+		o.pg_successor_secret = PGDB_SECRET;
+		o.pg_successor_secret_len = strlen(PGDB_SECRET);
+	}
+	once_store *s = NULL;
+	once_status st = once_open(&o, &s);
+	if (st != ONCE_OK)
+		FAIL_AT("once_open: %s", once_status_name(st));
+	return s;
+}
+
+/* A fresh schema, a connection to look at it, and a store on it at now. */
+static inline void fx_start(struct fx *f, const char *schema, int64_t now, struct store_opts so)
+{
+	atomic_init(&f->clk.now, now);
+	f->schema = schema;
+	f->db = db();
+	make_schema_named(f->db, schema);
+	f->s = open_store(f, so);
+}
+
+static inline void fx_close(struct fx *f)
+{
+	ASSERT_ST(once_close(f->s), ONCE_OK);
+	sql(f->db, "DROP SCHEMA %s CASCADE", f->schema);
+	PQfinish(f->db);
+}
+
+/* Token n and its key (Secret.hash of the token string). */
+struct tok {
+	char token[48];
+	char key[ONCE_SECRET_LEN + 1];
+};
+
+static inline struct tok tok(const char *prefix, int n)
+{
+	struct tok t;
+	snprintf(t.token, sizeof t.token, "%s-token-%d", prefix, n);
+	ASSERT_ST(once_secret_hash(t.token, strlen(t.token), t.key), ONCE_OK);
+	return t;
+}
+
 #endif /* ONCE_TEST_PGDB_H */

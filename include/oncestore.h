@@ -879,8 +879,8 @@ ONCE_API once_status once_refresh_remember_successor(once_store *s, const void *
  * options.pg_successor_secret with retry_until = min(now + grace, child
  * expires_at - 1), so a retry is honoured by either kind of node; without
  * a payload, or with options.pg_rotation_grace 0, the strict tombstone is
- * written (a retry finds no successor: revoke).  A payload without a
- * secret is ONCE_NO_KEY.  The child's generation is the parent's + 1
+ * written (a retry finds no successor: revoke).  A payload with grace > 0
+ * and no pg_successor_secret is ONCE_NO_KEY, nothing changed.  The child's generation is the parent's + 1
  * (succ->generation must be 0 or that).  Also: ONCE_EXPIRED when the
  * parent's expires_at <= now; ONCE_REVOKED when the child's generation is
  * already taken in the family (AttestoPhoenix's family_integrity_error:

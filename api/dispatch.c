@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 
+#include <string.h>
+
 #include "engine.h"
 #include "oncestore.h"
 
@@ -56,10 +58,20 @@ ONCE_API once_status once_sweep(once_store *s, once_sweep_counts *out)
 	return s == NULL ? ONCE_INVALID : engine(s)->sweep(s, out);
 }
 
-ONCE_API void once_stats(once_store *s, struct once_stats *out)
+ONCE_API void once_stats_read(once_store *s, struct once_stats *out, size_t out_size)
 {
-	if (s != NULL && out != NULL)
-		engine(s)->stats(s, out);
+	if (s == NULL || out == NULL)
+		return;
+	/* The engines fill this library's whole struct; the caller gets the
+	 * prefix its own struct has room for, and zeros past this library's
+	 * end (include/oncestore.h, once_stats_read). */
+	struct once_stats full;
+	memset(&full, 0, sizeof full);
+	engine(s)->stats(s, &full);
+	size_t n = out_size < sizeof full ? out_size : sizeof full;
+	memcpy(out, &full, n);
+	if (out_size > n)
+		memset((char *)out + n, 0, out_size - n);
 }
 
 /* ---- authorization codes and access tokens ---- */

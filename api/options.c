@@ -33,6 +33,16 @@ ONCE_API void once_options_init(once_options *o)
 	o->pg_pool_size = 8;
 	o->pg_statement_timeout_ms = 5000;
 	o->pg_rotation_grace = 60; /* AttestoPhoenix's default (ATTESTO-PG 2.2.4) */
+	o->log = once_log_stderr;
+}
+
+ONCE_API void once_log_stderr(void *ctx, once_log_level level, const char *message)
+{
+	(void)ctx;
+	const char *tag = level == ONCE_LOG_ERROR ? "error" : level == ONCE_LOG_WARN ? "warning" : "info";
+	/* One fprintf, so lines of concurrent threads do not interleave
+	 * (stdio locks the stream for the call). */
+	fprintf(stderr, "oncestore: %s: %s\n", tag, message != NULL ? message : "");
 }
 
 void once__logv(const once_options *o, once_log_level level, const char *fmt, va_list ap)

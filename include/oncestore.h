@@ -117,9 +117,9 @@ extern "C" {
 #endif
 
 #define ONCE_VERSION_MAJOR 0
-#define ONCE_VERSION_MINOR 2
+#define ONCE_VERSION_MINOR 3
 #define ONCE_VERSION_PATCH 0
-/* MAJOR * 1000000 + MINOR * 1000 + PATCH (0.2.0 is 2000), to compare with
+/* MAJOR * 1000000 + MINOR * 1000 + PATCH (0.3.0 is 3000), to compare with
  * once_version(). */
 #define ONCE_VERSION_NUMBER (ONCE_VERSION_MAJOR * 1000000 + ONCE_VERSION_MINOR * 1000 + ONCE_VERSION_PATCH)
 
@@ -219,6 +219,16 @@ typedef struct once_options {
 	 * one record.  Secrets are never written: codes and tokens are keyed
 	 * by their hashes, and a refresh successor is stored sealed. */
 	const char *dir;
+	/* true: open dir for inspection only (`oncestore stats`, `dump`,
+	 * `verify`), even while a gateway holds it: no lock is taken and
+	 * nothing in the directory is created, written, cut or removed.  The
+	 * store holds what the directory held when once_open read it: the
+	 * committed checkpoint and the log up to its last complete record (a
+	 * record a live writer is still appending is not read; a checkpoint
+	 * that commits while the files are read makes once_open read them
+	 * again).  Every write answers ONCE_INVALID; reads, dump and stats
+	 * work.  Requires dir. */
+	bool read_only;
 	/* How long once_open waits, in ms, for another store to release dir
 	 * before answering ONCE_LOCKED.  0 (the default): not at all.  For a
 	 * restart that runs the old and the new process side by side (an
@@ -315,7 +325,9 @@ typedef struct once_options {
 	once_clock_fn clock;
 	void *clock_ctx;
 
-	/* Log callback; NULL = silent. */
+	/* Log callback: every failure (the call, the file, the offset and
+	 * strerror(errno)), every torn tail cut and every refused option is a
+	 * line here.  Default once_log_stderr; NULL = silent. */
 	once_log_fn log;
 	void *log_ctx;
 
@@ -380,6 +392,11 @@ typedef struct once_options {
 
 /* Fills *o with the defaults documented above.  Does nothing when o is NULL. */
 ONCE_API void once_options_init(once_options *o);
+
+/* The default log callback: writes "oncestore: error: <message>" (or
+ * "warning: ", "info: ") and a newline to stderr, one write per line.
+ * ctx is unused. */
+ONCE_API void once_log_stderr(void *ctx, once_log_level level, const char *message);
 
 /*
  * Creates a store (or, with a data directory, recovers it).
@@ -552,15 +569,87 @@ struct once_stats {
 	uint64_t pg_statements;           /* statements run */
 	uint64_t pg_statement_ns_total;   /* time in them, round trip included */
 	uint64_t pg_statement_ns_max;     /* the longest one */
+
+	/* ---- since 0.3.0 (fields are only ever appended: see once_stats) ---- */
+	/* The family tables (options: room for twice the tokens' capacity):
+	 * families with tokens, plus revocation marks. */
+	once_kind_stats refresh_families;
+	once_kind_stats access_families;
+	/* Log sync latency, a histogram with power-of-two bounds:
+	 * sync_buckets[i] counts the syncs that took at most 2^(10 + i) ns
+	 * (i = 0: 1.024 us ... i = ONCE_SYNC_BUCKETS - 2: 2^34 ns, 17.2 s); the
+	 * last counts the slower ones.  They add up to `syncs`.  The
+	 * percentiles come from a finer log-linear histogram (16 steps per
+	 * power of two: within 6.25%) kept since open. */
+#define ONCE_SYNC_BUCKETS 26
+	uint64_t sync_buckets[ONCE_SYNC_BUCKETS];
+	uint64_t sync_ns_p50;
+	uint64_t sync_ns_p99;
+	uint64_t sync_ns_p999;
+	/* Failed system calls on the log and the data directory since open
+	 * (each also a line through options.log). */
+	uint64_t write_failures;  /* pwrite / write */
+	uint64_t sync_failures;   /* fdatasync / fsync */
+	/* The failure that stopped writes (sticky until reopen: every later
+	 * write answers ONCE_IO): failure_errno 0 = none.  failure_op names
+	 * the call and the file ("fdatasync log-0000000000000003"), at byte
+	 * failure_offset of it; failure_at is the store clock then. */
+	int32_t failure_errno;
+	char failure_op[96];
+	uint64_t failure_offset;
+	int64_t failure_at;
+	/* Checkpoints (with `checkpoints` above): failed ones, and how long
+	 * the last and the longest successful one took. */
+	uint64_t checkpoint_failures;
+	uint64_t checkpoint_ns_last;
+	uint64_t checkpoint_ns_max;
+	/* Log bytes appended since the last checkpoint (or since open): what
+	 * the next recovery replays, and what options.checkpoint_bytes
+	 * compares. */
+	uint64_t log_bytes_since_checkpoint;
+	/* Recovery at open (with recovery_ns and the recovered_* above):
+	 * torn tail bytes cut, log segments read. */
+	uint64_t recovery_torn_bytes;
+	uint64_t recovery_segments;
+	/* 1 when the store was opened with options.read_only. */
+	uint32_t read_only;
 };
 typedef struct once_stats once_stats_t;
 
 /*
- * Fills *out with the store's entries and bytes per kind, operation counts
- * per outcome, and (with a data directory) log, sync, checkpoint and
- * recovery figures.  Does nothing when s or out is NULL.
+ * Fills out_size bytes of *out with the store's entries and bytes per kind,
+ * operation counts per outcome, and (with a data directory) log, sync,
+ * checkpoint, failure and recovery figures.  Does nothing when s or out is
+ * NULL.
+ *
+ * Growing without an ABI break: fields are only ever appended to struct
+ * once_stats, never moved or removed.  A program passes the size of the
+ * struct it was compiled with (once_stats() below does); the library fills
+ * the fields it knows within that size and zeroes the rest, so an older
+ * program running on a newer library gets the prefix it knows, and a newer
+ * program on an older library sees 0 in the fields that library lacks.
  */
-ONCE_API void once_stats(once_store *s, struct once_stats *out);
+ONCE_API void once_stats_read(once_store *s, struct once_stats *out, size_t out_size);
+
+/* once_stats_read with the size of the struct this program was compiled
+ * with: what every caller uses. */
+static inline void once_stats(once_store *s, struct once_stats *out)
+{
+	once_stats_read(s, out, sizeof *out);
+}
+
+/*
+ * Writes the store's figures (once_stats) in the Prometheus text
+ * exposition format, version 0.0.4: HELP and TYPE lines, conventional
+ * names with units and _total suffixes (oncestore_entries{kind="code"},
+ * oncestore_operations_total{op="code_take",status="SPENT"},
+ * oncestore_log_sync_seconds histogram with le buckets, ...), for an
+ * exporter or a /metrics handler to serve.  As snprintf: writes at most
+ * cap bytes into buf (NUL-terminated when cap > 0) and returns the length
+ * of the whole text (without the NUL), so a return >= cap means "call
+ * again with a buffer of return + 1".  0 when s is NULL.
+ */
+ONCE_API size_t once_stats_prometheus(once_store *s, char *buf, size_t cap);
 
 /* Releases a record returned by any call (each is one heap block).
  * NULL is allowed. */

@@ -52,7 +52,7 @@ static void test_options_init_defaults(void)
 	ASSERT(o.successor_key == NULL);
 	ASSERT(o.clock == NULL);
 	ASSERT(o.clock_ctx == NULL);
-	ASSERT(o.log == NULL);
+	ASSERT(o.log == once_log_stderr);
 	ASSERT(o.log_ctx == NULL);
 	once_options_init(NULL); /* documented no-op */
 }

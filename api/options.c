@@ -2,6 +2,7 @@
  * api/options.c - the options' defaults (documented in include/oncestore.h)
  * and the log line both engines write through options.log.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,9 +50,13 @@ void once__logv(const once_options *o, once_log_level level, const char *fmt, va
 {
 	if (o == NULL || o->log == NULL)
 		return;
+	/* A line about a failure is written before its status is returned,
+	 * and once_open's caller reads errno (include/oncestore.h). */
+	int saved = errno;
 	char line[512];
 	vsnprintf(line, sizeof line, fmt, ap);
 	o->log(o->log_ctx, level, line);
+	errno = saved;
 }
 
 void once__logf(const once_options *o, once_log_level level, const char *fmt, ...)

@@ -1,6 +1,7 @@
 /*
  * core/store.c - options, once_open, once_close, once_checkpoint, logging.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -214,8 +215,12 @@ once_status once__mem_open(const once_options *o, once_store **out)
 	if (st == ONCE_OK)
 		st = once__sweeper_start(s);
 	if (st != ONCE_OK) {
+		/* The failing call's errno outlives the cleanup: once_open's
+		 * caller branches on it (include/oncestore.h). */
+		int err = errno;
 		once__persist_close(s);
 		store_free(s);
+		errno = err;
 		return st;
 	}
 	*out = s;

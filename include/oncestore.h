@@ -155,7 +155,7 @@ extern "C" {
 	X(INVALID, "invalid argument or record; nothing stored")                            \
 	X(FULL, "capacity reached; nothing stored, nothing evicted")                        \
 	X(NO_KEY, "no successor key configured")                                            \
-	X(IO, "the log could not be written or synced; writes refused until reopen")       \
+	X(IO, "I/O failed (the log line names the call); after a failed log write, writes are refused until reopen") \
 	X(CORRUPT, "data files fail verification")                                          \
 	X(LOCKED, "data directory is held by another store")                                \
 	X(NOMEM, "out of memory")

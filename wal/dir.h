@@ -40,8 +40,14 @@ once_status once__dir_open(const char *path, struct once__dir *out);
 
 /* The same, but while another store holds the directory, retries its lock
  * every 5 ms for up to wait_ms (options.lock_wait_ms) before answering
- * ONCE_LOCKED: a new process can take over from one that is closing. */
-once_status once__dir_open_wait(const char *path, uint32_t wait_ms, struct once__dir *out);
+ * ONCE_LOCKED: a new process can take over from one that is closing.
+ * Every failure is one ERROR line through opt's log callback (NULL:
+ * silent) saying which case it is: the parent missing, a plain file, no
+ * permission, FORMAT missing beside store files or damaged (the byte and
+ * what is wrong), a foreign directory.  ONCE_IO leaves errno set to the
+ * failing call's; an empty path is ONCE_INVALID (errno EINVAL). */
+once_status once__dir_open_wait(const char *path, uint32_t wait_ms, const once_options *opt,
+                                struct once__dir *out);
 
 /* Parses FORMAT's text ("oncestore <version> <32 hex>\n", exactly this
  * version) into the uid; false when it is anything else. */

@@ -37,13 +37,23 @@ bool once__io_sync_dir(int dirfd)
 
 bool once__io_write_all(int fd, const void *buf, size_t len, off_t at)
 {
+	return once__io_write_all_at(fd, buf, len, at, NULL);
+}
+
+bool once__io_write_all_at(int fd, const void *buf, size_t len, off_t at, off_t *failed_at)
+{
 	const unsigned char *p = buf;
 	while (len > 0) {
 		ssize_t n = once__io_pwrite(fd, p, len, at);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC; /* no progress: the device took nothing */
+			if (failed_at != NULL)
+				*failed_at = at;
 			return false;
+		}
 		p += n;
 		len -= (size_t)n;
 		at += n;

@@ -49,6 +49,10 @@ void once__io_reset(void);
  * short write is not an error, the rest follows; EINTR is retried; any
  * other error (or a write of 0 bytes) returns false with errno set. */
 bool once__io_write_all(int fd, const void *buf, size_t len, off_t at);
+/* The same; on failure *failed_at (if not NULL) receives the offset of the
+ * pwrite that failed (after a short write, past `at`).  A pwrite that
+ * writes nothing fails with ENOSPC. */
+bool once__io_write_all_at(int fd, const void *buf, size_t len, off_t at, off_t *failed_at);
 
 /* fdatasync through the table, EINTR retried: a file's data durable.
  * false with errno set on failure. */

@@ -20,12 +20,14 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fail.h"
 #include "format.h"
 #include "io.h"
 #include "log.h"
@@ -88,7 +90,41 @@ struct once__log {
 
 	pthread_t writer;
 	bool writer_running;
+
+	struct once__fail *fail;      /* where failures are told (log.h) */
+	char name[64];                /* the segment's file name, for those lines */
+	struct once__syserr rotate_err; /* under io */
 };
+
+/* The file name of a segment path, for failure lines ("log-..."). */
+static void set_name(struct once__log *log, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	snprintf(log->name, sizeof log->name, "%.63s", slash != NULL ? slash + 1 : path);
+}
+
+/* With io held: the log has failed (e names the call).  The first failure
+ * is recorded and told; the caller then sets `failed`, after which nothing
+ * is written again, so there is no second. */
+static void record_failure(struct once__log *log, const struct once__syserr *e)
+{
+	int64_t at = once__fail_now(log->fail);
+	pthread_mutex_lock(&log->stats_lock);
+	if (once__syserr_is_write(e))
+		log->stats.write_failures++;
+	else if (once__syserr_is_sync(e))
+		log->stats.sync_failures++;
+	bool first = log->stats.failure.err == 0;
+	if (first) {
+		log->stats.failure = *e;
+		log->stats.failure_at = at;
+	}
+	pthread_mutex_unlock(&log->stats_lock);
+	if (first)
+		once__fail_line(log->fail, ONCE_LOG_ERROR, "log", e,
+		                " (writes are refused until the store is reopened; records not yet durable "
+		                "are not acknowledged)");
+}
 
 static uint64_t now_ns(void)
 {
@@ -180,11 +216,20 @@ static void preallocate(struct once__log *log, size_t len)
 	off_t to = (want + step - 1) / step * step;
 	for (off_t at = log->allocated; at < to;) {
 		size_t n = (size_t)(to - at) < sizeof zeros ? (size_t)(to - at) : sizeof zeros;
-		if (!once__io_write_all(log->fd, zeros, n, at)) {
+		off_t bad = at;
+		if (!once__io_write_all_at(log->fd, zeros, n, at, &bad)) {
 			/* A disk too full for a step of zeros may still hold the
 			 * group: only the group's own write decides.  The zeros
 			 * written so far are unused space; this segment grows
-			 * write by write from now on. */
+			 * write by write from now on.  One warning per segment:
+			 * the disk is nearly full. */
+			struct once__syserr e;
+			once__syserr_set(&e, "pwrite", log->name, (uint64_t)bad);
+			pthread_mutex_lock(&log->stats_lock);
+			log->stats.write_failures++;
+			pthread_mutex_unlock(&log->stats_lock);
+			once__fail_line(log->fail, ONCE_LOG_WARN, "log", &e,
+			                " (preallocating; the segment grows write by write from here)");
 			log->allocated = at > log->allocated ? at : log->allocated;
 			log->prealloc_off = true;
 			return;
@@ -221,10 +266,14 @@ static bool write_group_io(struct once__log *log, unsigned char *buf, size_t len
 		return false;
 	uint64_t durable = atomic_load(&log->durable_seq);
 	bool ok = true;
+	struct once__syserr e;
 	if (len > 0) {
 		seal_group(buf, len, log->salt, durable);
 		preallocate(log, len);
-		ok = once__io_write_all(log->fd, buf, len, log->end);
+		off_t bad = log->end;
+		ok = once__io_write_all_at(log->fd, buf, len, log->end, &bad);
+		if (!ok)
+			once__syserr_set(&e, "pwrite", log->name, (uint64_t)bad);
 		if (ok) {
 			log->end += (off_t)len;
 			pthread_mutex_lock(&log->stats_lock);
@@ -233,9 +282,10 @@ static bool write_group_io(struct once__log *log, unsigned char *buf, size_t len
 			pthread_mutex_unlock(&log->stats_lock);
 		}
 	}
-	if (ok && sync && durable < upto)
-		ok = sync_file(log, upto - durable);
+	if (ok && sync && durable < upto && !(ok = sync_file(log, upto - durable)))
+		once__syserr_set(&e, "fdatasync", log->name, (uint64_t)log->end);
 	if (!ok) {
+		record_failure(log, &e);
 		atomic_store(&log->failed, true);
 		return false;
 	}
@@ -576,9 +626,12 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 	bool flushed = write_queued_io(log, true, &boundary);
 	if (flushed)
 		cut_preallocated(log);
-	if (flushed && once__segment_create(log->dirfd, path, log->uid, number, boundary, &fd, &salt)) {
+	memset(&log->rotate_err, 0, sizeof log->rotate_err);
+	if (flushed &&
+	    once__segment_create(log->dirfd, path, log->uid, number, boundary, &fd, &salt, &log->rotate_err)) {
 		close(log->fd);
 		log->fd = fd;
+		set_name(log, path);
 		log->salt = salt;
 		log->end = log->allocated = ONCE_WAL_SEGMENT_HEADER;
 		log->prealloc_off = false;
@@ -589,10 +642,23 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
 		st = ONCE_OK;
 	}
 	/* else: the log failed (sticky), or no new segment could be made and
-	 * the log goes on in the old one. */
+	 * the log goes on in the old one (rotate_err says why). */
+	if (flushed && log->rotate_err.err != 0) {
+		pthread_mutex_lock(&log->stats_lock);
+		log->stats.write_failures += once__syserr_is_write(&log->rotate_err);
+		log->stats.sync_failures += once__syserr_is_sync(&log->rotate_err);
+		pthread_mutex_unlock(&log->stats_lock);
+	}
 	pthread_mutex_unlock(&log->io);
 	wake_covered(log, reached(log));
 	return st;
+}
+
+void once__log_rotate_error(struct once__log *log, struct once__syserr *out)
+{
+	pthread_mutex_lock(&log->io);
+	*out = log->rotate_err;
+	pthread_mutex_unlock(&log->io);
 }
 
 bool once__log_failed(struct once__log *log)
@@ -633,8 +699,13 @@ once_status once__log_create(const char *path, const unsigned char uid[16], uint
 	if (log == NULL)
 		return ONCE_NOMEM;
 	log->dirfd = dirfd;
-	if (!once__segment_create(dirfd, path, uid, number, first_seq, &log->fd, &log->salt)) {
+	log->fail = cfg->fail;
+	set_name(log, path);
+	struct once__syserr e;
+	if (!once__segment_create(dirfd, path, uid, number, first_seq, &log->fd, &log->salt, &e)) {
+		once__fail_note(cfg->fail, ONCE_LOG_ERROR, "open: creating the log", &e, NULL);
 		free(log);
+		errno = e.err;
 		return ONCE_IO;
 	}
 	memcpy(log->uid, uid, sizeof log->uid);

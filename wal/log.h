@@ -30,7 +30,9 @@
  * the last record are unused space).
  *
  * Failure is sticky.  If a write or a sync fails, the log answers ONCE_IO
- * to that commit and to every later append and commit: after a failed
+ * to that commit and to every later append and commit (one ERROR line
+ * through cfg->fail when it fails, none for the refusals after it;
+ * once__log_stats keeps the call, file, offset and errno): after a failed
  * fdatasync the kernel may have dropped the dirty pages and marked them
  * clean, so retrying and believing a later success would lose
  * acknowledged records (PostgreSQL's "fsyncgate").  Only reopening (and
@@ -43,6 +45,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fail.h"
 #include "oncestore.h"
 
 struct once__log;
@@ -55,6 +58,14 @@ struct once__log_stats {
 	uint64_t synced_records; /* records made durable by those syncs */
 	uint64_t sync_ns_total;
 	uint64_t sync_ns_max;
+	/* Failed calls on the log's files (each counted once, whatever
+	 * follows it). */
+	uint64_t write_failures; /* pwrite (records, preallocation, headers) */
+	uint64_t sync_failures;  /* fdatasync, fsync */
+	/* The failure that stopped the log (err 0: none), and the store
+	 * clock then (once__fail_now). */
+	struct once__syserr failure;
+	int64_t failure_at;
 };
 
 /* Preallocation step of a segment file (see above), at most; the store
@@ -68,6 +79,10 @@ struct once__log_config {
 	uint32_t interval_ms; /* ONCE_SYNC_INTERVAL period; 0: 10 ms */
 	uint64_t buffer_max;  /* bytes queued at most; raised to ONCE_LOG_BUFFER_MIN */
 	uint64_t prealloc_step; /* 0: ONCE_WAL_PREALLOC_STEP; else rounded up to 4 KiB */
+	/* Where failures are told (wal/fail.h): the log's first failure is
+	 * one ERROR line, from the thread that met it (the writer's
+	 * included); NULL: silent.  Must outlive the log. */
+	struct once__fail *fail;
 };
 
 /*
@@ -118,7 +133,8 @@ bool once__log_event_clear(struct once__log *log, int fd);
  * continues in a new segment file `path` (number `number`) whose first
  * record will be *first_seq.  ONCE_OK | ONCE_IO: either the old segment
  * could not be flushed (the log has failed, sticky) or the new file could
- * not be made (the log goes on in the old segment).
+ * not be made (the log goes on in the old segment; once__log_rotate_error
+ * names the call, and nothing is logged: the caller's line says it).
  */
 once_status once__log_rotate(struct once__log *log, const char *path, uint64_t number,
                              uint64_t *first_seq);
@@ -129,6 +145,10 @@ once_status once__log_rotate(struct once__log *log, const char *path, uint64_t n
  * ONCE_OK | ONCE_IO (the log has failed, sticky).
  */
 once_status once__log_sync_all(struct once__log *log);
+
+/* The call that made the last once__log_rotate fail to create its new
+ * segment (err 0: none). */
+void once__log_rotate_error(struct once__log *log, struct once__syserr *out);
 
 /* True once a write or sync has failed (sticky). */
 bool once__log_failed(struct once__log *log);

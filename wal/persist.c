@@ -10,6 +10,7 @@
  * one sequence number, with no cross-shard ordering to restore.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 
 #include "codec.h"
 #include "dir.h"
+#include "fail.h"
 #include "format.h"
 #include "internal.h"
 #include "io.h"
@@ -46,6 +48,8 @@ struct once__persist {
 	bool checkpointer_running, stopping;
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake;
+
+	struct once__fail fail; /* lines and counts of failed calls (wal/fail.h) */
 
 	/* Figures for once_stats. */
 	uint64_t recovery_ns, recovered_records, snapshot_records, dropped_expired;
@@ -200,20 +204,33 @@ static void remove_leftovers(int dirfd, bool committed, uint64_t start, uint64_t
 		once__io_sync_dir(dirfd);
 }
 
-/* Truncates file `name` in dirfd to `at` bytes and fsyncs it. */
-static once_status cut_file(int dirfd, const char *name, uint64_t at)
+/* Truncates file `name` in dirfd to `at` bytes and fsyncs it; on failure
+ * one ERROR line naming the call. */
+static once_status cut_file(struct once__persist *p, int dirfd, const char *name, uint64_t at)
 {
+	struct once__syserr e;
 	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC);
-	bool ok = fd >= 0 && ftruncate(fd, (off_t)at) == 0 && fsync(fd) == 0;
+	bool ok = fd >= 0;
+	if (!ok)
+		once__syserr_set(&e, "open", name, 0);
+	else if (!(ok = ftruncate(fd, (off_t)at) == 0))
+		once__syserr_set(&e, "ftruncate", name, at);
+	else if (!(ok = fsync(fd) == 0))
+		once__syserr_set(&e, "fsync", name, at);
 	if (fd >= 0)
 		close(fd);
-	return ok ? ONCE_OK : ONCE_IO;
+	if (ok)
+		return ONCE_OK;
+	once__fail_note(&p->fail, ONCE_LOG_ERROR, "open: cutting the log's end", &e, NULL);
+	errno = e.err;
+	return ONCE_IO;
 }
 
 /* Cuts the newest segment's torn tail (or removes a segment whose header
  * was being written): those records were never acknowledged.  Also cuts
  * its preallocated zeros, silently. */
-static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__recovery *r)
+static once_status cut_torn_tail(once_store *s, struct once__persist *p, int dirfd,
+                                 const struct once__recovery *r)
 {
 	if (!r->torn) {
 		if (r->zeros_bytes == 0)
@@ -222,15 +239,25 @@ static once_status cut_torn_tail(once_store *s, int dirfd, const struct once__re
 		 * or power cut before the log could cut them): unused space, not
 		 * a torn tail; cut silently, nothing is lost.  The log goes on in
 		 * a new segment, so this one keeps only its records. */
-		return cut_file(dirfd, r->zeros_file, r->zeros_at);
+		return cut_file(p, dirfd, r->zeros_file, r->zeros_at);
 	}
 	once__log(s, ONCE_LOG_WARN,
 	          "once_open: %s: dropping a torn tail of %" PRIu64 " bytes at offset %" PRIu64
 	          " (a crash mid-append; never acknowledged)",
 	          r->torn_file, r->torn_bytes, r->torn_at);
-	if (r->torn_at == 0)
-		return unlinkat(dirfd, r->torn_file, 0) == 0 && once__io_sync_dir(dirfd) ? ONCE_OK : ONCE_IO;
-	return cut_file(dirfd, r->torn_file, r->torn_at);
+	if (r->torn_at == 0) {
+		struct once__syserr e;
+		if (unlinkat(dirfd, r->torn_file, 0) != 0)
+			once__syserr_set(&e, "unlink", r->torn_file, 0);
+		else if (!once__io_sync_dir(dirfd))
+			once__syserr_set(&e, "fsync", ".", 0);
+		else
+			return ONCE_OK;
+		once__fail_note(&p->fail, ONCE_LOG_ERROR, "open: removing a torn segment", &e, NULL);
+		errno = e.err;
+		return ONCE_IO;
+	}
+	return cut_file(p, dirfd, r->torn_file, r->torn_at);
 }
 
 /* ---- checkpoints ---- */
@@ -253,44 +280,93 @@ static once_status snapshot_effects_durable(once_store *s, struct once__persist 
 	return ONCE_IO;
 }
 
+/* The log's failure, for a checkpoint's line (the log told it already). */
+static void log_failure(struct once__persist *p, struct once__syserr *e)
+{
+	struct once__log_stats ls;
+	once__log_stats(p->log, &ls);
+	*e = ls.failure;
+	if (e->err == 0) /* failed while closing: no call to name */
+		once__syserr_set(e, "write", "log", 0);
+}
+
+/* A checkpoint that failed: one ERROR line naming the call (e, counted
+ * unless the log counted it already) and what stays in force. */
+static void checkpoint_failed(struct once__persist *p, uint64_t start, once_status st,
+                              const struct once__syserr *e, bool count)
+{
+	char what[64];
+	if (start != 0)
+		snprintf(what, sizeof what, "checkpoint %016" PRIx64 " failed", start);
+	else
+		snprintf(what, sizeof what, "checkpoint failed");
+	const char *tail = once__log_failed(p->log)
+		? " (the log has failed: writes are refused until the store is reopened)"
+		: " (the previous checkpoint stays in force)";
+	if (st == ONCE_NOMEM || e->err == 0)
+		once__logf(p->fail.opt, ONCE_LOG_ERROR, "%s: %s%s", what, once_strerror(st), tail);
+	else if (count)
+		once__fail_note(&p->fail, ONCE_LOG_ERROR, what, e, tail);
+	else
+		once__fail_line(&p->fail, ONCE_LOG_ERROR, what, e, tail);
+}
+
 once_status once__persist_checkpoint(once_store *s)
 {
 	struct once__persist *p = s->persist;
 	if (p == NULL)
 		return ONCE_INVALID;
 	pthread_mutex_lock(&p->checkpoint_lock);
+	uint64_t t0 = now_ns();
+	struct once__syserr e = {0};
+	bool count = false; /* e is a call the log did not count */
 	once_status st = atomic_load(&s->wal_failed) ? ONCE_IO : ONCE_OK;
+	if (st != ONCE_OK)
+		log_failure(p, &e);
 	uint64_t appended = atomic_load(&p->appended);
 	uint64_t number = p->segment + 1, start = 0;
 	char name[ONCE_FILE_NAME_MAX];
 	once__log_name(name, number);
 	if (st == ONCE_OK) {
 		st = once__log_rotate(p->log, name, number, &start);
-		if (st != ONCE_OK && once__log_failed(p->log))
+		if (st != ONCE_OK && once__log_failed(p->log)) {
 			atomic_store(&s->wal_failed, true);
+			log_failure(p, &e);
+		} else if (st != ONCE_OK) {
+			once__log_rotate_error(p->log, &e);
+		}
 	}
+	uint64_t entries = 0;
 	if (st == ONCE_OK) {
 		p->segment = number;
 		int dirfd = p->dir.fd;
 		uint64_t snapshot_bytes = 0;
 		for (uint32_t i = 0; i < s->nshards && st == ONCE_OK; i++) {
 			uint64_t records, bytes;
-			st = once__snapshot_write(s, dirfd, p->dir.uid, start, i, &records, &bytes);
+			st = once__snapshot_write(s, dirfd, p->dir.uid, start, i, &records, &bytes, &e);
 			snapshot_bytes += bytes;
+			entries += records;
 		}
-		if (st == ONCE_OK && !once__io_sync_dir(dirfd))
+		if (st == ONCE_OK && !once__io_sync_dir(dirfd)) {
+			once__syserr_set(&e, "fsync", ".", 0);
 			st = ONCE_IO;
+		}
+		count = st != ONCE_OK;
 		/* Everything the walk saw must be durable in the log before the
 		 * snapshots become the recovery base (wal/snapshot.c). */
-		if (st == ONCE_OK)
-			st = snapshot_effects_durable(s, p);
+		if (st == ONCE_OK && (st = snapshot_effects_durable(s, p)) != ONCE_OK)
+			log_failure(p, &e);
 		/* A write whose record failed while the walk ran may have left
 		 * its change in memory (fail closed) but not in the log: such
 		 * a snapshot must not become the recovery base. */
-		if (st == ONCE_OK && atomic_load(&s->wal_failed))
+		if (st == ONCE_OK && atomic_load(&s->wal_failed)) {
 			st = ONCE_IO;
-		if (st == ONCE_OK)
-			st = once__checkpoint_write(dirfd, start, s->nshards);
+			log_failure(p, &e);
+		}
+		if (st == ONCE_OK) {
+			st = once__checkpoint_write_e(dirfd, start, s->nshards, &e);
+			count = st != ONCE_OK;
+		}
 		if (st == ONCE_OK) {
 			/* Committed: the older snapshots and segments are covered. */
 			remove_leftovers(dirfd, true, start, number);
@@ -306,9 +382,16 @@ once_status once__persist_checkpoint(once_store *s)
 			/* The automatic checkpointer tries again only after
 			 * another checkpoint_bytes, not on every write. */
 			atomic_store(&p->appended_at_checkpoint, appended);
-			once__log(s, ONCE_LOG_ERROR, "once_checkpoint: writing snapshot %016" PRIx64 " failed",
-			          start);
 		}
+	}
+	if (st == ONCE_OK) {
+		uint64_t ns = now_ns() - t0;
+		once__log(s, ONCE_LOG_INFO,
+		          "checkpoint %016" PRIx64 ": %" PRIu64 " entries in %" PRIu32 " snapshots, log from sequence "
+		          "%" PRIu64 ", in %" PRIu64 ".%03" PRIu64 " ms",
+		          start, entries, s->nshards, start, ns / 1000000u, ns / 1000u % 1000u);
+	} else {
+		checkpoint_failed(p, start, st, &e, count);
 	}
 	atomic_store(&p->checkpoint_wanted, false);
 	pthread_mutex_unlock(&p->checkpoint_lock);
@@ -335,6 +418,11 @@ static void *checkpointer_main(void *arg)
 
 /* ---- open, close, stats ---- */
 
+static int64_t store_clock(void *ctx)
+{
+	return once__now(ctx);
+}
+
 static void persist_free(struct once__persist *p)
 {
 	pthread_cond_destroy(&p->wake);
@@ -351,11 +439,14 @@ once_status once__persist_open(once_store *s)
 	pthread_mutex_init(&p->checkpoint_lock, NULL);
 	pthread_mutex_init(&p->wake_lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
-	once_status st = once__dir_open_wait(s->opt.dir, s->opt.lock_wait_ms, &p->dir);
+	once__fail_init(&p->fail, &s->opt, store_clock, s);
+	/* dir.c writes the line (what failed and why) and leaves errno set
+	 * to the failing call's (include/oncestore.h, once_open). */
+	once_status st = once__dir_open_wait(s->opt.dir, s->opt.lock_wait_ms, &s->opt, &p->dir);
 	if (st != ONCE_OK) {
-		once__log(s, ONCE_LOG_ERROR, "once_open: data directory %s: %s", s->opt.dir,
-		          once_strerror(st));
+		int err = errno;
 		persist_free(p);
+		errno = err;
 		return st;
 	}
 	remove_leftovers(p->dir.fd, false, 0, 0); /* interrupted writes (*.tmp) only */
@@ -363,11 +454,16 @@ once_status once__persist_open(once_store *s)
 	uint64_t t0 = now_ns();
 	struct once__recovery r;
 	st = once__recover(p->dir.fd, p->dir.uid, s, &r);
+	if (st == ONCE_IO) {
+		int err = errno;
+		once__log(s, ONCE_LOG_ERROR, "open: %s: reading the store's files: %s", s->opt.dir, strerror(err));
+		errno = err;
+	}
 	if (st == ONCE_CORRUPT)
 		once__log(s, ONCE_LOG_ERROR, "once_open: %s/%s at offset %" PRIu64 ": %s (run `oncestore verify`; "
 		          "`oncestore repair` truncates there)", s->opt.dir, r.bad_file, r.bad_at, r.why);
 	if (st == ONCE_OK)
-		st = cut_torn_tail(s, p->dir.fd, &r);
+		st = cut_torn_tail(s, p, p->dir.fd, &r);
 	if (st == ONCE_OK) {
 		p->dropped_expired = once__restore_finish(s, once__now(s));
 		p->recovery_ns = now_ns() - t0;
@@ -376,6 +472,12 @@ once_status once__persist_open(once_store *s)
 		p->committed_start = r.has_checkpoint ? r.checkpoint_start : UINT64_MAX;
 		remove_leftovers(p->dir.fd, true, p->committed_start, r.has_checkpoint ? r.first_segment : 0);
 		p->segment = r.last_segment + 1;
+		once__log(s, ONCE_LOG_INFO,
+		          "open: %s: recovered %" PRIu64 " snapshot records and %" PRIu64 " log records, "
+		          "cut %" PRIu64 " torn bytes, dropped %" PRIu64 " expired entries, in %" PRIu64 ".%03" PRIu64
+		          " ms",
+		          s->opt.dir, r.snapshot_records, r.log_records, r.torn ? r.torn_bytes : 0,
+		          p->dropped_expired, p->recovery_ns / 1000000u, p->recovery_ns / 1000u % 1000u);
 	}
 	/* The threads started here (the log's writer, the
 	 * checkpointer) block every signal, as the sweeper does. */
@@ -393,7 +495,8 @@ once_status once__persist_open(once_store *s)
 		                                * stays live data + one interval. */
 		                               .prealloc_step = s->opt.checkpoint_bytes / 4 < 4096
 		                                                    ? 4096
-		                                                    : s->opt.checkpoint_bytes / 4};
+		                                                    : s->opt.checkpoint_bytes / 4,
+		                               .fail = &p->fail};
 		st = once__log_create(name, p->dir.uid, p->segment, r.next_seq, &cfg, &p->log, p->dir.fd);
 	}
 	if (st == ONCE_OK) {
@@ -409,11 +512,13 @@ once_status once__persist_open(once_store *s)
 		}
 		return ONCE_OK;
 	}
+	int err = errno; /* the failing call's, for once_open's caller */
 	once__restore_abort(s);
 	if (p->log != NULL)
 		once__log_close(p->log);
 	once__dir_close(&p->dir);
 	persist_free(p);
+	errno = err;
 	return st;
 }
 
@@ -432,6 +537,11 @@ once_status once__persist_close(once_store *s)
 	once_status st = once__log_close(p->log);
 	if (atomic_load(&s->wal_failed))
 		st = ONCE_IO;
+	if (st != ONCE_OK)
+		once__log(s, ONCE_LOG_ERROR,
+		          "close: %s: the log had failed (its error line says how); records not acknowledged "
+		          "may be lost",
+		          s->opt.dir);
 	once__dir_close(&p->dir);
 	persist_free(p);
 	s->persist = NULL;
@@ -451,6 +561,14 @@ void once__persist_stats(once_store *s, struct once_stats *out)
 	out->synced_records = ls.synced_records;
 	out->sync_ns_total = ls.sync_ns_total;
 	out->sync_ns_max = ls.sync_ns_max;
+	out->write_failures = ls.write_failures + atomic_load(&p->fail.write_failures);
+	out->sync_failures = ls.sync_failures + atomic_load(&p->fail.sync_failures);
+	if (ls.failure.err != 0) {
+		out->failure_errno = ls.failure.err;
+		snprintf(out->failure_op, sizeof out->failure_op, "%s %s", ls.failure.call, ls.failure.file);
+		out->failure_offset = ls.failure.offset;
+		out->failure_at = ls.failure_at;
+	}
 	out->checkpoints = atomic_load(&p->checkpoints);
 	out->last_checkpoint_at = atomic_load(&p->last_checkpoint_at);
 	out->recovery_ns = p->recovery_ns;

@@ -109,16 +109,33 @@ once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uin
 
 once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
 {
+	struct once__syserr e;
+	return once__checkpoint_write_e(dirfd, start, parts, &e);
+}
+
+once_status once__checkpoint_write_e(int dirfd, uint64_t start, uint32_t parts, struct once__syserr *e)
+{
+	static const char tmp[] = ONCE_CHECKPOINT_FILE ".tmp";
 	char text[128];
 	checkpoint_text(text, sizeof text, start, parts);
 	size_t n = strlen(text);
-	int fd = once__io_create_tmp(dirfd, ONCE_CHECKPOINT_FILE ".tmp");
-	if (fd < 0)
+	memset(e, 0, sizeof *e);
+	int fd = once__io_create_tmp(dirfd, tmp);
+	if (fd < 0) {
+		once__syserr_set(e, "open", tmp, 0);
 		return ONCE_IO;
-	bool ok = once__io_write_all(fd, text, n, 0) && once__io_fdatasync(fd) == 0;
+	}
+	off_t bad = 0;
+	bool ok = once__io_write_all_at(fd, text, n, 0, &bad);
+	if (!ok)
+		once__syserr_set(e, "pwrite", tmp, (uint64_t)bad);
+	else if (!(ok = once__io_fdatasync(fd) == 0))
+		once__syserr_set(e, "fdatasync", tmp, n);
 	close(fd);
-	ok = ok && renameat(dirfd, ONCE_CHECKPOINT_FILE ".tmp", dirfd, ONCE_CHECKPOINT_FILE) == 0 &&
-	     once__io_sync_dir(dirfd);
+	if (ok && !(ok = renameat(dirfd, tmp, dirfd, ONCE_CHECKPOINT_FILE) == 0))
+		once__syserr_set(e, "rename", tmp, 0);
+	if (ok && !(ok = once__io_sync_dir(dirfd)))
+		once__syserr_set(e, "fsync", ".", 0);
 	return ok ? ONCE_OK : ONCE_IO;
 }
 

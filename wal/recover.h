@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fail.h"
 #include "oncestore.h"
 
 #define ONCE_CHECKPOINT_FILE "CHECKPOINT"
@@ -96,5 +97,7 @@ once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uin
                                   const char **why);
 /* Writes CHECKPOINT atomically (tmp, fsync, rename, fsync directory). */
 once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts);
+/* The same; on ONCE_IO *e names the call that failed. */
+once_status once__checkpoint_write_e(int dirfd, uint64_t start, uint32_t parts, struct once__syserr *e);
 
 #endif /* ONCE_WAL_RECOVER_H */

@@ -74,12 +74,17 @@ struct writer {
 	size_t len;
 	bool failed;
 	struct once__buf payload;
+	const char *tmp;         /* the file's name, for *err */
+	struct once__syserr *err; /* the call that failed (err 0: none) */
 };
 
 static void flush(struct writer *w)
 {
-	if (!w->failed && !once__io_write_all(w->fd, w->buf, w->len, w->at))
+	off_t bad = w->at;
+	if (!w->failed && !once__io_write_all_at(w->fd, w->buf, w->len, w->at, &bad)) {
 		w->failed = true;
+		once__syserr_set(w->err, "pwrite", w->tmp, (uint64_t)bad);
+	}
 	w->at += (off_t)w->len;
 	w->len = 0;
 }
@@ -194,15 +199,19 @@ static void image_cb(struct once__entry *e, void *ctx)
 }
 
 once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char uid[16], uint64_t start,
-                                 uint32_t shard, uint64_t *records, uint64_t *bytes)
+                                 uint32_t shard, uint64_t *records, uint64_t *bytes,
+                                 struct once__syserr *e)
 {
+	memset(e, 0, sizeof *e);
 	char name[ONCE_FILE_NAME_MAX], tmp[ONCE_FILE_NAME_MAX + 8];
 	once__snap_name(name, start, shard);
 	snprintf(tmp, sizeof tmp, "%s.tmp", name);
-	struct writer w = {.seq = 1};
+	struct writer w = {.seq = 1, .tmp = tmp, .err = e};
 	once__buf_init(&w.payload);
 	w.buf = malloc(SNAP_BUFFER);
 	w.fd = once__io_create_tmp(dirfd, tmp);
+	if (w.fd < 0)
+		once__syserr_set(e, "open", tmp, 0);
 	if (w.buf == NULL || w.fd < 0) {
 		if (w.fd >= 0)
 			close(w.fd), unlinkat(dirfd, tmp, 0);
@@ -222,13 +231,17 @@ once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char u
 	once__enc_u64(&w.payload, count);
 	emit(&w, ONCE_WAL_SNAPSHOT_END);
 	flush(&w);
-	bool ok = !w.failed && once__io_fdatasync(w.fd) == 0;
+	bool ok = !w.failed;
+	if (ok && !(ok = once__io_sync_data(w.fd)))
+		once__syserr_set(e, "fdatasync", tmp, (uint64_t)w.at);
 	close(w.fd);
 	free(w.buf);
-	ok = ok && renameat(dirfd, tmp, dirfd, name) == 0;
+	if (ok && !(ok = renameat(dirfd, tmp, dirfd, name) == 0))
+		once__syserr_set(e, "rename", tmp, 0);
 	if (!ok) {
 		unlinkat(dirfd, tmp, 0);
-		return ONCE_IO;
+		/* A record too large or out of memory fails without a call. */
+		return e->err != 0 ? ONCE_IO : ONCE_NOMEM;
 	}
 	*records = count;
 	*bytes = (uint64_t)w.at;

@@ -228,9 +228,15 @@ static once_status read_or_make_format(int dir_fd, const char *path, const once_
 	const char *why = format_problem(text, (size_t)got, uid, &at);
 	if (why == NULL)
 		return ONCE_OK;
-	once__logf(opt, ONCE_LOG_ERROR,
-	           "open: %s/FORMAT at offset %zu: %s (expected \"oncestore %u <32 hex digits>\\n\"); " REPAIR_HINT,
-	           path, at, why, ONCE_WAL_VERSION, path);
+	if (strstr(why, "format version") != NULL) /* rebuilding would relabel another format */
+		once__logf(opt, ONCE_LOG_ERROR,
+		           "open: %s/FORMAT at offset %zu: %s (version %u); open it with the oncestore that wrote it",
+		           path, at, why, ONCE_WAL_VERSION);
+	else
+		once__logf(opt, ONCE_LOG_ERROR,
+		           "open: %s/FORMAT at offset %zu: %s (expected \"oncestore %u <32 hex digits>\\n\"); "
+		           REPAIR_HINT,
+		           path, at, why, ONCE_WAL_VERSION, path);
 	return ONCE_CORRUPT;
 }
 

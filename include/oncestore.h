@@ -327,7 +327,23 @@ typedef struct once_options {
 
 	/* Log callback: every failure (the call, the file, the offset and
 	 * strerror(errno)), every torn tail cut and every refused option is a
-	 * line here.  Default once_log_stderr; NULL = silent. */
+	 * line here.  Default once_log_stderr; NULL = silent.  Embedded
+	 * engine, one line per event, from the thread that met it (the log's
+	 * writer thread included):
+	 *   ERROR "log: fdatasync log-0000000000000003 at offset 8192:
+	 *         Input/output error (writes are refused ...)": the log's first
+	 *         failed write or sync; the writes refused after it log
+	 *         nothing (once_stats' failure_* fields keep it);
+	 *   ERROR "checkpoint 00000000000004d2 failed: pwrite snap-...tmp at
+	 *         offset 0: No space left on device (the previous checkpoint
+	 *         stays in force)": one per failed checkpoint;
+	 *   ERROR "open: DIR: ...": a failed once_open (see there), and
+	 *         "close: DIR: ..." when once_close answers ONCE_IO;
+	 *   WARN  a torn tail cut at open; a log preallocation that hit a
+	 *         full disk (once per segment: the log goes on);
+	 *   INFO  "open: DIR: recovered ..." (one per open) and
+	 *         "checkpoint S: N entries in K snapshots, ..." (one per
+	 *         checkpoint). */
 	once_log_fn log;
 	void *log_ctx;
 
@@ -419,9 +435,28 @@ ONCE_API void once_log_stderr(void *ctx, once_log_level level, const char *messa
  * and it says what it drops.  The data directory's parent is fsynced at
  * every open, so the directory's own name survives a power cut.
  *
- * Returns ONCE_OK | ONCE_INVALID (out is NULL or an option is out of range)
- * | ONCE_LOCKED (another store holds dir) | ONCE_CORRUPT | ONCE_IO (the
- * directory or a file could not be read or created) | ONCE_NOMEM.
+ * Returns ONCE_OK | ONCE_INVALID (out is NULL, an option is out of range,
+ * or dir is "") | ONCE_LOCKED (another store holds dir) | ONCE_CORRUPT |
+ * ONCE_IO | ONCE_NOMEM.  Every failure is also one ERROR line through
+ * options.log saying which case it is.  No status is added for the cases
+ * of the environment: they are ONCE_IO with errno left set to the failing
+ * call's when once_open returns, for a caller to branch on:
+ *   ENOENT   the parent of dir does not exist ("open: DIR: mkdir: No such
+ *            file or directory (the parent directory P does not exist;
+ *            create it, or point dir at an existing one)");
+ *   ENOTDIR  dir is a plain file (or a component of its parent is);
+ *   EACCES   the store's user may not create or read it;
+ *   ELOOP    dir is a symbolic link;
+ *   ENOSPC, EIO, EROFS ...: a FORMAT, log segment or torn tail could not be
+ *            written (the line names the call, file and offset).
+ * ONCE_CORRUPT, with errno unspecified, when dir holds store files (log-*,
+ * snap-*, CHECKPOINT) but no FORMAT (the line says `oncestore repair
+ * --format DIR` rebuilds it from the segments' headers), when FORMAT is
+ * damaged (the line names the byte offset and what is wrong), when dir is
+ * not empty and holds no store file and no FORMAT ("not an oncestore data
+ * directory (no FORMAT; N other files, e.g. 'x')"), and when a data file
+ * fails verification (above).  On success an INFO line sums up recovery:
+ * snapshot and log records, torn bytes cut, expired entries dropped, time.
  */
 ONCE_API once_status once_open(const once_options *o, once_store **out);
 
@@ -587,7 +622,10 @@ struct once_stats {
 	uint64_t sync_ns_p99;
 	uint64_t sync_ns_p999;
 	/* Failed system calls on the log and the data directory since open
-	 * (each also a line through options.log). */
+	 * (a failure that stops the log, a failed checkpoint and a full disk
+	 * met by preallocation each also write a line through options.log;
+	 * the writes refused after the log failed are not calls and are not
+	 * counted here). */
 	uint64_t write_failures;  /* pwrite / write */
 	uint64_t sync_failures;   /* fdatasync / fsync */
 	/* The failure that stopped writes (sticky until reopen: every later

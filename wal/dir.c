@@ -40,8 +40,7 @@ static bool dir_empty(int fd)
 	return empty;
 }
 
-/* Writes FORMAT atomically: temp file, fsync, rename, fsync directory. */
-static once_status write_format(int dir_fd, const unsigned char uid[16])
+once_status once__dir_write_format(int dir_fd, const unsigned char uid[16])
 {
 	char line[80];
 	int n = snprintf(line, sizeof line, "oncestore %u ", ONCE_WAL_VERSION);
@@ -91,7 +90,7 @@ static once_status read_or_make_format(int dir_fd, unsigned char uid[16])
 		if (!once__crypto_init())
 			return ONCE_NOMEM;
 		once__random(uid, 16);
-		return write_format(dir_fd, uid);
+		return once__dir_write_format(dir_fd, uid);
 	}
 	if (st != ONCE_OK)
 		return st; /* ONCE_CORRUPT: FORMAT is not a regular file */

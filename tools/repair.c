@@ -4,7 +4,7 @@
  * dropped (SPEC 1.3: only an explicit repair truncates).  This file is the
  * command: its options, the verify-and-fix loop and the closing summary;
  * each fix, the counting and the printing live in the files tools/repair.h
- * lists.
+ * lists; `repair --format`, which rebuilds a lost FORMAT, in repair_format.c.
  *
  * Design.  Repair takes the directory's lock exclusively, then loops: run
  * the library's verification (once__recover with no store, exactly what
@@ -69,7 +69,7 @@
 
 #include "repair.h"
 
-static const char repair_usage[] = "oncestore repair [--yes] [--truncate-only] DIR";
+static const char repair_usage[] = "oncestore repair [--yes] [--truncate-only | --format] DIR";
 static const char repair_help[] =
 	"Makes a damaged data directory open again by explicit truncation at the\n"
 	"first damage, and reports what it drops.  Without --yes it changes\n"
@@ -79,6 +79,8 @@ static const char repair_help[] =
 	"\n"
 	"  --yes             make the changes\n"
 	"  --truncate-only   do not re-assert dropped spends and revocations (below)\n"
+	"  --format          rebuild a lost or damaged FORMAT file, and nothing else\n"
+	"                    (below)\n"
 	"\n"
 	"Damage in a log segment at offset O: the segment is cut at O (the bad\n"
 	"  record and everything after it; the whole segment when the damage is a\n"
@@ -107,6 +109,16 @@ static const char repair_help[] =
 	"  than snapshot files are present, those shards' snapshots are lost.)\n"
 	"A CHECKPOINT whose start the log never reaches: the log segments, wholly\n"
 	"  covered by the snapshots, are removed (no record is lost).\n"
+	"\n"
+	"--format: FORMAT names the store uid that seeds every checksum; without it\n"
+	"  the directory cannot be opened, verified or repaired.  Every log segment\n"
+	"  and snapshot header carries the uid and the format version too, so\n"
+	"  FORMAT is written again from them when it is missing, does not parse, or\n"
+	"  names a uid while every header names another, and only when all the\n"
+	"  intact headers name one uid and this tool's version.  If they disagree\n"
+	"  (a file copied from another store) or none is intact, nothing is written\n"
+	"  and the files and the uid each names are listed.  A valid FORMAT is left\n"
+	"  alone (exit 1: nothing to rebuild).  Then the directory is verified.\n"
 	"\n"
 	"Files are replaced whole (tmp file, fsync, rename, fsync the directory).\n"
 	"The report gives, for each file, the offset, the bytes dropped and the\n"
@@ -233,11 +245,18 @@ static int repair_loop(struct repair_run *run)
 int cli_repair(int argc, char **argv)
 {
 	const char *path;
-	static const char *const flags[] = {"--yes", "--truncate-only", NULL};
-	bool set[2] = {false, false};
+	static const char *const flags[] = {"--yes", "--truncate-only", "--format", NULL};
+	bool set[3] = {false, false, false};
 	int rc = cli_parse(argc, argv, repair_usage, repair_help, flags, set, &path);
 	if (rc >= 0)
 		return rc;
+	if (set[2] && set[1]) {
+		cli_err("repair", "--format rebuilds FORMAT only: --truncate-only does not go with it");
+		fprintf(stderr, "usage: %s\n", repair_usage);
+		return CLI_USAGE;
+	}
+	if (set[2])
+		return repair_format(path, set[0]);
 	struct repair_run run = {.o = {.yes = set[0], .truncate_only = set[1]}, .last_at = UINT64_MAX};
 	if (!cli_dir_open("repair", path, true, &run.d))
 		return CLI_FAIL;

@@ -14,6 +14,9 @@
  *   repair_log.c         the fix for a damaged log segment
  *   repair_snapshot.c    the fix for a damaged snapshot
  *   repair_checkpoint.c  the fixes for CHECKPOINT
+ *   repair_format.c      --format: rebuilding a lost or damaged FORMAT
+ *   repair_uid.c         what the files' headers say of their store (for
+ *                        --format)
  */
 #ifndef ONCE_TOOLS_REPAIR_H
 #define ONCE_TOOLS_REPAIR_H
@@ -21,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli.h"
 #include "format.h"
@@ -143,5 +147,40 @@ void snap_scan(const struct cli_dir *d, const unsigned char *p, size_t len, uint
  * the one checkpoint whose snapshots are present). */
 enum fix_result fix_short_log(const struct cli_dir *d, const struct once__recovery *r, bool yes);
 enum fix_result fix_checkpoint(const struct cli_dir *d, bool yes);
+
+/* ---- --format (repair_format.c, repair_uid.c) ---- */
+
+/* `repair --format [--yes] DIR`; returns the exit code. */
+int repair_format(const char *path, bool yes);
+
+/* What one data file's header says of the store. */
+struct header_uid {
+	char name[256];
+	bool intact; /* magic, length and checksum right: the fields below are read */
+	uint32_t version;
+	unsigned char uid[16];
+};
+
+/* The headers of every log segment and snapshot in the directory. */
+struct uid_survey {
+	struct header_uid *f; /* by name */
+	size_t n;
+	size_t intact; /* of them, with an intact header */
+	bool agree;    /* every intact header names the same uid and version... */
+	unsigned char uid[16]; /* ... these (when intact > 0) */
+	uint32_t version;
+};
+
+/* Reads the headers; false (the reason printed) when the directory or a
+ * file could not be read. */
+bool survey_uids(const struct cli_dir *d, struct uid_survey *sv);
+void survey_uids_free(struct uid_survey *sv);
+/* On stderr, one line per uid and version found: the files naming them. */
+void print_uid_groups(const struct uid_survey *sv);
+/* The names of the files whose intact header names uid and version (uid
+ * NULL: of those whose header is damaged), a few, then "and N more". */
+void print_store_files(FILE *out, const struct uid_survey *sv, const unsigned char uid[16], uint32_t version);
+/* 32 lowercase hex digits, as FORMAT writes a uid. */
+void uid_hex(char out[33], const unsigned char uid[16]);
 
 #endif /* ONCE_TOOLS_REPAIR_H */

@@ -346,7 +346,7 @@ static void test_open_missing_format_beside_store_files(void)
 	int err;
 	ASSERT_ST(open_dir(dir, &err), ONCE_CORRUPT);
 	char repair[300];
-	snprintf(repair, sizeof repair, "`oncestore repair --format %s`", dir);
+	snprintf(repair, sizeof repair, "`oncestore repair --format --yes %s`", dir);
 	line_with(ONCE_LOG_ERROR, "FORMAT is missing", "store files (e.g. 'log-", repair, NULL);
 	ASSERT(access(format, F_OK) != 0); /* nothing was written */
 	test_rmdir(dir);

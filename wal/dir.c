@@ -97,6 +97,12 @@ static once_status write_format(int dir_fd, const unsigned char uid[16], const c
 	return ok ? ONCE_OK : ONCE_IO;
 }
 
+once_status once__dir_write_format(int dir_fd, const unsigned char uid[16])
+{
+	const char *call;
+	return write_format(dir_fd, uid, &call);
+}
+
 static int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -163,7 +169,7 @@ bool once__dir_parse_format(const char *text, size_t len, unsigned char uid[16])
 }
 
 /* How `oncestore repair --format` is named in lines. */
-#define REPAIR_HINT "`oncestore repair --format %s` rebuilds it from the segments' headers"
+#define REPAIR_HINT "`oncestore repair --format --yes %s` rebuilds it from the files' headers (without --yes it shows what it would write)"
 
 static once_status read_or_make_format(int dir_fd, const char *path, const once_options *opt,
                                        unsigned char uid[16])

@@ -53,6 +53,12 @@ once_status once__dir_open_wait(const char *path, uint32_t wait_ms, const once_o
  * version) into the uid; false when it is anything else. */
 bool once__dir_parse_format(const char *text, size_t len, unsigned char uid[16]);
 
+/* Writes FORMAT naming this format version and uid atomically (FORMAT.tmp,
+ * fsync, rename over FORMAT, fsync the directory).  ONCE_OK | ONCE_IO.
+ * For a new directory, and for `oncestore repair --format`, which rebuilds
+ * a lost or damaged FORMAT from the files' headers. */
+once_status once__dir_write_format(int dir_fd, const unsigned char uid[16]);
+
 /* Unlocks and closes. */
 void once__dir_close(struct once__dir *d);
 

@@ -49,8 +49,14 @@ struct once__persist {
 
 	/* Figures for once_stats. */
 	uint64_t recovery_ns, recovered_records, snapshot_records, dropped_expired;
-	_Atomic uint64_t checkpoints;
+	uint64_t recovery_torn_bytes, recovery_segments;
+	_Atomic uint64_t checkpoints, checkpoint_failures;
+	_Atomic uint64_t checkpoint_ns_last, checkpoint_ns_max; /* max: under checkpoint_lock */
 	_Atomic int64_t last_checkpoint_at;
+	/* `appended` at the last committed checkpoint (appended_at_checkpoint
+	 * also moves on a failed one, to pace retries): what the next
+	 * recovery replays. */
+	_Atomic uint64_t appended_at_committed;
 };
 
 static uint64_t now_ns(void)
@@ -259,6 +265,7 @@ once_status once__persist_checkpoint(once_store *s)
 	if (p == NULL)
 		return ONCE_INVALID;
 	pthread_mutex_lock(&p->checkpoint_lock);
+	uint64_t t0 = now_ns();
 	once_status st = atomic_load(&s->wal_failed) ? ONCE_IO : ONCE_OK;
 	uint64_t appended = atomic_load(&p->appended);
 	uint64_t number = p->segment + 1, start = 0;
@@ -296,6 +303,7 @@ once_status once__persist_checkpoint(once_store *s)
 			remove_leftovers(dirfd, true, start, number);
 			p->committed_start = start;
 			atomic_store(&p->appended_at_checkpoint, appended);
+			atomic_store(&p->appended_at_committed, appended);
 			atomic_store(&p->snapshot_bytes, snapshot_bytes);
 			atomic_fetch_add(&p->checkpoints, 1);
 			atomic_store(&p->last_checkpoint_at, once__now(s));
@@ -309,6 +317,14 @@ once_status once__persist_checkpoint(once_store *s)
 			once__log(s, ONCE_LOG_ERROR, "once_checkpoint: writing snapshot %016" PRIx64 " failed",
 			          start);
 		}
+	}
+	uint64_t ns = now_ns() - t0;
+	if (st == ONCE_OK) {
+		atomic_store(&p->checkpoint_ns_last, ns);
+		if (ns > atomic_load(&p->checkpoint_ns_max))
+			atomic_store(&p->checkpoint_ns_max, ns);
+	} else {
+		atomic_fetch_add(&p->checkpoint_failures, 1);
 	}
 	atomic_store(&p->checkpoint_wanted, false);
 	pthread_mutex_unlock(&p->checkpoint_lock);
@@ -373,6 +389,8 @@ once_status once__persist_open(once_store *s)
 		p->recovery_ns = now_ns() - t0;
 		p->recovered_records = r.log_records;
 		p->snapshot_records = r.snapshot_records;
+		p->recovery_torn_bytes = r.torn ? r.torn_bytes : 0;
+		p->recovery_segments = r.segments;
 		p->committed_start = r.has_checkpoint ? r.checkpoint_start : UINT64_MAX;
 		remove_leftovers(p->dir.fd, true, p->committed_start, r.has_checkpoint ? r.first_segment : 0);
 		p->segment = r.last_segment + 1;
@@ -457,4 +475,17 @@ void once__persist_stats(once_store *s, struct once_stats *out)
 	out->recovered_records = p->recovered_records;
 	out->recovered_snapshot_records = p->snapshot_records;
 	out->recovery_dropped_expired = p->dropped_expired;
+	memcpy(out->sync_buckets, ls.sync_buckets, sizeof out->sync_buckets);
+	out->sync_ns_p50 = ls.sync_ns_p50;
+	out->sync_ns_p99 = ls.sync_ns_p99;
+	out->sync_ns_p999 = ls.sync_ns_p999;
+	out->checkpoint_failures = atomic_load(&p->checkpoint_failures);
+	out->checkpoint_ns_last = atomic_load(&p->checkpoint_ns_last);
+	out->checkpoint_ns_max = atomic_load(&p->checkpoint_ns_max);
+	/* The mark first: it is a past value of `appended`, so never above
+	 * the one read after it. */
+	uint64_t mark = atomic_load(&p->appended_at_committed);
+	out->log_bytes_since_checkpoint = atomic_load(&p->appended) - mark;
+	out->recovery_torn_bytes = p->recovery_torn_bytes;
+	out->recovery_segments = p->recovery_segments;
 }

@@ -149,9 +149,9 @@ static const char stats_help[] =
 	"                not UTF-8 is {\"b64\":\"...\"}, as `oncestore dump --help`\n"
 	"                says)\n"
 	"  --prometheus  the store's figures in the Prometheus text exposition\n"
-	"                format instead (once_stats_prometheus(3): what a /metrics\n"
-	"                handler of the application serves; files on disk are not\n"
-	"                in it)\n"
+	"                format instead (once_stats_prometheus, oncestore(3): what\n"
+	"                the application's /metrics handler serves; files on disk\n"
+	"                are not in it); with --json, a usage error\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened (ONCE_LOCKED,\n"
 	"ONCE_CORRUPT, ...); 2 usage error.\n";

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "histogram.h"
+#include "histogram.h" /* core/histogram.h: the library's own */
 #include "oncestore.h"
 
 #define KEY_LEN 43    /* base64url SHA-256 */
@@ -53,7 +53,7 @@ struct phase;
 typedef void (*op_fn)(struct phase *p, uint64_t i);
 /* Several store calls for unit i, each timed into h by the function
  * itself; returns how many calls it made. */
-typedef uint64_t (*batch_fn)(struct phase *p, struct hist *h, uint64_t i);
+typedef uint64_t (*batch_fn)(struct phase *p, struct once__hist *h, uint64_t i);
 #if ONCEBENCH_ASYNC
 /* The _async form of an operation on key i: the call's status (checked by
  * the function itself), *t its ticket (0: nothing to wait for). */
@@ -88,9 +88,9 @@ struct phase {
 	/* Results of run_phase: */
 	uint64_t ops;        /* store calls made */
 	double elapsed;      /* the slowest thread's time */
-	struct hist lat;     /* every call's latency, merged; with inflight:
+	struct once__hist lat;     /* every call's latency, merged; with inflight:
 	                      * from submit until the thread saw it durable */
-	struct hist call_lat; /* with inflight: the _async call itself */
+	struct once__hist call_lat; /* with inflight: the _async call itself */
 	uint64_t poll_waits; /* with inflight: poll()s on once_ticket_fd */
 	uint64_t poll_timeouts; /* ... that timed out (another thread drained it) */
 	char dir[256];       /* --durable: the run's data directory */
@@ -145,7 +145,7 @@ void *raw_insert_new(uint64_t keys);
 void raw_insert_free(void *raw);
 
 /* mix.c: one simulated login and its API calls. */
-uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login);
+uint64_t mix_login(struct phase *p, struct once__hist *h, uint64_t login);
 /* Checks the mix settings against --keys; returns logins, or 0 (and says
  * why) when they do not fit. */
 uint64_t mix_logins(const struct mix_config *m, uint64_t calls);
@@ -175,5 +175,9 @@ void pg_prefill_commit_mode(bool on);
  * so the timed phase starts from the same state.  Best effort: a role that
  * may not do them gets one warning. */
 void pg_settle(const struct pg_target *t, enum kind kind);
+
+/* Checks the latency histogram's percentile math (bench/selftest.c);
+ * prints what is off and returns false. */
+bool hist_selftest(void);
 
 #endif

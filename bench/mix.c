@@ -31,12 +31,12 @@ uint64_t mix_logins(const struct mix_config *m, uint64_t calls)
 	do {                                                                                       \
 		call;                                                                              \
 		uint64_t t1_ = now_ns();                                                           \
-		hist_record(h, t1_ - t);                                                           \
+		once__hist_record(h, t1_ - t);                                                           \
 		t = t1_;                                                                           \
 		n++;                                                                               \
 	} while (0)
 
-uint64_t mix_login(struct phase *p, struct hist *h, uint64_t login)
+uint64_t mix_login(struct phase *p, struct once__hist *h, uint64_t login)
 {
 	static const char *const scope[] = {"openid", "profile", "offline_access"};
 	const struct mix_config *m = &p->mix;

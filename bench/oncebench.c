@@ -18,8 +18,8 @@
  * --postgres, the same workloads on the PostgreSQL engine against a server
  * (pg.c).  The parts: keys.c (key material), phase.c (one timed phase),
  * ops.c (the operations, the raw tables), mix.c (the gateway mix),
- * histogram.c (latency), durable.c (the raw log), svg.c (--svg), pg.c
- * (--postgres).
+ * selftest.c (the latency histogram, core/histogram.c), durable.c (the raw
+ * log), svg.c (--svg), pg.c (--postgres).
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -332,10 +332,10 @@ static struct figure measure(const struct config *c, const struct workload *w, u
 	fig.poll_waits_per_op = (double)p.poll_waits / nops;
 	fig.poll_timeouts = (double)p.poll_timeouts;
 	for (int q = 0; q < SVG_QUANTILES; q++)
-		fig.call_ns[q] = inflight ? hist_quantile(&p.call_lat, quantiles[q]) : 0;
+		fig.call_ns[q] = inflight ? once__hist_quantile(&p.call_lat, quantiles[q]) : 0;
 	fig.seconds = p.elapsed;
 	for (int q = 0; q < SVG_QUANTILES; q++)
-		fig.lat_ns[q] = hist_quantile(&p.lat, quantiles[q]);
+		fig.lat_ns[q] = once__hist_quantile(&p.lat, quantiles[q]);
 	uint64_t entries = w->prefill != NULL || w->kind == KIND_RAW ? c->keys : p.ops;
 	fig.bytes_per_entry = (rss_bytes() - rss0) / (double)(entries ? entries : 1);
 	if (p.s != NULL) {

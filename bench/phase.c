@@ -32,8 +32,8 @@ struct worker {
 	_Atomic uint64_t progress;
 	_Atomic bool done;
 	sem_t *finished;
-	struct hist h;
-	struct hist call;      /* inflight: the _async calls */
+	struct once__hist h;
+	struct once__hist call;      /* inflight: the _async calls */
 	uint64_t poll_waits, poll_timeouts;
 };
 
@@ -74,9 +74,9 @@ static uint64_t inflight_loop(struct worker *w, uint64_t from, uint64_t to, uint
 			once_ticket k = 0;
 			p->async(p, i++, &k);
 			uint64_t t1 = now_ns();
-			hist_record(&w->call, t1 - t);
+			once__hist_record(&w->call, t1 - t);
 			if (k == 0) { /* nothing logged: done at once */
-				hist_record(&w->h, t1 - t);
+				once__hist_record(&w->h, t1 - t);
 				ops++;
 			} else {
 				ring[(head + count++) % n] = (struct pending){k, t};
@@ -100,7 +100,7 @@ static uint64_t inflight_loop(struct worker *w, uint64_t from, uint64_t to, uint
 		}
 		t = now_ns();
 		while (count > 0 && ring[head].t <= upto) {
-			hist_record(&w->h, t - ring[head].at);
+			once__hist_record(&w->h, t - ring[head].at);
 			head = (head + 1) % n;
 			count--;
 			ops++;
@@ -139,7 +139,7 @@ static void *worker_main(void *arg)
 		for (uint64_t i = from; i < to; i++) {
 			p->op(p, i);
 			uint64_t t1 = now_ns();
-			hist_record(&w->h, t1 - t);
+			once__hist_record(&w->h, t1 - t);
 			t = t1;
 			ops++;
 			if ((ops & 255) == 0)
@@ -207,15 +207,15 @@ double run_phase(struct phase *p)
 	double slowest = 0;
 	p->ops = 0;
 	p->poll_waits = p->poll_timeouts = 0;
-	hist_reset(&p->lat);
-	hist_reset(&p->call_lat);
+	once__hist_reset(&p->lat);
+	once__hist_reset(&p->call_lat);
 	for (uint32_t t = 0; t < p->threads; t++) {
 		pthread_join(tid[t], NULL);
 		if (w[t].elapsed > slowest)
 			slowest = w[t].elapsed;
 		p->ops += w[t].ops;
-		hist_merge(&p->lat, &w[t].h);
-		hist_merge(&p->call_lat, &w[t].call);
+		once__hist_merge(&p->lat, &w[t].h);
+		once__hist_merge(&p->call_lat, &w[t].call);
 		p->poll_waits += w[t].poll_waits;
 		p->poll_timeouts += w[t].poll_timeouts;
 	}

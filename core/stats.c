@@ -76,6 +76,8 @@ void once__mem_stats(once_store *s, struct once_stats *out)
 	kind_stats(s, ONCE_TBL_NONCE, &out->nonces);
 	kind_stats(s, ONCE_TBL_REPLAY, &out->replays);
 	kind_stats(s, ONCE_TBL_REFRESH, &out->refresh);
+	kind_stats(s, ONCE_TBL_REFRESH_FAMILY, &out->refresh_families);
+	kind_stats(s, ONCE_TBL_ACCESS_FAMILY, &out->access_families);
 	for (uint32_t i = 0; i <= s->stripe_mask; i++)
 		for (int op = 0; op < ONCE_OP_COUNT; op++)
 			for (int st = 0; st < ONCE_STATUS_COUNT; st++)
@@ -86,5 +88,6 @@ void once__mem_stats(once_store *s, struct once_stats *out)
 	for (int t = 0; t < ONCE_TBL_COUNT; t++)
 		out->table_bytes += atomic_load_explicit(&s->cap[t].table_buckets, memory_order_relaxed) *
 		                    s->nshards * sizeof(struct cds_lfht_node);
+	out->read_only = s->opt.read_only;
 	once__persist_stats(s, out);
 }

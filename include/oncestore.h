@@ -641,9 +641,11 @@ struct once_stats {
 	uint64_t checkpoint_failures;
 	uint64_t checkpoint_ns_last;
 	uint64_t checkpoint_ns_max;
-	/* Log bytes appended since the last checkpoint (or since open): what
-	 * the next recovery replays, and what options.checkpoint_bytes
-	 * compares. */
+	/* Log bytes appended since the last committed checkpoint (or since
+	 * open): what the next recovery replays.  The automatic checkpoint
+	 * compares options.checkpoint_bytes with the bytes since its last
+	 * attempt, so after a failed checkpoint it retries only after another
+	 * checkpoint_bytes, while this figure keeps growing. */
 	uint64_t log_bytes_since_checkpoint;
 	/* Recovery at open (with recovery_ns and the recovered_* above):
 	 * torn tail bytes cut, log segments read. */

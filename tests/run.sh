@@ -27,6 +27,9 @@ packages+=(libuv1-dev)
 packages+=(libpq-dev libjansson-dev postgresql postgresql-client erlang-base)
 # man/check_man.sh renders the man pages with groff and fails on a warning.
 packages+=(groff-base)
+# tests/check_prometheus.py reads once_stats_prometheus's text with a real
+# Prometheus parser.
+packages+=(python3-prometheus-client)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -135,16 +135,23 @@ static bool disk_usage(const char *cmd, const char *path, struct disk *u, struct
 
 /* ---- stats ---- */
 
-static const char stats_usage[] = "oncestore stats [--json] DIR";
+static const char stats_usage[] = "oncestore stats [--json | --prometheus] DIR";
 static const char stats_help[] =
 	"Opens the store on DIR (recovering it, as the application would: a torn\n"
 	"tail is cut, a new log segment is started) and prints live entries per\n"
-	"kind with their heap bytes, the recovery time and the records it read,\n"
-	"and the files and bytes on disk; then closes it.  (Capacities are the\n"
-	"application's setting, not stored on disk, so they are not shown.)\n"
+	"kind with their heap bytes (and the family tables'), the recovery\n"
+	"figures (time, records read, segments, a torn tail cut), the log's syncs\n"
+	"and checkpoints since open, any log failure, and the files and bytes on\n"
+	"disk; then closes it.  (Capacities are the application's setting, not\n"
+	"stored on disk, so they are not shown.)\n"
 	"\n"
-	"  --json   one JSON object instead of the table (a DIR whose name is not\n"
-	"           UTF-8 is {\"b64\":\"...\"}, as `oncestore dump --help` says)\n"
+	"  --json        one JSON object instead of the table (a DIR whose name is\n"
+	"                not UTF-8 is {\"b64\":\"...\"}, as `oncestore dump --help`\n"
+	"                says)\n"
+	"  --prometheus  the store's figures in the Prometheus text exposition\n"
+	"                format instead (once_stats_prometheus, oncestore(3): what\n"
+	"                the application's /metrics handler serves; files on disk\n"
+	"                are not in it); with --json, a usage error\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened (ONCE_LOCKED,\n"
 	"ONCE_CORRUPT, ...); 2 usage error.\n";
@@ -171,13 +178,46 @@ static void stats_json(const char *path, const struct once_stats *st, const stru
 	printf(",\"total\":%" PRIu64 "},\"bytes\":{", total);
 	for (int k = 0; k < 5; k++)
 		printf("%s\"%s\":%" PRIu64, k ? "," : "", kind_names[k], kind_of(st, k)->bytes);
-	printf("},\"recovery\":{\"ns\":%" PRIu64 ",\"ms\":%.3f,\"log_records\":%" PRIu64
-	       ",\"snapshot_records\":%" PRIu64 ",\"dropped_expired\":%" PRIu64 "}",
+	printf("},\"families\":{\"refresh\":{\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64
+	       "},\"access\":{\"entries\":%" PRIu64 ",\"bytes\":%" PRIu64 "}}",
+	       st->refresh_families.entries, st->refresh_families.bytes, st->access_families.entries,
+	       st->access_families.bytes);
+	printf(",\"recovery\":{\"ns\":%" PRIu64 ",\"ms\":%.3f,\"log_records\":%" PRIu64
+	       ",\"snapshot_records\":%" PRIu64 ",\"dropped_expired\":%" PRIu64 ",\"segments\":%" PRIu64
+	       ",\"torn_bytes\":%" PRIu64 "}",
 	       st->recovery_ns, (double)st->recovery_ns / 1e6, st->recovered_records,
-	       st->recovered_snapshot_records, st->recovery_dropped_expired);
+	       st->recovered_snapshot_records, st->recovery_dropped_expired, st->recovery_segments,
+	       st->recovery_torn_bytes);
+	printf(",\"log\":{\"syncs\":%" PRIu64 ",\"sync_ns_p50\":%" PRIu64 ",\"sync_ns_p99\":%" PRIu64
+	       ",\"sync_ns_p999\":%" PRIu64 ",\"sync_ns_max\":%" PRIu64 ",\"bytes_since_checkpoint\":%" PRIu64
+	       ",\"write_failures\":%" PRIu64 ",\"sync_failures\":%" PRIu64 ",\"failure_errno\":%" PRId32 "}",
+	       st->syncs, st->sync_ns_p50, st->sync_ns_p99, st->sync_ns_p999, st->sync_ns_max,
+	       st->log_bytes_since_checkpoint, st->write_failures, st->sync_failures, st->failure_errno);
+	printf(",\"checkpoints\":{\"count\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"ns_last\":%" PRIu64
+	       ",\"ns_max\":%" PRIu64 "}",
+	       st->checkpoints, st->checkpoint_failures, st->checkpoint_ns_last, st->checkpoint_ns_max);
 	printf(",\"files\":{\"count\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"log_segments\":%" PRIu64
 	       ",\"log_bytes\":%" PRIu64 ",\"snapshots\":%" PRIu64 ",\"snapshot_bytes\":%" PRIu64 "}}\n",
 	       u->files, u->bytes, u->logs, u->log_bytes, u->snaps, u->snap_bytes);
+}
+
+/* Since open: the syncs, checkpoints and failures of this run of the tool
+ * (its open and close), not of the application's. */
+static void stats_log_text(const struct once_stats *st)
+{
+	printf("log syncs       %" PRIu64 ": p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms; %" PRIu64
+	       " bytes since checkpoint\n",
+	       st->syncs, (double)st->sync_ns_p50 / 1e6, (double)st->sync_ns_p99 / 1e6,
+	       (double)st->sync_ns_p999 / 1e6, (double)st->sync_ns_max / 1e6, st->log_bytes_since_checkpoint);
+	printf("checkpoints     %" PRIu64 " (last %.3f ms, longest %.3f ms), %" PRIu64 " failed\n",
+	       st->checkpoints, (double)st->checkpoint_ns_last / 1e6, (double)st->checkpoint_ns_max / 1e6,
+	       st->checkpoint_failures);
+	printf("failures        %" PRIu64 " write, %" PRIu64 " sync", st->write_failures, st->sync_failures);
+	if (st->failure_errno != 0)
+		printf("; writes stopped: %.*s at offset %" PRIu64 ": %s\n", (int)sizeof st->failure_op,
+		       st->failure_op, st->failure_offset, strerror(st->failure_errno));
+	else
+		printf("\n");
 }
 
 static void stats_text(const char *path, const struct once_stats *st, const struct disk *u)
@@ -193,28 +233,75 @@ static void stats_text(const char *path, const struct once_stats *st, const stru
 		bytes += ks->bytes;
 	}
 	printf("%-15s %12" PRIu64 " %14" PRIu64 "\n", "total", total, bytes);
+	printf("%-15s %12" PRIu64 " %14" PRIu64 "\n", "refresh fam.", st->refresh_families.entries,
+	       st->refresh_families.bytes);
+	printf("%-15s %12" PRIu64 " %14" PRIu64 "\n", "access fam.", st->access_families.entries,
+	       st->access_families.bytes);
 	printf("\nrecovery        %.3f ms: %" PRIu64 " snapshot records loaded, %" PRIu64
 	       " log records replayed, %" PRIu64 " expired entries dropped\n",
 	       (double)st->recovery_ns / 1e6, st->recovered_snapshot_records, st->recovered_records,
 	       st->recovery_dropped_expired);
+	printf("                %" PRIu64 " log segment(s) read, %" PRIu64 " torn tail bytes cut\n",
+	       st->recovery_segments, st->recovery_torn_bytes);
+	stats_log_text(st);
 	printf("on disk         %" PRIu64 " files, %" PRIu64 " bytes: %" PRIu64 " log segment(s) (%" PRIu64
 	       " bytes), %" PRIu64 " snapshot(s) (%" PRIu64 " bytes)\n",
 	       u->files, u->bytes, u->logs, u->log_bytes, u->snaps, u->snap_bytes);
 }
 
+/* --prometheus: the library's own text (once_stats_prometheus), sized by
+ * a first call (again if a figure grew a digit in between); then closes
+ * the store. */
+static int stats_prometheus(const char *path, once_store *s)
+{
+	size_t n = once_stats_prometheus(s, NULL, 0), need;
+	char *text = NULL;
+	for (;;) {
+		char *bigger = realloc(text, n + 1);
+		if (bigger == NULL) {
+			free(text);
+			text = NULL;
+			break;
+		}
+		text = bigger;
+		if ((need = once_stats_prometheus(s, text, n + 1)) <= n)
+			break;
+		n = need;
+	}
+	once_status cst = once_close(s);
+	if (text == NULL) {
+		cli_err("stats", "out of memory");
+		return CLI_FAIL;
+	}
+	fputs(text, stdout);
+	free(text);
+	if (cst != ONCE_OK) {
+		cli_fail("stats", path, "once_close", cst, NULL);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	const char *path;
-	static const char *const flags[] = {"--json", NULL};
-	bool set[1] = {false};
+	static const char *const flags[] = {"--json", "--prometheus", NULL};
+	bool set[2] = {false, false};
 	int rc = cli_parse(argc, argv, stats_usage, stats_help, flags, set, &path);
 	if (rc >= 0)
 		return rc;
+	if (set[0] && set[1]) {
+		cli_err("stats", "--json and --prometheus: one format only");
+		fprintf(stderr, "usage: %s\n", stats_usage);
+		return CLI_USAGE;
+	}
 	if (!cli_is_data_dir("stats", path))
 		return CLI_FAIL;
 	once_store *s;
 	if (cli_store_open("stats", path, &s) != ONCE_OK)
 		return CLI_FAIL;
+	if (set[1])
+		return stats_prometheus(path, s);
 	struct once_stats st;
 	once_stats(s, &st);
 	struct disk u;
@@ -408,7 +495,7 @@ static const struct command {
 } commands[] = {
 	{"init", cmd_init, "create a data directory (0700, FORMAT)"},
 	{"verify", cli_verify, "check every file without changing anything (exit 0 = clean)"},
-	{"stats", cmd_stats, "entries per kind, recovery figures, files on disk (--json)"},
+	{"stats", cmd_stats, "entries per kind, recovery figures, files on disk (--json, --prometheus)"},
 	{"dump", cmd_dump, "every entry as a JSON line, sorted (hashes and metadata only)"},
 	{"checkpoint", cmd_checkpoint, "write snapshots and drop the log segments they cover"},
 	{"repair", cli_repair, "truncate at the first damage, reporting what is dropped (--yes)"},

@@ -29,6 +29,7 @@
 
 #include "fail.h"
 #include "format.h"
+#include "histogram.h"
 #include "io.h"
 #include "log.h"
 #include "segment.h"
@@ -87,6 +88,7 @@ struct once__log {
 
 	pthread_mutex_t stats_lock;
 	struct once__log_stats stats;
+	struct once__hist sync_hist; /* under stats_lock, as stats */
 
 	pthread_t writer;
 	bool writer_running;
@@ -250,6 +252,8 @@ static bool sync_file(struct once__log *log, uint64_t records)
 	log->stats.sync_ns_total += ns;
 	if (ns > log->stats.sync_ns_max)
 		log->stats.sync_ns_max = ns;
+	log->stats.sync_buckets[once__pow2_bucket(ns, 10, ONCE_SYNC_BUCKETS)]++;
+	once__hist_record(&log->sync_hist, ns);
 	pthread_mutex_unlock(&log->stats_lock);
 	return ok;
 }
@@ -670,6 +674,9 @@ void once__log_stats(struct once__log *log, struct once__log_stats *out)
 {
 	pthread_mutex_lock(&log->stats_lock);
 	*out = log->stats;
+	out->sync_ns_p50 = (uint64_t)once__hist_quantile(&log->sync_hist, 0.50);
+	out->sync_ns_p99 = (uint64_t)once__hist_quantile(&log->sync_hist, 0.99);
+	out->sync_ns_p999 = (uint64_t)once__hist_quantile(&log->sync_hist, 0.999);
 	pthread_mutex_unlock(&log->stats_lock);
 	out->records = atomic_load(&log->appended_seq) - log->first_seq;
 }

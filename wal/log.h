@@ -66,6 +66,10 @@ struct once__log_stats {
 	 * clock then (once__fail_now). */
 	struct once__syserr failure;
 	int64_t failure_at;
+	/* Sync latency: once_stats.sync_buckets' power-of-two counts, and
+	 * percentiles from the fine histogram (core/histogram.h). */
+	uint64_t sync_buckets[ONCE_SYNC_BUCKETS];
+	uint64_t sync_ns_p50, sync_ns_p99, sync_ns_p999;
 };
 
 /* Preallocation step of a segment file (see above), at most; the store

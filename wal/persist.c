@@ -53,8 +53,14 @@ struct once__persist {
 
 	/* Figures for once_stats. */
 	uint64_t recovery_ns, recovered_records, snapshot_records, dropped_expired;
-	_Atomic uint64_t checkpoints;
+	uint64_t recovery_torn_bytes, recovery_segments;
+	_Atomic uint64_t checkpoints, checkpoint_failures;
+	_Atomic uint64_t checkpoint_ns_last, checkpoint_ns_max; /* max: under checkpoint_lock */
 	_Atomic int64_t last_checkpoint_at;
+	/* `appended` at the last committed checkpoint (appended_at_checkpoint
+	 * also moves on a failed one, to pace retries): what the next
+	 * recovery replays. */
+	_Atomic uint64_t appended_at_committed;
 };
 
 static uint64_t now_ns(void)
@@ -372,6 +378,7 @@ once_status once__persist_checkpoint(once_store *s)
 			remove_leftovers(dirfd, true, start, number);
 			p->committed_start = start;
 			atomic_store(&p->appended_at_checkpoint, appended);
+			atomic_store(&p->appended_at_committed, appended);
 			atomic_store(&p->snapshot_bytes, snapshot_bytes);
 			atomic_fetch_add(&p->checkpoints, 1);
 			atomic_store(&p->last_checkpoint_at, once__now(s));
@@ -384,13 +391,17 @@ once_status once__persist_checkpoint(once_store *s)
 			atomic_store(&p->appended_at_checkpoint, appended);
 		}
 	}
+	uint64_t ns = now_ns() - t0;
 	if (st == ONCE_OK) {
-		uint64_t ns = now_ns() - t0;
+		atomic_store(&p->checkpoint_ns_last, ns);
+		if (ns > atomic_load(&p->checkpoint_ns_max))
+			atomic_store(&p->checkpoint_ns_max, ns);
 		once__log(s, ONCE_LOG_INFO,
 		          "checkpoint %016" PRIx64 ": %" PRIu64 " entries in %" PRIu32 " snapshots, log from sequence "
 		          "%" PRIu64 ", in %" PRIu64 ".%03" PRIu64 " ms",
 		          start, entries, s->nshards, start, ns / 1000000u, ns / 1000u % 1000u);
 	} else {
+		atomic_fetch_add(&p->checkpoint_failures, 1);
 		checkpoint_failed(p, start, st, &e, count);
 	}
 	atomic_store(&p->checkpoint_wanted, false);
@@ -469,6 +480,8 @@ once_status once__persist_open(once_store *s)
 		p->recovery_ns = now_ns() - t0;
 		p->recovered_records = r.log_records;
 		p->snapshot_records = r.snapshot_records;
+		p->recovery_torn_bytes = r.torn ? r.torn_bytes : 0;
+		p->recovery_segments = r.segments;
 		p->committed_start = r.has_checkpoint ? r.checkpoint_start : UINT64_MAX;
 		remove_leftovers(p->dir.fd, true, p->committed_start, r.has_checkpoint ? r.first_segment : 0);
 		p->segment = r.last_segment + 1;
@@ -575,4 +588,17 @@ void once__persist_stats(once_store *s, struct once_stats *out)
 	out->recovered_records = p->recovered_records;
 	out->recovered_snapshot_records = p->snapshot_records;
 	out->recovery_dropped_expired = p->dropped_expired;
+	memcpy(out->sync_buckets, ls.sync_buckets, sizeof out->sync_buckets);
+	out->sync_ns_p50 = ls.sync_ns_p50;
+	out->sync_ns_p99 = ls.sync_ns_p99;
+	out->sync_ns_p999 = ls.sync_ns_p999;
+	out->checkpoint_failures = atomic_load(&p->checkpoint_failures);
+	out->checkpoint_ns_last = atomic_load(&p->checkpoint_ns_last);
+	out->checkpoint_ns_max = atomic_load(&p->checkpoint_ns_max);
+	/* The mark first: it is a past value of `appended`, so never above
+	 * the one read after it. */
+	uint64_t mark = atomic_load(&p->appended_at_committed);
+	out->log_bytes_since_checkpoint = atomic_load(&p->appended) - mark;
+	out->recovery_torn_bytes = p->recovery_torn_bytes;
+	out->recovery_segments = p->recovery_segments;
 }

@@ -338,6 +338,10 @@ static const char checkpoint_help[] =
 	"are removed), closes it, and prints the checkpoint's start sequence, its\n"
 	"snapshots and the files removed.  The start sequence is printed in\n"
 	"decimal and in the hex its snapshot files carry in their names.\n"
+	"The store is opened with the tool's default shard count; the snapshot\n"
+	"names carry it (snap-S-P-<shard>), so no committed file is replaced.  If\n"
+	"nothing was logged since the committed checkpoint and the shard counts\n"
+	"are equal, that checkpoint is already this one: its snapshots are kept.\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened or the checkpoint\n"
 	"fails (the previous checkpoint stays in force); 2 usage error.\n";

@@ -212,7 +212,10 @@ typedef struct once_options {
 	 * locks it (flock) while open: a second once_open of the same
 	 * directory, in this process or another, gets ONCE_LOCKED.  It holds
 	 * FORMAT (version, store uid), log segments log-*, the committed
-	 * checkpoint's snapshots snap-* (one per shard) and CHECKPOINT.
+	 * checkpoint's snapshots snap-S-P-<shard> (S its start sequence, P
+	 * its shard count: one per shard) and CHECKPOINT, which names them;
+	 * any other snap-* or *.tmp file is a leftover of an interrupted
+	 * checkpoint, never read, removed by the next open or checkpoint.
 	 * Every write is one log record, appended after the in-memory change
 	 * decided the winner and durable (per `sync`) before the call returns
 	 * success; a multi-entry change (a rotation, a family revocation) is
@@ -479,12 +482,17 @@ ONCE_API once_status once_close(once_store *s);
  * long: the old segment's fdatasync, the new segment's header written and
  * synced, the directory fsynced).  Steps: cut the log at
  * sequence number S; write each shard's live entries to
- * snap-S-<shard>.tmp, fsync, rename; fsync the directory; wait until every
+ * snap-S-P-<shard>.tmp (P: this store's shard count), fsync, rename; fsync
+ * the directory; wait until every
  * change the snapshots hold has its log record written, and fdatasync the
  * log (in every sync mode), so a snapshot never holds an effect that is
- * not durable; commit by renaming CHECKPOINT (naming S) into place and
- * fsyncing the directory; remove older snapshots and segments.  A crash or
- * power cut at any step recovers from the last committed checkpoint.
+ * not durable; commit by renaming CHECKPOINT (naming S and P) into place
+ * and fsyncing the directory; remove older snapshots and segments.  A
+ * crash or power cut at any step recovers from the last committed
+ * checkpoint: no step replaces or changes one of its files.  When nothing
+ * was logged since the committed checkpoint's start and the shard count
+ * is the same, that checkpoint already is this one: nothing is written
+ * and ONCE_OK is returned.
  * Returns ONCE_OK | ONCE_INVALID (NULL, or a memory-only store: nothing to
  * checkpoint) | ONCE_IO (a file could not be written; the previous
  * checkpoint stays in force, and if the log itself failed, writes are

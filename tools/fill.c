@@ -3,7 +3,8 @@
  * store on DIR and gives it real content of every kind, so the tool has
  * something to verify, dump, checkpoint and repair.
  *
- *   fill DIR [--tag T] [--none | --spend | --text HEX...] [--checkpoint] [--hold SECONDS [--until FILE]]
+ *   fill DIR [--tag T] [--none | --spend | --text HEX...] [--shards N] [--checkpoint]
+ *        [--hold SECONDS [--until FILE]]
  *
  * With tag T (default "a"; another tag makes other keys) it writes:
  *   codes        6 put (keys: hashes of "code-secret-T-<i>"), 3 taken, 2
@@ -27,6 +28,8 @@
  * code keyed by the hash of "text-code-<i>" (i counts the --text options
  * from 0) and the subject of a refresh token keyed by the hash of
  * "text-refresh-<i>" in family "rt-text".
+ * The store has 4 shards, or N with --shards N (a checkpoint writes one
+ * snapshot per shard).
  * Then it checkpoints (--checkpoint), prints "entries N" (the number of dump
  * lines), and with --hold prints "holding" and keeps the store (and its
  * lock) open for SECONDS before closing, or until the file named by
@@ -210,7 +213,7 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *tag = "a", *until = NULL;
 	bool none = false, checkpoint = false, spending = false;
-	int hold = 0, texts = 0;
+	int hold = 0, texts = 0, shards = 4;
 	const char *text_hex[16];
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--text") == 0 && i + 1 < argc && texts < 16)
@@ -219,6 +222,8 @@ int main(int argc, char **argv)
 			tag = argv[++i];
 		else if (strcmp(argv[i], "--hold") == 0 && i + 1 < argc)
 			hold = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--shards") == 0 && i + 1 < argc)
+			shards = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--until") == 0 && i + 1 < argc)
 			until = argv[++i];
 		else if (strcmp(argv[i], "--none") == 0)
@@ -230,19 +235,19 @@ int main(int argc, char **argv)
 		else if (dir == NULL && argv[i][0] != '-')
 			dir = argv[i];
 		else {
-			fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend | --text HEX...] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
+			fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend | --text HEX...] [--shards N] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
 			return 2;
 		}
 	}
 	if (dir == NULL) {
-		fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend | --text HEX...] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
+		fprintf(stderr, "usage: fill DIR [--tag T] [--none | --spend | --text HEX...] [--shards N] [--checkpoint] [--hold SECONDS [--until FILE]]\n");
 		return 2;
 	}
 	static const unsigned char successor_key[ONCE_SUCCESSOR_KEY_LEN] = "fill: test successor key 32 b.";
 	once_options o;
 	once_options_init(&o);
 	o.dir = dir;
-	o.shards = 4;
+	o.shards = (uint32_t)shards;
 	o.sync = ONCE_SYNC_ALWAYS;
 	o.sweep_interval_ms = 0;
 	o.checkpoint_bytes = UINT64_MAX;

@@ -116,14 +116,14 @@ static bool disk_usage(const char *cmd, const char *path, struct disk *u, struct
 	for (size_t i = 0; i < fs.n; i++) {
 		const struct cli_file *f = &fs.f[i];
 		uint64_t num, start;
-		uint32_t part;
+		uint32_t parts, part;
 		if (!f->regular)
 			continue;
 		u->files++;
 		u->bytes += f->size;
 		if (once__parse_log_name(f->name, &num))
 			u->logs++, u->log_bytes += f->size;
-		else if (once__parse_snap_name(f->name, &start, &part))
+		else if (once__parse_snap_file(f->name, &start, &parts, &part))
 			u->snaps++, u->snap_bytes += f->size;
 	}
 	if (keep != NULL)
@@ -425,6 +425,10 @@ static const char checkpoint_help[] =
 	"are removed), closes it, and prints the checkpoint's start sequence, its\n"
 	"snapshots and the files removed.  The start sequence is printed in\n"
 	"decimal and in the hex its snapshot files carry in their names.\n"
+	"The store is opened with the tool's default shard count; the snapshot\n"
+	"names carry it (snap-S-P-<shard>), so no committed file is replaced.  If\n"
+	"nothing was logged since the committed checkpoint and the shard counts\n"
+	"are equal, that checkpoint is already this one: its snapshots are kept.\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened or the checkpoint\n"
 	"fails (the previous checkpoint stays in force); 2 usage error.\n";
@@ -456,9 +460,9 @@ static int cmd_checkpoint(int argc, char **argv)
 		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		bool present = false;
 		uint64_t start = 0;
-		uint32_t parts = 0;
+		uint32_t parts = 0, version = 0;
 		if (fd >= 0) {
-			once__checkpoint_read(fd, &present, &start, &parts, NULL);
+			once__checkpoint_read_version(fd, &present, &start, &parts, &version, NULL);
 			close(fd);
 		}
 		uint64_t entries = stats.codes.entries + stats.access_tokens.entries +
@@ -469,9 +473,13 @@ static int cmd_checkpoint(int argc, char **argv)
 		       path, cli_start_seq(seq, start), parts, entries);
 		for (uint32_t p = 0; present && p < parts; p++) {
 			char name[ONCE_FILE_NAME_MAX];
-			once__snap_name(name, start, p);
+			once__checkpoint_snap_name(name, version, start, parts, p);
 			long i = cli_files_find(&fa, name);
-			printf("  wrote   %s (%" PRIu64 " bytes)\n", name, i >= 0 ? fa.f[i].size : 0);
+			/* Present before: the committed checkpoint was already this
+			 * one (nothing logged since, as many shards), so the
+			 * library wrote nothing (wal/persist.c). */
+			printf("  %s %s (%" PRIu64 " bytes)\n", cli_files_find(&fb, name) >= 0 ? "kept   " : "wrote  ",
+			       name, i >= 0 ? fa.f[i].size : 0);
 		}
 		for (size_t i = 0; i < fb.n; i++)
 			if (fb.f[i].regular && cli_files_find(&fa, fb.f[i].name) < 0)

@@ -478,10 +478,10 @@ void cli_json_string(const char *s)
 const char *cli_start_seq(char buf[CLI_START_SEQ_MAX], uint64_t start)
 {
 	char name[ONCE_FILE_NAME_MAX];
-	once__snap_name(name, start, 0);
-	char *dash = strrchr(name, '-');
-	if (dash != NULL && dash != name)
-		dash[1] = '\0'; /* the part number: any */
+	once__snap_name(name, start, 1, 0);
+	char *dash = strchr(name + 5, '-'); /* "snap-" start "-": part count and part: any */
+	if (dash != NULL)
+		dash[1] = '\0';
 	snprintf(buf, CLI_START_SEQ_MAX, "%" PRIu64 " (hex %" PRIx64 ", as in %s*)", start, start, name);
 	return buf;
 }

@@ -9,8 +9,9 @@
  * checkpoint (header, records, sequence continuity within and between
  * segments and from the checkpoint's start).  So verify and once_open
  * cannot disagree about what is corruption.  Files recovery ignores
- * (interrupted writes, snapshots of an older checkpoint, segments the
- * checkpoint covers) are listed as notes: the next open removes them.
+ * (interrupted writes, every snapshot file CHECKPOINT does not name,
+ * segments the checkpoint covers, foreign files) are listed as notes, one
+ * per file: the next open removes all but the foreign ones.
  * Zero bytes ending a segment are preallocated space (wal/format.h):
  * counted as such, never as damage or a torn tail.
  */
@@ -56,24 +57,29 @@ static void notes(const struct cli_dir *d, const struct once__recovery *r)
 		const struct cli_file *f = &fs.f[i];
 		size_t len = strlen(f->name);
 		uint64_t num, start;
-		uint32_t part;
+		uint32_t parts, part;
 		if (f->regular && (f->mode & 0077) != 0)
 			printf("warning: %s/%s: mode %03o, expected 0600\n", d->path, f->name,
 			       (unsigned)(f->mode & 0777));
 		if (len > 4 && strcmp(f->name + len - 4, ".tmp") == 0)
 			printf("note: %s/%s: an interrupted write (ignored; the next open removes it)\n",
 			       d->path, f->name);
-		else if (once__parse_snap_name(f->name, &start, &part) &&
-		         (!r->has_checkpoint || start != r->checkpoint_start))
+		else if (once__parse_snap_file(f->name, &start, &parts, &part) &&
+		         (!r->has_checkpoint || !once__checkpoint_names(r->checkpoint_version, r->checkpoint_start,
+		                                                        r->checkpoint_parts, f->name)))
+			/* The same rule recovery and the open's cleanup apply
+			 * (wal/recover.h): a snapshot of the committed start with
+			 * another part count, a part number past its count or the
+			 * other naming form is a leftover too (issue 13). */
 			printf("note: %s/%s: snapshot that CHECKPOINT does not name (ignored by recovery: "
-			       "a leftover of an interrupted checkpoint or cleanup)\n",
+			       "a leftover of an interrupted checkpoint or cleanup; the next open removes it)\n",
 			       d->path, f->name);
 		else if (once__parse_log_name(f->name, &num) && r->first_segment != 0 &&
 		         num < r->first_segment)
 			printf("note: %s/%s: covered by the checkpoint (ignored; the next open removes it)\n",
 			       d->path, f->name);
 		else if (strcmp(f->name, "FORMAT") != 0 && strcmp(f->name, ONCE_CHECKPOINT_FILE) != 0 &&
-		         !once__parse_snap_name(f->name, &start, &part) &&
+		         !once__parse_snap_file(f->name, &start, &parts, &part) &&
 		         !once__parse_log_name(f->name, &num))
 			printf("note: %s/%s: not an oncestore file (ignored)\n", d->path, f->name);
 	}

@@ -38,6 +38,7 @@ struct once__persist {
 	pthread_mutex_t checkpoint_lock; /* one checkpoint at a time; guards segment */
 	uint64_t segment;                /* number of the segment being appended */
 	uint64_t committed_start;        /* the committed checkpoint's (UINT64_MAX: none) */
+	uint32_t committed_parts, committed_version; /* which snapshot files it names */
 
 	/* Automatic checkpoints: bytes appended since the last one. */
 	_Atomic uint64_t appended;
@@ -178,10 +179,13 @@ uint64_t once__wal_next_ticket(once_store *s)
 
 /* ---- directory housekeeping ---- */
 
-/* Removes leftovers: *.tmp files; with `committed`, snapshots of any
- * checkpoint but the one starting at `start`; log segments numbered below
- * `first_needed` (0: none). */
-static void remove_leftovers(int dirfd, bool committed, uint64_t start, uint64_t first_needed)
+/* Removes leftovers: *.tmp files; with `committed`, every snapshot file
+ * that the committed checkpoint (version, start, parts; start UINT64_MAX:
+ * none) does not name, whatever its start (wal/recover.h); log segments
+ * numbered below `first_needed` (0: none).  Called only once that
+ * checkpoint's CHECKPOINT is durable. */
+static void remove_leftovers(int dirfd, bool committed, uint32_t version, uint64_t start, uint32_t parts,
+                             uint64_t first_needed)
 {
 	int fd = dup(dirfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -197,10 +201,10 @@ static void remove_leftovers(int dirfd, bool committed, uint64_t start, uint64_t
 		const char *n = de->d_name;
 		size_t len = strlen(n);
 		uint64_t num, snap_start;
-		uint32_t part;
+		uint32_t snap_parts, part;
 		bool doomed = (len > 4 && strcmp(n + len - 4, ".tmp") == 0) ||
-		              (committed && once__parse_snap_name(n, &snap_start, &part) &&
-		               snap_start != start) ||
+		              (committed && once__parse_snap_file(n, &snap_start, &snap_parts, &part) &&
+		               !once__checkpoint_names(version, start, parts, n)) ||
 		              (once__parse_log_name(n, &num) && num < first_needed);
 		if (doomed && unlinkat(dirfd, n, 0) == 0)
 			removed = true;
@@ -343,13 +347,29 @@ once_status once__persist_checkpoint(once_store *s)
 		}
 	}
 	uint64_t entries = 0;
-	if (st == ONCE_OK) {
+	/* Nothing logged since the committed checkpoint's start, and as
+	 * many parts: that checkpoint is this one, file for file (same names,
+	 * and it holds exactly the live state).  Writing it again would
+	 * rename over its committed files (issue 13), so write nothing; the
+	 * log goes on in the new segment, and the ones before it hold no
+	 * record at or after the start.  Any other start or part count gives
+	 * other names (wal/recover.h, "Why S and P"). */
+	bool current = st == ONCE_OK && p->committed_version == ONCE_CHECKPOINT_V2 &&
+	               start == p->committed_start && s->nshards == p->committed_parts;
+	if (current) {
+		p->segment = number;
+		remove_leftovers(p->dir.fd, true, p->committed_version, p->committed_start, p->committed_parts,
+		                 number);
+		atomic_store(&p->appended_at_checkpoint, appended);
+		atomic_store(&p->appended_at_committed, appended);
+	}
+	if (st == ONCE_OK && !current) {
 		p->segment = number;
 		int dirfd = p->dir.fd;
 		uint64_t snapshot_bytes = 0;
 		for (uint32_t i = 0; i < s->nshards && st == ONCE_OK; i++) {
 			uint64_t records, bytes;
-			st = once__snapshot_write(s, dirfd, p->dir.uid, start, i, &records, &bytes, &e);
+			st = once__snapshot_write(s, dirfd, p->dir.uid, start, s->nshards, i, &records, &bytes, &e);
 			snapshot_bytes += bytes;
 			entries += records;
 		}
@@ -374,9 +394,12 @@ once_status once__persist_checkpoint(once_store *s)
 			count = st != ONCE_OK;
 		}
 		if (st == ONCE_OK) {
-			/* Committed: the older snapshots and segments are covered. */
-			remove_leftovers(dirfd, true, start, number);
+			/* Committed (CHECKPOINT is durable): the older snapshots
+			 * and segments are covered. */
+			remove_leftovers(dirfd, true, ONCE_CHECKPOINT_V2, start, s->nshards, number);
 			p->committed_start = start;
+			p->committed_parts = s->nshards;
+			p->committed_version = ONCE_CHECKPOINT_V2;
 			atomic_store(&p->appended_at_checkpoint, appended);
 			atomic_store(&p->appended_at_committed, appended);
 			atomic_store(&p->snapshot_bytes, snapshot_bytes);
@@ -385,7 +408,8 @@ once_status once__persist_checkpoint(once_store *s)
 		} else {
 			/* The log goes on in the new segment; the last committed
 			 * checkpoint and the segments after it still recover. */
-			remove_leftovers(dirfd, true, p->committed_start, 0);
+			remove_leftovers(dirfd, true, p->committed_version, p->committed_start,
+			                 p->committed_parts, 0);
 			/* The automatic checkpointer tries again only after
 			 * another checkpoint_bytes, not on every write. */
 			atomic_store(&p->appended_at_checkpoint, appended);
@@ -396,10 +420,16 @@ once_status once__persist_checkpoint(once_store *s)
 		atomic_store(&p->checkpoint_ns_last, ns);
 		if (ns > atomic_load(&p->checkpoint_ns_max))
 			atomic_store(&p->checkpoint_ns_max, ns);
-		once__log(s, ONCE_LOG_INFO,
-		          "checkpoint %016" PRIx64 ": %" PRIu64 " entries in %" PRIu32 " snapshots, log from sequence "
-		          "%" PRIu64 ", in %" PRIu64 ".%03" PRIu64 " ms",
-		          start, entries, s->nshards, start, ns / 1000000u, ns / 1000u % 1000u);
+		if (current)
+			once__log(s, ONCE_LOG_INFO,
+			          "checkpoint %016" PRIx64 ": nothing logged since the committed checkpoint, which "
+			          "holds the live state: kept, nothing written",
+			          start);
+		else
+			once__log(s, ONCE_LOG_INFO,
+			          "checkpoint %016" PRIx64 ": %" PRIu64 " entries in %" PRIu32
+			          " snapshots, log from sequence %" PRIu64 ", in %" PRIu64 ".%03" PRIu64 " ms",
+			          start, entries, s->nshards, start, ns / 1000000u, ns / 1000u % 1000u);
 	} else {
 		atomic_fetch_add(&p->checkpoint_failures, 1);
 		checkpoint_failed(p, start, st, &e, count);
@@ -460,7 +490,7 @@ once_status once__persist_open(once_store *s)
 		errno = err;
 		return st;
 	}
-	remove_leftovers(p->dir.fd, false, 0, 0); /* interrupted writes (*.tmp) only */
+	remove_leftovers(p->dir.fd, false, 0, 0, 0, 0); /* interrupted writes (*.tmp) only */
 
 	uint64_t t0 = now_ns();
 	struct once__recovery r;
@@ -483,7 +513,11 @@ once_status once__persist_open(once_store *s)
 		p->recovery_torn_bytes = r.torn ? r.torn_bytes : 0;
 		p->recovery_segments = r.segments;
 		p->committed_start = r.has_checkpoint ? r.checkpoint_start : UINT64_MAX;
-		remove_leftovers(p->dir.fd, true, p->committed_start, r.has_checkpoint ? r.first_segment : 0);
+		p->committed_parts = r.has_checkpoint ? r.checkpoint_parts : 0;
+		p->committed_version = r.has_checkpoint ? r.checkpoint_version : 0;
+		/* Snapshots CHECKPOINT does not name: an interrupted checkpoint's. */
+		remove_leftovers(p->dir.fd, true, p->committed_version, p->committed_start, p->committed_parts,
+		                 r.has_checkpoint ? r.first_segment : 0);
 		p->segment = r.last_segment + 1;
 		once__log(s, ONCE_LOG_INFO,
 		          "open: %s: recovered %" PRIu64 " snapshot records and %" PRIu64 " log records, "

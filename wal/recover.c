@@ -31,9 +31,18 @@ void once__log_name(char out[ONCE_FILE_NAME_MAX], uint64_t number)
 	snprintf(out, ONCE_FILE_NAME_MAX, "log-%016" PRIx64, number);
 }
 
-void once__snap_name(char out[ONCE_FILE_NAME_MAX], uint64_t start, uint32_t part)
+void once__snap_name(char out[ONCE_FILE_NAME_MAX], uint64_t start, uint32_t parts, uint32_t part)
 {
-	snprintf(out, ONCE_FILE_NAME_MAX, "snap-%016" PRIx64 "-%04" PRIx32, start, part);
+	snprintf(out, ONCE_FILE_NAME_MAX, "snap-%016" PRIx64 "-%04" PRIx32 "-%04" PRIx32, start, parts, part);
+}
+
+void once__checkpoint_snap_name(char out[ONCE_FILE_NAME_MAX], uint32_t version, uint64_t start,
+                                uint32_t parts, uint32_t part)
+{
+	if (version == ONCE_CHECKPOINT_V1)
+		snprintf(out, ONCE_FILE_NAME_MAX, "snap-%016" PRIx64 "-%04" PRIx32, start, part);
+	else
+		once__snap_name(out, start, parts, part);
 }
 
 static bool parse_hex(const char *s, size_t digits, uint64_t *out)
@@ -55,27 +64,52 @@ bool once__parse_log_name(const char *name, uint64_t *number)
 	return strlen(name) == 20 && strncmp(name, "log-", 4) == 0 && parse_hex(name + 4, 16, number);
 }
 
+bool once__parse_snap_file(const char *name, uint64_t *start, uint32_t *parts, uint32_t *part)
+{
+	uint64_t n, p;
+	size_t len = strlen(name);
+	if (strncmp(name, "snap-", 5) != 0 || !parse_hex(name + 5, 16, start) || name[21] != '-')
+		return false;
+	if (len == 26 && parse_hex(name + 22, 4, &p)) { /* version 1: snap-S-<part> */
+		*parts = 0;
+		*part = (uint32_t)p;
+		return true;
+	}
+	if (len == 31 && parse_hex(name + 22, 4, &n) && name[26] == '-' && parse_hex(name + 27, 4, &p)) {
+		*parts = (uint32_t)n;
+		*part = (uint32_t)p;
+		return true;
+	}
+	return false;
+}
+
 bool once__parse_snap_name(const char *name, uint64_t *start, uint32_t *part)
 {
-	uint64_t p;
-	if (strlen(name) != 26 || strncmp(name, "snap-", 5) != 0 || name[21] != '-' ||
-	    !parse_hex(name + 5, 16, start) || !parse_hex(name + 22, 4, &p))
+	uint32_t parts;
+	return once__parse_snap_file(name, start, &parts, part) && parts != 0;
+}
+
+bool once__checkpoint_names(uint32_t version, uint64_t start, uint32_t parts, const char *name)
+{
+	uint64_t s;
+	uint32_t n, p;
+	if (!once__parse_snap_file(name, &s, &n, &p) || s != start || p >= parts)
 		return false;
-	*part = (uint32_t)p;
-	return true;
+	return version == ONCE_CHECKPOINT_V1 ? n == 0 : n == parts;
 }
 
 /* ---- CHECKPOINT ---- */
 
-static void checkpoint_text(char *out, size_t cap, uint64_t start, uint32_t parts)
+static void checkpoint_text(char *out, size_t cap, uint32_t version, uint64_t start, uint32_t parts)
 {
 	char body[64];
-	int n = snprintf(body, sizeof body, "oncestore-checkpoint 1 %016" PRIx64 " %" PRIu32, start, parts);
+	int n = snprintf(body, sizeof body, "oncestore-checkpoint %" PRIu32 " %016" PRIx64 " %" PRIu32,
+	                 version, start, parts);
 	snprintf(out, cap, "%s %016" PRIx64 "\n", body, (uint64_t)XXH3_64bits(body, (size_t)n));
 }
 
-once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
-                                  const char **why)
+once_status once__checkpoint_read_version(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
+                                          uint32_t *version, const char **why)
 {
 	*present = false;
 	if (why != NULL)
@@ -93,18 +127,29 @@ once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uin
 		return ONCE_IO;
 	text[got] = '\0';
 	uint64_t s;
-	unsigned p;
-	if (sscanf(text, "oncestore-checkpoint 1 %16" SCNx64 " %u", &s, &p) != 2 || p == 0 || p > 65535 ||
-	    s == 0 || s >= ONCE_WAL_NUMBER_MAX)
+	unsigned v, p;
+	/* Version 1 is the previous release's (snapshots named without the
+	 * part count, wal/recover.h); both are checked the same way. */
+	if (sscanf(text, "oncestore-checkpoint %u %16" SCNx64 " %u", &v, &s, &p) != 3 ||
+	    (v != ONCE_CHECKPOINT_V1 && v != ONCE_CHECKPOINT_V2) || p == 0 || p > 65535 || s == 0 ||
+	    s >= ONCE_WAL_NUMBER_MAX)
 		return ONCE_CORRUPT;
 	char want[128];
-	checkpoint_text(want, sizeof want, s, p);
+	checkpoint_text(want, sizeof want, v, s, p);
 	if (strcmp(want, text) != 0)
 		return ONCE_CORRUPT;
 	*present = true;
 	*start = s;
 	*parts = p;
+	if (version != NULL)
+		*version = v;
 	return ONCE_OK;
+}
+
+once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
+                                  const char **why)
+{
+	return once__checkpoint_read_version(dirfd, present, start, parts, NULL, why);
 }
 
 once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
@@ -117,7 +162,7 @@ once_status once__checkpoint_write_e(int dirfd, uint64_t start, uint32_t parts, 
 {
 	static const char tmp[] = ONCE_CHECKPOINT_FILE ".tmp";
 	char text[128];
-	checkpoint_text(text, sizeof text, start, parts);
+	checkpoint_text(text, sizeof text, ONCE_CHECKPOINT_V2, start, parts);
 	size_t n = strlen(text);
 	memset(e, 0, sizeof *e);
 	int fd = once__io_create_tmp(dirfd, tmp);
@@ -226,7 +271,7 @@ static once_status load_snapshot(int dirfd, const unsigned char uid[16], struct 
                                  uint32_t part, struct once__recovery *r)
 {
 	char name[ONCE_FILE_NAME_MAX];
-	once__snap_name(name, start, part);
+	once__checkpoint_snap_name(name, r->checkpoint_version, start, r->checkpoint_parts, part);
 	struct mapped m;
 	once_status st = map_file(dirfd, name, &m);
 	if (st == ONCE_NOT_FOUND)
@@ -429,8 +474,8 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 {
 	memset(r, 0, sizeof *r);
 	const char *why;
-	once_status st = once__checkpoint_read(dirfd, &r->has_checkpoint, &r->checkpoint_start,
-	                                       &r->checkpoint_parts, &why);
+	once_status st = once__checkpoint_read_version(dirfd, &r->has_checkpoint, &r->checkpoint_start,
+	                                               &r->checkpoint_parts, &r->checkpoint_version, &why);
 	if (st == ONCE_CORRUPT)
 		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, why);
 	if (st != ONCE_OK)

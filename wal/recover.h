@@ -5,15 +5,45 @@
  * Files of a data directory (all 0600, directory 0700):
  *   FORMAT                 format version and store uid (wal/dir.h)
  *   log-<16 hex>           log segments, numbered 1, 2, ... in file order
- *   snap-<16 hex>-<4 hex>  snapshot of one shard: checkpoint start sequence
- *                          number, shard index
+ *   snap-<16 hex>-<4 hex>-<4 hex>
+ *                          snapshot of one shard: checkpoint start sequence
+ *                          number S, part count P (the checkpoint's shard
+ *                          count), shard index
  *   CHECKPOINT             the committed checkpoint, one line:
- *     "oncestore-checkpoint 1 <start, 16 hex> <parts> <XXH3-64 of the text
+ *     "oncestore-checkpoint 2 <start, 16 hex> <parts> <XXH3-64 of the text
  *      before it, 16 hex>\n"
  *   *.tmp                  a write interrupted by a crash; removed at open
- * A checkpoint is committed by renaming CHECKPOINT into place; snapshot
- * files of any other start and log segments that end before the start are
- * leftovers of an interrupted cleanup, ignored and removed at open.
+ * A checkpoint is committed by renaming CHECKPOINT into place.  CHECKPOINT
+ * names exactly its P snapshot files, snap-S-P-0 .. snap-S-P-(P-1); every
+ * other snap-* file (another start, another part count, a part number of
+ * P or more, the other naming form) is a leftover of an interrupted
+ * checkpoint or cleanup: recovery never reads it, the next open or
+ * committed checkpoint removes it, `oncestore verify` lists it.  Log
+ * segments that end before the start are leftovers too.
+ *
+ * Why S and P in the name (issue 13).  With snap-S-<shard> alone, two
+ * checkpoints at the same start (nothing logged in between: two in a
+ * row, or `oncestore checkpoint` with another shard count) wrote the same
+ * names, and renaming a new snapshot over a committed one changed the
+ * committed checkpoint before its successor was committed: a crash
+ * between the renames left CHECKPOINT naming a mix of two checkpoints
+ * (entries lost when the new one has more shards), and a checkpoint with
+ * fewer shards left the higher parts behind unnamed.  Now a new
+ * checkpoint's names equal the committed one's only when S and P are both
+ * equal, and then the committed checkpoint already is that checkpoint (no
+ * record numbered S or later exists, so it holds exactly the live state):
+ * once__persist_checkpoint writes nothing then (wal/persist.c).  So no
+ * checkpoint ever replaces or changes a file of the committed one.  The
+ * names stay a function of what CHECKPOINT holds, so `oncestore repair`
+ * can rebuild CHECKPOINT from the snapshot files present.
+ *
+ * The previous release's form (CHECKPOINT version 1, snapshots
+ * snap-<16 hex>-<4 hex> named by start and shard only) is still read: a
+ * version 1 CHECKPOINT names snap-S-0000 .. snap-S-(P-1).  Every new
+ * checkpoint is written in version 2, so the first one after an upgrade
+ * moves the directory over (the version 1 files are then leftovers and
+ * removed).  A release before this one refuses a version 2 CHECKPOINT
+ * ("does not parse", ONCE_CORRUPT) instead of misreading it.
  *
  * What is corruption (ONCE_CORRUPT, naming the file and byte offset):
  * a CHECKPOINT that does not parse or fails its checksum; a snapshot it
@@ -46,6 +76,7 @@ struct once__recovery {
 	bool has_checkpoint;
 	uint64_t checkpoint_start;
 	uint32_t checkpoint_parts;
+	uint32_t checkpoint_version; /* ONCE_CHECKPOINT_V1 or _V2: how its snapshots are named */
 	/* What was read. */
 	uint64_t snapshot_records, log_records, segments;
 	uint64_t next_seq;     /* the sequence number the next record gets */
@@ -86,16 +117,42 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 
 /* File names. */
 void once__log_name(char out[ONCE_FILE_NAME_MAX], uint64_t number);
-void once__snap_name(char out[ONCE_FILE_NAME_MAX], uint64_t start, uint32_t part);
+/* The snapshot of shard `part` of a checkpoint at `start` with `parts`
+ * snapshots: snap-S-P-<part> (CHECKPOINT version 2, every new one). */
+void once__snap_name(char out[ONCE_FILE_NAME_MAX], uint64_t start, uint32_t parts, uint32_t part);
+/* The snapshot of shard `part` of the committed checkpoint, in the form
+ * its CHECKPOINT version names (version 1: snap-S-<part>). */
+void once__checkpoint_snap_name(char out[ONCE_FILE_NAME_MAX], uint32_t version, uint64_t start,
+                                uint32_t parts, uint32_t part);
 /* Parses a file name; false when it is not of that kind. */
 bool once__parse_log_name(const char *name, uint64_t *number);
+/* A snapshot name of the current form (snap-S-P-<part>): its start and
+ * part; the part count is what the name's part count says.  (The form
+ * `oncestore repair` rebuilds a CHECKPOINT from: once__checkpoint_write
+ * names these files.) */
 bool once__parse_snap_name(const char *name, uint64_t *start, uint32_t *part);
+/* A snapshot name of either form: start, part count (0 for the version 1
+ * form, which does not carry it) and part. */
+bool once__parse_snap_file(const char *name, uint64_t *start, uint32_t *parts, uint32_t *part);
+/* Whether file `name` is one of the snapshots the checkpoint (version,
+ * start, parts) names: recovery reads exactly these. */
+bool once__checkpoint_names(uint32_t version, uint64_t start, uint32_t parts, const char *name);
+
+/* CHECKPOINT's versions: 1 names snap-S-<part> (the previous release,
+ * read only), 2 names snap-S-P-<part> (written). */
+#define ONCE_CHECKPOINT_V1 1u
+#define ONCE_CHECKPOINT_V2 2u
 
 /* Reads CHECKPOINT: ONCE_OK (*present false when there is none) |
- * ONCE_CORRUPT (*why, when not NULL, says what is wrong) | ONCE_IO. */
+ * ONCE_CORRUPT (*why, when not NULL, says what is wrong) | ONCE_IO.
+ * *version (when not NULL) receives its version. */
+once_status once__checkpoint_read_version(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
+                                          uint32_t *version, const char **why);
+/* As above without the version. */
 once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
                                   const char **why);
-/* Writes CHECKPOINT atomically (tmp, fsync, rename, fsync directory). */
+/* Writes CHECKPOINT (version 2) atomically (tmp, fsync, rename, fsync
+ * directory). */
 once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts);
 /* The same; on ONCE_IO *e names the call that failed. */
 once_status once__checkpoint_write_e(int dirfd, uint64_t start, uint32_t parts, struct once__syserr *e);

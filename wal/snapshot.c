@@ -49,6 +49,9 @@
  * part = shard), the entries' images as log records numbered from 1
  * (wal/codec.h), and a SNAPSHOT_END record with the count.  It is written
  * to <name>.tmp, synced, and renamed; the checkpoint commits it later.
+ * Its name, snap-S-P-<shard> (P: the checkpoint's shard count), is never
+ * one of the committed checkpoint's (wal/recover.h, "Why S and P"), so
+ * the rename never replaces a committed file.
  */
 #include <fcntl.h>
 #include <sched.h>
@@ -199,12 +202,12 @@ static void image_cb(struct once__entry *e, void *ctx)
 }
 
 once_status once__snapshot_write(once_store *s, int dirfd, const unsigned char uid[16], uint64_t start,
-                                 uint32_t shard, uint64_t *records, uint64_t *bytes,
+                                 uint32_t parts, uint32_t shard, uint64_t *records, uint64_t *bytes,
                                  struct once__syserr *e)
 {
 	memset(e, 0, sizeof *e);
 	char name[ONCE_FILE_NAME_MAX], tmp[ONCE_FILE_NAME_MAX + 8];
-	once__snap_name(name, start, shard);
+	once__snap_name(name, start, parts, shard);
 	snprintf(tmp, sizeof tmp, "%s.tmp", name);
 	struct writer w = {.seq = 1, .tmp = tmp, .err = e};
 	once__buf_init(&w.payload);

@@ -474,8 +474,8 @@ static void pick_name(struct in *in, struct work *w, char out[64])
 	case 0: once__log_name(out, num + 1); break;
 	case 1: once__log_name(out, num); break;
 	case 2: once__log_name(out, num > 1 ? num - 1 : 0); break;
-	case 3: once__snap_name(out, start, parts); break;
-	case 4: once__snap_name(out, start, sel >> 7); break;
+	case 3: once__snap_name(out, start, parts, parts); break;
+	case 4: once__snap_name(out, start, parts, sel >> 7); break;
 	case 5: snprintf(out, 64, "%s", ONCE_CHECKPOINT_FILE); break;
 	case 6: snprintf(out, 64, "FORMAT"); break;
 	case 7: once__log_name(out, 0); break;
@@ -637,17 +637,19 @@ static void mutate(struct in *in, struct work *w, struct special *sp, int *nsp)
 	}
 	case 9: { /* CHECKPOINT with a valid checksum */
 		uint64_t start = 1;
-		unsigned parts = 2;
+		unsigned parts = 2, version = 2;
 		int c = find(w, ONCE_CHECKPOINT_FILE);
 		if (c >= 0)
-			sscanf((const char *)w->f[c].p, "oncestore-checkpoint 1 %16" SCNx64 " %u", &start, &parts);
+			sscanf((const char *)w->f[c].p, "oncestore-checkpoint %u %16" SCNx64 " %u", &version, &start,
+			       &parts);
 		w->torn_only = false;
 		if (u8(in) & 1)
 			start = (uint64_t)value_near(in, start);
 		else
 			parts = (unsigned)value_near(in, parts);
 		char body[96], text[128];
-		int n = snprintf(body, sizeof body, "oncestore-checkpoint 1 %016" PRIx64 " %u", start, parts);
+		int n = snprintf(body, sizeof body, "oncestore-checkpoint %u %016" PRIx64 " %u", version, start,
+		                 parts);
 		snprintf(text, sizeof text, "%s %016" PRIx64 "\n", body, (uint64_t)XXH3_64bits(body, (size_t)n));
 		set_file(w, ONCE_CHECKPOINT_FILE, (const unsigned char *)text, strlen(text));
 		trace("CHECKPOINT start %" PRIx64 " parts %u", start, parts);

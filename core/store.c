@@ -1,6 +1,7 @@
 /*
  * core/store.c - options, once_open, once_close, once_checkpoint, logging.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -185,8 +186,12 @@ once_status once__mem_open(const once_options *o, once_store **out)
 	once_store *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return ONCE_NOMEM;
-	s->engine = &once__mem_engine;
+	s->engine = o->read_only ? &once__mem_ro_engine : &once__mem_engine;
 	s->opt = *o;
+	/* A read-only store runs no thread that could change it: no sweeper
+	 * (and wal/persist.c starts no log writer, no checkpointer). */
+	if (o->read_only)
+		s->opt.sweep_interval_ms = 0;
 	s->nshards = o->shards ? o->shards : default_shards();
 	if (once__slab_init(&s->slab) != 0) {
 		free(s);
@@ -214,8 +219,10 @@ once_status once__mem_open(const once_options *o, once_store **out)
 	if (st == ONCE_OK)
 		st = once__sweeper_start(s);
 	if (st != ONCE_OK) {
+		int err = errno; /* ONCE_IO: the caller may look (read_only: ENOENT) */
 		once__persist_close(s);
 		store_free(s);
+		errno = err;
 		return st;
 	}
 	*out = s;

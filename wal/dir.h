@@ -24,7 +24,8 @@
 #include "oncestore.h"
 
 struct once__dir {
-	int fd;                 /* the directory, open; flock'd exclusively */
+	int fd;                 /* the directory, open; flock'd exclusively
+	                         * (not by a read-only store: once__dir_open_ro) */
 	unsigned char uid[16];  /* the store's identity, from FORMAT */
 };
 
@@ -42,6 +43,15 @@ once_status once__dir_open(const char *path, struct once__dir *out);
  * every 5 ms for up to wait_ms (options.lock_wait_ms) before answering
  * ONCE_LOCKED: a new process can take over from one that is closing. */
 once_status once__dir_open_wait(const char *path, uint32_t wait_ms, struct once__dir *out);
+
+/*
+ * Opens the data directory at path for options.read_only: never creates,
+ * locks, writes or syncs anything.  ONCE_OK | ONCE_NOT_FOUND (an empty
+ * directory, or one whose FORMAT is still being written: *out is open, its
+ * uid unset; the store is empty) | ONCE_CORRUPT (as once__dir_open) |
+ * ONCE_IO (errno set: ENOENT when path does not exist).
+ */
+once_status once__dir_open_ro(const char *path, struct once__dir *out);
 
 /* Parses FORMAT's text ("oncestore <version> <32 hex>\n", exactly this
  * version) into the uid; false when it is anything else. */

@@ -13,6 +13,7 @@
  *   R3  every write, the checkpoint and the sweep answer ONCE_INVALID and
  *       change nothing;
  *   R4  a missing directory is ONCE_IO with errno ENOENT, and is not made;
+ *       damage no writer explains is ONCE_CORRUPT, as for a normal open;
  *   R5  with a live writer appending and checkpointing meanwhile, every
  *       open succeeds and shows every write acknowledged before it began
  *       (a code put is there; a code taken is not readable as untaken).
@@ -291,6 +292,47 @@ static void test_torn_tail_is_left_in_place(void)
 	remove_dir(dir);
 }
 
+/* Damage that no writer explains is still damage: the rereading is
+ * bounded, and the open answers ONCE_CORRUPT as a normal one does. */
+static void test_damage_is_still_corrupt(void)
+{
+	char dir[96];
+	make_dir(dir);
+	once_options wo = dir_options(dir, false);
+	once_store *w = test_open(&wo);
+	fill(w, 50);
+	ASSERT_ST(once_close(w), ONCE_OK);
+
+	DIR *d = opendir(dir);
+	ASSERT(d != NULL);
+	char snap[256] = "";
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "snap-", 5) == 0)
+			snprintf(snap, sizeof snap, "%.95s/%.63s", dir, de->d_name);
+	closedir(d);
+	ASSERT(snap[0] != '\0');
+	int fd = open(snap, O_RDWR);
+	ASSERT(fd >= 0);
+	unsigned char b;
+	off_t at = file_size(snap) / 2;
+	ASSERT_EQ_INT(pread(fd, &b, 1, at), 1);
+	b ^= 0xff;
+	ASSERT_EQ_INT(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+
+	struct dir_state before, after;
+	dir_state(dir, &before);
+	once_options ro = dir_options(dir, true);
+	once_store *r = NULL;
+	ASSERT_ST(once_open(&ro, &r), ONCE_CORRUPT);
+	ASSERT(r == NULL);
+	ASSERT_ST(once_open(&wo, &r), ONCE_CORRUPT); /* the two agree */
+	dir_state(dir, &after);
+	assert_same_state(&before, &after);
+	remove_dir(dir);
+}
+
 /* ---- R3 ---- */
 
 static void test_writes_are_refused(void)
@@ -477,5 +519,5 @@ static void test_live_writer(void)
 }
 
 TESTS(TEST(test_reads_a_held_directory_changing_nothing), TEST(test_torn_tail_is_left_in_place),
-      TEST(test_writes_are_refused), TEST(test_missing_dir_is_not_made), TEST(test_live_writer));
+      TEST(test_damage_is_still_corrupt), TEST(test_writes_are_refused), TEST(test_missing_dir_is_not_made), TEST(test_live_writer));
 TEST_MAIN()

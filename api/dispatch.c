@@ -40,6 +40,12 @@ ONCE_API once_status once_open(const once_options *o, once_store **out)
 			       "options: dir and postgres are both set; a store has one engine");
 		return ONCE_INVALID;
 	}
+	if (o->read_only && (o->dir == NULL || o->postgres != NULL)) {
+		if (o->log != NULL)
+			o->log(o->log_ctx, ONCE_LOG_ERROR,
+			       "options: read_only reads a data directory: it needs dir (and no postgres)");
+		return ONCE_INVALID;
+	}
 	return o->postgres != NULL ? once__pg_open(o, out) : once__mem_open(o, out);
 }
 

@@ -584,6 +584,9 @@ void once__log(const once_store *s, once_log_level level, const char *fmt, ...)
 /* ---- the embedded engine's operations (core/engine.c lists them in its
  * table; api/dispatch.c calls them through it) ---- */
 extern const struct once__engine once__mem_engine;
+/* The same with every slot that would change the store refusing
+ * (options.read_only). */
+extern const struct once__engine once__mem_ro_engine;
 once_status once__mem_close(once_store *s);
 once_status once__mem_checkpoint(once_store *s);
 once_status once__mem_sweep(once_store *s, once_sweep_counts *out);

@@ -186,8 +186,12 @@ once_status once__mem_open(const once_options *o, once_store **out)
 	once_store *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return ONCE_NOMEM;
-	s->engine = &once__mem_engine;
+	s->engine = o->read_only ? &once__mem_ro_engine : &once__mem_engine;
 	s->opt = *o;
+	/* A read-only store runs no thread that could change it: no sweeper
+	 * (and wal/persist.c starts no log writer, no checkpointer). */
+	if (o->read_only)
+		s->opt.sweep_interval_ms = 0;
 	s->nshards = o->shards ? o->shards : default_shards();
 	if (once__slab_init(&s->slab) != 0) {
 		free(s);

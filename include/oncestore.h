@@ -210,7 +210,8 @@ typedef struct once_options {
 	/* Data directory, or NULL for a memory-only store (the default).
 	 * Created (mode 0700) if absent; every file in it is 0600.  The store
 	 * locks it (flock) while open: a second once_open of the same
-	 * directory, in this process or another, gets ONCE_LOCKED.  It holds
+	 * directory, in this process or another, gets ONCE_LOCKED (a
+	 * read_only one, below, takes no lock and is never refused).  It holds
 	 * FORMAT (version, store uid), log segments log-*, the committed
 	 * checkpoint's snapshots snap-S-P-<shard> (S its start sequence, P
 	 * its shard count: one per shard) and CHECKPOINT, which names them;
@@ -224,13 +225,37 @@ typedef struct once_options {
 	const char *dir;
 	/* true: open dir for inspection only (`oncestore stats`, `dump`,
 	 * `verify`), even while a gateway holds it: no lock is taken and
-	 * nothing in the directory is created, written, cut or removed.  The
-	 * store holds what the directory held when once_open read it: the
-	 * committed checkpoint and the log up to its last complete record (a
-	 * record a live writer is still appending is not read; a checkpoint
-	 * that commits while the files are read makes once_open read them
-	 * again).  Every write answers ONCE_INVALID; reads, dump and stats
-	 * work.  Requires dir. */
+	 * nothing in the directory is created, written, cut, removed or
+	 * synced; no background thread runs (no log writer, checkpointer or
+	 * sweeper).  A missing dir is ONCE_IO with errno ENOENT (nothing is
+	 * made); an empty one (a store not created yet) is an empty store.
+	 *
+	 * What it holds ("consistent" with a live writer): a state the
+	 * directory held while once_open read it, namely the committed
+	 * checkpoint's snapshots plus every complete log record after the
+	 * checkpoint's start, up to the last complete record of the newest
+	 * segment.  Bytes after that record (a record the writer is still
+	 * appending, or a crash's torn tail) are not read and are left in
+	 * place; only a normal open cuts a torn tail.  So every write the
+	 * writer had acknowledged before once_open began is there (a spent
+	 * code reads as spent); writes acknowledged later may or may not be.
+	 * The files are copied into memory as they are read (not mapped: the
+	 * writer cuts files it leaves).  If a file vanishes or the directory
+	 * changes while it is read (a checkpoint committed and removed the
+	 * files it covers, a new segment began), or the newest segment reads
+	 * as damaged, once_open discards that reading and reads everything
+	 * again: up to 10 readings, with naps of 1 to 32 ms between them.
+	 * Damage that stays while nothing changes is ONCE_CORRUPT, as for a
+	 * normal open; a directory that kept changing through all 10 gets
+	 * the last reading's status (ONCE_CORRUPT or ONCE_IO).
+	 *
+	 * The store is a picture and never changes: every write (and its
+	 * _async form), once_checkpoint and once_sweep answer ONCE_INVALID
+	 * with nothing changed and out-pointers untouched (counted in
+	 * once_stats.ops; one warning line per store); no ticket is handed
+	 * out (once_tickets_durable: 0; once_ticket_fd: -1).  Reads, dump and
+	 * once_stats work (read_only is 1 there).  Requires dir: with no dir,
+	 * or with postgres, once_open answers ONCE_INVALID. */
 	bool read_only;
 	/* How long once_open waits, in ms, for another store to release dir
 	 * before answering ONCE_LOCKED.  0 (the default): not at all.  For a
@@ -438,8 +463,11 @@ ONCE_API void once_log_stderr(void *ctx, once_log_level level, const char *messa
  * and it says what it drops.  The data directory's parent is fsynced at
  * every open, so the directory's own name survives a power cut.
  *
+ * With options.read_only nothing above changes the directory: no tail is
+ * cut, nothing is fsynced, and the lock is not taken (see read_only).
+ *
  * Returns ONCE_OK | ONCE_INVALID (out is NULL, an option is out of range,
- * or dir is "") | ONCE_LOCKED (another store holds dir) | ONCE_CORRUPT |
+ * or dir is "") | ONCE_LOCKED (another store holds dir; never for read_only) | ONCE_CORRUPT |
  * ONCE_IO | ONCE_NOMEM.  Every failure is also one ERROR line through
  * options.log saying which case it is.  No status is added for the cases
  * of the environment: they are ONCE_IO with errno left set to the failing
@@ -447,6 +475,8 @@ ONCE_API void once_log_stderr(void *ctx, once_log_level level, const char *messa
  *   ENOENT   the parent of dir does not exist ("open: DIR: mkdir: No such
  *            file or directory (the parent directory P does not exist;
  *            create it, or point dir at an existing one)");
+ *            With read_only, ENOENT when dir itself does not exist (nothing
+ *            is created).
  *   ENOTDIR  dir is a plain file (or a component of its parent is);
  *   EACCES   the store's user may not create or read it;
  *   ELOOP    dir is a symbolic link;
@@ -493,8 +523,8 @@ ONCE_API once_status once_close(once_store *s);
  * was logged since the committed checkpoint's start and the shard count
  * is the same, that checkpoint already is this one: nothing is written
  * and ONCE_OK is returned.
- * Returns ONCE_OK | ONCE_INVALID (NULL, or a memory-only store: nothing to
- * checkpoint) | ONCE_IO (a file could not be written; the previous
+ * Returns ONCE_OK | ONCE_INVALID (NULL, a memory-only store: nothing to
+ * checkpoint, or a read-only one: options.read_only) | ONCE_IO (a file could not be written; the previous
  * checkpoint stays in force, and if the log itself failed, writes are
  * refused until reopen) | ONCE_NOMEM.
  * PostgreSQL: ONCE_INVALID (the server keeps its own log).
@@ -519,7 +549,8 @@ typedef struct once_sweep_counts {
  * one-second slots and a sweep visits only the slots that have come due.
  * Safe to call while other threads use the store, and concurrently with the
  * background sweeper (sweeps are serialized).  out (may be NULL) receives the
- * counts removed by this call.  Returns ONCE_OK | ONCE_INVALID (s is NULL).
+ * counts removed by this call.  Returns ONCE_OK | ONCE_INVALID (s is NULL,
+ * or a read-only store, which nothing changes: options.read_only).
  * PostgreSQL: AttestoPhoenix's sweeper (ATTESTO-PG 4): one now for every
  * table, the strict <, expired successor envelopes redacted first, a code
  * kept while its access token lives, tombstones never swept; each DELETE
@@ -656,7 +687,8 @@ struct once_stats {
 	 * checkpoint_bytes, while this figure keeps growing. */
 	uint64_t log_bytes_since_checkpoint;
 	/* Recovery at open (with recovery_ns and the recovered_* above):
-	 * torn tail bytes cut, log segments read. */
+	 * torn tail bytes cut (read_only: found and left in place), log
+	 * segments read. */
 	uint64_t recovery_torn_bytes;
 	uint64_t recovery_segments;
 	/* 1 when the store was opened with options.read_only. */

@@ -53,6 +53,10 @@ struct cli_dir {
  * (naming the file) and returns false.
  */
 bool cli_dir_open(const char *cmd, const char *path, bool exclusive, struct cli_dir *d);
+/* The same without any lock, for a command that only reads (verify):
+ * a running store may write DIR meanwhile, so the reading must be one
+ * that copes (once__recover_live). */
+bool cli_dir_open_unlocked(const char *cmd, const char *path, struct cli_dir *d);
 void cli_dir_close(struct cli_dir *d);
 
 /*
@@ -66,8 +70,14 @@ bool cli_is_data_dir(const char *cmd, const char *path);
  * sweeper, no automatic checkpoint, the library's log lines to stderr. */
 void cli_options(once_options *o, const char *dir);
 
-/* once_open with cli_options; prints the status on failure. */
+/* once_open with cli_options; prints the status on failure.  Takes the
+ * directory's lock (ONCE_LOCKED while a running store holds it), recovers
+ * as the application would (cuts a torn tail, starts a log segment): for
+ * the commands that change the store (checkpoint). */
 once_status cli_store_open(const char *cmd, const char *dir, once_store **out);
+/* The same with options.read_only (stats, dump): no lock, nothing in dir
+ * created, written or cut, so it works while a running store holds dir. */
+once_status cli_store_inspect(const char *cmd, const char *dir, once_store **out);
 
 /*
  * The log callback: "oncestore: [warning: ]message" on stderr.  Error lines

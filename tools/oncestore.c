@@ -137,13 +137,16 @@ static bool disk_usage(const char *cmd, const char *path, struct disk *u, struct
 
 static const char stats_usage[] = "oncestore stats [--json | --prometheus] DIR";
 static const char stats_help[] =
-	"Opens the store on DIR (recovering it, as the application would: a torn\n"
-	"tail is cut, a new log segment is started) and prints live entries per\n"
-	"kind with their heap bytes (and the family tables'), the recovery\n"
-	"figures (time, records read, segments, a torn tail cut), the log's syncs\n"
-	"and checkpoints since open, any log failure, and the files and bytes on\n"
-	"disk; then closes it.  (Capacities are the application's setting, not\n"
-	"stored on disk, so they are not shown.)\n"
+	"Opens the store on DIR read-only (options.read_only: no lock taken, nothing\n"
+	"in DIR created, written or cut, so it works while a running store holds\n"
+	"DIR; it shows the committed checkpoint and the log up to its last complete\n"
+	"record) and prints live entries per kind with their heap bytes (and the\n"
+	"family tables'), the recovery figures (time, records read, segments, a\n"
+	"torn tail found), and the files and bytes on disk; then closes it.  The\n"
+	"log, sync, checkpoint and failure figures of a running store come from\n"
+	"the application (once_stats, once_stats_prometheus): this read-only open\n"
+	"writes nothing, so its own are zero.  (Capacities are the application's\n"
+	"setting, not stored on disk, so they are not shown.)\n"
 	"\n"
 	"  --json        one JSON object instead of the table (a DIR whose name is\n"
 	"                not UTF-8 is {\"b64\":\"...\"}, as `oncestore dump --help`\n"
@@ -153,8 +156,8 @@ static const char stats_help[] =
 	"                the application's /metrics handler serves; files on disk\n"
 	"                are not in it); with --json, a usage error\n"
 	"\n"
-	"Exit status: 0; 1 when the store cannot be opened (ONCE_LOCKED,\n"
-	"ONCE_CORRUPT, ...); 2 usage error.\n";
+	"Exit status: 0; 1 when the store cannot be opened (ONCE_CORRUPT,\n"
+	"ONCE_IO, ...); 2 usage error.\n";
 
 static const char *const kind_names[5] = {"codes", "access_tokens", "refresh", "nonces", "replays"};
 
@@ -298,7 +301,7 @@ static int cmd_stats(int argc, char **argv)
 	if (!cli_is_data_dir("stats", path))
 		return CLI_FAIL;
 	once_store *s;
-	if (cli_store_open("stats", path, &s) != ONCE_OK)
+	if (cli_store_inspect("stats", path, &s) != ONCE_OK)
 		return CLI_FAIL;
 	if (set[1])
 		return stats_prometheus(path, s);
@@ -324,8 +327,10 @@ static int cmd_stats(int argc, char **argv)
 
 static const char dump_usage[] = "oncestore dump DIR";
 static const char dump_help[] =
-	"Opens the store on DIR (recovering it) and prints every live entry as one\n"
-	"JSON line, sorted so that two dumps of the same state compare equal:\n"
+	"Opens the store on DIR read-only (as `oncestore stats`: no lock, nothing\n"
+	"written, works while a running store holds DIR) and prints every live\n"
+	"entry as one JSON line, sorted so that two dumps of the same state compare\n"
+	"equal:\n"
 	"codes, access tokens and their families, refresh tokens and their\n"
 	"families, nonces, replay-cache entries.  Hashes and metadata only: keys\n"
 	"of codes and refresh tokens are the secrets' hashes, and a remembered\n"
@@ -386,7 +391,7 @@ static int cmd_dump(int argc, char **argv)
 	if (!cli_is_data_dir("dump", path))
 		return CLI_FAIL;
 	once_store *s;
-	if (cli_store_open("dump", path, &s) != ONCE_OK)
+	if (cli_store_inspect("dump", path, &s) != ONCE_OK)
 		return CLI_FAIL;
 	struct lines l = {0};
 	once__dump(s, collect, &l);
@@ -429,6 +434,11 @@ static const char checkpoint_help[] =
 	"names carry it (snap-S-P-<shard>), so no committed file is replaced.  If\n"
 	"nothing was logged since the committed checkpoint and the shard counts\n"
 	"are equal, that checkpoint is already this one: its snapshots are kept.\n"
+	"\n"
+	"It changes DIR, so it takes the directory's lock: on a directory a running\n"
+	"store holds it reports ONCE_LOCKED and exits 1.  A running store\n"
+	"checkpoints itself (options.checkpoint_bytes, or once_checkpoint called by\n"
+	"the application); stop it first to checkpoint from here.\n"
 	"\n"
 	"Exit status: 0; 1 when the store cannot be opened or the checkpoint\n"
 	"fails (the previous checkpoint stays in force); 2 usage error.\n";

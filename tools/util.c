@@ -156,7 +156,8 @@ static bool read_format(const char *cmd, const struct cli_dir *d, unsigned char 
 	return true;
 }
 
-bool cli_dir_open(const char *cmd, const char *path, bool exclusive, struct cli_dir *d)
+/* lock: LOCK_EX, LOCK_SH, or 0 for none. */
+static bool dir_open(const char *cmd, const char *path, int lock, struct cli_dir *d)
 {
 	d->path = path;
 	d->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -164,7 +165,7 @@ bool cli_dir_open(const char *cmd, const char *path, bool exclusive, struct cli_
 		cli_err(cmd, "%s: %s (nothing created)", path, strerror(errno));
 		return false;
 	}
-	if (flock(d->fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+	if (lock != 0 && flock(d->fd, lock | LOCK_NB) != 0) {
 		if (errno == EWOULDBLOCK)
 			cli_err(cmd, "%s: ONCE_LOCKED: %s (a running store has it open; stop it first)",
 			        path, once_strerror(ONCE_LOCKED));
@@ -180,6 +181,16 @@ bool cli_dir_open(const char *cmd, const char *path, bool exclusive, struct cli_
 		return false;
 	}
 	return true;
+}
+
+bool cli_dir_open(const char *cmd, const char *path, bool exclusive, struct cli_dir *d)
+{
+	return dir_open(cmd, path, exclusive ? LOCK_EX : LOCK_SH, d);
+}
+
+bool cli_dir_open_unlocked(const char *cmd, const char *path, struct cli_dir *d)
+{
+	return dir_open(cmd, path, 0, d);
 }
 
 void cli_dir_close(struct cli_dir *d)
@@ -294,10 +305,11 @@ void cli_options(once_options *o, const char *dir)
 		registered = atexit(cli_log_flush) == 0;
 }
 
-once_status cli_store_open(const char *cmd, const char *dir, once_store **out)
+static once_status store_open(const char *cmd, const char *dir, bool read_only, once_store **out)
 {
 	once_options o;
 	cli_options(&o, dir);
+	o.read_only = read_only;
 	once_status st = once_open(&o, out);
 	if (st != ONCE_OK)
 		cli_fail(cmd, dir, "once_open", st,
@@ -307,6 +319,16 @@ once_status cli_store_open(const char *cmd, const char *dir, once_store **out)
 	else
 		cli_log_flush();
 	return st;
+}
+
+once_status cli_store_open(const char *cmd, const char *dir, once_store **out)
+{
+	return store_open(cmd, dir, false, out);
+}
+
+once_status cli_store_inspect(const char *cmd, const char *dir, once_store **out)
+{
+	return store_open(cmd, dir, true, out);
 }
 
 /* ---- files ---- */

@@ -13,7 +13,9 @@
  * segments the checkpoint covers, foreign files) are listed as notes, one
  * per file: the next open removes all but the foreign ones.
  * Zero bytes ending a segment are preallocated space (wal/format.h):
- * counted as such, never as damage or a torn tail.
+ * counted as such, never as damage or a torn tail.  It takes no lock and
+ * reads as a read-only open does (once__recover_live), so it also checks
+ * a directory a running store is writing.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,12 +33,16 @@ static const char verify_help[] =
 	"(header, records, sequence continuity).  It uses the library's recovery\n"
 	"code, so it calls corrupt exactly what once_open refuses.\n"
 	"\n"
-	"It never creates DIR, and it takes the directory's lock (shared): while a\n"
-	"running store holds DIR it reports ONCE_LOCKED and exits 1.\n"
+	"It never creates DIR and takes no lock, so it also checks a directory a\n"
+	"running store holds: what it reads is the committed checkpoint and the log\n"
+	"up to its last complete record.  When a file vanishes or changes while it\n"
+	"is read (the store checkpointed, or appended to the newest segment), it\n"
+	"reads everything again, up to 10 times; damage that stays is reported.\n"
 	"\n"
-	"A torn tail of the newest log segment (a crash mid-append: those records\n"
-	"were never acknowledged) is not corruption: it is printed as a note and\n"
-	"the next open cuts it.  Leftover files that recovery ignores are notes too.\n"
+	"A torn tail of the newest log segment (a crash mid-append, or a record a\n"
+	"running store is appending: never acknowledged) is not corruption: it is\n"
+	"printed as a note and the next open cuts it.  Leftover files that recovery\n"
+	"ignores are notes too.\n"
 	"Zero bytes after a segment's last record (or after a torn tail) are space\n"
 	"the log preallocated and never wrote: printed as \"N bytes preallocated\",\n"
 	"neither damage nor a torn tail, and nothing in them is dropped.\n"
@@ -93,10 +99,10 @@ int cli_verify(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	struct cli_dir d;
-	if (!cli_dir_open("verify", path, false, &d))
+	if (!cli_dir_open_unlocked("verify", path, &d))
 		return CLI_FAIL;
 	struct once__recovery r;
-	once_status st = once__recover(d.fd, d.uid, NULL, &r);
+	once_status st = once__recover_live(d.fd, d.uid, NULL, &r);
 	if (st == ONCE_CORRUPT) {
 		cli_err("verify", "%s/%s: offset %" PRIu64 ": %s", path, r.bad_file, r.bad_at, r.why);
 		cli_err("verify", "%s: corrupt; once_open refuses it (`oncestore repair %s` shows what a "
@@ -111,6 +117,9 @@ int cli_verify(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	printf("%s: clean\n", path);
+	if (r.attempts > 1)
+		printf("  read %" PRIu32 " times: the files changed while they were read (a running store)\n",
+		       r.attempts);
 	char seq[CLI_START_SEQ_MAX];
 	if (r.has_checkpoint)
 		printf("  checkpoint: start sequence %s, %" PRIu32 " snapshot(s), %" PRIu64
@@ -134,7 +143,8 @@ int cli_verify(int argc, char **argv)
 		       r.zeros_total, r.zeros_segments);
 	if (r.torn)
 		printf("note: %s/%s: torn tail of %" PRIu64 " bytes at offset %" PRIu64
-		       " (a crash mid-append; never acknowledged): not corruption, the next open cuts it\n",
+		       " (a crash mid-append, or a record being appended; never acknowledged): not corruption, "
+		       "the next open cuts it\n",
 		       path, r.torn_file, r.torn_bytes, r.torn_at);
 	notes(&d, &r);
 	cli_dir_close(&d);

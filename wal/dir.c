@@ -394,6 +394,43 @@ once_status once__dir_open_wait(const char *path, uint32_t wait_ms, const once_o
 	return ONCE_OK;
 }
 
+/*
+ * options.read_only: the directory as it is.  No mkdir, no flock (a live
+ * store holds it exclusively), no sync of the parent, no FORMAT written:
+ * a read-only open changes nothing, so it has nothing to make durable.
+ */
+once_status once__dir_open_ro(const char *path, struct once__dir *out)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return ONCE_IO; /* errno kept: ENOENT for a missing directory */
+	int ffd;
+	once_status st = once__io_open_regular(fd, FORMAT_NAME, &ffd);
+	if (st == ONCE_NOT_FOUND) {
+		/* Empty (a store being created has only FORMAT.tmp): an empty
+		 * store.  Files without a FORMAT: not ours, as for a normal open. */
+		struct contents c;
+		if (!scan_contents(fd, &c))
+			st = ONCE_IO;
+		else
+			st = c.store + c.other == 0 ? ONCE_NOT_FOUND : ONCE_CORRUPT;
+	} else if (st == ONCE_OK) {
+		char text[128];
+		ssize_t got = read(ffd, text, sizeof text);
+		close(ffd);
+		st = got < 0 ? ONCE_IO
+		     : once__dir_parse_format(text, (size_t)got, out->uid) ? ONCE_OK : ONCE_CORRUPT;
+	}
+	if (st != ONCE_OK && st != ONCE_NOT_FOUND) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return st;
+	}
+	out->fd = fd;
+	return st;
+}
+
 void once__dir_close(struct once__dir *d)
 {
 	close(d->fd);

@@ -24,7 +24,8 @@
 #include "oncestore.h"
 
 struct once__dir {
-	int fd;                 /* the directory, open; flock'd exclusively */
+	int fd;                 /* the directory, open; flock'd exclusively
+	                         * (not by a read-only store: once__dir_open_ro) */
 	unsigned char uid[16];  /* the store's identity, from FORMAT */
 };
 
@@ -48,6 +49,15 @@ once_status once__dir_open(const char *path, struct once__dir *out);
  * failing call's; an empty path is ONCE_INVALID (errno EINVAL). */
 once_status once__dir_open_wait(const char *path, uint32_t wait_ms, const once_options *opt,
                                 struct once__dir *out);
+
+/*
+ * Opens the data directory at path for options.read_only: never creates,
+ * locks, writes or syncs anything.  ONCE_OK | ONCE_NOT_FOUND (an empty
+ * directory, or one whose FORMAT is still being written: *out is open, its
+ * uid unset; the store is empty) | ONCE_CORRUPT (as once__dir_open) |
+ * ONCE_IO (errno set: ENOENT when path does not exist).
+ */
+once_status once__dir_open_ro(const char *path, struct once__dir *out);
 
 /* Parses FORMAT's text ("oncestore <version> <32 hex>\n", exactly this
  * version) into the uid; false when it is anything else. */

@@ -51,6 +51,10 @@ struct once__persist {
 	pthread_cond_t wake;
 
 	struct once__fail fail; /* lines and counts of failed calls (wal/fail.h) */
+	/* options.read_only: no log (log NULL), no checkpointer; the first
+	 * refused write is logged, the others only counted. */
+	bool read_only;
+	atomic_flag refusal_logged;
 
 	/* Figures for once_stats. */
 	uint64_t recovery_ns, recovered_records, snapshot_records, dropped_expired;
@@ -124,6 +128,8 @@ once_status once__wal_append(once_store *s, uint8_t type, const struct once__ent
                              uint64_t *seq)
 {
 	struct once__persist *p = s->persist;
+	if (p->log == NULL)
+		return ONCE_INVALID; /* read-only: the engine table refuses first */
 	struct once__buf b;
 	once__buf_init(&b);
 	encode(&b, type, e, aux);
@@ -152,8 +158,15 @@ once_status once__wal_commit(once_store *s, uint64_t seq)
 
 /* ---- tickets ---- */
 
+/* A read-only store (no log) hands out no tickets: position 0, no
+ * descriptor, and every ticket but 0 is one it never handed out. */
+
 once_status once__wal_position(once_store *s, once_ticket *upto)
 {
+	if (s->persist->log == NULL) {
+		*upto = 0;
+		return ONCE_OK;
+	}
 	uint64_t pos;
 	once_status st = once__log_position(s->persist->log, &pos);
 	*upto = pos;
@@ -164,17 +177,21 @@ once_status once__wal_position(once_store *s, once_ticket *upto)
 
 int once__wal_event_fd(once_store *s)
 {
+	if (s->persist->log == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
 	return once__log_event_fd(s->persist->log);
 }
 
 bool once__wal_event_clear(once_store *s, int fd)
 {
-	return once__log_event_clear(s->persist->log, fd);
+	return s->persist->log != NULL && once__log_event_clear(s->persist->log, fd);
 }
 
 uint64_t once__wal_next_ticket(once_store *s)
 {
-	return once__log_next_seq(s->persist->log);
+	return s->persist->log == NULL ? 0 : once__log_next_seq(s->persist->log);
 }
 
 /* ---- directory housekeeping ---- */
@@ -324,7 +341,7 @@ static void checkpoint_failed(struct once__persist *p, uint64_t start, once_stat
 once_status once__persist_checkpoint(once_store *s)
 {
 	struct once__persist *p = s->persist;
-	if (p == NULL)
+	if (p == NULL || p->read_only)
 		return ONCE_INVALID;
 	pthread_mutex_lock(&p->checkpoint_lock);
 	uint64_t t0 = now_ns();
@@ -472,6 +489,66 @@ static void persist_free(struct once__persist *p)
 	free(p);
 }
 
+/*
+ * options.read_only (include/oncestore.h): the directory read as it is,
+ * while a live store may be writing it (once__recover_live).  No lock, no
+ * file created, written, cut or removed, no fsync, no log and no thread:
+ * a torn tail or a record still being appended is left where it is.
+ */
+static once_status open_read_only(once_store *s, struct once__persist *p)
+{
+	p->read_only = true;
+	atomic_flag_clear(&p->refusal_logged);
+	once_status st = once__dir_open_ro(s->opt.dir, &p->dir);
+	if (st != ONCE_OK && st != ONCE_NOT_FOUND) {
+		int err = errno;
+		once__log(s, ONCE_LOG_ERROR, "open: %s (read-only): %s", s->opt.dir,
+		          st == ONCE_IO ? strerror(err) : once_strerror(st));
+		errno = err;
+		return st;
+	}
+	uint64_t t0 = now_ns();
+	struct once__recovery r;
+	if (st == ONCE_NOT_FOUND) { /* no FORMAT yet: an empty store */
+		memset(&r, 0, sizeof r);
+		st = ONCE_OK;
+	} else {
+		st = once__recover_live(p->dir.fd, p->dir.uid, s, &r);
+	}
+	if (st == ONCE_CORRUPT)
+		once__log(s, ONCE_LOG_ERROR, "open: %s/%s at offset %" PRIu64 ": %s (read-only, read %" PRIu32
+		          " times; run `oncestore verify`)", s->opt.dir, r.bad_file, r.bad_at, r.why, r.attempts);
+	if (st != ONCE_OK) {
+		once__restore_abort(s);
+		once__dir_close(&p->dir);
+		return st;
+	}
+	if (r.torn)
+		once__log(s, ONCE_LOG_INFO,
+		          "open: %s: %" PRIu64 " bytes at offset %" PRIu64 " are not a complete record "
+		          "(one being appended, or a crash's torn tail): not read, left in place (read-only)",
+		          r.torn_file, r.torn_bytes, r.torn_at);
+	p->dropped_expired = once__restore_finish(s, once__now(s));
+	p->recovery_ns = now_ns() - t0;
+	p->recovered_records = r.log_records;
+	p->snapshot_records = r.snapshot_records;
+	p->recovery_torn_bytes = r.torn ? r.torn_bytes : 0; /* found, left in place */
+	p->recovery_segments = r.segments;
+	p->committed_start = r.has_checkpoint ? r.checkpoint_start : UINT64_MAX;
+	p->segment = r.last_segment;
+	s->persist = p;
+	return ONCE_OK;
+}
+
+void once__persist_refused(once_store *s, const char *call)
+{
+	struct once__persist *p = s->persist;
+	if (p != NULL && !atomic_flag_test_and_set(&p->refusal_logged))
+		once__log(s, ONCE_LOG_WARN,
+		          "%s: the store is read-only (options.read_only): ONCE_INVALID, nothing changed "
+		          "(logged once per store)", call);
+}
+
 once_status once__persist_open(once_store *s)
 {
 	struct once__persist *p = calloc(1, sizeof *p);
@@ -481,6 +558,15 @@ once_status once__persist_open(once_store *s)
 	pthread_mutex_init(&p->wake_lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	once__fail_init(&p->fail, &s->opt, store_clock, s);
+	if (s->opt.read_only) {
+		once_status ro = open_read_only(s, p);
+		if (ro != ONCE_OK) {
+			int err = errno;
+			persist_free(p);
+			errno = err;
+		}
+		return ro;
+	}
 	/* dir.c writes the line (what failed and why) and leaves errno set
 	 * to the failing call's (include/oncestore.h, once_open). */
 	once_status st = once__dir_open_wait(s->opt.dir, s->opt.lock_wait_ms, &s->opt, &p->dir);
@@ -581,7 +667,7 @@ once_status once__persist_close(once_store *s)
 		pthread_mutex_unlock(&p->wake_lock);
 		pthread_join(p->checkpointer, NULL);
 	}
-	once_status st = once__log_close(p->log);
+	once_status st = p->log != NULL ? once__log_close(p->log) : ONCE_OK; /* NULL: read-only */
 	if (atomic_load(&s->wal_failed))
 		st = ONCE_IO;
 	if (st != ONCE_OK)
@@ -600,6 +686,15 @@ void once__persist_stats(once_store *s, struct once_stats *out)
 	struct once__persist *p = s->persist;
 	if (p == NULL)
 		return;
+	out->read_only = p->read_only;
+	out->recovery_ns = p->recovery_ns;
+	out->recovered_records = p->recovered_records;
+	out->recovered_snapshot_records = p->snapshot_records;
+	out->recovery_dropped_expired = p->dropped_expired;
+	out->recovery_torn_bytes = p->recovery_torn_bytes;
+	out->recovery_segments = p->recovery_segments;
+	if (p->log == NULL)
+		return; /* read-only: no log, no checkpoints */
 	struct once__log_stats ls;
 	once__log_stats(p->log, &ls);
 	out->log_bytes = ls.bytes;
@@ -618,10 +713,6 @@ void once__persist_stats(once_store *s, struct once_stats *out)
 	}
 	out->checkpoints = atomic_load(&p->checkpoints);
 	out->last_checkpoint_at = atomic_load(&p->last_checkpoint_at);
-	out->recovery_ns = p->recovery_ns;
-	out->recovered_records = p->recovered_records;
-	out->recovered_snapshot_records = p->snapshot_records;
-	out->recovery_dropped_expired = p->dropped_expired;
 	memcpy(out->sync_buckets, ls.sync_buckets, sizeof out->sync_buckets);
 	out->sync_ns_p50 = ls.sync_ns_p50;
 	out->sync_ns_p99 = ls.sync_ns_p99;
@@ -633,6 +724,4 @@ void once__persist_stats(once_store *s, struct once_stats *out)
 	 * the one read after it. */
 	uint64_t mark = atomic_load(&p->appended_at_committed);
 	out->log_bytes_since_checkpoint = atomic_load(&p->appended) - mark;
-	out->recovery_torn_bytes = p->recovery_torn_bytes;
-	out->recovery_segments = p->recovery_segments;
 }

@@ -39,8 +39,13 @@ struct once__wal_rotation {
 };
 
 /* Recovers the store from s->opt.dir (creating it if new) and opens its
- * log.  ONCE_OK | ONCE_LOCKED | ONCE_CORRUPT | ONCE_IO | ONCE_NOMEM. */
+ * log.  ONCE_OK | ONCE_LOCKED | ONCE_CORRUPT | ONCE_IO | ONCE_NOMEM.
+ * With s->opt.read_only: recovers only (once__recover_live), without a
+ * lock, a log or a thread, changing nothing in the directory; ONCE_IO
+ * keeps errno (ENOENT: no such directory, none made). */
 once_status once__persist_open(once_store *s);
+/* A write refused on a read-only store: one warning line per store. */
+void once__persist_refused(once_store *s, const char *call);
 /* Flushes and syncs the log, stops the checkpointer, unlocks the
  * directory.  ONCE_IO when the final flush failed. */
 once_status once__persist_close(once_store *s);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -220,6 +221,63 @@ static once_status map_file(int dirfd, const char *name, struct mapped *m)
 	return ONCE_OK;
 }
 
+/*
+ * A copy of the file as read(2) finds it, in anonymous pages (so that
+ * unmap and the batch free it as they free a mapping).  For a directory a
+ * live store writes: that store cuts a segment's preallocated zeros with
+ * ftruncate when it moves to the next one (wal/log.c), and touching a
+ * mapped page past the new end would raise SIGBUS.  A file that shrinks
+ * while it is copied yields what was there; one that grows, its first
+ * st_size bytes.  Same statuses as map_file.
+ */
+static once_status copy_file(int dirfd, const char *name, struct mapped *m)
+{
+	m->p = NULL;
+	m->len = 0;
+	int fd;
+	once_status opened = once__io_open_regular(dirfd, name, &fd);
+	if (opened != ONCE_OK)
+		return opened;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return ONCE_IO;
+	}
+	size_t size = (size_t)st.st_size, got = 0;
+	unsigned char *p = NULL;
+	if (size > 0) {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED) {
+			close(fd);
+			return ONCE_NOMEM;
+		}
+	}
+	while (got < size) {
+		ssize_t n = pread(fd, p + got, size - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			munmap(p, size);
+			return ONCE_IO;
+		}
+		if (n == 0)
+			break; /* cut meanwhile */
+		got += (size_t)n;
+	}
+	close(fd);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t kept = (got + page - 1) / page * page, mapped = (size + page - 1) / page * page;
+	if (kept < mapped)
+		munmap(p + kept, mapped - kept);
+	if (got > 0) {
+		mprotect(p, got, PROT_READ);
+		m->p = p;
+		m->len = got;
+	}
+	return ONCE_OK;
+}
+
 static void unmap(struct mapped *m)
 {
 	if (m->len > 0)
@@ -242,7 +300,21 @@ static once_status damage(struct once__recovery *r, const char *file, uint64_t a
 struct replay {
 	struct once__batch *batch; /* NULL: verify only */
 	struct once__scratch sc;
+	/* once__recover_live: files are copied, not mapped (copy_file); a
+	 * file listed or named a moment ago that is gone sets `vanished`;
+	 * `newest` names the newest segment read. */
+	bool live, vanished;
+	char newest[ONCE_FILE_NAME_MAX];
 };
+
+/* map_file, or copy_file for a directory a live store may be writing. */
+static once_status read_file(struct replay *rp, int dirfd, const char *name, struct mapped *m)
+{
+	once_status st = rp->live ? copy_file(dirfd, name, m) : map_file(dirfd, name, m);
+	if (st == ONCE_NOT_FOUND)
+		rp->vanished = true;
+	return st;
+}
 
 static once_status take_record(struct replay *rp, const struct once__wal_record *rec)
 {
@@ -273,7 +345,7 @@ static once_status load_snapshot(int dirfd, const unsigned char uid[16], struct 
 	char name[ONCE_FILE_NAME_MAX];
 	once__checkpoint_snap_name(name, r->checkpoint_version, start, r->checkpoint_parts, part);
 	struct mapped m;
-	once_status st = map_file(dirfd, name, &m);
+	once_status st = read_file(rp, dirfd, name, &m);
 	if (st == ONCE_NOT_FOUND)
 		return damage(r, name, 0, true, "snapshot named by CHECKPOINT is missing");
 	if (st == ONCE_CORRUPT)
@@ -389,8 +461,10 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 {
 	char name[ONCE_FILE_NAME_MAX];
 	once__log_name(name, number);
+	if (newest)
+		snprintf(rp->newest, sizeof rp->newest, "%s", name);
 	struct mapped m;
-	once_status st = map_file(dirfd, name, &m);
+	once_status st = read_file(rp, dirfd, name, &m);
 	if (st == ONCE_CORRUPT)
 		return damage(r, name, 0, false, "not a regular file (foreign)");
 	if (st != ONCE_OK)
@@ -470,7 +544,25 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 	return done_with(rp, &m);
 }
 
-once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s, struct once__recovery *r)
+/* Decodes the header of segment `name` from its first bytes: all the
+ * covered-segment test needs, without reading (or copying) the rest. */
+static bool segment_head(int dirfd, const char *name, struct once__wal_segment *seg)
+{
+	unsigned char head[ONCE_WAL_SEGMENT_HEADER];
+	int fd;
+	if (once__io_open_regular(dirfd, name, &fd) != ONCE_OK)
+		return false;
+	ssize_t n = pread(fd, head, sizeof head, 0);
+	close(fd);
+	return n == (ssize_t)sizeof head && once__wal_segment_decode(head, sizeof head, seg);
+}
+
+/*
+ * One reading of every file (the rules are in wal/recover.h): records go
+ * to rp->batch, when there is one, and are applied only by apply_records.
+ */
+static once_status read_files(int dirfd, const unsigned char uid[16], struct replay *rp,
+                              struct once__recovery *r)
 {
 	memset(r, 0, sizeof *r);
 	const char *why;
@@ -480,11 +572,8 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, why);
 	if (st != ONCE_OK)
 		return st;
-	struct replay rp = {0};
-	if (s != NULL && (rp.batch = once__batch_new(s)) == NULL)
-		return ONCE_NOMEM;
 	for (uint32_t part = 0; st == ONCE_OK && r->has_checkpoint && part < r->checkpoint_parts; part++)
-		st = load_snapshot(dirfd, uid, &rp, r->checkpoint_start, part, r);
+		st = load_snapshot(dirfd, uid, rp, r->checkpoint_start, part, r);
 
 	uint64_t *nums = NULL;
 	size_t n = 0;
@@ -504,35 +593,138 @@ once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
 		if (r->has_checkpoint && i + 1 < n) {
 			char name[ONCE_FILE_NAME_MAX];
 			once__log_name(name, nums[i + 1]);
-			struct mapped m;
 			struct once__wal_segment seg;
-			if (map_file(dirfd, name, &m) == ONCE_OK) {
-				bool covered = once__wal_segment_decode(m.p, m.len, &seg) &&
-				               seg.first_seq <= r->checkpoint_start;
-				unmap(&m);
-				if (covered)
-					continue;
-			}
+			if (segment_head(dirfd, name, &seg) && seg.first_seq <= r->checkpoint_start)
+				continue;
 		}
 		if (first)
 			r->first_segment = nums[i];
-		st = read_segment(dirfd, uid, &rp, nums[i], i + 1 == n, first, &next, r);
+		st = read_segment(dirfd, uid, rp, nums[i], i + 1 == n, first, &next, r);
 		first = false;
 	}
 	free(nums);
-	once__scratch_free(&rp.sc);
-	if (st == ONCE_OK && rp.batch != NULL) {
-		once__batch_reserve(rp.batch);
-		/* One read-side section for the whole replay (core/restore.c). */
-		urcu_bp_read_lock();
-		st = once__batch_apply(rp.batch);
-		once__read_unlock();
-		if (st == ONCE_CORRUPT)
-			st = damage(r, "(records)", 0, false, "a record cannot be applied");
-	}
-	once__batch_free(rp.batch);
 	if (st == ONCE_OK && next < (r->has_checkpoint ? r->checkpoint_start : 1))
 		st = damage(r, ONCE_CHECKPOINT_FILE, 0, false, "log ends before the checkpoint's start");
 	r->next_seq = next;
 	return st;
+}
+
+/* Applies what a successful reading collected (st: its result), and frees
+ * the reading's memory. */
+static once_status apply_records(struct replay *rp, once_status st, struct once__recovery *r)
+{
+	once__scratch_free(&rp->sc);
+	if (st == ONCE_OK && rp->batch != NULL) {
+		once__batch_reserve(rp->batch);
+		/* One read-side section for the whole replay (core/restore.c). */
+		urcu_bp_read_lock();
+		st = once__batch_apply(rp->batch);
+		once__read_unlock();
+		if (st == ONCE_CORRUPT)
+			st = damage(r, "(records)", 0, false, "a record cannot be applied");
+	}
+	once__batch_free(rp->batch);
+	return st;
+}
+
+once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s, struct once__recovery *r)
+{
+	struct replay rp = {0};
+	if (s != NULL && (rp.batch = once__batch_new(s)) == NULL) {
+		memset(r, 0, sizeof *r);
+		return ONCE_NOMEM;
+	}
+	once_status st = read_files(dirfd, uid, &rp, r);
+	r->attempts = 1;
+	return apply_records(&rp, st, r);
+}
+
+/* ---- a directory a live store writes ---- */
+
+#define LIVE_ATTEMPTS 10
+#define LIVE_NEWEST_RETRIES 2
+
+/*
+ * A digest of what a live store changes in its directory: the name, inode,
+ * size and modification time of CHECKPOINT, every log segment and every
+ * snapshot.  A sum, so readdir's order does not matter.  0 when the
+ * directory cannot be listed.
+ */
+static uint64_t dir_fingerprint(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	uint64_t sum = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		uint64_t num, start;
+		uint32_t part;
+		struct stat st;
+		if ((strcmp(de->d_name, ONCE_CHECKPOINT_FILE) != 0 && !once__parse_log_name(de->d_name, &num) &&
+		     !once__parse_snap_name(de->d_name, &start, &part)) ||
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		uint64_t f[4] = {(uint64_t)st.st_ino, (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+		                 (uint64_t)st.st_mtim.tv_nsec};
+		sum += XXH3_64bits_withSeed(f, sizeof f, XXH3_64bits(de->d_name, strlen(de->d_name)));
+	}
+	closedir(d);
+	return sum;
+}
+
+/*
+ * Whether a reading that failed with st may be a live store's doing rather
+ * than damage: a file it needed was removed (a checkpoint committed and
+ * cleaned up), or the directory changed while it was read (`before`: the
+ * digest when the reading began), or the damage is in the newest segment,
+ * which the store appends to: a record it was writing may have been copied
+ * half old, half new, and a write within the file system's timestamp
+ * granularity changes no digest, so such damage is read again, twice at
+ * most (*newest_retries counts), even when nothing seemed to change.
+ */
+static bool writer_explains(const struct replay *rp, once_status st, const struct once__recovery *r,
+                            int dirfd, uint64_t before, unsigned *newest_retries)
+{
+	if (st != ONCE_CORRUPT && st != ONCE_IO)
+		return false;
+	if (rp->vanished || dir_fingerprint(dirfd) != before)
+		return true;
+	return st == ONCE_CORRUPT && !r->bad_is_snapshot && rp->newest[0] != '\0' &&
+	       strcmp(r->bad_file, rp->newest) == 0 && (*newest_retries)++ < LIVE_NEWEST_RETRIES;
+}
+
+once_status once__recover_live(int dirfd, const unsigned char uid[16], once_store *s,
+                               struct once__recovery *r)
+{
+	struct replay rp = {.live = true};
+	unsigned newest_retries = 0;
+	once_status st;
+	for (uint32_t attempt = 1;; attempt++) {
+		uint64_t before = dir_fingerprint(dirfd);
+		rp.vanished = false;
+		rp.newest[0] = '\0';
+		if (s != NULL && (rp.batch = once__batch_new(s)) == NULL) {
+			memset(r, 0, sizeof *r);
+			st = ONCE_NOMEM;
+			break;
+		}
+		st = read_files(dirfd, uid, &rp, r);
+		r->attempts = attempt;
+		if (st == ONCE_OK || attempt == LIVE_ATTEMPTS ||
+		    !writer_explains(&rp, st, r, dirfd, before, &newest_retries))
+			break;
+		/* Nothing was applied: read everything again, after a nap that
+		 * grows (1, 2, 4 .. 64 ms) so a checkpoint in progress can end. */
+		once__batch_free(rp.batch);
+		rp.batch = NULL;
+		struct timespec nap = {0, (1L << (attempt < 6 ? attempt : 6)) * 1000000L / 2};
+		nanosleep(&nap, NULL);
+	}
+	return apply_records(&rp, st, r);
 }

@@ -98,6 +98,9 @@ struct once__recovery {
 	uint64_t zeros_total, zeros_segments;
 	char zeros_file[ONCE_FILE_NAME_MAX];
 	uint64_t zeros_at, zeros_bytes;
+	/* How many times the files were read (once__recover_live reads again
+	 * what a live store changed under it; once__recover: 1). */
+	uint32_t attempts;
 	/* The first damage, when the result is ONCE_CORRUPT. */
 	char bad_file[ONCE_FILE_NAME_MAX];
 	uint64_t bad_at;
@@ -114,6 +117,31 @@ struct once__recovery {
  */
 once_status once__recover(int dirfd, const unsigned char uid[16], once_store *s,
                           struct once__recovery *r);
+
+/*
+ * once__recover for a directory that a live store may be writing while it
+ * is read (options.read_only, `oncestore verify`): it takes no lock and
+ * changes nothing, and
+ *   - copies each file with read(2) instead of mapping it: the live store
+ *     cuts a segment's preallocated zeros when it moves to the next one,
+ *     and a mapped page past the new end would raise SIGBUS;
+ *   - reads "up to the last complete record": what follows the last valid
+ *     record of the newest segment (a record being appended, or a torn
+ *     tail) is reported in r->torn as once__recover does, never cut;
+ *   - when a reading fails in a way a live store explains (a file named
+ *     by CHECKPOINT or listed a moment ago is gone; CHECKPOINT, a segment
+ *     or a snapshot changed while it was read; damage in the newest
+ *     segment), it discards that reading, applies nothing, and reads
+ *     every file again from CHECKPOINT on: up to 10 readings in all, with
+ *     naps of 1 to 32 ms between them (r->attempts says how many).  Damage
+ *     that stays when nothing changes is ONCE_CORRUPT as for once__recover,
+ *     after at most two more readings when it is in the newest segment.
+ * The result is a state the directory held: the committed checkpoint of
+ * one reading plus every complete record after its start.  Same statuses
+ * as once__recover.
+ */
+once_status once__recover_live(int dirfd, const unsigned char uid[16], once_store *s,
+                               struct once__recovery *r);
 
 /* File names. */
 void once__log_name(char out[ONCE_FILE_NAME_MAX], uint64_t number);

@@ -73,6 +73,8 @@ run dump "$D"
 rc_dump=$rc
 run verify "$D"
 verdict "without FORMAT the store does not open and does not verify" test "$rc_dump" -ne 0 -a "$rc" -ne 0
+verdict "verify names the fix: oncestore repair --format --yes DIR" \
+	grep -q -- "FORMAT is missing beside store files .*oncestore repair --format --yes $D" "$T/err"
 before=$(fingerprint "$D")
 run repair --format "$D"
 verdict "repair --format without --yes prints the rebuild, writes nothing, exits 1" \

@@ -110,6 +110,30 @@ int cli_parse(int argc, char **argv, const char *usage, const char *help,
 
 /* ---- the data directory ---- */
 
+/* Why a directory without FORMAT cannot be read: beside store files
+ * (log-*, snap-*, CHECKPOINT) FORMAT was lost, and `repair --format`
+ * rebuilds it; otherwise the directory is not a store at all. */
+static void no_format(const char *cmd, int dirfd, const char *path)
+{
+	struct cli_files fs;
+	const char *example = NULL;
+	if (cli_list(dirfd, &fs) == ONCE_OK) {
+		for (size_t i = 0; i < fs.n && example == NULL; i++) {
+			const char *n = fs.f[i].name;
+			if (strncmp(n, "log-", 4) == 0 || strncmp(n, "snap-", 5) == 0 ||
+			    strcmp(n, "CHECKPOINT") == 0)
+				example = n;
+		}
+		if (example != NULL)
+			cli_err(cmd, "%s: FORMAT is missing beside store files (e.g. %s): `oncestore repair "
+			        "--format --yes %s` rebuilds it from the files' headers", path, example, path);
+		cli_files_free(&fs);
+	}
+	if (example == NULL)
+		cli_err(cmd, "%s: no FORMAT file: not an oncestore data directory "
+		        "(`oncestore init` makes one)", path);
+}
+
 /* FORMAT: "oncestore <version> <32 hex digits>\n" (wal/dir.h). */
 static bool read_format(const char *cmd, const struct cli_dir *d, unsigned char uid[16])
 {
@@ -121,8 +145,7 @@ static bool read_format(const char *cmd, const struct cli_dir *d, unsigned char 
 	}
 	if (opened != ONCE_OK) {
 		if (opened == ONCE_NOT_FOUND)
-			cli_err(cmd, "%s: no FORMAT file: not an oncestore data directory "
-			        "(`oncestore init` makes one)", d->path);
+			no_format(cmd, d->fd, d->path);
 		else
 			cli_err(cmd, "%s/FORMAT: %s", d->path, strerror(errno));
 		return false;
@@ -218,10 +241,9 @@ bool cli_is_data_dir(const char *cmd, const char *path)
 		return false;
 	}
 	bool ok = faccessat(fd, "FORMAT", F_OK, 0) == 0;
-	close(fd);
 	if (!ok)
-		cli_err(cmd, "%s: no FORMAT file: not an oncestore data directory "
-		        "(`oncestore init` makes one)", path);
+		no_format(cmd, fd, path);
+	close(fd);
 	return ok;
 }
 
@@ -247,11 +269,17 @@ void cli_fail(const char *cmd, const char *dir, const char *call, once_status st
 	pthread_mutex_lock(&held_lock);
 	const char *detail = once_strerror(st);
 	if (nheld > 0) {
-		/* The library's line names the call too: "once_open: ...". */
+		/* The library's line names the call too ("once_open: ...", or
+		 * "open: DIR: ..."), and this line already says both. */
 		size_t n = strlen(call);
 		detail = held[0];
 		if (strncmp(detail, call, n) == 0 && detail[n] == ':' && detail[n + 1] == ' ')
 			detail += n + 2;
+		else if (strcmp(call, "once_open") == 0 && strncmp(detail, "open: ", 6) == 0)
+			detail += 6;
+		size_t d = strlen(dir);
+		if (strncmp(detail, dir, d) == 0 && detail[d] == ':' && detail[d + 1] == ' ')
+			detail += d + 2;
 		hint = NULL; /* the library's line says where, and what to run */
 	}
 	fprintf(stderr, "oncestore %s: %s: %s: ONCE_%s: %s%s\n", cmd, dir, call, once_status_name(st),

@@ -192,22 +192,34 @@ struct mapped {
 	size_t len;
 };
 
+/* Opens regular file `name` (*fd) and sets m->len to its size, m->p to
+ * NULL.  Same statuses as map_file. */
+static once_status open_sized(int dirfd, const char *name, struct mapped *m, int *fd)
+{
+	m->p = NULL;
+	m->len = 0;
+	once_status opened = once__io_open_regular(dirfd, name, fd);
+	if (opened != ONCE_OK)
+		return opened;
+	struct stat st;
+	if (fstat(*fd, &st) != 0) {
+		int err = errno;
+		close(*fd);
+		errno = err;
+		return ONCE_IO;
+	}
+	m->len = (size_t)st.st_size;
+	return ONCE_OK;
+}
+
 /* ONCE_OK | ONCE_NOT_FOUND | ONCE_CORRUPT (not a regular file: foreign) |
  * ONCE_IO. */
 static once_status map_file(int dirfd, const char *name, struct mapped *m)
 {
-	m->p = NULL;
-	m->len = 0;
 	int fd;
-	once_status opened = once__io_open_regular(dirfd, name, &fd);
+	once_status opened = open_sized(dirfd, name, m, &fd);
 	if (opened != ONCE_OK)
 		return opened;
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		return ONCE_IO;
-	}
-	m->len = (size_t)st.st_size;
 	if (m->len > 0) {
 		void *p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED) {
@@ -232,18 +244,12 @@ static once_status map_file(int dirfd, const char *name, struct mapped *m)
  */
 static once_status copy_file(int dirfd, const char *name, struct mapped *m)
 {
-	m->p = NULL;
-	m->len = 0;
 	int fd;
-	once_status opened = once__io_open_regular(dirfd, name, &fd);
+	once_status opened = open_sized(dirfd, name, m, &fd);
 	if (opened != ONCE_OK)
 		return opened;
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		return ONCE_IO;
-	}
-	size_t size = (size_t)st.st_size, got = 0;
+	size_t size = m->len, got = 0;
+	m->len = 0;
 	unsigned char *p = NULL;
 	if (size > 0) {
 		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

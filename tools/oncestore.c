@@ -205,9 +205,16 @@ static void stats_json(const char *path, const struct once_stats *st, const stru
 }
 
 /* Since open: the syncs, checkpoints and failures of this run of the tool
- * (its open and close), not of the application's. */
+ * (its open and close), not of the application's.  A read-only open (what
+ * `stats` does) has none, so it says where a running store's are. */
 static void stats_log_text(const struct once_stats *st)
 {
+	if (st->read_only) {
+		printf("log, syncs      opened read-only: this run wrote nothing; a running store's log, sync,\n"
+		       "                checkpoint and failure figures come from its once_stats or\n"
+		       "                once_stats_prometheus\n");
+		return;
+	}
 	printf("log syncs       %" PRIu64 ": p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms; %" PRIu64
 	       " bytes since checkpoint\n",
 	       st->syncs, (double)st->sync_ns_p50 / 1e6, (double)st->sync_ns_p99 / 1e6,
@@ -244,8 +251,9 @@ static void stats_text(const char *path, const struct once_stats *st, const stru
 	       " log records replayed, %" PRIu64 " expired entries dropped\n",
 	       (double)st->recovery_ns / 1e6, st->recovered_snapshot_records, st->recovered_records,
 	       st->recovery_dropped_expired);
-	printf("                %" PRIu64 " log segment(s) read, %" PRIu64 " torn tail bytes cut\n",
-	       st->recovery_segments, st->recovery_torn_bytes);
+	printf("                %" PRIu64 " log segment(s) read, %" PRIu64 " torn tail bytes %s\n",
+	       st->recovery_segments, st->recovery_torn_bytes,
+	       st->read_only ? "not read (left in place)" : "cut");
 	stats_log_text(st);
 	printf("on disk         %" PRIu64 " files, %" PRIu64 " bytes: %" PRIu64 " log segment(s) (%" PRIu64
 	       " bytes), %" PRIu64 " snapshot(s) (%" PRIu64 " bytes)\n",

@@ -79,7 +79,7 @@ static const char *line_with(once_log_level level, ...)
 		va_end(ap);
 		if (all) {
 			matches++;
-			snprintf(found, sizeof found, "%s", lines[i]);
+			memcpy(found, lines[i], sizeof found); /* same size, NUL-terminated */
 		}
 	}
 	pthread_mutex_unlock(&lines_lock);

@@ -726,8 +726,13 @@ static inline void once_stats(once_store *s, struct once_stats *out)
  * oncestore_log_sync_seconds histogram with le buckets, ...), for an
  * exporter or a /metrics handler to serve.  As snprintf: writes at most
  * cap bytes into buf (NUL-terminated when cap > 0) and returns the length
- * of the whole text (without the NUL), so a return >= cap means "call
- * again with a buffer of return + 1".  0 when s is NULL.
+ * of the whole text (without the NUL), so a return >= cap means the text
+ * was cut: call again with a larger buffer.  Each call reads the figures
+ * afresh and they move between calls (on PostgreSQL each call runs
+ * statements, which it counts), so size the buffer with room to spare
+ * (return + 1024) and loop until the return is below cap, as README
+ * "Metrics" shows.  The families written are listed there.  0 when s is
+ * NULL.
  */
 ONCE_API size_t once_stats_prometheus(once_store *s, char *buf, size_t cap);
 

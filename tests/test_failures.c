@@ -239,6 +239,44 @@ static void test_failed_checkpoint_one_line_log_goes_on(void)
 	test_rmdir(dir);
 }
 
+/* EIO from the directory fsync that follows CHECKPOINT's rename (the
+ * first one with CHECKPOINT present: the store had none before): the new
+ * CHECKPOINT may be durable, and is in place, whatever fsync said. */
+static int eio_fsync_after_checkpoint_rename(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    fstatat(fd, "CHECKPOINT", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(fd, "CHECKPOINT.tmp", &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+/* A checkpoint that fails after its CHECKPOINT was renamed into place must
+ * not remove the snapshots that CHECKPOINT names: the store reopens with
+ * every entry (it used to remove them, and the next open was
+ * ONCE_CORRUPT "snapshot named by CHECKPOINT is missing"). */
+static void test_failed_checkpoint_after_rename_keeps_its_snapshots(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	once_options o = dir_options(dir);
+	once_store *s = test_open(&o);
+	ASSERT_ST(once_replay_check(s, "kept", 4, 60), ONCE_OK);
+	once__io.fsync = eio_fsync_after_checkpoint_rename;
+	ASSERT_ST(once_checkpoint(s), ONCE_IO);
+	once__io_reset();
+	line_with(ONCE_LOG_ERROR, "checkpoint ", " failed: fsync .", "Input/output error", NULL);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	once_store *again = NULL;
+	ASSERT_ST(once_open(&o, &again), ONCE_OK);
+	ASSERT_ST(once_replay_check(again, "kept", 4, 60), ONCE_SPENT);
+	ASSERT_ST(once_close(again), ONCE_OK);
+	test_rmdir(dir);
+}
+
 /* ---- recovery ---- */
 
 static void test_recovery_info_line(void)
@@ -395,7 +433,8 @@ static void test_open_foreign_directory(void)
 }
 
 TESTS(TEST(test_fdatasync_eio_one_line_then_silence), TEST(test_pwrite_enospc_names_the_offset),
-      TEST(test_failed_checkpoint_one_line_log_goes_on), TEST(test_recovery_info_line),
+      TEST(test_failed_checkpoint_one_line_log_goes_on),
+      TEST(test_failed_checkpoint_after_rename_keeps_its_snapshots), TEST(test_recovery_info_line),
       TEST(test_open_missing_parent), TEST(test_open_plain_file), TEST(test_open_empty_string),
       TEST(test_open_permission_denied), TEST(test_open_missing_format_beside_store_files),
       TEST(test_open_damaged_format), TEST(test_open_foreign_directory));

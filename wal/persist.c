@@ -406,6 +406,7 @@ once_status once__persist_checkpoint(once_store *s)
 			st = ONCE_IO;
 			log_failure(p, &e);
 		}
+		bool renaming = st == ONCE_OK; /* CHECKPOINT may be the new one after this */
 		if (st == ONCE_OK) {
 			st = once__checkpoint_write_e(dirfd, start, s->nshards, &e);
 			count = st != ONCE_OK;
@@ -424,8 +425,13 @@ once_status once__persist_checkpoint(once_store *s)
 			atomic_store(&p->last_checkpoint_at, once__now(s));
 		} else {
 			/* The log goes on in the new segment; the last committed
-			 * checkpoint and the segments after it still recover. */
-			remove_leftovers(dirfd, true, p->committed_version, p->committed_start,
+			 * checkpoint and the segments after it still recover.
+			 * When writing CHECKPOINT failed, it may have failed after
+			 * the rename (the directory's fsync): the CHECKPOINT in
+			 * place, and perhaps durable, may name the new snapshots,
+			 * so only *.tmp goes; the next open or committed
+			 * checkpoint removes the snapshots it does not name. */
+			remove_leftovers(dirfd, !renaming, p->committed_version, p->committed_start,
 			                 p->committed_parts, 0);
 			/* The automatic checkpointer tries again only after
 			 * another checkpoint_bytes, not on every write. */

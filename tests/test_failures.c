@@ -432,10 +432,47 @@ static void test_open_foreign_directory(void)
 	test_rmdir(dir);
 }
 
+/* options.read_only (what `oncestore stats` and `dump` open with) names
+ * what is wrong with FORMAT as the normal open does, and writes nothing:
+ * it used to say only "data files fail verification". */
+static void test_read_only_open_names_format(void)
+{
+	char dir[256], format[300];
+	test_tmpdir(dir);
+	once_options o = dir_options(dir);
+	once_store *s = test_open(&o);
+	ASSERT_ST(once_replay_check(s, "x", 1, 60), ONCE_OK);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	o.read_only = true;
+	snprintf(format, sizeof format, "%s/FORMAT", dir);
+	FILE *f = fopen(format, "w");
+	ASSERT(f != NULL);
+	fprintf(f, "oncestore %u 0011zz33445566778899aabbccddeeff\n", ONCE_WAL_VERSION);
+	fclose(f);
+	lines_clear();
+	ASSERT_ST(once_open(&o, &s), ONCE_CORRUPT);
+	line_with(ONCE_LOG_ERROR, "/FORMAT at offset 16: ", "not a lowercase hex digit", "repair --format", NULL);
+	ASSERT_EQ_INT(n_lines, 1);
+	ASSERT(unlink(format) == 0);
+	lines_clear();
+	ASSERT_ST(once_open(&o, &s), ONCE_CORRUPT);
+	line_with(ONCE_LOG_ERROR, "FORMAT is missing", "store files (e.g. '", "repair --format", NULL);
+	ASSERT_EQ_INT(n_lines, 1);
+	ASSERT(access(format, F_OK) != 0); /* nothing was written */
+	ASSERT(mkdir(format, 0700) == 0);
+	lines_clear();
+	ASSERT_ST(once_open(&o, &s), ONCE_CORRUPT);
+	line_with(ONCE_LOG_ERROR, "/FORMAT: not a regular file", NULL);
+	ASSERT_EQ_INT(n_lines, 1);
+	ASSERT(rmdir(format) == 0);
+	test_rmdir(dir);
+}
+
 TESTS(TEST(test_fdatasync_eio_one_line_then_silence), TEST(test_pwrite_enospc_names_the_offset),
       TEST(test_failed_checkpoint_one_line_log_goes_on),
       TEST(test_failed_checkpoint_after_rename_keeps_its_snapshots), TEST(test_recovery_info_line),
       TEST(test_open_missing_parent), TEST(test_open_plain_file), TEST(test_open_empty_string),
       TEST(test_open_permission_denied), TEST(test_open_missing_format_beside_store_files),
-      TEST(test_open_damaged_format), TEST(test_open_foreign_directory));
+      TEST(test_open_damaged_format), TEST(test_open_foreign_directory),
+      TEST(test_read_only_open_names_format));
 TEST_MAIN()

@@ -505,11 +505,12 @@ static once_status open_read_only(once_store *s, struct once__persist *p)
 {
 	p->read_only = true;
 	atomic_flag_clear(&p->refusal_logged);
-	once_status st = once__dir_open_ro(s->opt.dir, &p->dir);
+	once_status st = once__dir_open_ro(s->opt.dir, &s->opt, &p->dir);
 	if (st != ONCE_OK && st != ONCE_NOT_FOUND) {
 		int err = errno;
-		once__log(s, ONCE_LOG_ERROR, "open: %s (read-only): %s", s->opt.dir,
-		          st == ONCE_IO ? strerror(err) : once_strerror(st));
+		if (st != ONCE_CORRUPT) /* dir.c named what is wrong with FORMAT */
+			once__log(s, ONCE_LOG_ERROR, "open: %s (read-only): %s", s->opt.dir,
+			          st == ONCE_IO ? strerror(err) : once_strerror(st));
 		errno = err;
 		return st;
 	}

@@ -77,7 +77,7 @@ static const char *line_with(once_log_level level, ...)
 		va_end(ap);
 		if (all) {
 			matches++;
-			snprintf(found, sizeof found, "%s", lines[i]);
+			snprintf(found, sizeof found, "%.511s", lines[i]); /* bounded: GCC with TSan cannot tell */
 		}
 	}
 	pthread_mutex_unlock(&lines_lock);

@@ -302,7 +302,8 @@ static void recovery_figures(struct text *t, const struct once_stats *st)
 	one(t, "oncestore_recovery_dropped_expired_total", "counter",
 	    "Entries dropped at open because they had expired.", st->recovery_dropped_expired);
 	one(t, "oncestore_recovery_torn_bytes", "gauge",
-	    "Bytes of a torn log tail cut at open (a crash mid-append; never acknowledged).",
+	    "Bytes of a torn log tail at open (a crash mid-append; never acknowledged): cut, or left "
+	    "in place by a read-only open.",
 	    st->recovery_torn_bytes);
 	one(t, "oncestore_recovery_segments", "gauge", "Log segments read at open.", st->recovery_segments);
 }

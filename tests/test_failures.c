@@ -241,6 +241,44 @@ static void test_failed_checkpoint_one_line_log_goes_on(void)
 	test_rmdir(dir);
 }
 
+/* EIO from the directory fsync that follows CHECKPOINT's rename (the
+ * first one with CHECKPOINT present: the store had none before): the new
+ * CHECKPOINT may be durable, and is in place, whatever fsync said. */
+static int eio_fsync_after_checkpoint_rename(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    fstatat(fd, "CHECKPOINT", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(fd, "CHECKPOINT.tmp", &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		errno = EIO;
+		return -1;
+	}
+	return fsync(fd);
+}
+
+/* A checkpoint that fails after its CHECKPOINT was renamed into place must
+ * not remove the snapshots that CHECKPOINT names: the store reopens with
+ * every entry (it used to remove them, and the next open was
+ * ONCE_CORRUPT "snapshot named by CHECKPOINT is missing"). */
+static void test_failed_checkpoint_after_rename_keeps_its_snapshots(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	once_options o = dir_options(dir);
+	once_store *s = test_open(&o);
+	ASSERT_ST(once_replay_check(s, "kept", 4, 60), ONCE_OK);
+	once__io.fsync = eio_fsync_after_checkpoint_rename;
+	ASSERT_ST(once_checkpoint(s), ONCE_IO);
+	once__io_reset();
+	line_with(ONCE_LOG_ERROR, "checkpoint ", " failed: fsync .", "Input/output error", NULL);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	once_store *again = NULL;
+	ASSERT_ST(once_open(&o, &again), ONCE_OK);
+	ASSERT_ST(once_replay_check(again, "kept", 4, 60), ONCE_SPENT);
+	ASSERT_ST(once_close(again), ONCE_OK);
+	test_rmdir(dir);
+}
+
 /* ---- recovery ---- */
 
 static void test_recovery_info_line(void)
@@ -421,9 +459,47 @@ static void test_open_foreign_directory(void)
 	test_rmdir(dir);
 }
 
+/* options.read_only (what `oncestore stats` and `dump` open with) names
+ * what is wrong with FORMAT as the normal open does, and writes nothing:
+ * it used to say only "data files fail verification". */
+static void test_read_only_open_names_format(void)
+{
+	char dir[256], format[300];
+	test_tmpdir(dir);
+	once_options o = dir_options(dir);
+	once_store *s = test_open(&o);
+	ASSERT_ST(once_replay_check(s, "x", 1, 60), ONCE_OK);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	o.read_only = true;
+	snprintf(format, sizeof format, "%s/FORMAT", dir);
+	FILE *f = fopen(format, "w");
+	ASSERT(f != NULL);
+	fprintf(f, "oncestore %u 0011zz33445566778899aabbccddeeff\n", ONCE_WAL_VERSION);
+	fclose(f);
+	lines_clear();
+	ASSERT_ST(once_open(&o, &s), ONCE_CORRUPT);
+	line_with(ONCE_LOG_ERROR, "/FORMAT at offset 16: ", "not a lowercase hex digit", "repair --format", NULL);
+	ASSERT_EQ_INT(n_lines, 1);
+	ASSERT(unlink(format) == 0);
+	lines_clear();
+	ASSERT_ST(once_open(&o, &s), ONCE_CORRUPT);
+	line_with(ONCE_LOG_ERROR, "FORMAT is missing", "store files (e.g. '", "repair --format", NULL);
+	ASSERT_EQ_INT(n_lines, 1);
+	ASSERT(access(format, F_OK) != 0); /* nothing was written */
+	ASSERT(mkdir(format, 0700) == 0);
+	lines_clear();
+	ASSERT_ST(once_open(&o, &s), ONCE_CORRUPT);
+	line_with(ONCE_LOG_ERROR, "/FORMAT: not a regular file", NULL);
+	ASSERT_EQ_INT(n_lines, 1);
+	ASSERT(rmdir(format) == 0);
+	test_rmdir(dir);
+}
+
 TESTS(TEST(test_fdatasync_eio_one_line_then_silence), TEST(test_pwrite_enospc_names_the_offset),
-      TEST(test_failed_checkpoint_one_line_log_goes_on), TEST(test_recovery_info_line),
+      TEST(test_failed_checkpoint_one_line_log_goes_on),
+      TEST(test_failed_checkpoint_after_rename_keeps_its_snapshots), TEST(test_recovery_info_line),
       TEST(test_open_missing_parent), TEST(test_open_plain_file), TEST(test_open_empty_string),
       TEST(test_open_permission_denied), TEST(test_open_missing_format_beside_store_files),
-      TEST(test_open_damaged_format), TEST(test_open_foreign_directory));
+      TEST(test_open_damaged_format), TEST(test_open_foreign_directory),
+      TEST(test_read_only_open_names_format));
 TEST_MAIN()

@@ -251,9 +251,9 @@ static void stats_text(const char *path, const struct once_stats *st, const stru
 	       " log records replayed, %" PRIu64 " expired entries dropped\n",
 	       (double)st->recovery_ns / 1e6, st->recovered_snapshot_records, st->recovered_records,
 	       st->recovery_dropped_expired);
+	/* A read-only open (this tool's) leaves a torn tail where it is. */
 	printf("                %" PRIu64 " log segment(s) read, %" PRIu64 " torn tail bytes %s\n",
-	       st->recovery_segments, st->recovery_torn_bytes,
-	       st->read_only ? "not read (left in place)" : "cut");
+	       st->recovery_segments, st->recovery_torn_bytes, st->read_only ? "found, left in place" : "cut");
 	stats_log_text(st);
 	printf("on disk         %" PRIu64 " files, %" PRIu64 " bytes: %" PRIu64 " log segment(s) (%" PRIu64
 	       " bytes), %" PRIu64 " snapshot(s) (%" PRIu64 " bytes)\n",

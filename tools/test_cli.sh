@@ -576,6 +576,10 @@ else not_ok "dump reads past a torn tail and leaves it in place: every file byte
 run stats "$D"
 if [ "$rc" -eq 0 ] && [ "$before" = "$(fingerprint "$D")" ]; then ok "stats leaves every file byte-identical"
 else not_ok "stats leaves every file byte-identical" "exit status $rc"; fi
+# ... and says so: the torn tail was found and left, not cut.
+if grep -q "13 torn tail bytes found, left in place" "$T/out" && ! grep -q "bytes cut" "$T/out"; then
+	ok "stats: a torn tail read-only is found and left in place, not cut"
+else not_ok "stats: a torn tail read-only is found and left in place, not cut"; fi
 reopen
 run dump "$D"
 if grep -q "^oncestore: warning: .*torn tail" "$T/reopen.err" && [ "$rc" -eq 0 ] && cmp -s "$T/out" "$T/dump5"; then

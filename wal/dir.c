@@ -171,6 +171,44 @@ bool once__dir_parse_format(const char *text, size_t len, unsigned char uid[16])
 /* How `oncestore repair --format` is named in lines. */
 #define REPAIR_HINT "`oncestore repair --format --yes %s` rebuilds it from the files' headers (without --yes it shows what it would write)"
 
+/* A directory without FORMAT that holds files (c: what): ONCE_CORRUPT,
+ * with the line that says which case it is (a read-only open too). */
+static once_status no_format(const once_options *opt, const char *path, const struct contents *c)
+{
+	if (c->store > 0)
+		once__logf(opt, ONCE_LOG_ERROR,
+		           "open: %s: FORMAT is missing, but the directory holds %u store files (e.g. '%s'); "
+		           REPAIR_HINT,
+		           path, c->store, c->store_example, path);
+	else /* Files without a FORMAT: not ours to use. */
+		once__logf(opt, ONCE_LOG_ERROR,
+		           "open: %s: not an oncestore data directory (no FORMAT; %u other files, e.g. '%s'); "
+		           "point dir at an empty or new directory",
+		           path, c->other, c->other_example);
+	return ONCE_CORRUPT;
+}
+
+/* FORMAT's text (len bytes): ONCE_OK (uid filled), or ONCE_CORRUPT with
+ * the line naming the byte and what is wrong (a read-only open too). */
+static once_status check_format(const once_options *opt, const char *path, const char *text, size_t len,
+                                unsigned char uid[16])
+{
+	size_t at;
+	const char *why = format_problem(text, len, uid, &at);
+	if (why == NULL)
+		return ONCE_OK;
+	if (strstr(why, "format version") != NULL) /* rebuilding would relabel another format */
+		once__logf(opt, ONCE_LOG_ERROR,
+		           "open: %s/FORMAT at offset %zu: %s (version %u); open it with the oncestore that wrote it",
+		           path, at, why, ONCE_WAL_VERSION);
+	else
+		once__logf(opt, ONCE_LOG_ERROR,
+		           "open: %s/FORMAT at offset %zu: %s (expected \"oncestore %u <32 hex digits>\\n\"); "
+		           REPAIR_HINT,
+		           path, at, why, ONCE_WAL_VERSION, path);
+	return ONCE_CORRUPT;
+}
+
 static once_status read_or_make_format(int dir_fd, const char *path, const once_options *opt,
                                        unsigned char uid[16])
 {
@@ -184,21 +222,8 @@ static once_status read_or_make_format(int dir_fd, const char *path, const once_
 			errno = err;
 			return ONCE_IO;
 		}
-		if (c.store > 0) {
-			once__logf(opt, ONCE_LOG_ERROR,
-			           "open: %s: FORMAT is missing, but the directory holds %u store files (e.g. '%s'); "
-			           REPAIR_HINT,
-			           path, c.store, c.store_example, path);
-			return ONCE_CORRUPT;
-		}
-		if (c.other > 0) {
-			/* Files without a FORMAT: not ours to use. */
-			once__logf(opt, ONCE_LOG_ERROR,
-			           "open: %s: not an oncestore data directory (no FORMAT; %u other files, e.g. '%s'); "
-			           "point dir at an empty or new directory",
-			           path, c.other, c.other_example);
-			return ONCE_CORRUPT;
-		}
+		if (c.store + c.other > 0)
+			return no_format(opt, path, &c);
 		if (!once__crypto_init())
 			return ONCE_NOMEM;
 		once__random(uid, 16);
@@ -230,20 +255,7 @@ static once_status read_or_make_format(int dir_fd, const char *path, const once_
 		errno = err;
 		return ONCE_IO;
 	}
-	size_t at;
-	const char *why = format_problem(text, (size_t)got, uid, &at);
-	if (why == NULL)
-		return ONCE_OK;
-	if (strstr(why, "format version") != NULL) /* rebuilding would relabel another format */
-		once__logf(opt, ONCE_LOG_ERROR,
-		           "open: %s/FORMAT at offset %zu: %s (version %u); open it with the oncestore that wrote it",
-		           path, at, why, ONCE_WAL_VERSION);
-	else
-		once__logf(opt, ONCE_LOG_ERROR,
-		           "open: %s/FORMAT at offset %zu: %s (expected \"oncestore %u <32 hex digits>\\n\"); "
-		           REPAIR_HINT,
-		           path, at, why, ONCE_WAL_VERSION, path);
-	return ONCE_CORRUPT;
+	return check_format(opt, path, text, (size_t)got, uid);
 }
 
 /* The directory that holds path's last component (malloc'd), or NULL. */
@@ -399,7 +411,7 @@ once_status once__dir_open_wait(const char *path, uint32_t wait_ms, const once_o
  * store holds it exclusively), no sync of the parent, no FORMAT written:
  * a read-only open changes nothing, so it has nothing to make durable.
  */
-once_status once__dir_open_ro(const char *path, struct once__dir *out)
+once_status once__dir_open_ro(const char *path, const once_options *opt, struct once__dir *out)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -408,18 +420,22 @@ once_status once__dir_open_ro(const char *path, struct once__dir *out)
 	once_status st = once__io_open_regular(fd, FORMAT_NAME, &ffd);
 	if (st == ONCE_NOT_FOUND) {
 		/* Empty (a store being created has only FORMAT.tmp): an empty
-		 * store.  Files without a FORMAT: not ours, as for a normal open. */
+		 * store.  Files without a FORMAT: not ours, as for a normal open
+		 * (and the same line). */
 		struct contents c;
 		if (!scan_contents(fd, &c))
 			st = ONCE_IO;
 		else
-			st = c.store + c.other == 0 ? ONCE_NOT_FOUND : ONCE_CORRUPT;
+			st = c.store + c.other == 0 ? ONCE_NOT_FOUND : no_format(opt, path, &c);
+	} else if (st == ONCE_CORRUPT) {
+		once__logf(opt, ONCE_LOG_ERROR, "open: %s/FORMAT: not a regular file; " REPAIR_HINT, path, path);
 	} else if (st == ONCE_OK) {
 		char text[128];
 		ssize_t got = read(ffd, text, sizeof text);
+		int err = errno;
 		close(ffd);
-		st = got < 0 ? ONCE_IO
-		     : once__dir_parse_format(text, (size_t)got, out->uid) ? ONCE_OK : ONCE_CORRUPT;
+		errno = err;
+		st = got < 0 ? ONCE_IO : check_format(opt, path, text, (size_t)got, out->uid);
 	}
 	if (st != ONCE_OK && st != ONCE_NOT_FOUND) {
 		int err = errno;

@@ -54,10 +54,11 @@ once_status once__dir_open_wait(const char *path, uint32_t wait_ms, const once_o
  * Opens the data directory at path for options.read_only: never creates,
  * locks, writes or syncs anything.  ONCE_OK | ONCE_NOT_FOUND (an empty
  * directory, or one whose FORMAT is still being written: *out is open, its
- * uid unset; the store is empty) | ONCE_CORRUPT (as once__dir_open) |
- * ONCE_IO (errno set: ENOENT when path does not exist).
+ * uid unset; the store is empty) | ONCE_CORRUPT (as once__dir_open, with
+ * the same line through opt's log: FORMAT missing, damaged or foreign) |
+ * ONCE_IO (errno set: ENOENT when path does not exist; no line).
  */
-once_status once__dir_open_ro(const char *path, struct once__dir *out);
+once_status once__dir_open_ro(const char *path, const once_options *opt, struct once__dir *out);
 
 /* Parses FORMAT's text ("oncestore <version> <32 hex>\n", exactly this
  * version) into the uid; false when it is anything else. */

@@ -406,6 +406,7 @@ once_status once__persist_checkpoint(once_store *s)
 			st = ONCE_IO;
 			log_failure(p, &e);
 		}
+		bool renaming = st == ONCE_OK; /* CHECKPOINT may be the new one after this */
 		if (st == ONCE_OK) {
 			st = once__checkpoint_write_e(dirfd, start, s->nshards, &e);
 			count = st != ONCE_OK;
@@ -424,8 +425,21 @@ once_status once__persist_checkpoint(once_store *s)
 			atomic_store(&p->last_checkpoint_at, once__now(s));
 		} else {
 			/* The log goes on in the new segment; the last committed
-			 * checkpoint and the segments after it still recover. */
-			remove_leftovers(dirfd, true, p->committed_version, p->committed_start,
+			 * checkpoint and the segments after it still recover.
+			 * When writing CHECKPOINT failed, it may have failed after
+			 * the rename (the directory's fsync): the CHECKPOINT in
+			 * place, and perhaps durable, may name the new snapshots,
+			 * so only *.tmp goes; the next open or committed
+			 * checkpoint removes the snapshots it does not name.
+			 * This store still takes the older one for the committed
+			 * checkpoint, so a next checkpoint at this same start and
+			 * shard count (nothing logged since) writes these names
+			 * again, replacing files the CHECKPOINT in place may
+			 * name: with the same content (the state at that start;
+			 * at most entries that expired in between are missing,
+			 * which recovery drops anyway), so a crash among those
+			 * renames still recovers the same state. */
+			remove_leftovers(dirfd, !renaming, p->committed_version, p->committed_start,
 			                 p->committed_parts, 0);
 			/* The automatic checkpointer tries again only after
 			 * another checkpoint_bytes, not on every write. */
@@ -499,11 +513,12 @@ static once_status open_read_only(once_store *s, struct once__persist *p)
 {
 	p->read_only = true;
 	atomic_flag_clear(&p->refusal_logged);
-	once_status st = once__dir_open_ro(s->opt.dir, &p->dir);
+	once_status st = once__dir_open_ro(s->opt.dir, &s->opt, &p->dir);
 	if (st != ONCE_OK && st != ONCE_NOT_FOUND) {
 		int err = errno;
-		once__log(s, ONCE_LOG_ERROR, "open: %s (read-only): %s", s->opt.dir,
-		          st == ONCE_IO ? strerror(err) : once_strerror(st));
+		if (st != ONCE_CORRUPT) /* dir.c named what is wrong with FORMAT */
+			once__log(s, ONCE_LOG_ERROR, "open: %s (read-only): %s", s->opt.dir,
+			          st == ONCE_IO ? strerror(err) : once_strerror(st));
 		errno = err;
 		return st;
 	}

@@ -530,12 +530,20 @@ static once_status open_read_only(once_store *s, struct once__persist *p)
 	} else {
 		st = once__recover_live(p->dir.fd, p->dir.uid, s, &r);
 	}
+	int err = errno; /* of a failed read, before the calls below */
 	if (st == ONCE_CORRUPT)
 		once__log(s, ONCE_LOG_ERROR, "open: %s/%s at offset %" PRIu64 ": %s (read-only, read %" PRIu32
 		          " times; run `oncestore verify`)", s->opt.dir, r.bad_file, r.bad_at, r.why, r.attempts);
+	else if (st == ONCE_IO)
+		once__log(s, ONCE_LOG_ERROR, "open: %s: reading the store's files (read-only): %s", s->opt.dir,
+		          strerror(err));
+	else if (st == ONCE_NOMEM)
+		once__log(s, ONCE_LOG_ERROR, "open: %s: out of memory reading the store's files (read-only)",
+		          s->opt.dir);
 	if (st != ONCE_OK) {
 		once__restore_abort(s);
 		once__dir_close(&p->dir);
+		errno = err;
 		return st;
 	}
 	if (r.torn)

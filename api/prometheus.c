@@ -169,9 +169,12 @@ static void kinds(struct text *t, const struct once_stats *st, bool pg)
 		return; /* the server's tables: rows only (include/oncestore.h) */
 	per_kind(t, ks, n, "oncestore_heap_bytes", "gauge", "Heap bytes of the live entries per kind.",
 	         KF_BYTES);
-	per_kind(t, ks, n, "oncestore_capacity", "gauge",
-	         "Configured maximum of live entries per kind (the next insert past it is FULL).",
-	         KF_CAPACITY);
+	/* A read-only open (`oncestore stats`) has the inspecting tool's
+	 * capacities, not the application's: left out rather than wrong. */
+	if (!st->read_only)
+		per_kind(t, ks, n, "oncestore_capacity", "gauge",
+		         "Configured maximum of live entries per kind (the next insert past it is FULL).",
+		         KF_CAPACITY);
 	per_kind(t, ks, n, "oncestore_swept_total", "counter", "Entries removed by sweeps since open.",
 	         KF_SWEPT);
 }
@@ -352,8 +355,13 @@ ONCE_API size_t once_stats_prometheus(once_store *s, char *buf, size_t cap)
 	one(&t, "oncestore_table_bytes", "gauge", "Bytes of hash-table buckets now (tables grow).",
 	    st.table_bytes);
 	one(&t, "oncestore_read_only", "gauge", "1 when the store was opened read-only.", st.read_only);
-	log_figures(&t, &st);
-	checkpoint_figures(&t, &st);
+	/* A read-only open writes nothing: its log, checkpoint and failure
+	 * figures would be zeros that look like a running store's (those
+	 * come from the running store's own text). */
+	if (!st.read_only) {
+		log_figures(&t, &st);
+		checkpoint_figures(&t, &st);
+	}
 	recovery_figures(&t, &st);
 	return t.len;
 }

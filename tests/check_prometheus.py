@@ -201,7 +201,11 @@ def tool_parses():
     text = run([tool, "stats", "--prometheus", tool_dir])
     stats.update(parse(text))
     check_format(text, stats)
-    check_histogram(stats, "oncestore_log_sync_seconds")
+    # A read-only open: the directory's entries and recovery, not the
+    # tool's own (zero) log figures or its capacities.
+    assert value(stats, "oncestore_read_only") == 1
+    for absent in ("oncestore_log_sync_seconds", "oncestore_capacity", "oncestore_checkpoints"):
+        assert absent not in stats, absent
     assert value(stats, "oncestore_entries", kind="code") == 6
     assert value(stats, "oncestore_entries", kind="refresh_family") >= 1
     assert value(stats, "oncestore_recovered_records", source="log") > 0

@@ -53,12 +53,10 @@ static char *map_aligned(size_t size)
 }
 
 /* Faults every page of a chunk in now, in this (background) thread.  In a
- * huge-page region the first touch faults in the whole 2 MiB; it touches
- * rather than MADV_POPULATE_WRITE, which would hold the mmap lock through
- * that long fault and stall an insert mapping a chunk of its own. */
-static void populate(char *chunk, bool in_region)
+ * huge-page region the first touch faults in the whole 2 MiB. */
+static void populate(char *chunk)
 {
-	if (in_region || madvise(chunk, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
+	if (madvise(chunk, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
 		for (size_t off = 0; off < ONCE_SLAB_CHUNK; off += 4096) /* keeps the header */
 			((volatile char *)chunk)[off] = ((volatile char *)chunk)[off];
 }
@@ -136,10 +134,9 @@ static struct once__slab_chunk *map_chunk(struct once__slab *s, bool fault_in)
 {
 	pthread_mutex_lock(&s->chunks_lock);
 	char *m = next_chunk(s, fault_in);
-	bool in_region = m != NULL && s->region_end != NULL && m >= s->region_end - ONCE_SLAB_REGION && m < s->region_end;
 	pthread_mutex_unlock(&s->chunks_lock);
 	if (m != NULL && fault_in)
-		populate(m, in_region);
+		populate(m);
 	return (struct once__slab_chunk *)m;
 }
 

@@ -95,15 +95,11 @@ size_t once__slab_block_size(size_t size)
 }
 
 /* The next chunk: mapped alone while the slab is small, else carved out
- * of a huge-page region (slab.h) when it is for prefault.  An inserting
- * thread that maps its own chunk gets one of 4 KiB pages: touching a new
- * region would fault in 2 MiB at once, a stall of milliseconds in a VM
- * (code put at 10^6 fell to 0.6x when inserts did).  The caller holds
- * chunks_lock. */
-static char *next_chunk(struct once__slab *s, bool ahead)
+ * of a huge-page region (slab.h).  The caller holds chunks_lock. */
+static char *next_chunk(struct once__slab *s)
 {
 	uint64_t mapped = atomic_load_explicit(&s->mapped, memory_order_relaxed);
-	if (!ahead || mapped < (uint64_t)ONCE_SLAB_SMALL_CHUNKS * ONCE_SLAB_CHUNK) {
+	if (mapped < (uint64_t)ONCE_SLAB_SMALL_CHUNKS * ONCE_SLAB_CHUNK) {
 		char *m = map_aligned(ONCE_SLAB_CHUNK);
 		if (m == NULL)
 			return NULL;
@@ -133,7 +129,7 @@ static char *next_chunk(struct once__slab *s, bool ahead)
 static struct once__slab_chunk *map_chunk(struct once__slab *s, bool fault_in)
 {
 	pthread_mutex_lock(&s->chunks_lock);
-	char *m = next_chunk(s, fault_in);
+	char *m = next_chunk(s);
 	pthread_mutex_unlock(&s->chunks_lock);
 	if (m != NULL && fault_in)
 		populate(m);

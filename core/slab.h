@@ -7,7 +7,7 @@
  * a put (issue 10).  Entries are small and of few sizes, so they come from
  * size classes of 16-byte steps carved out of 256 KiB chunks that are
  * mapped once and touched only as they fill: an empty store maps nothing,
- * and a full one pays one mmap per chunk (per 2 MiB region, below).
+ * and a full one pays one mmap per chunk.
  *
  * Arenas: each class has one free list and one bump region per arena, and
  * a thread allocates from the arena of the CPU it runs on (sched_getcpu),
@@ -21,14 +21,13 @@
  * is unmapped by once__slab_destroy.
  *
  * Huge pages: once a slab has mapped ONCE_SLAB_SMALL_CHUNKS chunks one by
- * one, the chunks its owner faults in ahead (below) are carved out of 2 MiB
- * regions aligned to 2 MiB and marked MADV_HUGEPAGE (the kernel's THP "madvise" mode then backs
+ * one, further chunks are carved out of 2 MiB regions aligned to 2 MiB
+ * and marked MADV_HUGEPAGE (the kernel's THP "madvise" mode then backs
  * them with huge pages).  At 10^7 entries the blocks span gigabytes, and
  * with 4 KiB pages nearly every lookup missed the TLB and walked page
  * tables too big for the caches: the tail of take and accept (issue 10).
  * Each chunk of a region keeps its own header and alignment, so chunk_of
- * is unchanged; a small store still maps only 256 KiB chunks, and so
- * does an inserting thread that finds no ready chunk (slab.c says why).
+ * is unchanged; a small store still maps only 256 KiB chunks.
  *
  * Prefault: a class half through its chunk asks its owner (the store's
  * background grower thread) to map and fault in the next one ahead, so an

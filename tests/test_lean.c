@@ -230,54 +230,36 @@ static bool vm_flag(const void *p, const char *flag)
 	return found;
 }
 
-static bool slab_asked;
-
-static void note_ask(void *ctx)
-{
-	(void)ctx;
-	slab_asked = true;
-}
-
-/* A slab past its first chunks carves the chunks its owner faults in
- * ahead out of 2 MiB huge-page regions (slab.h): blocks there are freed
- * and reused through their chunk header like any other, and destroy
- * unmaps the regions. */
+/* A slab past its first chunks carves them out of 2 MiB huge-page regions
+ * (slab.h): blocks there are freed and reused through their chunk header
+ * like any other, and destroy unmaps the regions. */
 static void test_slab_regions_get_huge_pages(void)
 {
 #if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
 	struct once__slab slab;
 	ASSERT_EQ_INT(once__slab_init(&slab), 0);
-	slab.ask = note_ask; /* the owner: this thread, right after the ask */
 	void *first = once__slab_alloc(&slab, ONCE_SLAB_MAX);
 	ASSERT(first != NULL);
 	ASSERT(!vm_flag(first, "hg")); /* a small slab: a chunk of its own */
 	uint64_t small = (uint64_t)ONCE_SLAB_SMALL_CHUNKS * ONCE_SLAB_CHUNK;
 	void *late = NULL;
-	uintptr_t chunk = 0;
-	for (int i = 0; i < 100000 && late == NULL; i++) {
-		void *b = once__slab_alloc(&slab, ONCE_SLAB_MAX);
-		ASSERT(b != NULL);
-		if (slab_asked) {
-			slab_asked = false;
-			once__slab_prefault(&slab);
-		}
-		uintptr_t c = (uintptr_t)b & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1);
-		if (c != chunk && atomic_load(&slab.mapped) > small && vm_flag(b, "hg"))
-			late = b;
-		chunk = c;
+	while (atomic_load(&slab.mapped) <= small) {
+		late = once__slab_alloc(&slab, ONCE_SLAB_MAX);
+		ASSERT(late != NULL);
 	}
+	ASSERT_EQ_U64(atomic_load(&slab.mapped), small + ONCE_SLAB_REGION);
 	/* A kernel without THP refuses the advice; the region still works. */
 	if (access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
-		ASSERT(late != NULL);
-	ASSERT_EQ_U64(atomic_load(&slab.mapped) % ONCE_SLAB_REGION, small % ONCE_SLAB_REGION);
-	if (late != NULL) {
-		memset(late, 0x5a, ONCE_SLAB_MAX);
-		once__slab_free(late, ONCE_SLAB_MAX);
-		ASSERT(once__slab_alloc(&slab, ONCE_SLAB_MAX - 8) == late); /* same class */
-	}
+		ASSERT(vm_flag(late, "hg"));
+	memset(late, 0x5a, ONCE_SLAB_MAX);
+	once__slab_free(late, ONCE_SLAB_MAX);
+	ASSERT(once__slab_alloc(&slab, ONCE_SLAB_MAX - 8) == late); /* same class */
+	/* Fill the whole region and one more: a second region. */
+	while (atomic_load(&slab.mapped) <= small + ONCE_SLAB_REGION)
+		ASSERT(once__slab_alloc(&slab, ONCE_SLAB_MAX) != NULL);
+	ASSERT_EQ_U64(atomic_load(&slab.mapped), small + 2 * ONCE_SLAB_REGION);
 	once__slab_destroy(&slab);
-	if (late != NULL)
-		ASSERT(!vm_flag(late, "hg")); /* unmapped with its region */
+	ASSERT(!vm_flag(late, "hg")); /* unmapped with its region */
 #endif
 }
 

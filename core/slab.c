@@ -19,46 +19,37 @@
 #endif
 
 /* The first bytes of every chunk: the class its blocks belong to, and the
- * list once__slab_destroy walks.  Chunks are aligned to 256 KiB, so the low
- * bits of `next` are free: CHUNK_REGION tags a chunk that begins a region
- * (destroy unmaps the whole region). */
+ * list once__slab_destroy walks. */
 struct once__slab_chunk {
-	uintptr_t next;
+	struct once__slab_chunk *next;
 	struct once__slab_class *cls;
 };
 _Static_assert(sizeof(struct once__slab_chunk) == ONCE_SLAB_GRAIN, "blocks stay 16-byte aligned");
-_Static_assert(ONCE_SLAB_REGION % ONCE_SLAB_CHUNK == 0, "a region is whole chunks");
-#define CHUNK_REGION ((uintptr_t)1)
 
 static struct once__slab_chunk *chunk_of(void *block)
 {
 	return (struct once__slab_chunk *)((uintptr_t)block & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
 }
 
-/* `size` bytes aligned to their size: map twice as much and give back the
- * ends. */
-static char *map_aligned(size_t size)
+/* ONCE_SLAB_CHUNK bytes aligned to their size: map twice as much and give
+ * back the ends. */
+static void *map_aligned_chunk(bool populate)
 {
-	size_t span = 2 * size;
+	size_t span = 2 * (size_t)ONCE_SLAB_CHUNK;
 	char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
-	char *aligned = (char *)(((uintptr_t)m + size - 1) & ~(uintptr_t)(size - 1));
+	char *aligned = (char *)(((uintptr_t)m + ONCE_SLAB_CHUNK - 1) & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
 	if (aligned > m)
 		munmap(m, (size_t)(aligned - m));
-	char *end = aligned + size;
+	char *end = aligned + ONCE_SLAB_CHUNK;
 	if (m + span > end)
 		munmap(end, (size_t)(m + span - end));
+	/* Fault every page in now, in this (background) thread. */
+	if (populate && madvise(aligned, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
+		for (size_t off = 0; off < ONCE_SLAB_CHUNK; off += 4096)
+			((volatile char *)aligned)[off] = 0;
 	return aligned;
-}
-
-/* Faults every page of a chunk in now, in this (background) thread.  In a
- * huge-page region the first touch faults in the whole 2 MiB. */
-static void populate(char *chunk)
-{
-	if (madvise(chunk, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
-		for (size_t off = 0; off < ONCE_SLAB_CHUNK; off += 4096) /* keeps the header */
-			((volatile char *)chunk)[off] = ((volatile char *)chunk)[off];
 }
 
 static uint32_t pow2_at_most(uint32_t n, uint32_t cap)
@@ -94,46 +85,19 @@ size_t once__slab_block_size(size_t size)
 	return (size + ONCE_SLAB_GRAIN - 1) / ONCE_SLAB_GRAIN * ONCE_SLAB_GRAIN;
 }
 
-/* The next chunk: mapped alone while the slab is small, else carved out
- * of a huge-page region (slab.h).  The caller holds chunks_lock. */
-static char *next_chunk(struct once__slab *s)
+/* Maps a chunk (faulted in when `populate`) and records it for destroy. */
+static struct once__slab_chunk *map_chunk(struct once__slab *s, bool populate)
 {
-	uint64_t mapped = atomic_load_explicit(&s->mapped, memory_order_relaxed);
-	if (mapped < (uint64_t)ONCE_SLAB_SMALL_CHUNKS * ONCE_SLAB_CHUNK) {
-		char *m = map_aligned(ONCE_SLAB_CHUNK);
-		if (m == NULL)
-			return NULL;
-		atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_CHUNK, memory_order_relaxed);
-		((struct once__slab_chunk *)m)->next = (uintptr_t)s->chunks;
-		s->chunks = (struct once__slab_chunk *)m;
-		return m;
-	}
-	if (s->region_next == s->region_end) {
-		char *r = map_aligned(ONCE_SLAB_REGION);
-		if (r == NULL)
-			return NULL;
-		/* Advice only: without THP the region keeps 4 KiB pages. */
-		(void)madvise(r, ONCE_SLAB_REGION, MADV_HUGEPAGE);
-		atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_REGION, memory_order_relaxed);
-		((struct once__slab_chunk *)r)->next = (uintptr_t)s->chunks | CHUNK_REGION;
-		s->chunks = (struct once__slab_chunk *)r;
-		s->region_next = r;
-		s->region_end = r + ONCE_SLAB_REGION;
-	}
-	char *m = s->region_next;
-	s->region_next += ONCE_SLAB_CHUNK;
-	return m;
-}
-
-/* Maps a chunk (faulted in when `fault_in`) and records it for destroy. */
-static struct once__slab_chunk *map_chunk(struct once__slab *s, bool fault_in)
-{
+	void *m = map_aligned_chunk(populate);
+	if (m == NULL)
+		return NULL;
+	struct once__slab_chunk *chunk = m;
 	pthread_mutex_lock(&s->chunks_lock);
-	char *m = next_chunk(s);
+	chunk->next = s->chunks;
+	s->chunks = chunk;
 	pthread_mutex_unlock(&s->chunks_lock);
-	if (m != NULL && fault_in)
-		populate(m);
-	return (struct once__slab_chunk *)m;
+	atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_CHUNK, memory_order_relaxed);
+	return chunk;
 }
 
 /* A fresh chunk for class c, the ready one if there is one; the caller
@@ -248,10 +212,9 @@ void once__slab_destroy(struct once__slab *s)
 		return;
 	struct once__slab_chunk *chunk = s->chunks;
 	while (chunk != NULL) {
-		struct once__slab_chunk *next = (struct once__slab_chunk *)(chunk->next & ~CHUNK_REGION);
-		size_t size = chunk->next & CHUNK_REGION ? ONCE_SLAB_REGION : ONCE_SLAB_CHUNK;
-		UNPOISON(chunk, size);
-		munmap(chunk, size);
+		struct once__slab_chunk *next = chunk->next;
+		UNPOISON(chunk, ONCE_SLAB_CHUNK);
+		munmap(chunk, ONCE_SLAB_CHUNK);
 		chunk = next;
 	}
 	for (uint32_t a = 0; a <= s->arena_mask; a++)
@@ -261,5 +224,4 @@ void once__slab_destroy(struct once__slab *s)
 	free(s->arenas);
 	s->arenas = NULL;
 	s->chunks = NULL;
-	s->region_next = s->region_end = NULL;
 }

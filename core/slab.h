@@ -20,15 +20,6 @@
  * worker, usually).  Freed blocks are reused, never unmapped; every chunk
  * is unmapped by once__slab_destroy.
  *
- * Huge pages: once a slab has mapped ONCE_SLAB_SMALL_CHUNKS chunks one by
- * one, further chunks are carved out of 2 MiB regions aligned to 2 MiB
- * and marked MADV_HUGEPAGE (the kernel's THP "madvise" mode then backs
- * them with huge pages).  At 10^7 entries the blocks span gigabytes, and
- * with 4 KiB pages nearly every lookup missed the TLB and walked page
- * tables too big for the caches: the tail of take and accept (issue 10).
- * Each chunk of a region keeps its own header and alignment, so chunk_of
- * is unchanged; a small store still maps only 256 KiB chunks.
- *
  * Prefault: a class half through its chunk asks its owner (the store's
  * background grower thread) to map and fault in the next one ahead, so an
  * insert rarely takes a page fault; with no owner, or when the ready chunk
@@ -56,8 +47,6 @@
 #define ONCE_SLAB_CLASSES (ONCE_SLAB_MAX / ONCE_SLAB_GRAIN)
 #define ONCE_SLAB_CHUNK (256u << 10)
 #define ONCE_SLAB_ARENAS_MAX 64u
-#define ONCE_SLAB_REGION (2u << 20)  /* a huge page: 8 chunks */
-#define ONCE_SLAB_SMALL_CHUNKS 16u   /* mapped one by one before regions */
 
 struct once__slab_chunk;
 
@@ -78,11 +67,8 @@ struct once__slab {
 	struct once__slab_arena *arenas;
 	uint32_t arena_mask; /* arenas - 1 (a power of two) */
 	pthread_mutex_t chunks_lock;
-	/* Every chunk mapped alone and the first chunk of every region, for
-	 * destroy; the rest of a region goes with its first chunk. */
-	struct once__slab_chunk *chunks;
-	char *region_next, *region_end; /* the region's chunks not handed out */
-	_Atomic uint64_t mapped;        /* bytes of chunks and regions mapped */
+	struct once__slab_chunk *chunks; /* every chunk, for destroy */
+	_Atomic uint64_t mapped;         /* bytes of chunks mapped */
 	/* Called (outside any slab lock) when a class is half through its
 	 * chunk and has no ready one: the owner should run once__slab_prefault
 	 * on another thread.  NULL: chunks are mapped when needed. */

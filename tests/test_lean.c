@@ -8,7 +8,6 @@
  *     table has, and no key inserted during a resize is lost;
  *   - recovery sizes the tables before replaying;
  *   - the slab: blocks are aligned, reused after free, and sized by class;
- *     past its first chunks it maps 2 MiB regions advised for huge pages;
  *     the store's byte accounting is exact;
  *   - a refresh family outlives its tokens (the tokens point at it) through
  *     sweeps in every order, and once_close with entries still retired
@@ -206,63 +205,6 @@ static void test_slab_blocks(void)
 #endif
 }
 
-/* Whether the mapping holding `p` carries `flag` in /proc/self/smaps'
- * VmFlags ("hg": MADV_HUGEPAGE was given). */
-static bool vm_flag(const void *p, const char *flag)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	ASSERT(f != NULL);
-	char line[512];
-	bool inside = false, found = false;
-	while (fgets(line, sizeof line, f) != NULL) {
-		unsigned long lo, hi;
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-		} else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
-			char want[8];
-			snprintf(want, sizeof want, " %s", flag);
-			for (char *at = strstr(line, want); at != NULL && !found; at = strstr(at + 1, want))
-				found = at[strlen(want)] == ' ' || at[strlen(want)] == '\n';
-			break;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-/* A slab past its first chunks carves them out of 2 MiB huge-page regions
- * (slab.h): blocks there are freed and reused through their chunk header
- * like any other, and destroy unmaps the regions. */
-static void test_slab_regions_get_huge_pages(void)
-{
-#if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
-	struct once__slab slab;
-	ASSERT_EQ_INT(once__slab_init(&slab), 0);
-	void *first = once__slab_alloc(&slab, ONCE_SLAB_MAX);
-	ASSERT(first != NULL);
-	ASSERT(!vm_flag(first, "hg")); /* a small slab: a chunk of its own */
-	uint64_t small = (uint64_t)ONCE_SLAB_SMALL_CHUNKS * ONCE_SLAB_CHUNK;
-	void *late = NULL;
-	while (atomic_load(&slab.mapped) <= small) {
-		late = once__slab_alloc(&slab, ONCE_SLAB_MAX);
-		ASSERT(late != NULL);
-	}
-	ASSERT_EQ_U64(atomic_load(&slab.mapped), small + ONCE_SLAB_REGION);
-	/* A kernel without THP refuses the advice; the region still works. */
-	if (access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
-		ASSERT(vm_flag(late, "hg"));
-	memset(late, 0x5a, ONCE_SLAB_MAX);
-	once__slab_free(late, ONCE_SLAB_MAX);
-	ASSERT(once__slab_alloc(&slab, ONCE_SLAB_MAX - 8) == late); /* same class */
-	/* Fill the whole region and one more: a second region. */
-	while (atomic_load(&slab.mapped) <= small + ONCE_SLAB_REGION)
-		ASSERT(once__slab_alloc(&slab, ONCE_SLAB_MAX) != NULL);
-	ASSERT_EQ_U64(atomic_load(&slab.mapped), small + 2 * ONCE_SLAB_REGION);
-	once__slab_destroy(&slab);
-	ASSERT(!vm_flag(late, "hg")); /* unmapped with its region */
-#endif
-}
-
 static uint64_t sum_bytes(once_store *s)
 {
 	struct once_stats st;
@@ -421,6 +363,6 @@ static void test_slab_prefaults_ahead(void)
 
 TESTS(TEST(test_empty_store_is_small), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
-      TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks), TEST(test_slab_regions_get_huge_pages),
+      TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
       TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));
 TEST_MAIN()

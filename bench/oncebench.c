@@ -111,10 +111,20 @@ static void keep_data_dir(const char *dir, const struct workload *w)
 	last_workload = w;
 }
 
+/* The stores' log: warnings and errors on stderr, as once_log_stderr
+ * writes them; the INFO lines (each open's recovery, each checkpoint)
+ * would cut through the tables. */
+static void bench_log(void *ctx, once_log_level level, const char *message)
+{
+	if (level != ONCE_LOG_INFO)
+		once_log_stderr(ctx, level, message);
+}
+
 static once_store *open_store(const struct config *c, enum kind kind, const char *dir)
 {
 	once_options o;
 	once_options_init(&o);
+	o.log = bench_log;
 	o.shards = c->shards;
 	o.dir = dir;
 	o.sync = c->sync;
@@ -144,6 +154,7 @@ static once_store *open_pg_store(const struct config *c, uint32_t threads)
 {
 	once_options o;
 	once_options_init(&o);
+	o.log = bench_log;
 	pg_options(&c->pg, threads, &o);
 	o.sweep_interval_ms = 0;
 	once_store *s;
@@ -772,6 +783,7 @@ static once_store *open_defaults(const char *dir)
 {
 	once_options o;
 	once_options_init(&o);
+	o.log = bench_log;
 	o.dir = dir;
 	once_store *s;
 	once_status st = once_open(&o, &s);
@@ -793,6 +805,7 @@ static struct empty_sample empty_once(const struct config *c, enum empty_case ec
 	uint64_t t0 = now_ns();
 	once_options o;
 	once_options_init(&o);
+	o.log = bench_log;
 	o.dir = dir[0] ? dir : NULL;
 	once_store *s;
 	once_status st = once_open(&o, &s);

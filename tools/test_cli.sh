@@ -6,41 +6,16 @@
 # oncestore-fill (tools/fill.c) gives a store real content of every kind,
 # including refresh successors whose plaintext must never show.  Damage is
 # made by flipping one byte in the middle of a file (python3).
-set -u
-export LC_ALL=C
-
 ONCESTORE=${1:?usage: test_cli.sh ONCESTORE FILL}
 FILL=${2:?usage: test_cli.sh ONCESTORE FILL}
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/oncestore-cli-XXXXXX") || exit 1
-HOLDER=
-cleanup() {
-	[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/cli_tap.sh" cli
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
-	if [ -s "$T/out" ]; then echo "#   stdout:"; sed 's/^/#     /' "$T/out" | head -40; fi
-	if [ -s "$T/err" ]; then echo "#   stderr:"; sed 's/^/#     /' "$T/err" | head -40; fi
-}
 # check DESCRIPTION COMMAND...: ok when the command succeeds.
 check() {
 	local what=$1
 	shift
 	if "$@"; then ok "$what"; else not_ok "$what" "failed: $*"; fi
-}
-# run CMD...: runs the tool, stdout in $T/out, stderr in $T/err, status in $rc.
-run() {
-	"$ONCESTORE" "$@" >"$T/out" 2>"$T/err"
-	rc=$?
 }
 # expect_rc WANT DESCRIPTION: checks the last run's status.
 expect_rc() {

@@ -12,30 +12,11 @@
 # orphan snapshot behind, and the store must hold exactly what it held.
 # verify must name every file recovery does not read.  (A crash at every
 # step of such a checkpoint is tests/test_checkpoint.c.)
-set -u
-export LC_ALL=C
-
 ONCESTORE=${1:?usage: test_cli_checkpoint.sh ONCESTORE FILL}
 FILL=${2:?usage: test_cli_checkpoint.sh ONCESTORE FILL}
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/oncestore-cli-cp-XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/cli_tap.sh" cli-cp
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
-	if [ -s "$T/out" ]; then echo "#   stdout:"; sed 's/^/#     /' "$T/out" | head -40; fi
-	if [ -s "$T/err" ]; then echo "#   stderr:"; sed 's/^/#     /' "$T/err" | head -40; fi
-}
-run() {
-	"$ONCESTORE" "$@" >"$T/out" 2>"$T/err"
-	rc=$?
-}
 # The snapshot files of DIR with their inode and content hash, sorted.
 snaps_of() { (cd "$1" && for f in snap-*; do [ -e "$f" ] && echo "$f $(stat -c %i "$f") $(sha256sum <"$f")"; done); }
 # The CHECKPOINT line's start (hex) and part count.

@@ -4,40 +4,16 @@
 # headers (tools/repair_format.c).
 #
 #   bash tools/test_cli_format.sh path/to/oncestore path/to/oncestore-fill
-set -u
-export LC_ALL=C
-
 ONCESTORE=${1:?usage: test_cli_format.sh ONCESTORE FILL}
 FILL=${2:?usage: test_cli_format.sh ONCESTORE FILL}
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/oncestore-format-XXXXXX") || exit 1
-HOLDER=
-cleanup() {
-	[ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/cli_tap.sh" format
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
-	if [ -s "$T/out" ]; then echo "#   stdout:"; sed 's/^/#     /' "$T/out" | head -40; fi
-	if [ -s "$T/err" ]; then echo "#   stderr:"; sed 's/^/#     /' "$T/err" | head -40; fi
-}
 # verdict DESCRIPTION CONDITION...: ok when the condition (a command) succeeds.
 verdict() {
 	local what=$1
 	shift
 	if "$@"; then ok "$what"; else not_ok "$what" "exit status $rc"; fi
-}
-run() {
-	"$ONCESTORE" "$@" >"$T/out" 2>"$T/err"
-	rc=$?
 }
 fingerprint() { (cd "$1" && ls -l --time-style=+ . && sha256sum -- *) 2>/dev/null; }
 # flip_bit FILE OFFSET BIT: inverts one bit

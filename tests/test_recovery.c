@@ -2392,6 +2392,88 @@ static void test_auto_checkpoint_interval_follows_live_data(void)
 	test_rmdir(dir);
 }
 
+/*
+ * An automatic checkpoint asked for while an explicit once_checkpoint runs
+ * writes nothing once the explicit one is done, when the log has not grown
+ * by an interval since that one started.  Each round logs to just below
+ * the interval, starts once_checkpoint on another thread, and once its new
+ * log segment appears (the checkpoint has read the log's length and holds
+ * the lock; writing the 1 MiB snapshot takes milliseconds) logs the last
+ * records, which wake the checkpointer.  When the explicit checkpoint is
+ * done, nothing more being written, the count must stay put.  Before the
+ * fix the checkpointer went on to write a second checkpoint of the same
+ * state (CI once saw test_auto_checkpoint_interval_follows_live_data fail
+ * from this).
+ */
+static void *checkpoint_main(void *arg)
+{
+	return (void *)(intptr_t)once_checkpoint(arg);
+}
+
+static void test_explicit_checkpoint_answers_automatic(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	struct test_clock clk = {1000};
+	once_options o = opts(&clk, dir);
+	o.max_replays = 1u << 15;
+	o.checkpoint_bytes = 16 << 10;
+	once_store *s = test_open(&o);
+	once_ticket t = 0;
+	for (int i = 0; i < 20000; i++) {
+		char jti[48];
+		snprintf(jti, sizeof jti, "live-jti-with-some-length-%d", i);
+		ASSERT_ST(once_replay_check_async(s, jti, strlen(jti), 3600, &t), ONCE_OK);
+	}
+	ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+	char code[ONCE_SECRET_LEN + 1];
+	test_key(code, "answers", 0);
+	once_code c = test_code(5000);
+	ASSERT_ST(once_code_put(s, code, ONCE_SECRET_LEN, &c), ONCE_OK);
+	ASSERT_ST(once_code_take(s, code, ONCE_SECRET_LEN, NULL, NULL), ONCE_OK);
+	ASSERT_ST(once_checkpoint(s), ONCE_OK);
+	uint64_t snap;
+	count_prefix(dir, "snap-", &snap);
+	ASSERT(snap > 4 * o.checkpoint_bytes);
+	const int rounds = 6;
+	int extra = 0;
+	for (int round = 0; round < rounds; round++) {
+		struct once_stats st;
+		once_stats(s, &st);
+		uint64_t before = st.checkpoints;
+		while (st.log_bytes_since_checkpoint + 512 < snap) {
+			ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
+			once_stats(s, &st);
+		}
+		ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+		once_stats(s, &st);
+		ASSERT_EQ_U64(st.checkpoints, before); /* not yet due */
+		int logs = count_prefix(dir, "log-", NULL);
+		pthread_t ck;
+		ASSERT(pthread_create(&ck, NULL, checkpoint_main, s) == 0);
+		for (int i = 0; i < 100000 && count_prefix(dir, "log-", NULL) == logs; i++)
+			usleep(50);
+		while (st.log_bytes_since_checkpoint < snap + 512) {
+			ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
+			once_stats(s, &st);
+		}
+		void *rc;
+		pthread_join(ck, &rc);
+		ASSERT_ST((once_status)(intptr_t)rc, ONCE_OK);
+		ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+		once_stats(s, &st);
+		uint64_t after = st.checkpoints;
+		usleep(100000); /* a checkpoint the checkpointer still ran would have started */
+		once_stats(s, &st);
+		if (st.checkpoints != after)
+			extra++;
+	}
+	printf("# %d of %d explicit checkpoints followed by another, automatic one\n", extra, rounds);
+	ASSERT_EQ_INT(extra, 0);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	test_rmdir(dir);
+}
+
 /* ------------------------------------------------------------------------ */
 /* 5. Secrets at rest, modes, the lock                                       */
 /* ------------------------------------------------------------------------ */
@@ -2639,5 +2721,6 @@ TESTS(TEST(test_torn_tail_every_offset), TEST(test_corrupt_log_bit_flips),
       TEST(test_checkpoint_commit_fails), TEST(test_checkpoint_new_segment_write_fails),
       TEST(test_checkpoint_new_segment_sync_fails), TEST(test_checkpoint_log_sync_fails),
       TEST(test_checkpoint_races_writers), TEST(test_auto_checkpoint_bounds_log), TEST(test_auto_checkpoint_interval_follows_live_data),
+      TEST(test_explicit_checkpoint_answers_automatic),
       TEST(test_no_secret_at_rest_and_modes), TEST(test_lock_second_open));
 TEST_MAIN()

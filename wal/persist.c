@@ -103,20 +103,28 @@ static void encode(struct once__buf *b, uint8_t type, const struct once__entry *
 	}
 }
 
-static void want_checkpoint(once_store *s, struct once__persist *p)
+/*
+ * Whether the log has grown enough since the last checkpoint started for
+ * an automatic one: at least as many bytes of log as the last snapshot
+ * held.  A checkpoint walks every live entry, so with many entries live a
+ * fixed interval would make checkpoints most of the store's work (refresh
+ * rotation at 2M live tokens: a third of all CPU).  Paid for by as many
+ * logged bytes as it writes, its cost per logged byte stays bounded, and
+ * disk use stays below 2 x live data + checkpoint_bytes.
+ */
+static bool checkpoint_due(const once_store *s, struct once__persist *p)
 {
 	uint64_t since = atomic_load_explicit(&p->appended, memory_order_relaxed) -
 	                 atomic_load_explicit(&p->appended_at_checkpoint, memory_order_relaxed);
-	/* At least as many bytes of log as the last snapshot held: a
-	 * checkpoint walks every live entry, so with many entries live a fixed
-	 * interval would make checkpoints most of the store's work (refresh
-	 * rotation at 2M live tokens: a third of all CPU).  Paid for by as
-	 * many logged bytes as it writes, its cost per logged byte stays
-	 * bounded, and disk use stays below 2 x live data + checkpoint_bytes. */
 	uint64_t every = atomic_load_explicit(&p->snapshot_bytes, memory_order_relaxed);
 	if (every < s->opt.checkpoint_bytes)
 		every = s->opt.checkpoint_bytes;
-	if (since < every || atomic_load(&p->checkpoint_wanted) ||
+	return since >= every;
+}
+
+static void want_checkpoint(once_store *s, struct once__persist *p)
+{
+	if (!checkpoint_due(s, p) || atomic_load(&p->checkpoint_wanted) ||
 	    atomic_exchange(&p->checkpoint_wanted, true))
 		return;
 	pthread_mutex_lock(&p->wake_lock);
@@ -338,12 +346,9 @@ static void checkpoint_failed(struct once__persist *p, uint64_t start, once_stat
 		once__fail_line(&p->fail, ONCE_LOG_ERROR, what, e, tail);
 }
 
-once_status once__persist_checkpoint(once_store *s)
+/* One checkpoint, under checkpoint_lock. */
+static once_status checkpoint_locked(once_store *s, struct once__persist *p)
 {
-	struct once__persist *p = s->persist;
-	if (p == NULL || p->read_only)
-		return ONCE_INVALID;
-	pthread_mutex_lock(&p->checkpoint_lock);
 	uint64_t t0 = now_ns();
 	struct once__syserr e = {0};
 	bool count = false; /* e is a call the log did not count */
@@ -465,9 +470,36 @@ once_status once__persist_checkpoint(once_store *s)
 		atomic_fetch_add(&p->checkpoint_failures, 1);
 		checkpoint_failed(p, start, st, &e, count);
 	}
+	return st;
+}
+
+once_status once__persist_checkpoint(once_store *s)
+{
+	struct once__persist *p = s->persist;
+	if (p == NULL || p->read_only)
+		return ONCE_INVALID;
+	pthread_mutex_lock(&p->checkpoint_lock);
+	once_status st = checkpoint_locked(s, p);
 	atomic_store(&p->checkpoint_wanted, false);
 	pthread_mutex_unlock(&p->checkpoint_lock);
 	return st;
+}
+
+/*
+ * The checkpointer's checkpoint: asked for when the log had grown by an
+ * interval, it may find, once it holds the lock, that a checkpoint started
+ * meanwhile (once_checkpoint, on another thread) and the log has not grown
+ * by an interval since.  Then it writes nothing: a second checkpoint of
+ * the same state right after the first would cost a full walk and
+ * snapshot for no shorter log.
+ */
+static void checkpoint_if_due(once_store *s, struct once__persist *p)
+{
+	pthread_mutex_lock(&p->checkpoint_lock);
+	if (checkpoint_due(s, p))
+		checkpoint_locked(s, p);
+	atomic_store(&p->checkpoint_wanted, false);
+	pthread_mutex_unlock(&p->checkpoint_lock);
 }
 
 static void *checkpointer_main(void *arg)
@@ -481,7 +513,7 @@ static void *checkpointer_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&p->wake_lock);
-		once__persist_checkpoint(s);
+		checkpoint_if_due(s, p);
 		pthread_mutex_lock(&p->wake_lock);
 	}
 	pthread_mutex_unlock(&p->wake_lock);

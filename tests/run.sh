@@ -78,6 +78,28 @@ print(ok, bad)
 PY
 }
 
+# What a failed test printed: its "not ok" lines with the lines just
+# before each (the assertion's message), and its last lines, so a failure
+# seen only in CI can be told from the CI log.
+failed_output() {
+	python3 - "$1" "$2" <<'PY'
+import json, re, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t.get("result") in ("OK", "EXPECTEDFAIL", "SKIP"):
+        continue
+    out = ((t.get("stdout") or "") + (t.get("stderr") or "")).splitlines()
+    print(f"== {sys.argv[2]}: {t['name']} {t.get('result')} after {t.get('duration', 0):.1f} s; what it printed:")
+    shown = set()
+    for i, l in enumerate(out):
+        if re.match(r"not ok \d+", l):
+            shown.update(range(max(0, i - 8), i + 1))
+    shown.update(range(max(0, len(out) - 20), len(out)))
+    for i in sorted(shown):
+        print("   | " + out[i][:300])
+PY
+}
+
 run_config() {
 	local name=$1 suites=$2
 	shift 2
@@ -94,6 +116,7 @@ run_config() {
 	for s in $suites; do args+=(--suite "$s"); done
 	meson test -C "$dir" "${args[@]}" --print-errorlogs --num-processes 2 | grep -E "^ *[0-9]+/[0-9]+ |^(Ok|Fail|Timeout):"
 	read -r p f < <(count "$dir/meson-logs/testlog.json")
+	[ "$f" -eq 0 ] || failed_output "$dir/meson-logs/testlog.json" "$name"
 	echo "== $name: $p passed, $f failed"
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))

@@ -478,7 +478,11 @@ ONCE_API void once_log_stderr(void *ctx, once_log_level level, const char *messa
  *            With read_only, ENOENT when dir itself does not exist (nothing
  *            is created).
  *   ENOTDIR  dir is a plain file (or a component of its parent is);
- *   EACCES   the store's user may not create or read it;
+ *   EACCES   the store's user may not create or read it, or may not read
+ *            one of its files ("open: DIR: open log-0000000000000001 at
+ *            offset 0: Permission denied (reading the store's files; ...)":
+ *            every file recovery cannot read names the call, file and
+ *            offset so, read_only too);
  *   ELOOP    dir is a symbolic link;
  *   ENOSPC, EIO, EROFS ...: a FORMAT, log segment or torn tail could not be
  *            written (the line names the call, file and offset).

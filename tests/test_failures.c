@@ -8,6 +8,7 @@
  * line; recovery and checkpoints are one INFO line each.  Faults are
  * injected through the wal/io.h table.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
@@ -459,6 +460,97 @@ static void test_open_foreign_directory(void)
 	test_rmdir(dir);
 }
 
+/* Opens dir, normally and read-only, with a log segment it may not read:
+ * each open answers ONCE_IO with errno EACCES and one line naming the call,
+ * the file and the offset (it used to say only "reading the store's
+ * files: Permission denied").  Exits 1 (FAIL_AT) on a mismatch. */
+static void check_unreadable_segment(const char *dir, const char *segment)
+{
+	for (int ro = 0; ro < 2; ro++) {
+		once_options o = dir_options(dir);
+		o.read_only = ro == 1;
+		once_store *s = NULL;
+		lines_clear();
+		errno = 0;
+		ASSERT_ST(once_open(&o, &s), ONCE_IO);
+		ASSERT_EQ_INT(errno, EACCES);
+		ASSERT(s == NULL);
+		char want[128];
+		snprintf(want, sizeof want, ": open %s at offset 0: Permission denied (reading the store's files%s;",
+		         segment, ro ? " (read-only)" : "");
+		line_with(ONCE_LOG_ERROR, "open: ", dir, want, "must be able to read every file", NULL);
+		ASSERT_EQ_INT(count_level(ONCE_LOG_ERROR), 1);
+	}
+}
+
+/* Writes a store in dir from a child process (this one opens none: the
+ * check may fork), and returns the name of its log segment in seg. */
+static void make_store_in_child(const char *dir, char *seg, size_t n)
+{
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		once_options o = dir_options(dir);
+		once_store *s = test_open(&o);
+		ASSERT_ST(once_replay_check(s, "jti-1", 5, 60), ONCE_OK);
+		ASSERT_ST(once_close(s), ONCE_OK);
+		_exit(0);
+	}
+	int status;
+	ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	DIR *d = opendir(dir);
+	ASSERT(d != NULL);
+	struct dirent *de;
+	seg[0] = '\0';
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "log-", 4) == 0 && strlen(de->d_name) < n)
+			memcpy(seg, de->d_name, strlen(de->d_name) + 1);
+	closedir(d);
+	ASSERT(seg[0] != '\0');
+}
+
+static void test_open_unreadable_segment(void)
+{
+	char dir[256], seg[64], path[400];
+	test_tmpdir(dir);
+	make_store_in_child(dir, seg, sizeof seg);
+	snprintf(path, sizeof path, "%s/%s", dir, seg);
+	if (geteuid() != 0) {
+		ASSERT(chmod(path, 0000) == 0);
+		check_unreadable_segment(dir, seg);
+	} else {
+		/* Root reads any file: the directory and its files go to
+		 * nobody (65534), but the segment stays root's, mode 0600, and
+		 * the checks run in a child that has dropped to nobody. */
+		char parent[256];
+		snprintf(parent, sizeof parent, "%s", dir);
+		*strrchr(parent, '/') = '\0';
+		ASSERT(chmod(parent, 0711) == 0);
+		ASSERT(chown(dir, 65534, 65534) == 0);
+		DIR *d = opendir(dir);
+		ASSERT(d != NULL);
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.' && strcmp(de->d_name, seg) != 0)
+				ASSERT(fchownat(dirfd(d), de->d_name, 65534, 65534, AT_SYMLINK_NOFOLLOW) == 0);
+		closedir(d);
+		pid_t pid = fork();
+		ASSERT(pid >= 0);
+		if (pid == 0) {
+			if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(2);
+			check_unreadable_segment(dir, seg);
+			_exit(0);
+		}
+		int status;
+		ASSERT(waitpid(pid, &status, 0) == pid);
+		ASSERT(WIFEXITED(status));
+		ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+	}
+	chmod(path, 0600);
+	test_rmdir(dir);
+}
+
 /* options.read_only (what `oncestore stats` and `dump` open with) names
  * what is wrong with FORMAT as the normal open does, and writes nothing:
  * it used to say only "data files fail verification". */
@@ -501,5 +593,5 @@ TESTS(TEST(test_fdatasync_eio_one_line_then_silence), TEST(test_pwrite_enospc_na
       TEST(test_open_missing_parent), TEST(test_open_plain_file), TEST(test_open_empty_string),
       TEST(test_open_permission_denied), TEST(test_open_missing_format_beside_store_files),
       TEST(test_open_damaged_format), TEST(test_open_foreign_directory),
-      TEST(test_read_only_open_names_format));
+      TEST(test_read_only_open_names_format), TEST(test_open_unreadable_segment));
 TEST_MAIN()

@@ -27,6 +27,10 @@ int cli_schema(int argc, char **argv); /* schema.c: PostgreSQL DDL, no DIR */
 
 /* "oncestore <cmd>: <message>\n" on stderr. */
 void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "<path>: could not read the files: " and, for ONCE_IO, the call, file,
+ * offset and strerror recovery named (wal/recover.h); else the status. */
+struct once__recovery;
+void cli_read_failed(const char *cmd, const char *path, once_status st, const struct once__recovery *r);
 
 /*
  * Parses `cmd [options] DIR`.  Options are the flags named in `flags`

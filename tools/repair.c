@@ -223,8 +223,7 @@ static int repair_loop(struct repair_run *run)
 			return CLI_OK;
 		}
 		if (st != ONCE_CORRUPT) {
-			cli_err("repair", "%s: could not read the files: ONCE_%s: %s", path, once_status_name(st),
-			        once_strerror(st));
+			cli_read_failed("repair", path, st, &r);
 			return CLI_FAIL;
 		}
 		if (!damage_is_new(run, &r))

@@ -203,9 +203,10 @@ static int write_and_verify(struct cli_dir *d, const unsigned char uid[16])
 		printf("%s: FORMAT rebuilt; the directory still has damage: %s/%s: offset %" PRIu64
 		       ": %s (`oncestore repair %s` shows the fix)\n",
 		       d->path, d->path, r.bad_file, r.bad_at, r.why, d->path);
-	else
-		cli_err("repair", "%s: FORMAT rebuilt, but the files could not be read: ONCE_%s: %s", d->path,
-		        once_status_name(st), once_strerror(st));
+	else {
+		printf("%s: FORMAT rebuilt, but the files could not be read to verify it:\n", d->path);
+		cli_read_failed("repair", d->path, st, &r);
+	}
 	return CLI_FAIL;
 }
 

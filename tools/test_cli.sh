@@ -809,5 +809,32 @@ else
 	not_ok "a snapshot cut at its first record keeps its replay entries and revoked families" "no suitable snapshot in $S"
 fi
 
+# ---- a file the tool may not read: verify names the call and the file ----
+U=$T/unreadable
+"$FILL" "$U" >/dev/null 2>&1
+seg=$(cd "$U" && ls log-* 2>/dev/null | head -n1)
+if [ -z "$seg" ]; then
+	not_ok "verify names the file it may not read" "no log segment in $U"
+else
+	if [ "$(id -u)" -eq 0 ]; then
+		# Root reads any file: nobody owns the rest; the segment stays root's.
+		chmod 0711 "$T"
+		chown -R 65534:65534 "$U"
+		chown 0:0 "$U/$seg"
+		chmod 0600 "$U/$seg"
+		setpriv --reuid=65534 --regid=65534 --clear-groups "$ONCESTORE" verify "$U" >"$T/out" 2>"$T/err"
+		rc=$?
+	else
+		chmod 0000 "$U/$seg"
+		run verify "$U"
+	fi
+	if [ "$rc" -eq 1 ] && grep -q "could not read the files: open $seg at offset 0: Permission denied" "$T/err"; then
+		ok "verify names the file it may not read"
+	else
+		not_ok "verify names the file it may not read" "exit status $rc"
+	fi
+	chmod 0600 "$U/$seg"
+fi
+
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -65,6 +65,16 @@ void cli_err(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_read_failed(const char *cmd, const char *path, once_status st, const struct once__recovery *r)
+{
+	if (st == ONCE_IO && r->io.call != NULL)
+		cli_err(cmd, "%s: could not read the files: %s %s at offset %" PRIu64 ": %s", path, r->io.call,
+		        r->io.file, r->io.offset, strerror(r->io.err));
+	else
+		cli_err(cmd, "%s: could not read the files: ONCE_%s: %s", path, once_status_name(st),
+		        once_strerror(st));
+}
+
 int cli_parse(int argc, char **argv, const char *usage, const char *help,
               const char *const *flags, bool *set, const char **dir)
 {

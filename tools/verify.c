@@ -111,8 +111,7 @@ int cli_verify(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	if (st != ONCE_OK) {
-		cli_err("verify", "%s: could not read the files: ONCE_%s: %s", path, once_status_name(st),
-		        once_strerror(st));
+		cli_read_failed("verify", path, st, &r);
 		cli_dir_close(&d);
 		return CLI_FAIL;
 	}

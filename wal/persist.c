@@ -522,6 +522,32 @@ static void *checkpointer_main(void *arg)
 
 /* ---- open, close, stats ---- */
 
+/*
+ * The line for a reading of the store's files at open that failed with
+ * ONCE_IO: the call, the file, the offset and strerror, as recovery named
+ * them (wal/recover.h, struct once__recovery io).  Returns the errno
+ * once_open leaves set.
+ */
+static int read_failed(once_store *s, const struct once__recovery *r, const char *mode)
+{
+	int err = errno;
+	if (r->io.call == NULL) {
+		once__log(s, ONCE_LOG_ERROR, "open: %s: reading the store's files%s: %s", s->opt.dir, mode,
+		          strerror(err));
+		return err;
+	}
+	const char *hint = r->io.err == EACCES || r->io.err == EPERM
+		? ": the store's user must be able to read every file in it"
+		: r->io.err == ENOENT ? ": a file was removed while the store was reading it; nothing else should "
+		                        "write to a data directory"
+		: r->io.err == EIO ? ": the device returned an error (see the kernel log)"
+		: "";
+	once__log(s, ONCE_LOG_ERROR, "open: %s: %s %s at offset %" PRIu64 ": %s (reading the store's files%s; "
+	          "nothing was changed%s)",
+	          s->opt.dir, r->io.call, r->io.file, r->io.offset, strerror(r->io.err), mode, hint);
+	return r->io.err;
+}
+
 static int64_t store_clock(void *ctx)
 {
 	return once__now(ctx);
@@ -563,12 +589,11 @@ static once_status open_read_only(once_store *s, struct once__persist *p)
 		st = once__recover_live(p->dir.fd, p->dir.uid, s, &r);
 	}
 	int err = errno; /* of a failed read, before the calls below */
+	if (st == ONCE_IO)
+		err = read_failed(s, &r, " (read-only)");
 	if (st == ONCE_CORRUPT)
 		once__log(s, ONCE_LOG_ERROR, "open: %s/%s at offset %" PRIu64 ": %s (read-only, read %" PRIu32
 		          " times; run `oncestore verify`)", s->opt.dir, r.bad_file, r.bad_at, r.why, r.attempts);
-	else if (st == ONCE_IO)
-		once__log(s, ONCE_LOG_ERROR, "open: %s: reading the store's files (read-only): %s", s->opt.dir,
-		          strerror(err));
 	else if (st == ONCE_NOMEM)
 		once__log(s, ONCE_LOG_ERROR, "open: %s: out of memory reading the store's files (read-only)",
 		          s->opt.dir);
@@ -636,11 +661,8 @@ once_status once__persist_open(once_store *s)
 	uint64_t t0 = now_ns();
 	struct once__recovery r;
 	st = once__recover(p->dir.fd, p->dir.uid, s, &r);
-	if (st == ONCE_IO) {
-		int err = errno;
-		once__log(s, ONCE_LOG_ERROR, "open: %s: reading the store's files: %s", s->opt.dir, strerror(err));
-		errno = err;
-	}
+	if (st == ONCE_IO)
+		errno = read_failed(s, &r, "");
 	if (st == ONCE_CORRUPT)
 		once__log(s, ONCE_LOG_ERROR, "once_open: %s/%s at offset %" PRIu64 ": %s (run `oncestore verify`; "
 		          "`oncestore repair` truncates there)", s->opt.dir, r.bad_file, r.bad_at, r.why);

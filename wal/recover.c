@@ -123,9 +123,12 @@ once_status once__checkpoint_read_version(int dirfd, bool *present, uint64_t *st
 		return opened == ONCE_NOT_FOUND ? ONCE_OK : opened;
 	char text[128];
 	ssize_t got = read(fd, text, sizeof text - 1);
+	int err = errno;
 	close(fd);
-	if (got < 0)
+	if (got < 0) {
+		errno = err;
 		return ONCE_IO;
+	}
 	text[got] = '\0';
 	uint64_t s;
 	unsigned v, p;
@@ -193,19 +196,21 @@ struct mapped {
 };
 
 /* Opens regular file `name` (*fd) and sets m->len to its size, m->p to
- * NULL.  Same statuses as map_file. */
-static once_status open_sized(int dirfd, const char *name, struct mapped *m, int *fd)
+ * NULL.  Same statuses as map_file; on ONCE_IO *io names the call. */
+static once_status open_sized(int dirfd, const char *name, struct mapped *m, int *fd, struct once__syserr *io)
 {
 	m->p = NULL;
 	m->len = 0;
 	once_status opened = once__io_open_regular(dirfd, name, fd);
+	if (opened == ONCE_IO)
+		once__syserr_set(io, "open", name, 0);
 	if (opened != ONCE_OK)
 		return opened;
 	struct stat st;
 	if (fstat(*fd, &st) != 0) {
-		int err = errno;
+		once__syserr_set(io, "fstat", name, 0);
 		close(*fd);
-		errno = err;
+		errno = io->err;
 		return ONCE_IO;
 	}
 	m->len = (size_t)st.st_size;
@@ -213,17 +218,19 @@ static once_status open_sized(int dirfd, const char *name, struct mapped *m, int
 }
 
 /* ONCE_OK | ONCE_NOT_FOUND | ONCE_CORRUPT (not a regular file: foreign) |
- * ONCE_IO. */
-static once_status map_file(int dirfd, const char *name, struct mapped *m)
+ * ONCE_IO (*io names the call). */
+static once_status map_file(int dirfd, const char *name, struct mapped *m, struct once__syserr *io)
 {
 	int fd;
-	once_status opened = open_sized(dirfd, name, m, &fd);
+	once_status opened = open_sized(dirfd, name, m, &fd, io);
 	if (opened != ONCE_OK)
 		return opened;
 	if (m->len > 0) {
 		void *p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (p == MAP_FAILED) {
+			once__syserr_set(io, "mmap", name, 0);
 			close(fd);
+			errno = io->err;
 			return ONCE_IO;
 		}
 		madvise(p, m->len, MADV_SEQUENTIAL);
@@ -242,10 +249,10 @@ static once_status map_file(int dirfd, const char *name, struct mapped *m)
  * while it is copied yields what was there; one that grows, its first
  * st_size bytes.  Same statuses as map_file.
  */
-static once_status copy_file(int dirfd, const char *name, struct mapped *m)
+static once_status copy_file(int dirfd, const char *name, struct mapped *m, struct once__syserr *io)
 {
 	int fd;
-	once_status opened = open_sized(dirfd, name, m, &fd);
+	once_status opened = open_sized(dirfd, name, m, &fd, io);
 	if (opened != ONCE_OK)
 		return opened;
 	size_t size = m->len, got = 0;
@@ -263,8 +270,10 @@ static once_status copy_file(int dirfd, const char *name, struct mapped *m)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
+			once__syserr_set(io, "pread", name, got);
 			close(fd);
 			munmap(p, size);
+			errno = io->err;
 			return ONCE_IO;
 		}
 		if (n == 0)
@@ -311,12 +320,13 @@ struct replay {
 	 * `newest` names the newest segment read. */
 	bool live, vanished;
 	char newest[ONCE_FILE_NAME_MAX];
+	struct once__syserr *io; /* where a failed call is named (the reading's r->io) */
 };
 
 /* map_file, or copy_file for a directory a live store may be writing. */
 static once_status read_file(struct replay *rp, int dirfd, const char *name, struct mapped *m)
 {
-	once_status st = rp->live ? copy_file(dirfd, name, m) : map_file(dirfd, name, m);
+	once_status st = rp->live ? copy_file(dirfd, name, m, rp->io) : map_file(dirfd, name, m, rp->io);
 	if (st == ONCE_NOT_FOUND)
 		rp->vanished = true;
 	return st;
@@ -409,15 +419,17 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* The log segment numbers present, sorted.  *out is malloc'd. */
-static once_status list_segments(int dirfd, uint64_t **out, size_t *n)
+static once_status list_segments(int dirfd, uint64_t **out, size_t *n, struct once__syserr *io)
 {
 	*out = NULL;
 	*n = 0;
 	int fd = dup(dirfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (d == NULL) {
+		once__syserr_set(io, fd >= 0 ? "opendir" : "dup", ".", 0);
 		if (fd >= 0)
 			close(fd);
+		errno = io->err;
 		return ONCE_IO;
 	}
 	rewinddir(d);
@@ -473,8 +485,13 @@ static once_status read_segment(int dirfd, const unsigned char uid[16], struct r
 	once_status st = read_file(rp, dirfd, name, &m);
 	if (st == ONCE_CORRUPT)
 		return damage(r, name, 0, false, "not a regular file (foreign)");
+	if (st == ONCE_NOT_FOUND) { /* it was listed a moment ago */
+		errno = ENOENT;
+		once__syserr_set(&r->io, "open", name, 0);
+		return ONCE_IO;
+	}
 	if (st != ONCE_OK)
-		return st == ONCE_NOT_FOUND ? ONCE_IO : st; /* it was listed a moment ago */
+		return st;
 	struct once__wal_segment seg;
 	bool decoded = once__wal_segment_decode(m.p, m.len, &seg);
 	if (!decoded || seg.kind != ONCE_WAL_KIND_LOG || seg.number != number ||
@@ -571,11 +588,14 @@ static once_status read_files(int dirfd, const unsigned char uid[16], struct rep
                               struct once__recovery *r)
 {
 	memset(r, 0, sizeof *r);
+	rp->io = &r->io;
 	const char *why;
 	once_status st = once__checkpoint_read_version(dirfd, &r->has_checkpoint, &r->checkpoint_start,
 	                                               &r->checkpoint_parts, &r->checkpoint_version, &why);
 	if (st == ONCE_CORRUPT)
 		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, why);
+	if (st == ONCE_IO)
+		once__syserr_set(&r->io, "read", ONCE_CHECKPOINT_FILE, 0);
 	if (st != ONCE_OK)
 		return st;
 	for (uint32_t part = 0; st == ONCE_OK && r->has_checkpoint && part < r->checkpoint_parts; part++)
@@ -584,7 +604,7 @@ static once_status read_files(int dirfd, const unsigned char uid[16], struct rep
 	uint64_t *nums = NULL;
 	size_t n = 0;
 	if (st == ONCE_OK)
-		st = list_segments(dirfd, &nums, &n);
+		st = list_segments(dirfd, &nums, &n, &r->io);
 	uint64_t next = r->has_checkpoint ? r->checkpoint_start : 1;
 	bool first = true;
 	if (st == ONCE_OK && n > 0 && nums[n - 1] >= ONCE_WAL_NUMBER_MAX) {

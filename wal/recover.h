@@ -106,6 +106,10 @@ struct once__recovery {
 	uint64_t bad_at;
 	bool bad_is_snapshot;
 	const char *why;
+	/* The call that failed, when the result is ONCE_IO: its name ("open",
+	 * "fstat", "mmap", "pread", "read", "opendir"), the file in the data
+	 * directory, the offset and errno (wal/fail.h). */
+	struct once__syserr io;
 };
 
 /*

@@ -538,6 +538,8 @@ static int read_failed(once_store *s, const struct once__recovery *r, const char
 	}
 	const char *hint = r->io.err == EACCES || r->io.err == EPERM
 		? ": the store's user must be able to read every file in it"
+		: r->io.err == ENOENT && mode[0] != '\0' ? ": the store that holds it removed files while they were "
+		                                          "read, at every reading; try again"
 		: r->io.err == ENOENT ? ": a file was removed while the store was reading it; nothing else should "
 		                        "write to a data directory"
 		: r->io.err == EIO ? ": the device returned an error (see the kernel log)"

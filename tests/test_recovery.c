@@ -2410,6 +2410,19 @@ static void *checkpoint_main(void *arg)
 	return (void *)(intptr_t)once_checkpoint(arg);
 }
 
+/* The newest log segment's name (names are fixed width: the greatest). */
+static void newest_log(const char *dir, char out[64])
+{
+	out[0] = '\0';
+	DIR *d = opendir(dir);
+	ASSERT(d != NULL);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "log-", 4) == 0 && strlen(de->d_name) < 64 && strcmp(de->d_name, out) > 0)
+			memcpy(out, de->d_name, strlen(de->d_name) + 1);
+	closedir(d);
+}
+
 static void test_explicit_checkpoint_answers_automatic(void)
 {
 	char dir[256];
@@ -2435,28 +2448,44 @@ static void test_explicit_checkpoint_answers_automatic(void)
 	uint64_t snap;
 	count_prefix(dir, "snap-", &snap);
 	ASSERT(snap > 4 * o.checkpoint_bytes);
+	/* The size of one record (counted when it is appended). */
+	struct once_stats st;
+	once_stats(s, &st);
+	uint64_t since = st.log_bytes_since_checkpoint;
+	ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
+	once_stats(s, &st);
+	uint64_t rec = st.log_bytes_since_checkpoint - since;
+	ASSERT(rec > 0 && rec < 256);
 	const int rounds = 6;
 	int extra = 0;
 	for (int round = 0; round < rounds; round++) {
-		struct once_stats st;
 		once_stats(s, &st);
 		uint64_t before = st.checkpoints;
-		while (st.log_bytes_since_checkpoint + 512 < snap) {
+		while (st.log_bytes_since_checkpoint + rec < snap - 256) {
 			ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
 			once_stats(s, &st);
 		}
 		ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
 		once_stats(s, &st);
 		ASSERT_EQ_U64(st.checkpoints, before); /* not yet due */
-		int logs = count_prefix(dir, "log-", NULL);
+		/* Records enough to take the log 4 records past the interval
+		 * since the last checkpoint, about 300 bytes past the start of
+		 * the explicit one: written while it runs, they wake the
+		 * checkpointer; written after it (a slow machine), they ask for
+		 * nothing. */
+		uint64_t crossing = (snap - st.log_bytes_since_checkpoint) / rec + 4;
+		char log0[64], log1[64];
+		newest_log(dir, log0);
 		pthread_t ck;
 		ASSERT(pthread_create(&ck, NULL, checkpoint_main, s) == 0);
-		for (int i = 0; i < 100000 && count_prefix(dir, "log-", NULL) == logs; i++)
+		for (int i = 0; i < 100000; i++) { /* bounded: 5 s */
+			newest_log(dir, log1);
+			if (strcmp(log1, log0) > 0)
+				break; /* it has rotated the log: it holds the lock */
 			usleep(50);
-		while (st.log_bytes_since_checkpoint < snap + 512) {
-			ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
-			once_stats(s, &st);
 		}
+		for (uint64_t i = 0; i < crossing; i++)
+			ASSERT_ST(once_code_finalize_async(s, code, ONCE_SECRET_LEN, &t), ONCE_OK);
 		void *rc;
 		pthread_join(ck, &rc);
 		ASSERT_ST((once_status)(intptr_t)rc, ONCE_OK);

@@ -184,8 +184,17 @@ static once_status consume(once_store *s, const unsigned char *key, size_t key_l
 	if (e == NULL)
 		return ONCE_OK;
 	struct once__consumption *cur = atomic_load(&e->u.refresh.consumed);
-	if (cur != NULL && !replace_successor)
-		return ONCE_OK; /* already consumed: idempotent */
+	if (cur != NULL && !replace_successor) {
+		/* Already consumed: idempotent, but for the time.  A successor
+		 * remembered by another thread right behind the consume's CAS
+		 * can be logged before the consume record (refresh.c,
+		 * remember), and carries no time: the consumption it made
+		 * here has consumed_at 0 until this record comes.  Nothing
+		 * reads the tables yet, so it is set in place. */
+		if (cur->consumed_at == 0)
+			cur->consumed_at = at;
+		return ONCE_OK;
+	}
 	struct once__sealed *successor = sealed_from(s, op);
 	struct once__consumption *c =
 		op->sealed == NULL || successor != NULL

@@ -1282,6 +1282,86 @@ static void make_sessions(const char *dir, const once_options *o, struct test_du
 	}
 }
 
+/*
+ * A successor remembered by another thread right behind a consume's
+ * compare-and-swap may be logged before the consume record (the consume
+ * logs after its CAS; remember_successor only needs the token consumed in
+ * memory).  Recovery must still restore the consume's time: the
+ * successor record carries none, and the consume record after it used to
+ * be taken for a repeat and dropped, leaving consumed_at 0.  The log is
+ * written in the usual order, then its two records are swapped (each
+ * resealed at the other's sequence number).
+ */
+static void test_successor_logged_before_consume(void)
+{
+	char dir[256], k[ONCE_SECRET_LEN + 1];
+	test_tmpdir(dir);
+	struct test_clock clk = {1000};
+	once_options o = opts(&clk, dir);
+	once_store *s = test_open(&o);
+	once_refresh r = test_refresh("swap-family", 7000);
+	key_of(k, "swap", "rt", 0);
+	ASSERT_ST(once_refresh_insert(s, k, ONCE_SECRET_LEN, &r), ONCE_OK);
+	clk.now = 2000;
+	ASSERT_ST(once_refresh_consume(s, k, ONCE_SECRET_LEN, NULL), ONCE_OK);
+	ASSERT_ST(once_refresh_remember_successor(s, k, ONCE_SECRET_LEN, PLAINTEXT, sizeof PLAINTEXT - 1),
+	          ONCE_OK);
+	ASSERT_ST(once_close(s), ONCE_OK);
+
+	struct image img;
+	image_take(dir, &img);
+	bool swapped = false;
+	for (size_t i = 0; i < img.n && !swapped; i++) {
+		struct file *f = &img.f[i];
+		if (strncmp(f->name, "log-", 4) != 0)
+			continue;
+		struct once__wal_segment seg;
+		ASSERT(once__wal_segment_decode(f->data, f->len, &seg));
+		uint64_t salt = once__wal_salt(&seg);
+		size_t offs[64];
+		size_t n = records_of(f, offs, 64);
+		for (size_t j = 0; j + 1 < n && !swapped; j++) {
+			struct once__wal_record a, b;
+			uint64_t seq = 0;
+			for (int x = 7; x >= 0; x--)
+				seq = seq << 8 | f->data[offs[j] + 16 + (size_t)x];
+			ASSERT(once__wal_record_check(f->data + offs[j], f->len - offs[j], salt, seq, &a) ==
+			       ONCE_WAL_VALID);
+			ASSERT(once__wal_record_check(f->data + offs[j + 1], f->len - offs[j + 1], salt, seq + 1, &b) ==
+			       ONCE_WAL_VALID);
+			if (a.type != ONCE_WAL_REFRESH_CONSUME || b.type != ONCE_WAL_REFRESH_SUCCESSOR)
+				continue;
+			unsigned char *pa = malloc(a.len + 1), *pb = malloc(b.len + 1);
+			ASSERT(pa != NULL && pb != NULL);
+			memcpy(pa, a.payload, a.len);
+			memcpy(pb, b.payload, b.len);
+			struct once__wal_record first = a, second = b;
+			first.type = ONCE_WAL_REFRESH_SUCCESSOR; /* at the consume's sequence number */
+			second.type = ONCE_WAL_REFRESH_CONSUME;
+			reseal_record(f, offs[j], salt, &first, pb, b.len);
+			second.size = b.size;
+			reseal_record(f, offs[j] + once__wal_record_size(b.len), salt, &second, pa, a.len);
+			free(pa);
+			free(pb);
+			swapped = true;
+		}
+	}
+	ASSERT(swapped);
+	image_put(dir, &img);
+	image_free(&img);
+	s = test_open(&o);
+	once_refresh *got = NULL;
+	ASSERT_ST(once_refresh_get(s, k, ONCE_SECRET_LEN, &got), ONCE_OK);
+	ASSERT(got->consumed);
+	ASSERT_EQ_U64((uint64_t)got->consumed_at, 2000);
+	ASSERT_EQ_U64(got->successor_len, sizeof PLAINTEXT - 1);
+	ASSERT(memcmp(got->successor, PLAINTEXT, sizeof PLAINTEXT - 1) == 0);
+	once_free(got);
+	ASSERT_ST(once_refresh_consume(s, k, ONCE_SECRET_LEN, NULL), ONCE_SPENT);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	test_rmdir(dir);
+}
+
 /* A torn tail in a segment that is not the newest; a segment missing from
  * the middle and from the start (gaps in the sequence numbers). */
 static void test_corrupt_older_torn_and_gaps(void)
@@ -2742,7 +2822,7 @@ static void test_lock_second_open(void)
 
 TESTS(TEST(test_torn_tail_every_offset), TEST(test_corrupt_log_bit_flips),
       TEST(test_corrupt_snapshot_and_checkpoint), TEST(test_unappliable_records_verify_and_open_agree),
-      TEST(test_corrupt_older_torn_and_gaps),
+      TEST(test_corrupt_older_torn_and_gaps), TEST(test_successor_logged_before_consume),
       TEST(test_fdatasync_eio_single_thread), TEST(test_pwrite_enospc_single_thread),
       TEST(test_fdatasync_eio_many_threads), TEST(test_pwrite_enospc_many_threads),
       TEST(test_short_writes_do_not_fail), TEST(test_interrupted_writes_do_not_fail),

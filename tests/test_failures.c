@@ -357,10 +357,38 @@ static void test_open_empty_string(void)
 	line_with(ONCE_LOG_ERROR, "dir is empty", NULL);
 }
 
+/* Lets nobody pass through (not list) the parent of dir: mode 0711. */
+static void let_nobody_through_parent(const char *dir)
+{
+	char parent[256];
+	snprintf(parent, sizeof parent, "%s", dir);
+	*strrchr(parent, '/') = '\0';
+	ASSERT(chmod(parent, 0711) == 0);
+}
+
+/* Runs check(a, b) in a child that has dropped to nobody (65534), for
+ * whom file modes hold (root reads any file), and fails unless it passed. */
+static void as_nobody(void (*check)(const char *, const char *), const char *a, const char *b)
+{
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		check(a, b);
+		_exit(0);
+	}
+	int status;
+	ASSERT(waitpid(pid, &status, 0) == pid);
+	ASSERT(WIFEXITED(status));
+	ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+}
+
 /* The checks of a directory the caller may not enter; exits 1 (FAIL_AT)
  * on a mismatch. */
-static void check_permission_denied(const char *dir)
+static void check_permission_denied(const char *dir, const char *unused)
 {
+	(void)unused;
 	int err;
 	ASSERT_ST(open_dir(dir, &err), ONCE_IO);
 	ASSERT_EQ_INT(err, EACCES);
@@ -373,27 +401,13 @@ static void test_open_permission_denied(void)
 	test_tmpdir(dir);
 	ASSERT(mkdir(dir, 0000) == 0);
 	if (geteuid() != 0) {
-		check_permission_denied(dir);
+		check_permission_denied(dir, NULL);
 	} else {
 		/* Root reads any directory: the checks run in a child that
 		 * has dropped to nobody (65534), for whom mode 0000 holds.
 		 * Nobody may pass through the parent (0711), not list it. */
-		char parent[256];
-		snprintf(parent, sizeof parent, "%s", dir);
-		*strrchr(parent, '/') = '\0';
-		ASSERT(chmod(parent, 0711) == 0);
-		pid_t pid = fork();
-		ASSERT(pid >= 0);
-		if (pid == 0) {
-			if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
-				_exit(2);
-			check_permission_denied(dir);
-			_exit(0);
-		}
-		int status;
-		ASSERT(waitpid(pid, &status, 0) == pid);
-		ASSERT(WIFEXITED(status));
-		ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+		let_nobody_through_parent(dir);
+		as_nobody(check_permission_denied, dir, NULL);
 	}
 	chmod(dir, 0700);
 	test_rmdir(dir);
@@ -522,10 +536,7 @@ static void test_open_unreadable_segment(void)
 		/* Root reads any file: the directory and its files go to
 		 * nobody (65534), but the segment stays root's, mode 0600, and
 		 * the checks run in a child that has dropped to nobody. */
-		char parent[256];
-		snprintf(parent, sizeof parent, "%s", dir);
-		*strrchr(parent, '/') = '\0';
-		ASSERT(chmod(parent, 0711) == 0);
+		let_nobody_through_parent(dir);
 		ASSERT(chown(dir, 65534, 65534) == 0);
 		DIR *d = opendir(dir);
 		ASSERT(d != NULL);
@@ -534,18 +545,7 @@ static void test_open_unreadable_segment(void)
 			if (de->d_name[0] != '.' && strcmp(de->d_name, seg) != 0)
 				ASSERT(fchownat(dirfd(d), de->d_name, 65534, 65534, AT_SYMLINK_NOFOLLOW) == 0);
 		closedir(d);
-		pid_t pid = fork();
-		ASSERT(pid >= 0);
-		if (pid == 0) {
-			if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
-				_exit(2);
-			check_unreadable_segment(dir, seg);
-			_exit(0);
-		}
-		int status;
-		ASSERT(waitpid(pid, &status, 0) == pid);
-		ASSERT(WIFEXITED(status));
-		ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+		as_nobody(check_unreadable_segment, dir, seg);
 	}
 	chmod(path, 0600);
 	test_rmdir(dir);

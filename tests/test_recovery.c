@@ -2409,6 +2409,24 @@ static void test_auto_checkpoint_bounds_log(void)
 	test_rmdir(dir);
 }
 
+/* A store with checkpoint_bytes 16 KiB and 20,000 live replay entries
+ * (snapshots of about 1.5 MiB), all written. */
+static once_store *open_with_live_data(struct test_clock *clk, const char *dir, once_options *o)
+{
+	*o = opts(clk, dir);
+	o->max_replays = 1u << 15;
+	o->checkpoint_bytes = 16 << 10;
+	once_store *s = test_open(o);
+	once_ticket t = 0;
+	for (int i = 0; i < 20000; i++) {
+		char jti[48];
+		snprintf(jti, sizeof jti, "live-jti-with-some-length-%d", i);
+		ASSERT_ST(once_replay_check_async(s, jti, strlen(jti), 3600, &t), ONCE_OK);
+	}
+	ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
+	return s;
+}
+
 /*
  * The automatic interval follows the live data: with a snapshot of about
  * 1 MiB and checkpoint_bytes 16 KiB, 200 KiB of log start no checkpoint
@@ -2420,17 +2438,9 @@ static void test_auto_checkpoint_interval_follows_live_data(void)
 	char dir[256];
 	test_tmpdir(dir);
 	struct test_clock clk = {1000};
-	once_options o = opts(&clk, dir);
-	o.max_replays = 1u << 15;
-	o.checkpoint_bytes = 16 << 10;
-	once_store *s = test_open(&o);
+	once_options o;
+	once_store *s = open_with_live_data(&clk, dir, &o);
 	once_ticket t = 0;
-	for (int i = 0; i < 20000; i++) {
-		char jti[48];
-		snprintf(jti, sizeof jti, "live-jti-with-some-length-%d", i);
-		ASSERT_ST(once_replay_check_async(s, jti, strlen(jti), 3600, &t), ONCE_OK);
-	}
-	ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
 	ASSERT_ST(once_checkpoint(s), ONCE_OK);
 	uint64_t snap;
 	count_prefix(dir, "snap-", &snap);
@@ -2508,17 +2518,9 @@ static void test_explicit_checkpoint_answers_automatic(void)
 	char dir[256];
 	test_tmpdir(dir);
 	struct test_clock clk = {1000};
-	once_options o = opts(&clk, dir);
-	o.max_replays = 1u << 15;
-	o.checkpoint_bytes = 16 << 10;
-	once_store *s = test_open(&o);
+	once_options o;
+	once_store *s = open_with_live_data(&clk, dir, &o);
 	once_ticket t = 0;
-	for (int i = 0; i < 20000; i++) {
-		char jti[48];
-		snprintf(jti, sizeof jti, "live-jti-with-some-length-%d", i);
-		ASSERT_ST(once_replay_check_async(s, jti, strlen(jti), 3600, &t), ONCE_OK);
-	}
-	ASSERT_ST(once_ticket_wait(s, t), ONCE_OK);
 	char code[ONCE_SECRET_LEN + 1];
 	test_key(code, "answers", 0);
 	once_code c = test_code(5000);

@@ -476,7 +476,9 @@ ONCE_API void once_log_stderr(void *ctx, once_log_level level, const char *messa
  *            file or directory (the parent directory P does not exist;
  *            create it, or point dir at an existing one)");
  *            With read_only, ENOENT when dir itself does not exist (nothing
- *            is created).
+ *            is created), or when the store that holds dir removed files
+ *            while they were read, at every one of the readings (the line
+ *            names the file and says "try again").
  *   ENOTDIR  dir is a plain file (or a component of its parent is);
  *   EACCES   the store's user may not create or read it, or may not read
  *            one of its files ("open: DIR: open log-0000000000000001 at

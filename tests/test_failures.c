@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -238,6 +239,64 @@ static void test_failed_checkpoint_one_line_log_goes_on(void)
 	ASSERT_ST(once_checkpoint(s), ONCE_OK);
 	line_with(ONCE_LOG_INFO, "checkpoint ", ": 2 entries in 4 snapshots, log from sequence ", " ms", NULL);
 	ASSERT_EQ_INT(n_lines, 1);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	test_rmdir(dir);
+}
+
+/* ENOSPC for the header of a new log segment (offset 0 of a log-* file):
+ * a checkpoint cannot start its segment. */
+static ssize_t enospc_new_segment_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	char link[64], name[512];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t len = readlink(link, name, sizeof name - 1);
+	name[len > 0 ? len : 0] = '\0';
+	if (off == 0 && strstr(name, "/log-") != NULL) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return pwrite(fd, buf, n, off);
+}
+
+/* While no new segment can be made, the automatic checkpointer tries once
+ * per interval of log (checkpoint_bytes here), not once per write: it
+ * used to try again after every write that found the interval passed, and
+ * log an ERROR line each time. */
+static void test_failed_automatic_checkpoint_waits_an_interval(void)
+{
+	char dir[256];
+	test_tmpdir(dir);
+	once_options o = dir_options(dir);
+	o.checkpoint_bytes = 8192;
+	once_store *s = test_open(&o);
+	struct once_stats st;
+	once_stats(s, &st);
+	uint64_t log0 = st.log_bytes_since_checkpoint;
+	once__io.pwrite = enospc_new_segment_pwrite;
+	lines_clear();
+	for (int i = 0; i < 400; i++) { /* about 2.5 intervals of records */
+		char jti[32];
+		snprintf(jti, sizeof jti, "interval-%d", i);
+		ASSERT_ST(once_replay_check(s, jti, strlen(jti), 60), ONCE_OK);
+		usleep(500); /* time for the checkpointer between writes */
+	}
+	once_stats(s, &st);
+	uint64_t logged = st.log_bytes_since_checkpoint - log0;
+	for (int i = 0; i < 100; i++) { /* an attempt still running ends */
+		usleep(10000);
+		once_stats(s, &st);
+	}
+	once__io_reset();
+	printf("# %" PRIu64 " log bytes over %" PRIu64 "-byte intervals: %" PRIu64 " failed checkpoints, %d error lines\n",
+	       logged, o.checkpoint_bytes, st.checkpoint_failures, count_level(ONCE_LOG_ERROR));
+	ASSERT(logged > 2 * o.checkpoint_bytes);
+	ASSERT(st.checkpoint_failures >= 1);
+	ASSERT(st.checkpoint_failures <= logged / o.checkpoint_bytes + 1);
+	ASSERT_EQ_INT(count_level(ONCE_LOG_ERROR), (int)st.checkpoint_failures);
+	for (int i = 0; i < n_lines; i++)
+		if (levels[i] == ONCE_LOG_ERROR && strstr(lines[i], " at offset 0: No space left on device") == NULL)
+			FAIL_AT("unexpected line: %s", lines[i]);
+	ASSERT_ST(once_checkpoint(s), ONCE_OK); /* room again */
 	ASSERT_ST(once_close(s), ONCE_OK);
 	test_rmdir(dir);
 }
@@ -474,11 +533,12 @@ static void test_open_foreign_directory(void)
 	test_rmdir(dir);
 }
 
-/* Opens dir, normally and read-only, with a log segment it may not read:
- * each open answers ONCE_IO with errno EACCES and one line naming the call,
- * the file and the offset (it used to say only "reading the store's
- * files: Permission denied").  Exits 1 (FAIL_AT) on a mismatch. */
-static void check_unreadable_segment(const char *dir, const char *segment)
+/* Opens dir, normally and read-only, with a file (a log segment, or
+ * CHECKPOINT) it may not read: each open answers ONCE_IO with errno EACCES
+ * and one line naming the call, the file and the offset (it used to say
+ * only "reading the store's files: Permission denied").  Exits 1
+ * (FAIL_AT) on a mismatch. */
+static void check_unreadable_file(const char *dir, const char *file)
 {
 	for (int ro = 0; ro < 2; ro++) {
 		once_options o = dir_options(dir);
@@ -491,14 +551,15 @@ static void check_unreadable_segment(const char *dir, const char *segment)
 		ASSERT(s == NULL);
 		char want[128];
 		snprintf(want, sizeof want, ": open %s at offset 0: Permission denied (reading the store's files%s;",
-		         segment, ro ? " (read-only)" : "");
+		         file, ro ? " (read-only)" : "");
 		line_with(ONCE_LOG_ERROR, "open: ", dir, want, "must be able to read every file", NULL);
 		ASSERT_EQ_INT(count_level(ONCE_LOG_ERROR), 1);
 	}
 }
 
 /* Writes a store in dir from a child process (this one opens none: the
- * check may fork), and returns the name of its log segment in seg. */
+ * check may fork): a checkpoint (CHECKPOINT, snapshots) and a log segment
+ * after it, whose name goes to seg. */
 static void make_store_in_child(const char *dir, char *seg, size_t n)
 {
 	pid_t pid = fork();
@@ -507,6 +568,8 @@ static void make_store_in_child(const char *dir, char *seg, size_t n)
 		once_options o = dir_options(dir);
 		once_store *s = test_open(&o);
 		ASSERT_ST(once_replay_check(s, "jti-1", 5, 60), ONCE_OK);
+		ASSERT_ST(once_checkpoint(s), ONCE_OK);
+		ASSERT_ST(once_replay_check(s, "jti-2", 5, 60), ONCE_OK);
 		ASSERT_ST(once_close(s), ONCE_OK);
 		_exit(0);
 	}
@@ -523,31 +586,40 @@ static void make_store_in_child(const char *dir, char *seg, size_t n)
 	ASSERT(seg[0] != '\0');
 }
 
-static void test_open_unreadable_segment(void)
+/* Makes `file` of dir unreadable to the checks and runs them: mode 0000,
+ * or, for root (who reads any file), the directory and its other files go
+ * to nobody (65534), `file` stays root's, mode 0600, and the checks run in
+ * a child that has dropped to nobody. */
+static void check_with_unreadable(const char *dir, const char *file)
 {
-	char dir[256], seg[64], path[400];
-	test_tmpdir(dir);
-	make_store_in_child(dir, seg, sizeof seg);
-	snprintf(path, sizeof path, "%s/%s", dir, seg);
+	char path[400];
+	snprintf(path, sizeof path, "%s/%s", dir, file);
 	if (geteuid() != 0) {
 		ASSERT(chmod(path, 0000) == 0);
-		check_unreadable_segment(dir, seg);
+		check_unreadable_file(dir, file);
 	} else {
-		/* Root reads any file: the directory and its files go to
-		 * nobody (65534), but the segment stays root's, mode 0600, and
-		 * the checks run in a child that has dropped to nobody. */
 		let_nobody_through_parent(dir);
 		ASSERT(chown(dir, 65534, 65534) == 0);
 		DIR *d = opendir(dir);
 		ASSERT(d != NULL);
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL)
-			if (de->d_name[0] != '.' && strcmp(de->d_name, seg) != 0)
-				ASSERT(fchownat(dirfd(d), de->d_name, 65534, 65534, AT_SYMLINK_NOFOLLOW) == 0);
+			if (de->d_name[0] != '.')
+				ASSERT(fchownat(dirfd(d), de->d_name, strcmp(de->d_name, file) == 0 ? 0 : 65534,
+				                strcmp(de->d_name, file) == 0 ? 0 : 65534, AT_SYMLINK_NOFOLLOW) == 0);
 		closedir(d);
-		as_nobody(check_unreadable_segment, dir, seg);
+		as_nobody(check_unreadable_file, dir, file);
 	}
-	chmod(path, 0600);
+	ASSERT(chmod(path, 0600) == 0);
+}
+
+static void test_open_unreadable_file(void)
+{
+	char dir[256], seg[64];
+	test_tmpdir(dir);
+	make_store_in_child(dir, seg, sizeof seg);
+	check_with_unreadable(dir, seg);
+	check_with_unreadable(dir, "CHECKPOINT");
 	test_rmdir(dir);
 }
 
@@ -588,10 +660,10 @@ static void test_read_only_open_names_format(void)
 }
 
 TESTS(TEST(test_fdatasync_eio_one_line_then_silence), TEST(test_pwrite_enospc_names_the_offset),
-      TEST(test_failed_checkpoint_one_line_log_goes_on),
+      TEST(test_failed_checkpoint_one_line_log_goes_on), TEST(test_failed_automatic_checkpoint_waits_an_interval),
       TEST(test_failed_checkpoint_after_rename_keeps_its_snapshots), TEST(test_recovery_info_line),
       TEST(test_open_missing_parent), TEST(test_open_plain_file), TEST(test_open_empty_string),
       TEST(test_open_permission_denied), TEST(test_open_missing_format_beside_store_files),
       TEST(test_open_damaged_format), TEST(test_open_foreign_directory),
-      TEST(test_read_only_open_names_format), TEST(test_open_unreadable_segment));
+      TEST(test_read_only_open_names_format), TEST(test_open_unreadable_file));
 TEST_MAIN()

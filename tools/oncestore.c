@@ -482,7 +482,7 @@ static int cmd_checkpoint(int argc, char **argv)
 		uint64_t start = 0;
 		uint32_t parts = 0, version = 0;
 		if (fd >= 0) {
-			once__checkpoint_read_version(fd, &present, &start, &parts, &version, NULL);
+			once__checkpoint_read_version(fd, &present, &start, &parts, &version, NULL, NULL);
 			close(fd);
 		}
 		uint64_t entries = stats.codes.entries + stats.access_tokens.entries +

@@ -446,9 +446,6 @@ static once_status checkpoint_locked(once_store *s, struct once__persist *p)
 			 * renames still recovers the same state. */
 			remove_leftovers(dirfd, !renaming, p->committed_version, p->committed_start,
 			                 p->committed_parts, 0);
-			/* The automatic checkpointer tries again only after
-			 * another checkpoint_bytes, not on every write. */
-			atomic_store(&p->appended_at_checkpoint, appended);
 		}
 	}
 	uint64_t ns = now_ns() - t0;
@@ -469,6 +466,12 @@ static once_status checkpoint_locked(once_store *s, struct once__persist *p)
 	} else {
 		atomic_fetch_add(&p->checkpoint_failures, 1);
 		checkpoint_failed(p, start, st, &e, count);
+		/* Whatever failed (the new segment, a snapshot, CHECKPOINT),
+		 * the automatic checkpointer tries again only after another
+		 * interval of log, not on every write: a disk that stays full
+		 * would otherwise get a checkpoint attempt, and the log an
+		 * ERROR line, per write. */
+		atomic_store(&p->appended_at_checkpoint, appended);
 	}
 	return st;
 }

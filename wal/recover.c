@@ -110,23 +110,29 @@ static void checkpoint_text(char *out, size_t cap, uint32_t version, uint64_t st
 }
 
 once_status once__checkpoint_read_version(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
-                                          uint32_t *version, const char **why)
+                                          uint32_t *version, const char **why, struct once__syserr *io)
 {
+	struct once__syserr ignored;
+	if (io == NULL)
+		io = &ignored;
 	*present = false;
 	if (why != NULL)
 		*why = "CHECKPOINT does not parse";
 	int fd;
 	once_status opened = once__io_open_regular(dirfd, ONCE_CHECKPOINT_FILE, &fd);
+	if (opened == ONCE_IO)
+		once__syserr_set(io, "open", ONCE_CHECKPOINT_FILE, 0); /* or its fstat: io.c */
 	if (opened == ONCE_CORRUPT && why != NULL)
 		*why = "not a regular file (foreign)";
 	if (opened != ONCE_OK)
 		return opened == ONCE_NOT_FOUND ? ONCE_OK : opened;
 	char text[128];
 	ssize_t got = read(fd, text, sizeof text - 1);
-	int err = errno;
+	if (got < 0)
+		once__syserr_set(io, "read", ONCE_CHECKPOINT_FILE, 0);
 	close(fd);
 	if (got < 0) {
-		errno = err;
+		errno = io->err;
 		return ONCE_IO;
 	}
 	text[got] = '\0';
@@ -153,7 +159,7 @@ once_status once__checkpoint_read_version(int dirfd, bool *present, uint64_t *st
 once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
                                   const char **why)
 {
-	return once__checkpoint_read_version(dirfd, present, start, parts, NULL, why);
+	return once__checkpoint_read_version(dirfd, present, start, parts, NULL, why, NULL);
 }
 
 once_status once__checkpoint_write(int dirfd, uint64_t start, uint32_t parts)
@@ -591,11 +597,9 @@ static once_status read_files(int dirfd, const unsigned char uid[16], struct rep
 	rp->io = &r->io;
 	const char *why;
 	once_status st = once__checkpoint_read_version(dirfd, &r->has_checkpoint, &r->checkpoint_start,
-	                                               &r->checkpoint_parts, &r->checkpoint_version, &why);
+	                                               &r->checkpoint_parts, &r->checkpoint_version, &why, &r->io);
 	if (st == ONCE_CORRUPT)
 		return damage(r, ONCE_CHECKPOINT_FILE, 0, true, why);
-	if (st == ONCE_IO)
-		once__syserr_set(&r->io, "read", ONCE_CHECKPOINT_FILE, 0);
 	if (st != ONCE_OK)
 		return st;
 	for (uint32_t part = 0; st == ONCE_OK && r->has_checkpoint && part < r->checkpoint_parts; part++)

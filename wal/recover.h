@@ -176,10 +176,11 @@ bool once__checkpoint_names(uint32_t version, uint64_t start, uint32_t parts, co
 #define ONCE_CHECKPOINT_V2 2u
 
 /* Reads CHECKPOINT: ONCE_OK (*present false when there is none) |
- * ONCE_CORRUPT (*why, when not NULL, says what is wrong) | ONCE_IO.
- * *version (when not NULL) receives its version. */
+ * ONCE_CORRUPT (*why, when not NULL, says what is wrong) | ONCE_IO (*io,
+ * when not NULL, names the call: open, fstat or read).  *version (when
+ * not NULL) receives its version. */
 once_status once__checkpoint_read_version(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
-                                          uint32_t *version, const char **why);
+                                          uint32_t *version, const char **why, struct once__syserr *io);
 /* As above without the version. */
 once_status once__checkpoint_read(int dirfd, bool *present, uint64_t *start, uint32_t *parts,
                                   const char **why);

@@ -190,7 +190,10 @@ static once_status consume(once_store *s, const unsigned char *key, size_t key_l
 		 * can be logged before the consume record (refresh.c,
 		 * remember), and carries no time: the consumption it made
 		 * here has consumed_at 0 until this record comes.  Nothing
-		 * reads the tables yet, so it is set in place. */
+		 * reads the tables yet, so it is set in place.  (A crash after
+		 * the successor record was durable and before the consume
+		 * record was written leaves consumed_at 0: the token stays
+		 * spent, which is all that matters, with no time.) */
 		if (cur->consumed_at == 0)
 			cur->consumed_at = at;
 		return ONCE_OK;

@@ -205,6 +205,7 @@ static int write_and_verify(struct cli_dir *d, const unsigned char uid[16])
 		       d->path, d->path, r.bad_file, r.bad_at, r.why, d->path);
 	else {
 		printf("%s: FORMAT rebuilt, but the files could not be read to verify it:\n", d->path);
+		fflush(stdout); /* before the reason, on stderr */
 		cli_read_failed("repair", d->path, st, &r);
 	}
 	return CLI_FAIL;

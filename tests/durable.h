@@ -89,6 +89,20 @@ static inline void test_spit(const char *path, const void *data, size_t len)
 }
 
 /* A minimal valid refresh record in `family` expiring at `exp`. */
+/* Does fd name a file whose base name contains `part`?  (Fault hooks of
+ * wal/io.h's table pick their files by it.) */
+static inline bool test_fd_named(int fd, const char *part)
+{
+	char link[64], target[512];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	const char *base = strrchr(target, '/');
+	return strstr(base != NULL ? base + 1 : target, part) != NULL;
+}
+
 static inline once_refresh test_refresh(const char *family, int64_t exp)
 {
 	once_refresh r;

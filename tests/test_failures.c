@@ -119,11 +119,7 @@ static ssize_t enospc_pwrite(int fd, const void *buf, size_t n, off_t off)
 /* ENOSPC for snapshot files only (by the name the descriptor has). */
 static ssize_t enospc_snapshot_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	char link[64], name[512];
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	ssize_t len = readlink(link, name, sizeof name - 1);
-	name[len > 0 ? len : 0] = '\0';
-	if (strstr(name, "/snap-") != NULL) {
+	if (test_fd_named(fd, "snap-")) {
 		errno = ENOSPC;
 		return -1;
 	}
@@ -247,11 +243,7 @@ static void test_failed_checkpoint_one_line_log_goes_on(void)
  * a checkpoint cannot start its segment. */
 static ssize_t enospc_new_segment_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	char link[64], name[512];
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	ssize_t len = readlink(link, name, sizeof name - 1);
-	name[len > 0 ? len : 0] = '\0';
-	if (off == 0 && strstr(name, "/log-") != NULL) {
+	if (off == 0 && test_fd_named(fd, "log-")) {
 		errno = ENOSPC;
 		return -1;
 	}

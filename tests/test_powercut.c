@@ -48,19 +48,6 @@ static once_options opts(struct test_clock *clk, const char *dir)
 	return o;
 }
 
-/* Does fd name a file whose base name contains `part`? */
-static bool fd_named(int fd, const char *part)
-{
-	char link[64], target[512];
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, target, sizeof target - 1);
-	if (n < 0)
-		return false;
-	target[n] = '\0';
-	const char *base = strrchr(target, '/');
-	return strstr(base != NULL ? base + 1 : target, part) != NULL;
-}
-
 static void wait_child_killed(pid_t pid)
 {
 	int status;
@@ -88,7 +75,7 @@ static struct {
  * time limit. */
 static ssize_t held_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	if (fd_named(fd, "log-")) {
+	if (test_fd_named(fd, "log-")) {
 		pthread_mutex_lock(&R.mu);
 		if (R.hold_log_writes) {
 			R.held = true;
@@ -133,7 +120,7 @@ static void *rotator(void *arg)
  * rotations run, the second one's record held in memory. */
 static int rotating_fdatasync(int fd)
 {
-	if (fd_named(fd, "snap-") && fd_named(fd, "-0000.tmp")) {
+	if (test_fd_named(fd, "snap-") && test_fd_named(fd, "-0000.tmp")) {
 		pthread_mutex_lock(&R.mu);
 		if (!R.go) {
 			R.go = true;
@@ -311,14 +298,14 @@ static _Atomic int log_pwrites, log_syncs;
  * never synced, like a group in flight at a power cut. */
 static ssize_t slow_first_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	if (fd_named(fd, "log-") && atomic_fetch_add(&log_pwrites, 1) == 0)
+	if (test_fd_named(fd, "log-") && atomic_fetch_add(&log_pwrites, 1) == 0)
 		usleep(200 * 1000);
 	return pwrite(fd, buf, n, off);
 }
 
 static int second_sync_fails(int fd)
 {
-	if (fd_named(fd, "log-") && atomic_fetch_add(&log_syncs, 1) == 1) {
+	if (test_fd_named(fd, "log-") && atomic_fetch_add(&log_syncs, 1) == 1) {
 		errno = EIO;
 		return -1;
 	}

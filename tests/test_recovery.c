@@ -1492,16 +1492,7 @@ static char fault_match[32];
 
 static bool fd_matches(int fd)
 {
-	if (fault_match[0] == '\0')
-		return true;
-	char link[64], target[512];
-	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, target, sizeof target - 1);
-	if (n < 0)
-		return false;
-	target[n] = '\0';
-	const char *base = strrchr(target, '/');
-	return strstr(base != NULL ? base + 1 : target, fault_match) != NULL;
+	return fault_match[0] == '\0' || test_fd_named(fd, fault_match);
 }
 
 static bool fault_now(int fd)

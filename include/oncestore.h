@@ -285,8 +285,12 @@ typedef struct once_options {
 	 * writes every live entry, so it waits for at least as many bytes of
 	 * log as it writes: its cost per logged byte stays bounded however
 	 * many entries are live, and disk use stays below twice the live data
-	 * + checkpoint_bytes.  Default 64 MiB; UINT64_MAX: only explicit
-	 * checkpoints. */
+	 * + checkpoint_bytes.  "Since the last checkpoint" counts from the
+	 * start of the last one, explicit or automatic, that succeeded or
+	 * failed: after a failure (a full disk) the next attempt waits for
+	 * as many bytes again, and one that an explicit checkpoint made
+	 * unnecessary while it waited is not written.  Default 64 MiB;
+	 * UINT64_MAX: only explicit checkpoints. */
 	uint64_t checkpoint_bytes;
 	/* Most bytes of log records waiting in memory for the log writer
 	 * thread (see "Non-blocking durable writes").  The writer drains the

@@ -31,20 +31,29 @@ static struct once__slab_chunk *chunk_of(void *block)
 	return (struct once__slab_chunk *)((uintptr_t)block & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
 }
 
-/* ONCE_SLAB_CHUNK bytes aligned to their size: map twice as much and give
- * back the ends. */
-static void *map_aligned_chunk(bool populate)
+/* `size` bytes aligned to `align` (a power of two): map `size + align`
+ * and give back the ends.  NULL when memory is exhausted. */
+static char *map_aligned(size_t size, size_t align)
 {
-	size_t span = 2 * (size_t)ONCE_SLAB_CHUNK;
+	size_t span = size + align;
 	char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
-	char *aligned = (char *)(((uintptr_t)m + ONCE_SLAB_CHUNK - 1) & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
+	char *aligned = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
 	if (aligned > m)
 		munmap(m, (size_t)(aligned - m));
-	char *end = aligned + ONCE_SLAB_CHUNK;
+	char *end = aligned + size;
 	if (m + span > end)
 		munmap(end, (size_t)(m + span - end));
+	return aligned;
+}
+
+/* ONCE_SLAB_CHUNK bytes aligned to their size. */
+static void *map_aligned_chunk(bool populate)
+{
+	char *aligned = map_aligned(ONCE_SLAB_CHUNK, ONCE_SLAB_CHUNK);
+	if (aligned == NULL)
+		return NULL;
 	/* Fault every page in now, in this (background) thread. */
 	if (populate && madvise(aligned, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
 		for (size_t off = 0; off < ONCE_SLAB_CHUNK; off += 4096)
@@ -92,16 +101,9 @@ size_t once__slab_block_size(size_t size)
  * thread only.  NULL when memory is exhausted. */
 static char *map_region(void)
 {
-	size_t span = (size_t)ONCE_SLAB_REGION + HUGE_PAGE;
-	char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
+	char *aligned = map_aligned(ONCE_SLAB_REGION, HUGE_PAGE);
+	if (aligned == NULL)
 		return NULL;
-	char *aligned = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-	if (aligned > m)
-		munmap(m, (size_t)(aligned - m));
-	char *end = aligned + ONCE_SLAB_REGION;
-	if (m + span > end)
-		munmap(end, (size_t)(m + span - end));
 	/* Advice only: without transparent huge pages (or with them off)
 	 * the region stays on 4 KiB pages, and works the same. */
 	(void)madvise(aligned, ONCE_SLAB_REGION, MADV_HUGEPAGE);

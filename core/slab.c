@@ -31,29 +31,20 @@ static struct once__slab_chunk *chunk_of(void *block)
 	return (struct once__slab_chunk *)((uintptr_t)block & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
 }
 
-/* `size` bytes aligned to `align` (a power of two): map `size + align`
- * and give back the ends.  NULL when memory is exhausted. */
-static char *map_aligned(size_t size, size_t align)
+/* ONCE_SLAB_CHUNK bytes aligned to their size: map twice as much and give
+ * back the ends. */
+static void *map_aligned_chunk(bool populate)
 {
-	size_t span = size + align;
+	size_t span = 2 * (size_t)ONCE_SLAB_CHUNK;
 	char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
-	char *aligned = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+	char *aligned = (char *)(((uintptr_t)m + ONCE_SLAB_CHUNK - 1) & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
 	if (aligned > m)
 		munmap(m, (size_t)(aligned - m));
-	char *end = aligned + size;
+	char *end = aligned + ONCE_SLAB_CHUNK;
 	if (m + span > end)
 		munmap(end, (size_t)(m + span - end));
-	return aligned;
-}
-
-/* ONCE_SLAB_CHUNK bytes aligned to their size. */
-static void *map_aligned_chunk(bool populate)
-{
-	char *aligned = map_aligned(ONCE_SLAB_CHUNK, ONCE_SLAB_CHUNK);
-	if (aligned == NULL)
-		return NULL;
 	/* Fault every page in now, in this (background) thread. */
 	if (populate && madvise(aligned, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
 		for (size_t off = 0; off < ONCE_SLAB_CHUNK; off += 4096)
@@ -94,109 +85,29 @@ size_t once__slab_block_size(size_t size)
 	return (size + ONCE_SLAB_GRAIN - 1) / ONCE_SLAB_GRAIN * ONCE_SLAB_GRAIN;
 }
 
-#define HUGE_PAGE (2u << 20)
-
-/* A huge region (slab.h): ONCE_SLAB_REGION bytes aligned to 2 MiB, asked
- * to be backed by huge pages, every page faulted in.  Runs on the owner's
- * thread only.  NULL when memory is exhausted. */
-static char *map_region(void)
+/* Maps a chunk (faulted in when `populate`) and records it for destroy. */
+static struct once__slab_chunk *map_chunk(struct once__slab *s, bool populate)
 {
-	char *aligned = map_aligned(ONCE_SLAB_REGION, HUGE_PAGE);
-	if (aligned == NULL)
+	void *m = map_aligned_chunk(populate);
+	if (m == NULL)
 		return NULL;
-	/* Advice only: without transparent huge pages (or with them off)
-	 * the region stays on 4 KiB pages, and works the same. */
-	(void)madvise(aligned, ONCE_SLAB_REGION, MADV_HUGEPAGE);
-	/* One huge page per call: each holds the address-space lock only as
-	 * long as one page takes, so an inserting thread that maps a chunk of
-	 * its own meanwhile waits for one page, not the region. */
-	for (size_t page = 0; page < ONCE_SLAB_REGION; page += HUGE_PAGE)
-		if (madvise(aligned + page, HUGE_PAGE, MADV_POPULATE_WRITE) != 0)
-			for (size_t off = 0; off < HUGE_PAGE; off += 4096)
-				((volatile char *)aligned)[page + off] = 0;
-	return aligned;
-}
-
-/*
- * The next chunk of the current huge region, already faulted in, or NULL:
- * the slab is still small, or no region is ready (the caller maps a chunk
- * of 4 KiB pages).  Sets *ask when the owner's thread should map the next
- * region: this one is half used and none is ready.
- */
-static void *region_chunk(struct once__slab *s, bool *ask)
-{
-	if (atomic_load_explicit(&s->mapped, memory_order_relaxed) < ONCE_SLAB_HUGE_AFTER)
-		return NULL;
-	void *chunk = NULL;
-	pthread_mutex_lock(&s->chunks_lock);
-	if (s->region_next == s->region_end && s->region_ready != NULL) {
-		s->region_next = s->region_ready;
-		s->region_end = s->region_ready + ONCE_SLAB_REGION;
-		s->region_ready = NULL;
-		s->region_asked = false;
-	}
-	if (s->region_next < s->region_end) {
-		chunk = s->region_next;
-		s->region_next += ONCE_SLAB_CHUNK;
-	}
-	if (s->ask != NULL && !s->region_asked && s->region_ready == NULL &&
-	    (size_t)(s->region_end - s->region_next) <= ONCE_SLAB_REGION / 2) {
-		s->region_asked = true;
-		*ask = true;
-	}
-	pthread_mutex_unlock(&s->chunks_lock);
-	return chunk;
-}
-
-/* A chunk, from a huge region when one is ready, else mapped here (and
- * faulted in when `populate`); recorded for destroy. */
-static struct once__slab_chunk *map_chunk(struct once__slab *s, bool populate, bool *ask)
-{
-	void *m = region_chunk(s, ask);
-	if (m == NULL) {
-		if ((m = map_aligned_chunk(populate)) == NULL)
-			return NULL;
-		atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_CHUNK, memory_order_relaxed);
-	}
 	struct once__slab_chunk *chunk = m;
 	pthread_mutex_lock(&s->chunks_lock);
 	chunk->next = s->chunks;
 	s->chunks = chunk;
 	pthread_mutex_unlock(&s->chunks_lock);
+	atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_CHUNK, memory_order_relaxed);
 	return chunk;
-}
-
-/* Maps the next huge region if one was asked for and none is ready. */
-static void prepare_region(struct once__slab *s)
-{
-	pthread_mutex_lock(&s->chunks_lock);
-	bool wanted = s->region_asked && s->region_ready == NULL;
-	pthread_mutex_unlock(&s->chunks_lock);
-	if (!wanted)
-		return;
-	char *region = map_region();
-	pthread_mutex_lock(&s->chunks_lock);
-	if (region == NULL) {
-		s->region_asked = false; /* the next half-used region asks again */
-	} else if (s->region_ready == NULL) {
-		s->region_ready = region;
-		region = NULL;
-		/* Counted when mapped: its pages are resident from now on. */
-		atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_REGION, memory_order_relaxed);
-	}
-	pthread_mutex_unlock(&s->chunks_lock);
-	if (region != NULL)
-		munmap(region, ONCE_SLAB_REGION); /* only this thread maps regions */
 }
 
 /* A fresh chunk for class c, the ready one if there is one; the caller
  * holds c's lock. */
-static int refill(struct once__slab *s, struct once__slab_class *c, bool *ask)
+static int refill(struct once__slab *s, struct once__slab_class *c)
 {
 	struct once__slab_chunk *chunk = (struct once__slab_chunk *)c->ready;
 	c->ready = NULL;
 	c->asked = false;
-	if (chunk == NULL && (chunk = map_chunk(s, false, ask)) == NULL)
+	if (chunk == NULL && (chunk = map_chunk(s, false)) == NULL)
 		return -1;
 	chunk->cls = c;
 	c->bump = (char *)chunk + sizeof *chunk;
@@ -215,8 +126,7 @@ void once__slab_prefault(struct once__slab *s)
 			pthread_mutex_unlock(&c->lock);
 			if (!wanted)
 				continue;
-			bool region_wanted = false; /* prepare_region, below, sees it */
-			struct once__slab_chunk *chunk = map_chunk(s, true, &region_wanted);
+			struct once__slab_chunk *chunk = map_chunk(s, true);
 			if (chunk == NULL)
 				return; /* the inserting thread will map its own */
 			pthread_mutex_lock(&c->lock);
@@ -231,7 +141,6 @@ void once__slab_prefault(struct once__slab *s)
 			(void)chunk;
 		}
 	}
-	prepare_region(s);
 }
 
 /*
@@ -263,7 +172,7 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 		block = c->free;
 		UNPOISON(block, bytes);
 		memcpy(&c->free, block, sizeof(void *));
-	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, c, &ask) == 0) {
+	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, c) == 0) {
 		block = c->bump;
 		c->bump += bytes;
 		UNPOISON(block, bytes);
@@ -308,12 +217,6 @@ void once__slab_destroy(struct once__slab *s)
 		munmap(chunk, ONCE_SLAB_CHUNK);
 		chunk = next;
 	}
-	/* The unused rest of the region being carved, and the one ready. */
-	if (s->region_next < s->region_end)
-		munmap(s->region_next, (size_t)(s->region_end - s->region_next));
-	if (s->region_ready != NULL)
-		munmap(s->region_ready, ONCE_SLAB_REGION);
-	s->region_next = s->region_end = s->region_ready = NULL;
 	for (uint32_t a = 0; a <= s->arena_mask; a++)
 		for (uint32_t c = 0; c < ONCE_SLAB_CLASSES; c++)
 			pthread_mutex_destroy(&s->arenas[a].cls[c].lock);

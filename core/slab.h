@@ -25,21 +25,6 @@
  * insert rarely takes a page fault; with no owner, or when the ready chunk
  * is late, the inserting thread maps one itself.
  *
- * Huge regions: once a slab has mapped ONCE_SLAB_HUGE_AFTER bytes, its
- * chunks are carved out of ONCE_SLAB_REGION-byte regions that the owner's
- * thread maps with MADV_HUGEPAGE and faults in ahead (asked for when the
- * region being carved is half used).  Why: at 10^7 entries (4 GB) the page
- * tables of 4 KiB pages no longer stay in cache, and every lookup paid a
- * page walk from memory on top of its cache misses (take's p99 at 10^7 was
- * 2.1-2.4 us against 0.9-1.1 us at 10^5; on 2 MiB pages 1.4-1.6 us).  Only
- * the owner's thread faults a region: a 2 MiB fault in a VM is a stall of
- * a millisecond or more, which an insert must not wait for, so when no
- * region is ready the inserting thread maps a chunk of 4 KiB pages as
- * before.  A small store never maps a region (an empty one maps nothing),
- * and a large one holds at most two regions it has not handed out yet.
- * Without transparent huge pages the regions are on 4 KiB pages, which is
- * only slower.
- *
  * Blocks larger than ONCE_SLAB_MAX come from malloc (keys and records that
  * large are rare; their cost is the caller's).  The caller passes the
  * block's size to free, as it knows it, so a block carries no header.
@@ -62,10 +47,6 @@
 #define ONCE_SLAB_CLASSES (ONCE_SLAB_MAX / ONCE_SLAB_GRAIN)
 #define ONCE_SLAB_CHUNK (256u << 10)
 #define ONCE_SLAB_ARENAS_MAX 64u
-/* Huge regions (slab.c): once a slab has mapped this much, its chunks are
- * carved out of regions of ONCE_SLAB_REGION bytes on 2 MiB pages. */
-#define ONCE_SLAB_HUGE_AFTER (16u << 20)
-#define ONCE_SLAB_REGION (4u << 20)
 
 struct once__slab_chunk;
 
@@ -88,11 +69,6 @@ struct once__slab {
 	pthread_mutex_t chunks_lock;
 	struct once__slab_chunk *chunks; /* every chunk, for destroy */
 	_Atomic uint64_t mapped;         /* bytes of chunks mapped */
-	/* Huge regions, under chunks_lock: the unused chunks of the region
-	 * being carved, and one faulted in ahead by the owner's thread. */
-	char *region_next, *region_end;
-	char *region_ready;
-	bool region_asked;
 	/* Called (outside any slab lock) when a class is half through its
 	 * chunk and has no ready one: the owner should run once__slab_prefault
 	 * on another thread.  NULL: chunks are mapped when needed. */
@@ -111,10 +87,9 @@ void *once__slab_alloc(struct once__slab *s, size_t size);
 void once__slab_free(void *block, size_t size);
 /* The bytes a block of `size` occupies (its class's size), for accounting. */
 size_t once__slab_block_size(size_t size);
-/* Maps and faults in a ready chunk for every class that asked for one,
- * and the next huge region when one was asked for.  Meant for a
- * background thread: the page faults of a fresh chunk (about 2 us each in
- * a VM, one per 4 KiB) then happen there, not in an insert. */
+/* Maps and faults in a ready chunk for every class that asked for one.
+ * Meant for a background thread: the page faults of a fresh chunk (about
+ * 2 us each in a VM, one per 4 KiB) then happen there, not in an insert. */
 void once__slab_prefault(struct once__slab *s);
 /* Unmaps every chunk: every slab block is gone, without walking them.
  * Nothing may use the slab after it. */

@@ -8,8 +8,7 @@
  *     table has, and no key inserted during a resize is lost;
  *   - recovery sizes the tables before replaying;
  *   - the slab: blocks are aligned, reused after free, and sized by class;
- *     the store's byte accounting is exact; a large slab carves its chunks
- *     out of huge regions, a small one never;
+ *     the store's byte accounting is exact;
  *   - a refresh family outlives its tokens (the tokens point at it) through
  *     sweeps in every order, and once_close with entries still retired
  *     (under ASan, a use after free or a leak fails the test).
@@ -358,63 +357,11 @@ static void test_slab_prefaults_ahead(void)
 	}
 	ASSERT(ready);
 	ASSERT(s->grower.running);
-	/* A small slab maps no huge region (slab.h, "Huge regions"). */
-	pthread_mutex_lock(&s->slab.chunks_lock);
-	ASSERT(s->slab.region_end == NULL && s->slab.region_ready == NULL);
-	pthread_mutex_unlock(&s->slab.chunks_lock);
 	ASSERT_ST(once_close(s), ONCE_OK);
 #endif
 }
 
-/* Past ONCE_SLAB_HUGE_AFTER bytes, chunks come from huge regions the
- * store's thread mapped and faulted in, and the blocks carved from them
- * hold their entries like any other. */
-static void test_large_slab_carves_huge_regions(void)
-{
-#if defined(__SANITIZE_THREAD__)
-	return; /* TSan builds allocate with malloc (slab.c) */
-#else
-	once_options o;
-	once_options_init(&o);
-	o.sweep_interval_ms = 0;
-	once_store *s = test_open(&o);
-	/* 128-byte blocks: 24 MiB of them is past the 16 MiB mark. */
-	enum { N = 24 * 8192 };
-	char jti[64];
-	for (int i = 0; i < N; i++) {
-		int n = snprintf(jti, sizeof jti, "jkt-thumbprint-%020d:uuid", i);
-		ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_OK);
-	}
-	ASSERT(atomic_load(&s->slab.mapped) > ONCE_SLAB_HUGE_AFTER);
-	bool carved = false;
-	for (int wait = 0; wait < 500 && !carved; wait++) {
-		pthread_mutex_lock(&s->slab.chunks_lock);
-		carved = s->slab.region_end != NULL;
-		if (carved) {
-			/* Aligned to 2 MiB, carved in whole chunks. */
-			ASSERT_EQ_U64((uintptr_t)s->slab.region_end % (2u << 20), 0);
-			ASSERT(s->slab.region_next <= s->slab.region_end);
-			ASSERT_EQ_U64((uintptr_t)s->slab.region_next % ONCE_SLAB_CHUNK, 0);
-		}
-		pthread_mutex_unlock(&s->slab.chunks_lock);
-		if (!carved) {
-			/* Keep inserting: each half-used region asks for the next. */
-			int n = snprintf(jti, sizeof jti, "extra-%d", wait);
-			ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_OK);
-			usleep(10000);
-		}
-	}
-	ASSERT(carved);
-	for (int i = 0; i < N; i++) {
-		int n = snprintf(jti, sizeof jti, "jkt-thumbprint-%020d:uuid", i);
-		ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_SPENT);
-	}
-	ASSERT_ST(once_close(s), ONCE_OK); /* unmaps regions, carved or not */
-#endif
-}
-
-TESTS(TEST(test_empty_store_is_small), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead),
-      TEST(test_large_slab_carves_huge_regions), TEST(test_presize_tables_option),
+TESTS(TEST(test_empty_store_is_small), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
       TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));

@@ -18,38 +18,68 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-/* The first bytes of every chunk: the class its blocks belong to, and the
- * list once__slab_destroy walks. */
+/* The first bytes of every chunk: the class its blocks belong to. */
 struct once__slab_chunk {
-	struct once__slab_chunk *next;
 	struct once__slab_class *cls;
+	void *unused; /* keeps blocks 16-byte aligned */
 };
 _Static_assert(sizeof(struct once__slab_chunk) == ONCE_SLAB_GRAIN, "blocks stay 16-byte aligned");
+
+/* A span of reserved address space, for destroy. */
+struct once__slab_span {
+	struct once__slab_span *next;
+	char *base;
+	size_t len;
+};
 
 static struct once__slab_chunk *chunk_of(void *block)
 {
 	return (struct once__slab_chunk *)((uintptr_t)block & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
 }
 
-/* ONCE_SLAB_CHUNK bytes aligned to their size: map twice as much and give
- * back the ends. */
-static void *map_aligned_chunk(bool populate)
+/* `len` bytes of address space aligned to `align` (a power of two), no
+ * memory behind them until touched: map more and give back the ends.  Its
+ * record is not linked into s->spans yet (link_span_locked).  NULL when
+ * the address space or the record cannot be had. */
+static struct once__slab_span *map_span(size_t len, size_t align, bool huge)
 {
-	size_t span = 2 * (size_t)ONCE_SLAB_CHUNK;
-	char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
+	struct once__slab_span *span = malloc(sizeof *span);
+	if (span == NULL)
 		return NULL;
-	char *aligned = (char *)(((uintptr_t)m + ONCE_SLAB_CHUNK - 1) & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
+	size_t over = len + align;
+	char *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED) {
+		free(span);
+		return NULL;
+	}
+	char *aligned = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
 	if (aligned > m)
 		munmap(m, (size_t)(aligned - m));
-	char *end = aligned + ONCE_SLAB_CHUNK;
-	if (m + span > end)
-		munmap(end, (size_t)(m + span - end));
-	/* Fault every page in now, in this (background) thread. */
-	if (populate && madvise(aligned, ONCE_SLAB_CHUNK, MADV_POPULATE_WRITE) != 0)
-		for (size_t off = 0; off < ONCE_SLAB_CHUNK; off += 4096)
-			((volatile char *)aligned)[off] = 0;
-	return aligned;
+	if (m + over > aligned + len)
+		munmap(aligned + len, (size_t)(m + over - (aligned + len)));
+	/* Advice only: without transparent huge pages a huge span is on
+	 * 4 KiB pages, and works the same (slab.h, "Huge pages"). */
+	(void)madvise(aligned, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	span->base = aligned;
+	span->len = len;
+	span->next = NULL;
+	return span;
+}
+
+/* Records a span for destroy; the caller holds reserve_lock. */
+static char *link_span_locked(struct once__slab *s, struct once__slab_span *span)
+{
+	span->next = s->spans;
+	s->spans = span;
+	return span->base;
+}
+
+/* Faults in [from, from + len), in this thread. */
+static void fault_in(char *from, size_t len)
+{
+	if (madvise(from, len, MADV_POPULATE_WRITE) != 0) /* before Linux 5.14 */
+		for (size_t off = 0; off < len; off += 4096)
+			((volatile char *)from)[off] = 0;
 }
 
 static uint32_t pow2_at_most(uint32_t n, uint32_t cap)
@@ -73,7 +103,8 @@ int once__slab_init(struct once__slab *s)
 		for (uint32_t c = 0; c < ONCE_SLAB_CLASSES; c++)
 			pthread_mutex_init(&s->arenas[a].cls[c].lock, NULL);
 	s->arena_mask = n - 1;
-	pthread_mutex_init(&s->chunks_lock, NULL);
+	pthread_mutex_init(&s->reserve_lock, NULL);
+	s->huge_after = ONCE_SLAB_HUGE_AFTER;
 	atomic_init(&s->mapped, 0);
 	return 0;
 }
@@ -85,29 +116,90 @@ size_t once__slab_block_size(size_t size)
 	return (size + ONCE_SLAB_GRAIN - 1) / ONCE_SLAB_GRAIN * ONCE_SLAB_GRAIN;
 }
 
-/* Maps a chunk (faulted in when `populate`) and records it for destroy. */
-static struct once__slab_chunk *map_chunk(struct once__slab *s, bool populate)
+/* Moves r on to its spare span once the current one is used up. */
+static void next_span(struct once__slab_reserve *r, size_t span_len)
 {
-	void *m = map_aligned_chunk(populate);
-	if (m == NULL)
-		return NULL;
-	struct once__slab_chunk *chunk = m;
-	pthread_mutex_lock(&s->chunks_lock);
-	chunk->next = s->chunks;
-	s->chunks = chunk;
-	pthread_mutex_unlock(&s->chunks_lock);
+	if (r->next == r->end && r->spare != NULL) {
+		r->next = r->faulted = r->spare;
+		r->end = r->spare + span_len;
+		r->spare = NULL;
+	}
+}
+
+/* Whether r should ask the owner for a spare span: half used, none. */
+static bool wants_spare(const struct once__slab_reserve *r, size_t span_len)
+{
+	return r->spare == NULL && (size_t)(r->end - r->next) < span_len / 2;
+}
+
+/*
+ * The next chunk; *ask says whether to ask the owner for work, *faulted
+ * whether the chunk is faulted in already.  The caller holds reserve_lock.
+ * From the faulted-in prefix of the huge span when the slab is large and
+ * has an owner, else from a 4 KiB-page span, mapped here if the owner has
+ * none ready (or there is no owner).  NULL: no address space (ENOMEM).
+ */
+static char *carve_locked(struct once__slab *s, bool *ask, bool *faulted)
+{
+	char *chunk = NULL;
+	*faulted = false;
+	if (s->ask != NULL && !s->huge_off &&
+	    atomic_load_explicit(&s->mapped, memory_order_relaxed) >= s->huge_after) {
+		struct once__slab_reserve *h = &s->huge;
+		next_span(h, ONCE_SLAB_HUGE_SPAN);
+		if ((size_t)(h->faulted - h->next) >= ONCE_SLAB_CHUNK) {
+			chunk = h->next;
+			h->next += ONCE_SLAB_CHUNK;
+			*faulted = true;
+		}
+		if (!h->asked && ((size_t)(h->faulted - h->next) < ONCE_SLAB_HUGE_AHEAD / 2 ||
+		                  wants_spare(h, ONCE_SLAB_HUGE_SPAN))) {
+			h->asked = true;
+			*ask = true;
+		}
+	}
+	if (chunk == NULL) {
+		struct once__slab_reserve *r = &s->small;
+		next_span(r, ONCE_SLAB_SPAN);
+		if (r->next == r->end) {
+			/* No spare: map one here (the owner is late, or absent).
+			 * Short of address space for a whole span, one chunk. */
+			struct once__slab_span *span = map_span(ONCE_SLAB_SPAN, ONCE_SLAB_CHUNK, false);
+			if (span == NULL)
+				span = map_span(ONCE_SLAB_CHUNK, ONCE_SLAB_CHUNK, false);
+			if (span == NULL)
+				return NULL;
+			r->next = link_span_locked(s, span);
+			r->end = span->base + span->len;
+		}
+		chunk = r->next;
+		r->next += ONCE_SLAB_CHUNK;
+		if (s->ask != NULL && !r->asked && wants_spare(r, ONCE_SLAB_SPAN)) {
+			r->asked = true;
+			*ask = true;
+		}
+	}
 	atomic_fetch_add_explicit(&s->mapped, ONCE_SLAB_CHUNK, memory_order_relaxed);
+	return chunk;
+}
+
+static char *carve(struct once__slab *s, bool *ask, bool *faulted)
+{
+	pthread_mutex_lock(&s->reserve_lock);
+	char *chunk = carve_locked(s, ask, faulted);
+	pthread_mutex_unlock(&s->reserve_lock);
 	return chunk;
 }
 
 /* A fresh chunk for class c, the ready one if there is one; the caller
  * holds c's lock. */
-static int refill(struct once__slab *s, struct once__slab_class *c)
+static int refill(struct once__slab *s, struct once__slab_class *c, bool *ask)
 {
 	struct once__slab_chunk *chunk = (struct once__slab_chunk *)c->ready;
 	c->ready = NULL;
 	c->asked = false;
-	if (chunk == NULL && (chunk = map_chunk(s, false)) == NULL)
+	bool faulted;
+	if (chunk == NULL && (chunk = (struct once__slab_chunk *)carve(s, ask, &faulted)) == NULL)
 		return -1;
 	chunk->cls = c;
 	c->bump = (char *)chunk + sizeof *chunk;
@@ -116,8 +208,55 @@ static int refill(struct once__slab *s, struct once__slab_class *c)
 	return 0;
 }
 
+/* The owner's part for reserve r: map its spare span if it asked for one.
+ * The mmap runs outside the lock, so no insert waits for it. */
+static void map_spare(struct once__slab *s, struct once__slab_reserve *r, size_t len, size_t align, bool huge)
+{
+	pthread_mutex_lock(&s->reserve_lock);
+	bool wanted = r->asked && wants_spare(r, len) && !(huge && s->huge_off);
+	pthread_mutex_unlock(&s->reserve_lock);
+	if (!wanted)
+		return;
+	struct once__slab_span *span = map_span(len, align, huge);
+	pthread_mutex_lock(&s->reserve_lock);
+	if (span == NULL) {
+		if (huge)
+			s->huge_off = true; /* 4 KiB-page spans from here on */
+	} else {
+		link_span_locked(s, span);
+		if (r->spare == NULL)
+			r->spare = span->base;
+		/* else it serves nobody, and destroy unmaps it (only this
+		 * thread maps spares, so this does not happen) */
+	}
+	pthread_mutex_unlock(&s->reserve_lock);
+}
+
+/* Faults the huge span in, one 2 MiB page per call, until
+ * ONCE_SLAB_HUGE_AHEAD bytes past the carve are.  Only this thread moves
+ * `faulted`, and the span cannot change under it: a span is left only
+ * once wholly carved, and chunks are carved only below `faulted`. */
+static void fault_huge_ahead(struct once__slab *s)
+{
+	struct once__slab_reserve *h = &s->huge;
+	for (;;) {
+		pthread_mutex_lock(&s->reserve_lock);
+		next_span(h, ONCE_SLAB_HUGE_SPAN);
+		char *from = h->faulted;
+		bool more = from != NULL && from < h->end && (size_t)(from - h->next) < ONCE_SLAB_HUGE_AHEAD;
+		pthread_mutex_unlock(&s->reserve_lock);
+		if (!more)
+			break;
+		fault_in(from, ONCE_SLAB_HUGE_PAGE);
+		pthread_mutex_lock(&s->reserve_lock);
+		h->faulted = from + ONCE_SLAB_HUGE_PAGE;
+		pthread_mutex_unlock(&s->reserve_lock);
+	}
+}
+
 void once__slab_prefault(struct once__slab *s)
 {
+	bool ask = false; /* set by carve; this run does the work asked */
 	for (uint32_t a = 0; a <= s->arena_mask; a++) {
 		for (uint32_t i = 0; i < ONCE_SLAB_CLASSES; i++) {
 			struct once__slab_class *c = &s->arenas[a].cls[i];
@@ -126,21 +265,33 @@ void once__slab_prefault(struct once__slab *s)
 			pthread_mutex_unlock(&c->lock);
 			if (!wanted)
 				continue;
-			struct once__slab_chunk *chunk = map_chunk(s, true);
+			bool faulted;
+			char *chunk = carve(s, &ask, &faulted);
 			if (chunk == NULL)
-				return; /* the inserting thread will map its own */
+				break; /* the inserting thread will carve its own */
+			if (!faulted)
+				fault_in(chunk, ONCE_SLAB_CHUNK);
 			pthread_mutex_lock(&c->lock);
 			if (c->ready == NULL) {
-				POISON((char *)chunk + sizeof *chunk, ONCE_SLAB_CHUNK - sizeof *chunk);
-				c->ready = (char *)chunk;
+				POISON(chunk + sizeof(struct once__slab_chunk),
+				       ONCE_SLAB_CHUNK - sizeof(struct once__slab_chunk));
+				c->ready = chunk;
 				chunk = NULL;
 			}
 			pthread_mutex_unlock(&c->lock);
-			/* Not needed after all: it stays mapped (destroy unmaps
-			 * it) and serves nobody; a race this rare costs 256 KiB. */
+			/* Not needed after all: it serves nobody (destroy unmaps
+			 * its span); a race this rare costs 256 KiB. */
 			(void)chunk;
 		}
 	}
+	map_spare(s, &s->small, ONCE_SLAB_SPAN, ONCE_SLAB_CHUNK, false);
+	map_spare(s, &s->huge, ONCE_SLAB_HUGE_SPAN, ONCE_SLAB_HUGE_PAGE, true);
+	fault_huge_ahead(s);
+	/* Asked and served: the next shortfall asks again. */
+	pthread_mutex_lock(&s->reserve_lock);
+	s->small.asked = false;
+	s->huge.asked = false;
+	pthread_mutex_unlock(&s->reserve_lock);
 }
 
 /*
@@ -172,7 +323,7 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 		block = c->free;
 		UNPOISON(block, bytes);
 		memcpy(&c->free, block, sizeof(void *));
-	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, c) == 0) {
+	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, c, &ask) == 0) {
 		block = c->bump;
 		c->bump += bytes;
 		UNPOISON(block, bytes);
@@ -210,18 +361,19 @@ void once__slab_destroy(struct once__slab *s)
 {
 	if (s->arenas == NULL)
 		return;
-	struct once__slab_chunk *chunk = s->chunks;
-	while (chunk != NULL) {
-		struct once__slab_chunk *next = chunk->next;
-		UNPOISON(chunk, ONCE_SLAB_CHUNK);
-		munmap(chunk, ONCE_SLAB_CHUNK);
-		chunk = next;
+	struct once__slab_span *span = s->spans;
+	while (span != NULL) {
+		struct once__slab_span *next = span->next;
+		UNPOISON(span->base, span->len);
+		munmap(span->base, span->len);
+		free(span);
+		span = next;
 	}
 	for (uint32_t a = 0; a <= s->arena_mask; a++)
 		for (uint32_t c = 0; c < ONCE_SLAB_CLASSES; c++)
 			pthread_mutex_destroy(&s->arenas[a].cls[c].lock);
-	pthread_mutex_destroy(&s->chunks_lock);
+	pthread_mutex_destroy(&s->reserve_lock);
 	free(s->arenas);
 	s->arenas = NULL;
-	s->chunks = NULL;
+	s->spans = NULL;
 }

@@ -6,8 +6,7 @@
  * one mprotect per 4 KiB page: a system call every ~25 entries, 25-39% of
  * a put (issue 10).  Entries are small and of few sizes, so they come from
  * size classes of 16-byte steps carved out of 256 KiB chunks that are
- * mapped once and touched only as they fill: an empty store maps nothing,
- * and a full one pays one mmap per chunk.
+ * touched only as they fill: an empty store maps nothing.
  *
  * Arenas: each class has one free list and one bump region per arena, and
  * a thread allocates from the arena of the CPU it runs on (sched_getcpu),
@@ -17,13 +16,44 @@
  * chunk's header: freeing needs no slab argument, which lets an RCU
  * callback free an entry without knowing its store.  A block goes back to
  * the class it came from, from whatever thread frees it (the call_rcu
- * worker, usually).  Freed blocks are reused, never unmapped; every chunk
+ * worker, usually).  Freed blocks are reused, never unmapped; every span
  * is unmapped by once__slab_destroy.
  *
+ * Address space: chunks are carved, in order, out of spans of address
+ * space reserved with MAP_NORESERVE (ONCE_SLAB_SPAN bytes at a time),
+ * which cost no memory until their pages are touched.  So an insert never
+ * makes a system call for memory: it takes the next chunk of a span, and
+ * a page fault when it first writes a page (since Linux 6.4 a page fault
+ * does not wait for the address-space lock that mmap takes: per-VMA
+ * locks).  A span is
+ * mapped ahead by the owner (below) when the one being carved is half
+ * used; the inserting thread maps one itself only when none is ready.
+ *
  * Prefault: a class half through its chunk asks its owner (the store's
- * background grower thread) to map and fault in the next one ahead, so an
- * insert rarely takes a page fault; with no owner, or when the ready chunk
- * is late, the inserting thread maps one itself.
+ * background grower thread) to carve and fault in the next one ahead, so
+ * an insert rarely takes a page fault; with no owner, or when the ready
+ * chunk is late, the inserting thread faults its chunk in page by page.
+ *
+ * Huge pages: once a slab has handed out ONCE_SLAB_HUGE_AFTER bytes of
+ * chunks, its chunks come first from ONCE_SLAB_HUGE_SPAN-byte spans
+ * advised MADV_HUGEPAGE, of which only the owner's thread faults pages in,
+ * one 2 MiB page at a time, ONCE_SLAB_HUGE_AHEAD bytes ahead of the carve.
+ * A chunk is carved from a huge span only out of its faulted-in prefix;
+ * when the owner is behind, the chunk comes from a 4 KiB-page span, as for
+ * a small slab.  Why: at 10^7 entries (4 GB) the page tables of 4 KiB
+ * pages no longer stay in cache, and every lookup paid a page walk from
+ * memory on top of its cache misses (take's p99 at 10^7 was about 2x its
+ * p99 at 10^5).  Why only the owner faults them: a 2 MiB fault costs
+ * 0.1 ms, and 6 ms in a VM whose host has not backed that memory yet
+ * (measured here), which no insert may wait for.  And why spans, not a
+ * mapping per chunk: an inserting thread's mmap waits for the address-
+ * space lock, which the owner holds (shared) through each 2 MiB fault; a
+ * first version that mapped chunks in inserts and huge regions in the
+ * owner ran code puts at 2 threads at 0.6x, with 11-19 ms maxima.  A small
+ * slab never uses huge pages (an empty one maps nothing); 4 KiB-page spans
+ * are advised MADV_NOHUGEPAGE, so the inserts' own faults stay small with
+ * transparent huge pages set to "always".  Without transparent huge pages
+ * the huge spans are on 4 KiB pages, faulted in ahead all the same.
  *
  * Blocks larger than ONCE_SLAB_MAX come from malloc (keys and records that
  * large are rare; their cost is the caller's).  The caller passes the
@@ -48,7 +78,21 @@
 #define ONCE_SLAB_CHUNK (256u << 10)
 #define ONCE_SLAB_ARENAS_MAX 64u
 
-struct once__slab_chunk;
+#define ONCE_SLAB_SPAN (256u << 20)      /* address space reserved at a time */
+#define ONCE_SLAB_HUGE_SPAN (1u << 30)   /* the same, for huge pages */
+#define ONCE_SLAB_HUGE_AFTER (64u << 20) /* chunk bytes before huge pages */
+#define ONCE_SLAB_HUGE_AHEAD (4u << 20)  /* faulted in ahead of the carve */
+#define ONCE_SLAB_HUGE_PAGE (2u << 20)
+
+struct once__slab_span;
+
+/* Address space that chunks are carved from, in order (slab.c). */
+struct once__slab_reserve {
+	char *next, *end; /* the part of the current span not handed out */
+	char *faulted;    /* huge spans: the end of the prefix faulted in */
+	char *spare;      /* the next span, mapped ahead by the owner */
+	bool asked;       /* the owner was asked for a spare or to fault */
+};
 
 /* One size class of one arena: its own cache line. */
 struct once__slab_class {
@@ -66,12 +110,18 @@ struct once__slab_arena {
 struct once__slab {
 	struct once__slab_arena *arenas;
 	uint32_t arena_mask; /* arenas - 1 (a power of two) */
-	pthread_mutex_t chunks_lock;
-	struct once__slab_chunk *chunks; /* every chunk, for destroy */
-	_Atomic uint64_t mapped;         /* bytes of chunks mapped */
+	pthread_mutex_t reserve_lock;      /* small, huge, huge_off, spans */
+	struct once__slab_reserve small;   /* 4 KiB pages */
+	struct once__slab_reserve huge;    /* 2 MiB pages, faulted ahead */
+	bool huge_off;                     /* a huge span could not be mapped */
+	uint64_t huge_after;               /* ONCE_SLAB_HUGE_AFTER (tests lower it) */
+	struct once__slab_span *spans;     /* every span mapped, for destroy */
+	_Atomic uint64_t mapped;           /* bytes of chunks handed out */
 	/* Called (outside any slab lock) when a class is half through its
-	 * chunk and has no ready one: the owner should run once__slab_prefault
-	 * on another thread.  NULL: chunks are mapped when needed. */
+	 * chunk and has no ready one, or a reserve wants a spare span or its
+	 * huge pages faulted in ahead: the owner should run
+	 * once__slab_prefault on another thread.  NULL: chunks are faulted in
+	 * by the inserts, and huge pages are never used. */
 	void (*ask)(void *ctx);
 	void *ask_ctx;
 };
@@ -87,11 +137,13 @@ void *once__slab_alloc(struct once__slab *s, size_t size);
 void once__slab_free(void *block, size_t size);
 /* The bytes a block of `size` occupies (its class's size), for accounting. */
 size_t once__slab_block_size(size_t size);
-/* Maps and faults in a ready chunk for every class that asked for one.
- * Meant for a background thread: the page faults of a fresh chunk (about
- * 2 us each in a VM, one per 4 KiB) then happen there, not in an insert. */
+/* Carves and faults in a ready chunk for every class that asked for one,
+ * maps the spare spans asked for, and faults in the huge pages ahead of
+ * the huge carve.  Meant for a background thread: the page faults of a
+ * fresh chunk (about 2 us each in a VM, one per 4 KiB) then happen there,
+ * not in an insert. */
 void once__slab_prefault(struct once__slab *s);
-/* Unmaps every chunk: every slab block is gone, without walking them.
+/* Unmaps every span: every slab block is gone, without walking them.
  * Nothing may use the slab after it. */
 void once__slab_destroy(struct once__slab *s);
 

@@ -8,7 +8,9 @@
  *     table has, and no key inserted during a resize is lost;
  *   - recovery sizes the tables before replaying;
  *   - the slab: blocks are aligned, reused after free, and sized by class;
- *     the store's byte accounting is exact;
+ *     the store's byte accounting is exact; a large slab carves its chunks
+ *     out of huge spans, only out of the part faulted in ahead, and a
+ *     small one never;
  *   - a refresh family outlives its tokens (the tokens point at it) through
  *     sweeps in every order, and once_close with entries still retired
  *     (under ASan, a use after free or a leak fails the test).
@@ -16,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
+#include <sys/mman.h>
 
 #include "durable.h"
 
@@ -37,7 +40,7 @@ static void test_empty_store_is_small(void)
 		ASSERT(max_per_shard(s, (enum once__table)t) > ONCE_TABLE_MIN_BUCKETS);
 	}
 	ASSERT_EQ_U64(atomic_load(&s->slab.mapped), 0);
-	ASSERT(s->slab.chunks == NULL);
+	ASSERT(s->slab.spans == NULL);
 	ASSERT(!s->grower.running); /* started only when a table must grow */
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
@@ -361,7 +364,106 @@ static void test_slab_prefaults_ahead(void)
 #endif
 }
 
-TESTS(TEST(test_empty_store_is_small), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
+/* Past ONCE_SLAB_HUGE_AFTER bytes of chunks, chunks come from a huge span
+ * that the store's thread faulted in ahead: every chunk carved from it is
+ * resident when handed out, and holds its entries like any other. */
+static void test_large_slab_carves_huge_spans(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	return; /* TSan builds allocate with malloc (slab.c) */
+#else
+	once_options o;
+	once_options_init(&o);
+	o.sweep_interval_ms = 0;
+	once_store *s = test_open(&o);
+	/* A small slab maps no huge span (slab.h, "Huge pages"). */
+	char jti[64];
+	for (int i = 0; i < 1000; i++) {
+		int n = snprintf(jti, sizeof jti, "small-%d", i);
+		ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_OK);
+	}
+	pthread_mutex_lock(&s->slab.reserve_lock);
+	ASSERT(s->slab.huge.end == NULL && s->slab.huge.spare == NULL);
+	ASSERT(s->slab.small.next != NULL);
+	pthread_mutex_unlock(&s->slab.reserve_lock);
+	/* 128-byte blocks: 24 MiB of them is past a 16 MiB mark (lowered
+	 * from ONCE_SLAB_HUGE_AFTER, to keep the test short). */
+	pthread_mutex_lock(&s->slab.reserve_lock);
+	s->slab.huge_after = 16u << 20;
+	pthread_mutex_unlock(&s->slab.reserve_lock);
+	enum { N = 24 * 8192 };
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(jti, sizeof jti, "jkt-thumbprint-%020d:uuid", i);
+		ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_OK);
+	}
+	ASSERT(atomic_load(&s->slab.mapped) > s->slab.huge_after);
+	bool carved = false;
+	for (int wait = 0; wait < 500 && !carved; wait++) {
+		pthread_mutex_lock(&s->slab.reserve_lock);
+		struct once__slab_reserve *h = &s->slab.huge;
+		char *span = h->end == NULL ? NULL : h->end - ONCE_SLAB_HUGE_SPAN;
+		carved = span != NULL && h->next > span;
+		if (carved) {
+			/* Aligned to 2 MiB, carved in whole chunks, only out of
+			 * the part faulted in, which is resident. */
+			ASSERT_EQ_U64((uintptr_t)span % ONCE_SLAB_HUGE_PAGE, 0);
+			ASSERT_EQ_U64((uintptr_t)h->next % ONCE_SLAB_CHUNK, 0);
+			ASSERT(h->next <= h->faulted && h->faulted <= h->end);
+			size_t pages = (size_t)(h->next - span) / 4096;
+			unsigned char *in = malloc(pages);
+			ASSERT(in != NULL);
+			ASSERT_EQ_INT(mincore(span, (size_t)(h->next - span), in), 0);
+			for (size_t p = 0; p < pages; p++)
+				ASSERT((in[p] & 1) != 0);
+			free(in);
+		}
+		pthread_mutex_unlock(&s->slab.reserve_lock);
+		if (!carved) {
+			/* Keep inserting: the shortfall asks again. */
+			for (int i = 0; i < 4096; i++) {
+				int n = snprintf(jti, sizeof jti, "extra-%d-%d", wait, i);
+				ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_OK);
+			}
+			usleep(10000);
+		}
+	}
+	ASSERT(carved);
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(jti, sizeof jti, "jkt-thumbprint-%020d:uuid", i);
+		ASSERT_ST(once_replay_check(s, jti, (size_t)n, 600), ONCE_SPENT);
+	}
+	ASSERT_ST(once_close(s), ONCE_OK); /* unmaps every span */
+#endif
+}
+
+/* Without an owner a slab never uses huge pages, and carves chunk after
+ * chunk out of its 4 KiB-page spans, each chunk aligned to its size. */
+static void test_slab_without_owner_carves_small_spans(void)
+{
+#if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
+	struct once__slab slab;
+	ASSERT_EQ_INT(once__slab_init(&slab), 0);
+	slab.huge_after = 4u << 20; /* past it twice over, below */
+	enum { BLOCKS = ((4u << 20) / 512) * 2 };
+	char *first = NULL;
+	for (int i = 0; i < BLOCKS; i++) {
+		char *b = once__slab_alloc(&slab, 512);
+		ASSERT(b != NULL);
+		if (first == NULL)
+			first = b;
+		memset(b, 0x5a, 512); /* writable, and no block overlaps (ASan) */
+	}
+	ASSERT(atomic_load(&slab.mapped) >= 2 * slab.huge_after);
+	ASSERT(slab.huge.end == NULL && slab.huge.spare == NULL && !slab.huge.asked);
+	ASSERT(slab.small.next != NULL);
+	ASSERT_EQ_U64((uintptr_t)slab.small.next % ONCE_SLAB_CHUNK, 0);
+	ASSERT_EQ_INT(first[0], 0x5a);
+	once__slab_destroy(&slab);
+#endif
+}
+
+TESTS(TEST(test_empty_store_is_small), TEST(test_large_slab_carves_huge_spans),
+      TEST(test_slab_without_owner_carves_small_spans), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
       TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));

@@ -3,6 +3,7 @@
  */
 #include "slab.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,12 +75,24 @@ static char *link_span_locked(struct once__slab *s, struct once__slab_span *span
 	return span->base;
 }
 
-/* Faults in [from, from + len), in this thread. */
-static void fault_in(char *from, size_t len)
+/* Faults in [from, from + len), in this thread.  false when the kernel
+ * refused for want of memory (ENOMEM, EFAULT for a cgroup's limit): the
+ * pages stay unfaulted, and whoever writes them first faults them. */
+static bool fault_in(char *from, size_t len)
 {
-	if (madvise(from, len, MADV_POPULATE_WRITE) != 0) /* before Linux 5.14 */
-		for (size_t off = 0; off < len; off += 4096)
-			((volatile char *)from)[off] = 0;
+	if (madvise(from, len, MADV_POPULATE_WRITE) == 0)
+		return true;
+	if (errno != EINVAL)
+		return false;
+	for (size_t off = 0; off < len; off += 4096) /* before Linux 5.14 */
+		((volatile char *)from)[off] = 0;
+	return true;
+}
+
+/* Bytes from `from` to `to` in one span; 0 while there is no span. */
+static size_t span_bytes(const char *from, const char *to)
+{
+	return from == NULL ? 0 : (size_t)(to - from);
 }
 
 static uint32_t pow2_at_most(uint32_t n, uint32_t cap)
@@ -129,7 +142,7 @@ static void next_span(struct once__slab_reserve *r, size_t span_len)
 /* Whether r should ask the owner for a spare span: half used, none. */
 static bool wants_spare(const struct once__slab_reserve *r, size_t span_len)
 {
-	return r->spare == NULL && (size_t)(r->end - r->next) < span_len / 2;
+	return r->spare == NULL && span_bytes(r->next, r->end) < span_len / 2;
 }
 
 /*
@@ -147,12 +160,12 @@ static char *carve_locked(struct once__slab *s, bool *ask, bool *faulted)
 	    atomic_load_explicit(&s->mapped, memory_order_relaxed) >= s->huge_after) {
 		struct once__slab_reserve *h = &s->huge;
 		next_span(h, ONCE_SLAB_HUGE_SPAN);
-		if ((size_t)(h->faulted - h->next) >= ONCE_SLAB_CHUNK) {
+		if (span_bytes(h->next, h->faulted) >= ONCE_SLAB_CHUNK) {
 			chunk = h->next;
 			h->next += ONCE_SLAB_CHUNK;
 			*faulted = true;
 		}
-		if (!h->asked && ((size_t)(h->faulted - h->next) < ONCE_SLAB_HUGE_AHEAD / 2 ||
+		if (!h->asked && (span_bytes(h->next, h->faulted) < ONCE_SLAB_HUGE_AHEAD / 2 ||
 		                  wants_spare(h, ONCE_SLAB_HUGE_SPAN))) {
 			h->asked = true;
 			*ask = true;
@@ -223,11 +236,8 @@ static void map_spare(struct once__slab *s, struct once__slab_reserve *r, size_t
 		if (huge)
 			s->huge_off = true; /* 4 KiB-page spans from here on */
 	} else {
-		link_span_locked(s, span);
-		if (r->spare == NULL)
-			r->spare = span->base;
-		/* else it serves nobody, and destroy unmaps it (only this
-		 * thread maps spares, so this does not happen) */
+		/* Only this thread maps spares, and r wanted one. */
+		r->spare = link_span_locked(s, span);
 	}
 	pthread_mutex_unlock(&s->reserve_lock);
 }
@@ -247,10 +257,15 @@ static void fault_huge_ahead(struct once__slab *s)
 		pthread_mutex_unlock(&s->reserve_lock);
 		if (!more)
 			break;
-		fault_in(from, ONCE_SLAB_HUGE_PAGE);
+		bool ok = fault_in(from, ONCE_SLAB_HUGE_PAGE);
 		pthread_mutex_lock(&s->reserve_lock);
-		h->faulted = from + ONCE_SLAB_HUGE_PAGE;
+		if (ok)
+			h->faulted = from + ONCE_SLAB_HUGE_PAGE;
+		else
+			s->huge_off = true; /* short of memory: no more huge pages */
 		pthread_mutex_unlock(&s->reserve_lock);
+		if (!ok)
+			break;
 	}
 }
 
@@ -270,7 +285,7 @@ void once__slab_prefault(struct once__slab *s)
 			if (chunk == NULL)
 				break; /* the inserting thread will carve its own */
 			if (!faulted)
-				fault_in(chunk, ONCE_SLAB_CHUNK);
+				(void)fault_in(chunk, ONCE_SLAB_CHUNK); /* else the insert faults */
 			pthread_mutex_lock(&c->lock);
 			if (c->ready == NULL) {
 				POISON(chunk + sizeof(struct once__slab_chunk),

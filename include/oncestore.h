@@ -307,7 +307,9 @@ typedef struct once_options {
 	 * (started when first needed, every signal blocked) while lookups and
 	 * inserts go on, whenever a kind holds more than one entry per bucket,
 	 * up to 0.5 to 1 bucket per unit of capacity; entries come from
-	 * chunks mapped as they fill.  So an empty store costs well under
+	 * chunks of reserved address space, touched as they fill (past
+	 * 64 MiB of them, on huge pages the store's thread faults in ahead:
+	 * README, "Design notes").  So an empty store costs well under
 	 * 1 MiB and opens and closes in about a millisecond, and memory
 	 * follows the live entries.  A table does not shrink after a peak.  Refresh and access-token families have
 	 * tables of their own, with room for twice the tokens' capacity (one

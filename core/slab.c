@@ -78,9 +78,9 @@ static char *link_span_locked(struct once__slab *s, struct once__slab_span *span
 /* Faults in [from, from + len), in this thread.  false when the kernel
  * refused for want of memory (ENOMEM, EFAULT for a cgroup's limit): the
  * pages stay unfaulted, and whoever writes them first faults them. */
-static bool fault_in(char *from, size_t len)
+static bool fault_in(struct once__slab *s, char *from, size_t len)
 {
-	if (madvise(from, len, MADV_POPULATE_WRITE) == 0)
+	if (s->populate(from, len) == 0)
 		return true;
 	if (errno != EINVAL)
 		return false;
@@ -93,6 +93,11 @@ static bool fault_in(char *from, size_t len)
 static size_t span_bytes(const char *from, const char *to)
 {
 	return from == NULL ? 0 : (size_t)(to - from);
+}
+
+static int populate_write(void *addr, size_t len)
+{
+	return madvise(addr, len, MADV_POPULATE_WRITE);
 }
 
 static uint32_t pow2_at_most(uint32_t n, uint32_t cap)
@@ -118,6 +123,7 @@ int once__slab_init(struct once__slab *s)
 	s->arena_mask = n - 1;
 	pthread_mutex_init(&s->reserve_lock, NULL);
 	s->huge_after = ONCE_SLAB_HUGE_AFTER;
+	s->populate = populate_write;
 	atomic_init(&s->mapped, 0);
 	return 0;
 }
@@ -257,7 +263,7 @@ static void fault_huge_ahead(struct once__slab *s)
 		pthread_mutex_unlock(&s->reserve_lock);
 		if (!more)
 			break;
-		bool ok = fault_in(from, ONCE_SLAB_HUGE_PAGE);
+		bool ok = fault_in(s, from, ONCE_SLAB_HUGE_PAGE);
 		pthread_mutex_lock(&s->reserve_lock);
 		if (ok)
 			h->faulted = from + ONCE_SLAB_HUGE_PAGE;
@@ -285,7 +291,7 @@ void once__slab_prefault(struct once__slab *s)
 			if (chunk == NULL)
 				break; /* the inserting thread will carve its own */
 			if (!faulted)
-				(void)fault_in(chunk, ONCE_SLAB_CHUNK); /* else the insert faults */
+				(void)fault_in(s, chunk, ONCE_SLAB_CHUNK); /* else the insert faults */
 			pthread_mutex_lock(&c->lock);
 			if (c->ready == NULL) {
 				POISON(chunk + sizeof(struct once__slab_chunk),

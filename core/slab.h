@@ -124,6 +124,9 @@ struct once__slab {
 	 * by the inserts, and huge pages are never used. */
 	void (*ask)(void *ctx);
 	void *ask_ctx;
+	/* Faults pages in: madvise(MADV_POPULATE_WRITE), set by
+	 * once__slab_init; tests replace it to see a refusal handled. */
+	int (*populate)(void *addr, size_t len);
 };
 
 /* Sets up a slab with one arena per CPU (a power of two, at most

@@ -462,8 +462,98 @@ static void test_slab_without_owner_carves_small_spans(void)
 #endif
 }
 
+#if !defined(__SANITIZE_THREAD__) /* the slab's own tests: TSan builds use malloc */
+static size_t span_bytes_of(const char *from, const char *to)
+{
+	return (size_t)(to - from);
+}
+
+/* The slab's side of the owner, run by the test itself: asks are counted,
+ * and the test runs once__slab_prefault when it chooses. */
+static int slab_asks;
+static void count_ask(void *ctx)
+{
+	(void)ctx;
+	slab_asks++;
+}
+
+static int populate_refused(void *addr, size_t len)
+{
+	(void)addr;
+	(void)len;
+	errno = ENOMEM;
+	return -1;
+}
+
+static bool in_huge_span(const struct once__slab *s, const void *b)
+{
+	const char *p = b;
+	return s->huge.end != NULL && p >= s->huge.end - ONCE_SLAB_HUGE_SPAN && p < s->huge.end;
+}
+
+#endif
+
+/* Step by step: past huge_after the slab asks; the owner maps a huge span
+ * and faults ONCE_SLAB_HUGE_AHEAD of it in; blocks then come from it, and
+ * only out of its faulted part.  When the kernel refuses to fault pages
+ * in, the slab stops using huge pages and every block still comes. */
+static void test_slab_huge_span_steps(void)
+{
+#if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
+	for (int refuse = 0; refuse <= 1; refuse++) {
+		struct once__slab slab;
+		ASSERT_EQ_INT(once__slab_init(&slab), 0);
+		slab.huge_after = 1u << 20;
+		slab.ask = count_ask;
+		slab.ask_ctx = NULL;
+		if (refuse)
+			slab.populate = populate_refused;
+		slab_asks = 0;
+		/* 512-byte blocks, two chunks of them (and one ready ahead):
+		 * still below the mark. */
+		for (int i = 0; i < 1000; i++)
+			ASSERT(once__slab_alloc(&slab, 512) != NULL);
+		ASSERT(slab.huge.end == NULL);
+		/* The owner runs (asked: the classes want ready chunks). */
+		once__slab_prefault(&slab);
+		ASSERT(slab.huge.end == NULL); /* nothing asked for huge pages yet */
+		/* The next chunks are past the mark: the huge reserve asks. */
+		int before = slab_asks;
+		for (int i = 0; i < 4096; i++)
+			ASSERT(once__slab_alloc(&slab, 512) != NULL);
+		ASSERT(slab_asks > before);
+		ASSERT(slab.huge.asked);
+		once__slab_prefault(&slab);
+		ASSERT(!slab.huge.asked);
+		if (refuse) {
+			ASSERT(slab.huge_off);
+			ASSERT(slab.huge.faulted == slab.huge.next); /* none carved */
+		} else {
+			ASSERT(!slab.huge_off);
+			ASSERT(slab.huge.end != NULL);
+			ASSERT_EQ_U64((uintptr_t)slab.huge.next % ONCE_SLAB_HUGE_PAGE, 0);
+			ASSERT(span_bytes_of(slab.huge.next, slab.huge.faulted) >= ONCE_SLAB_HUGE_AHEAD);
+		}
+		/* 2 MiB more: from the huge span exactly when it is in use, and
+		 * never past its faulted part. */
+		bool from_huge = false;
+		for (int i = 0; i < 4096; i++) {
+			char *b = once__slab_alloc(&slab, 512);
+			ASSERT(b != NULL);
+			memset(b, 0x11, 512);
+			if (in_huge_span(&slab, b)) {
+				from_huge = true;
+				ASSERT(b + 512 <= slab.huge.faulted);
+			}
+		}
+		ASSERT(from_huge == !refuse);
+		once__slab_destroy(&slab);
+	}
+#endif
+}
+
 TESTS(TEST(test_empty_store_is_small), TEST(test_large_slab_carves_huge_spans),
-      TEST(test_slab_without_owner_carves_small_spans), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
+      TEST(test_slab_without_owner_carves_small_spans), TEST(test_slab_huge_span_steps), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
       TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -100,6 +101,18 @@ static int populate_write(void *addr, size_t len)
 	return madvise(addr, len, MADV_POPULATE_WRITE);
 }
 
+/* vm.overcommit_memory = 2: MAP_NORESERVE is ignored, so a span is
+ * charged against the commit limit whole, touched or not. */
+static bool overcommit_is_strict(void)
+{
+	FILE *f = fopen("/proc/sys/vm/overcommit_memory", "re");
+	if (f == NULL)
+		return false;
+	int mode = fgetc(f);
+	fclose(f);
+	return mode == '2';
+}
+
 static uint32_t pow2_at_most(uint32_t n, uint32_t cap)
 {
 	uint32_t p = 1;
@@ -124,6 +137,11 @@ int once__slab_init(struct once__slab *s)
 	pthread_mutex_init(&s->reserve_lock, NULL);
 	s->huge_after = ONCE_SLAB_HUGE_AFTER;
 	s->populate = populate_write;
+	s->span_len = ONCE_SLAB_SPAN;
+	if (overcommit_is_strict()) {
+		s->span_len = ONCE_SLAB_CHUNK; /* every span would be charged */
+		s->huge_off = true;
+	}
 	atomic_init(&s->mapped, 0);
 	return 0;
 }
@@ -136,12 +154,12 @@ size_t once__slab_block_size(size_t size)
 }
 
 /* Moves r on to its spare span once the current one is used up. */
-static void next_span(struct once__slab_reserve *r, size_t span_len)
+static void next_span(struct once__slab_reserve *r)
 {
 	if (r->next == r->end && r->spare != NULL) {
 		r->next = r->faulted = r->spare;
-		r->end = r->spare + span_len;
-		r->spare = NULL;
+		r->end = r->spare_end;
+		r->spare = r->spare_end = NULL;
 	}
 }
 
@@ -155,8 +173,8 @@ static bool wants_spare(const struct once__slab_reserve *r, size_t span_len)
  * The next chunk; *ask says whether to ask the owner for work, *faulted
  * whether the chunk is faulted in already.  The caller holds reserve_lock.
  * From the faulted-in prefix of the huge span when the slab is large and
- * has an owner, else from a 4 KiB-page span, mapped here if the owner has
- * none ready (or there is no owner).  NULL: no address space (ENOMEM).
+ * has an owner, else from a 4 KiB-page span.  NULL: no small span has
+ * room (the caller maps one).
  */
 static char *carve_locked(struct once__slab *s, bool *ask, bool *faulted)
 {
@@ -165,7 +183,7 @@ static char *carve_locked(struct once__slab *s, bool *ask, bool *faulted)
 	if (s->ask != NULL && !s->huge_off &&
 	    atomic_load_explicit(&s->mapped, memory_order_relaxed) >= s->huge_after) {
 		struct once__slab_reserve *h = &s->huge;
-		next_span(h, ONCE_SLAB_HUGE_SPAN);
+		next_span(h);
 		if (span_bytes(h->next, h->faulted) >= ONCE_SLAB_CHUNK) {
 			chunk = h->next;
 			h->next += ONCE_SLAB_CHUNK;
@@ -179,21 +197,12 @@ static char *carve_locked(struct once__slab *s, bool *ask, bool *faulted)
 	}
 	if (chunk == NULL) {
 		struct once__slab_reserve *r = &s->small;
-		next_span(r, ONCE_SLAB_SPAN);
-		if (r->next == r->end) {
-			/* No spare: map one here (the owner is late, or absent).
-			 * Short of address space for a whole span, one chunk. */
-			struct once__slab_span *span = map_span(ONCE_SLAB_SPAN, ONCE_SLAB_CHUNK, false);
-			if (span == NULL)
-				span = map_span(ONCE_SLAB_CHUNK, ONCE_SLAB_CHUNK, false);
-			if (span == NULL)
-				return NULL;
-			r->next = link_span_locked(s, span);
-			r->end = span->base + span->len;
-		}
+		next_span(r);
+		if (r->next == r->end)
+			return NULL;
 		chunk = r->next;
 		r->next += ONCE_SLAB_CHUNK;
-		if (s->ask != NULL && !r->asked && wants_spare(r, ONCE_SLAB_SPAN)) {
+		if (s->ask != NULL && !r->asked && wants_spare(r, s->span_len)) {
 			r->asked = true;
 			*ask = true;
 		}
@@ -202,11 +211,61 @@ static char *carve_locked(struct once__slab *s, bool *ask, bool *faulted)
 	return chunk;
 }
 
+/* A small span of s->span_len bytes, or of one chunk when that much
+ * address space cannot be had (and then every later span is one chunk:
+ * a slab short of address space does not ask for 256 MiB per chunk). */
+static struct once__slab_span *map_small_span(struct once__slab *s)
+{
+	pthread_mutex_lock(&s->reserve_lock);
+	size_t len = s->span_len;
+	pthread_mutex_unlock(&s->reserve_lock);
+	struct once__slab_span *span = map_span(len, ONCE_SLAB_CHUNK, false);
+	if (span == NULL && len > ONCE_SLAB_CHUNK) {
+		span = map_span(ONCE_SLAB_CHUNK, ONCE_SLAB_CHUNK, false);
+		if (span != NULL) {
+			pthread_mutex_lock(&s->reserve_lock);
+			s->span_len = ONCE_SLAB_CHUNK;
+			pthread_mutex_unlock(&s->reserve_lock);
+		}
+	}
+	return span;
+}
+
+/* Gives a fresh small span to the reserve: as the current span if it
+ * has no room, else as the spare if it has none; else it serves nobody
+ * (two threads mapped at once) and destroy unmaps it.  The caller holds
+ * reserve_lock. */
+static void add_small_span_locked(struct once__slab *s, struct once__slab_span *span)
+{
+	struct once__slab_reserve *r = &s->small;
+	char *base = link_span_locked(s, span);
+	next_span(r);
+	if (r->next == r->end) {
+		r->next = base;
+		r->end = base + span->len;
+	} else if (r->spare == NULL) {
+		r->spare = base;
+		r->spare_end = base + span->len;
+	}
+}
+
+/* The next chunk (carve_locked), mapping a small span first when none
+ * has room: the mmap runs outside reserve_lock, so other inserts are not
+ * held up by it.  NULL: no address space (ENOMEM). */
 static char *carve(struct once__slab *s, bool *ask, bool *faulted)
 {
 	pthread_mutex_lock(&s->reserve_lock);
 	char *chunk = carve_locked(s, ask, faulted);
 	pthread_mutex_unlock(&s->reserve_lock);
+	while (chunk == NULL) {
+		struct once__slab_span *span = map_small_span(s);
+		if (span == NULL)
+			return NULL;
+		pthread_mutex_lock(&s->reserve_lock);
+		add_small_span_locked(s, span);
+		chunk = carve_locked(s, ask, faulted);
+		pthread_mutex_unlock(&s->reserve_lock);
+	}
 	return chunk;
 }
 
@@ -227,25 +286,36 @@ static int refill(struct once__slab *s, struct once__slab_class *c, bool *ask)
 	return 0;
 }
 
-/* The owner's part for reserve r: map its spare span if it asked for one.
- * The mmap runs outside the lock, so no insert waits for it. */
-static void map_spare(struct once__slab *s, struct once__slab_reserve *r, size_t len, size_t align, bool huge)
+/* The owner's part: map a spare span for each reserve that is half
+ * used and has none (whether or not the ask that woke it said so).  The
+ * mmap runs outside the lock, so no insert waits for it. */
+static void map_spares(struct once__slab *s)
 {
 	pthread_mutex_lock(&s->reserve_lock);
-	bool wanted = r->asked && wants_spare(r, len) && !(huge && s->huge_off);
+	bool small = wants_spare(&s->small, s->span_len) && s->small.end != NULL;
+	bool huge = !s->huge_off && atomic_load_explicit(&s->mapped, memory_order_relaxed) >= s->huge_after &&
+	            wants_spare(&s->huge, ONCE_SLAB_HUGE_SPAN);
 	pthread_mutex_unlock(&s->reserve_lock);
-	if (!wanted)
-		return;
-	struct once__slab_span *span = map_span(len, align, huge);
-	pthread_mutex_lock(&s->reserve_lock);
-	if (span == NULL) {
-		if (huge)
-			s->huge_off = true; /* 4 KiB-page spans from here on */
-	} else {
-		/* Only this thread maps spares, and r wanted one. */
-		r->spare = link_span_locked(s, span);
+	if (small) {
+		struct once__slab_span *span = map_small_span(s);
+		if (span != NULL) {
+			pthread_mutex_lock(&s->reserve_lock);
+			add_small_span_locked(s, span);
+			pthread_mutex_unlock(&s->reserve_lock);
+		}
 	}
-	pthread_mutex_unlock(&s->reserve_lock);
+	if (huge) {
+		struct once__slab_span *span = map_span(ONCE_SLAB_HUGE_SPAN, ONCE_SLAB_HUGE_PAGE, true);
+		pthread_mutex_lock(&s->reserve_lock);
+		if (span == NULL) {
+			s->huge_off = true; /* 4 KiB-page spans from here on */
+		} else {
+			/* Only this thread maps huge spans, and h wanted one. */
+			s->huge.spare = link_span_locked(s, span);
+			s->huge.spare_end = span->base + span->len;
+		}
+		pthread_mutex_unlock(&s->reserve_lock);
+	}
 }
 
 /* Faults the huge span in, one 2 MiB page per call, until
@@ -257,7 +327,7 @@ static void fault_huge_ahead(struct once__slab *s)
 	struct once__slab_reserve *h = &s->huge;
 	for (;;) {
 		pthread_mutex_lock(&s->reserve_lock);
-		next_span(h, ONCE_SLAB_HUGE_SPAN);
+		next_span(h);
 		char *from = h->faulted;
 		bool more = from != NULL && from < h->end && (size_t)(from - h->next) < ONCE_SLAB_HUGE_AHEAD;
 		pthread_mutex_unlock(&s->reserve_lock);
@@ -305,8 +375,7 @@ void once__slab_prefault(struct once__slab *s)
 			(void)chunk;
 		}
 	}
-	map_spare(s, &s->small, ONCE_SLAB_SPAN, ONCE_SLAB_CHUNK, false);
-	map_spare(s, &s->huge, ONCE_SLAB_HUGE_SPAN, ONCE_SLAB_HUGE_PAGE, true);
+	map_spares(s);
 	fault_huge_ahead(s);
 	/* Asked and served: the next shortfall asks again. */
 	pthread_mutex_lock(&s->reserve_lock);
@@ -378,6 +447,19 @@ void once__slab_free(void *block, size_t size)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* How much of a span's start has been handed out as chunks. */
+static size_t carved_bytes(const struct once__slab *s, const struct once__slab_span *span)
+{
+	const struct once__slab_reserve *rs[] = {&s->small, &s->huge};
+	for (size_t i = 0; i < 2; i++) {
+		if (rs[i]->spare == span->base)
+			return 0;
+		if (rs[i]->end == span->base + span->len)
+			return span_bytes(span->base, rs[i]->next);
+	}
+	return span->len; /* a span used up */
+}
+
 void once__slab_destroy(struct once__slab *s)
 {
 	if (s->arenas == NULL)
@@ -385,7 +467,9 @@ void once__slab_destroy(struct once__slab *s)
 	struct once__slab_span *span = s->spans;
 	while (span != NULL) {
 		struct once__slab_span *next = span->next;
-		UNPOISON(span->base, span->len);
+		/* Only carved chunks were ever poisoned; unpoisoning a whole
+		 * span would write its shadow (128 MiB for a huge one). */
+		UNPOISON(span->base, carved_bytes(s, span));
 		munmap(span->base, span->len);
 		free(span);
 		span = next;

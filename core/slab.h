@@ -21,13 +21,17 @@
  *
  * Address space: chunks are carved, in order, out of spans of address
  * space reserved with MAP_NORESERVE (ONCE_SLAB_SPAN bytes at a time),
- * which cost no memory until their pages are touched.  So an insert never
- * makes a system call for memory: it takes the next chunk of a span, and
- * a page fault when it first writes a page (since Linux 6.4 a page fault
- * does not wait for the address-space lock that mmap takes: per-VMA
- * locks).  A span is
- * mapped ahead by the owner (below) when the one being carved is half
- * used; the inserting thread maps one itself only when none is ready.
+ * which cost no memory until their pages are touched.  So an insert
+ * rarely makes a system call for memory: it takes the next chunk of a
+ * span, and a page fault when it first writes a page (since Linux 6.4 a
+ * page fault does not wait for the address-space lock that mmap takes:
+ * per-VMA locks).  A span is mapped ahead by the owner (below) when the
+ * one being carved is half used; an inserting thread maps one itself only
+ * when none is ready (a slab's first chunk, a slab without an owner, an
+ * owner late), outside the slab's locks.  Where the kernel would charge
+ * the whole span as memory (vm.overcommit_memory = 2 ignores
+ * MAP_NORESERVE), or a span cannot be had (RLIMIT_AS), spans are one
+ * chunk each, and huge spans are not used.
  *
  * Prefault: a class half through its chunk asks its owner (the store's
  * background grower thread) to carve and fault in the next one ahead, so
@@ -90,7 +94,7 @@ struct once__slab_span;
 struct once__slab_reserve {
 	char *next, *end; /* the part of the current span not handed out */
 	char *faulted;    /* huge spans: the end of the prefix faulted in */
-	char *spare;      /* the next span, mapped ahead by the owner */
+	char *spare, *spare_end; /* the next span, mapped ahead by the owner */
 	bool asked;       /* the owner was asked for a spare or to fault */
 };
 
@@ -114,6 +118,7 @@ struct once__slab {
 	struct once__slab_reserve small;   /* 4 KiB pages */
 	struct once__slab_reserve huge;    /* 2 MiB pages, faulted ahead */
 	bool huge_off;                     /* a huge span could not be mapped */
+	size_t span_len;                   /* of the next small span (slab.c) */
 	uint64_t huge_after;               /* ONCE_SLAB_HUGE_AFTER (tests lower it) */
 	struct once__slab_span *spans;     /* every span mapped, for destroy */
 	_Atomic uint64_t mapped;           /* bytes of chunks handed out */

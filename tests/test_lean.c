@@ -325,6 +325,17 @@ static void test_public_b64url_matches_sodium(void)
 	}
 }
 
+#if !defined(__SANITIZE_THREAD__) /* its users are the slab's tests */
+/* A memory-only store with the defaults but no background sweeper. */
+static once_store *open_unswept(void)
+{
+	once_options o;
+	once_options_init(&o);
+	o.sweep_interval_ms = 0;
+	return test_open(&o);
+}
+#endif
+
 /* A class half through its chunk gets the next one faulted in ahead by
  * the store's background thread (slab.h, "Prefault"). */
 static void test_slab_prefaults_ahead(void)
@@ -337,10 +348,7 @@ static void test_slab_prefaults_ahead(void)
 	CPU_ZERO(&one);
 	CPU_SET(0, &one);
 	ASSERT_EQ_INT(sched_setaffinity(0, sizeof one, &one), 0);
-	once_options o;
-	once_options_init(&o);
-	o.sweep_interval_ms = 0;
-	once_store *s = test_open(&o);
+	once_store *s = open_unswept();
 	/* 80 + 40-byte jti: 120 bytes, the 128-byte class; 2047 per chunk. */
 	char jti[64];
 	for (int i = 0; i < 1500; i++) {
@@ -373,10 +381,7 @@ static void test_large_slab_carves_huge_spans(void)
 #if defined(__SANITIZE_THREAD__)
 	return; /* TSan builds allocate with malloc (slab.c) */
 #else
-	once_options o;
-	once_options_init(&o);
-	o.sweep_interval_ms = 0;
-	once_store *s = test_open(&o);
+	once_store *s = open_unswept();
 	/* A small slab maps no huge span (slab.h, "Huge pages"). */
 	char jti[64];
 	for (int i = 0; i < 1000; i++) {

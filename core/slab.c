@@ -169,6 +169,15 @@ static bool wants_spare(const struct once__slab_reserve *r, size_t span_len)
 	return r->spare == NULL && span_bytes(r->next, r->end) < span_len / 2;
 }
 
+/* Whether chunks come from huge spans: the slab is past huge_after, has
+ * an owner to fault them in, and huge pages were not turned off.  The
+ * caller holds reserve_lock. */
+static bool huge_in_use(struct once__slab *s)
+{
+	return s->ask != NULL && !s->huge_off &&
+	       atomic_load_explicit(&s->mapped, memory_order_relaxed) >= s->huge_after;
+}
+
 /*
  * The next chunk; *ask says whether to ask the owner for work, *faulted
  * whether the chunk is faulted in already.  The caller holds reserve_lock.
@@ -180,8 +189,7 @@ static char *carve_locked(struct once__slab *s, bool *ask, bool *faulted)
 {
 	char *chunk = NULL;
 	*faulted = false;
-	if (s->ask != NULL && !s->huge_off &&
-	    atomic_load_explicit(&s->mapped, memory_order_relaxed) >= s->huge_after) {
+	if (huge_in_use(s)) {
 		struct once__slab_reserve *h = &s->huge;
 		next_span(h);
 		if (span_bytes(h->next, h->faulted) >= ONCE_SLAB_CHUNK) {
@@ -293,8 +301,7 @@ static void map_spares(struct once__slab *s)
 {
 	pthread_mutex_lock(&s->reserve_lock);
 	bool small = wants_spare(&s->small, s->span_len) && s->small.end != NULL;
-	bool huge = !s->huge_off && atomic_load_explicit(&s->mapped, memory_order_relaxed) >= s->huge_after &&
-	            wants_spare(&s->huge, ONCE_SLAB_HUGE_SPAN);
+	bool huge = huge_in_use(s) && wants_spare(&s->huge, ONCE_SLAB_HUGE_SPAN);
 	pthread_mutex_unlock(&s->reserve_lock);
 	if (small) {
 		struct once__slab_span *span = map_small_span(s);

@@ -279,7 +279,25 @@ static char *carve(struct once__slab *s, bool *ask, bool *faulted)
 
 /* A fresh chunk for class c, the ready one if there is one; the caller
  * holds c's lock. */
-static int refill(struct once__slab *s, struct once__slab_class *c, bool *ask)
+/*
+ * Where a chunk's first block starts: at the largest power of two that
+ * divides the block size, up to 128 bytes (at least past the header).  So
+ * blocks of 64 or 128 bytes never straddle a cache line, and a 128-byte
+ * one fills a 128-byte-aligned pair of lines, which CPUs fetch together.
+ * A lookup reads an entry's node at its start and its key from byte 80:
+ * a 128-byte entry (a code's or refresh token's) that started 16 bytes
+ * into its chunk, as before, touched three lines, not two.  The cost is
+ * at most 112 bytes of each 256 KiB chunk.
+ */
+static size_t first_block_offset(size_t bytes)
+{
+	size_t align = bytes & (~bytes + 1); /* the lowest bit set */
+	if (align > 128)
+		align = 128;
+	return align < sizeof(struct once__slab_chunk) ? sizeof(struct once__slab_chunk) : align;
+}
+
+static int refill(struct once__slab *s, struct once__slab_class *c, size_t bytes, bool *ask)
 {
 	struct once__slab_chunk *chunk = (struct once__slab_chunk *)c->ready;
 	c->ready = NULL;
@@ -288,7 +306,7 @@ static int refill(struct once__slab *s, struct once__slab_class *c, bool *ask)
 	if (chunk == NULL && (chunk = (struct once__slab_chunk *)carve(s, ask, &faulted)) == NULL)
 		return -1;
 	chunk->cls = c;
-	c->bump = (char *)chunk + sizeof *chunk;
+	c->bump = (char *)chunk + first_block_offset(bytes);
 	c->end = (char *)chunk + ONCE_SLAB_CHUNK;
 	POISON(c->bump, (size_t)(c->end - c->bump));
 	return 0;
@@ -420,7 +438,7 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 		block = c->free;
 		UNPOISON(block, bytes);
 		memcpy(&c->free, block, sizeof(void *));
-	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, c, &ask) == 0) {
+	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, c, bytes, &ask) == 0) {
 		block = c->bump;
 		c->bump += bytes;
 		UNPOISON(block, bytes);

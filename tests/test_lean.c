@@ -209,6 +209,36 @@ static void test_slab_blocks(void)
 #endif
 }
 
+/* Blocks of 64 or 128 bytes (a code's or refresh token's entry is 128)
+ * sit on their own cache lines, so a lookup, which reads an entry's node
+ * at its start and its key from byte 80, touches two lines, not three;
+ * other sizes start at the largest power of two dividing them.  Checked
+ * over three chunks of each class, so every refill keeps to it. */
+static void test_slab_blocks_keep_to_cache_lines(void)
+{
+#if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
+	static const struct {
+		size_t size, align;
+	} cases[] = {{64, 64}, {128, 128}, {192, 64}, {256, 128}, {512, 128}, {112, 16}, {80, 16}, {48, 16}};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		struct once__slab slab;
+		ASSERT_EQ_INT(once__slab_init(&slab), 0);
+		size_t size = cases[c].size, n = 3 * (ONCE_SLAB_CHUNK / size);
+		for (size_t i = 0; i < n; i++) {
+			uintptr_t b = (uintptr_t)once__slab_alloc(&slab, size);
+			ASSERT(b != 0);
+			ASSERT_EQ_U64(b % cases[c].align, 0);
+			/* inside its chunk, past the chunk's header */
+			ASSERT(b % ONCE_SLAB_CHUNK >= ONCE_SLAB_GRAIN);
+			ASSERT(b % ONCE_SLAB_CHUNK + size <= ONCE_SLAB_CHUNK);
+			if (size == 128)
+				ASSERT_EQ_U64((b + size - 1) / 64 - b / 64, 1); /* two lines */
+		}
+		once__slab_destroy(&slab);
+	}
+#endif
+}
+
 static uint64_t sum_bytes(once_store *s)
 {
 	struct once_stats st;
@@ -604,5 +634,6 @@ TESTS(TEST(test_empty_store_is_small), TEST(test_large_slab_carves_huge_spans),
       TEST(test_slab_short_of_address_space), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
+      TEST(test_slab_blocks_keep_to_cache_lines),
       TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));
 TEST_MAIN()

@@ -353,7 +353,10 @@ typedef struct once_options {
 	 * open. */
 	const unsigned char *successor_key;
 
-	/* Clock; NULL = the real-time clock (CLOCK_REALTIME seconds).  Any
+	/* Clock; NULL = the real-time clock in whole seconds, read as time(2)
+	 * reads it (CLOCK_REALTIME's second as of the kernel's last tick: what
+	 * a gateway's own time(NULL) says, at a tenth of the cost of
+	 * clock_gettime; core/clock.c).  Any
 	 * reading is safe: it is clamped into [ONCE_TIME_MIN, ONCE_TIME_MAX]
 	 * (see "Times"). */
 	once_clock_fn clock;

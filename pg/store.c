@@ -22,9 +22,7 @@ int64_t once__pg_now(const struct once__pg *p)
 	if (p->opt.clock != NULL) {
 		t = p->opt.clock(p->opt.clock_ctx);
 	} else {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		t = (int64_t)ts.tv_sec;
+		t = (int64_t)time(NULL); /* as core/clock.c reads it, and why */
 	}
 	/* The same clamp as the embedded store (include/oncestore.h "Times"). */
 	if (t < ONCE_TIME_MIN)

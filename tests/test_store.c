@@ -148,6 +148,47 @@ static void test_open_null_options_uses_defaults(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
+/* Seconds since the epoch by clock_gettime(CLOCK_REALTIME). */
+static int64_t fine_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/*
+ * The default clock reads what time(NULL) reads (core/clock.c), the
+ * clock a gateway computes its expires_at with.  Where time() is the
+ * kernel's coarse second, it lags clock_gettime's by up to one tick after
+ * each second begins: the test waits (at most ~2 s) for that moment, so a
+ * store reading clock_gettime would record the next second and fail.
+ * Where the two never differ, it still checks the store against time().
+ */
+static void test_default_clock_reads_time(void)
+{
+	once_options o;
+	once_options_init(&o);
+	once_store *s = NULL;
+	ASSERT_ST(once_open(&o, &s), ONCE_OK);
+	int64_t deadline = fine_seconds() + 2;
+	while (fine_seconds() <= deadline && (int64_t)time(NULL) == fine_seconds())
+		; /* spin: the lag lasts a few milliseconds at most */
+	for (int i = 0; i < 50; i++) {
+		char h[KEY_LEN + 1];
+		test_key(h, "clock", (uint64_t)i);
+		once_code c = test_code(INT64_MAX / 2);
+		int64_t before = (int64_t)time(NULL);
+		ASSERT_ST(once_code_put(s, h, KEY_LEN, &c), ONCE_OK);
+		once_code *got = NULL;
+		ASSERT_ST(once_code_take(s, h, KEY_LEN, &got, NULL), ONCE_OK);
+		int64_t after = (int64_t)time(NULL);
+		ASSERT(got->inserted_at >= before && got->consumed_at >= got->inserted_at);
+		ASSERT(got->consumed_at <= after);
+		once_free(got);
+	}
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
 static void test_open_shards_as_configured(void)
 {
 	static const uint32_t counts[] = {1, 3, 4, 64, 4096};
@@ -778,7 +819,8 @@ TESTS(TEST(test_lock_wait_takes_over_when_the_owner_closes),
       TEST(test_open_bad_max_key_len_invalid), TEST(test_open_too_many_shards_invalid),
       TEST(test_open_zero_capacity_invalid), TEST(test_open_bad_sync_mode_invalid),
       TEST(test_open_bad_max_record_len_invalid),
-      TEST(test_open_null_options_uses_defaults), TEST(test_open_shards_as_configured),
+      TEST(test_open_null_options_uses_defaults), TEST(test_default_clock_reads_time),
+      TEST(test_open_shards_as_configured),
       TEST(test_close_null_invalid), TEST(test_checkpoint_memory_only_invalid),
       TEST(test_null_store_every_call), TEST(test_stats_null_is_noop),
       

@@ -83,11 +83,15 @@ struct once__entry *once__entry_with_record(once_store *s, const struct once__ke
 	_Static_assert(alignof(max_align_t) <= ONCE_SLAB_GRAIN, "slab blocks hold any struct");
 	if (size > UINT32_MAX)
 		return NULL;
-	struct once__entry *e = once__entry_new(s, k, expires_at, 0);
-	void *r = e != NULL ? once__slab_alloc(&s->slab, size) : NULL;
-	if (r == NULL) {
-		if (e != NULL)
-			once__slab_free(e, entry_size(e));
+	/* The record's block first, then the entry's (which entry_new fills
+	 * in): a slab allocation takes a lock, and a locked instruction waits
+	 * for the stores before it, here the entry's, which miss (fresh
+	 * memory).  In this order nothing waits until the table's own atomics,
+	 * and the stores to both blocks miss in parallel. */
+	void *r = once__slab_alloc(&s->slab, size);
+	struct once__entry *e = r != NULL ? once__entry_new(s, k, expires_at, 0) : NULL;
+	if (e == NULL) {
+		once__slab_free(r, size);
 		return NULL;
 	}
 	e->record_size = (uint32_t)size;

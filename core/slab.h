@@ -38,6 +38,13 @@
  * an insert rarely takes a page fault; with no owner, or when the ready
  * chunk is late, the inserting thread faults its chunk in page by page.
  *
+ * Cache lines: a chunk's first block starts at the largest power of two
+ * dividing the block size, up to 128 bytes, so 64- and 128-byte blocks
+ * (a code's or refresh token's entry) never straddle a line, and each
+ * allocation prefetches the next block of its class for writing: the
+ * next insert's stores to that fresh memory then do not each wait for a
+ * miss.
+ *
  * Huge pages: once a slab has handed out ONCE_SLAB_HUGE_AFTER bytes of
  * chunks, its chunks come first from ONCE_SLAB_HUGE_SPAN-byte spans
  * advised MADV_HUGEPAGE, of which only the owner's thread faults pages in,

@@ -277,8 +277,6 @@ static char *carve(struct once__slab *s, bool *ask, bool *faulted)
 	return chunk;
 }
 
-/* A fresh chunk for class c, the ready one if there is one; the caller
- * holds c's lock. */
 /*
  * Where a chunk's first block starts: at the largest power of two that
  * divides the block size, up to 128 bytes (at least past the header).  So
@@ -297,6 +295,8 @@ static size_t first_block_offset(size_t bytes)
 	return align < sizeof(struct once__slab_chunk) ? sizeof(struct once__slab_chunk) : align;
 }
 
+/* A fresh chunk for class c (blocks of `bytes`), the ready one if there
+ * is one; the caller holds c's lock. */
 static int refill(struct once__slab *s, struct once__slab_class *c, size_t bytes, bool *ask)
 {
 	struct once__slab_chunk *chunk = (struct once__slab_chunk *)c->ready;
@@ -445,9 +445,12 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 		/* The next block of this class, for writing: the next insert
 		 * fills it, and its lines are fresh memory (a miss each, and a
 		 * code's record is four).  Fetched now, they arrive while this
-		 * call's caller works. */
-		for (size_t off = 0; off < bytes && (size_t)(c->end - c->bump) > off; off += 64)
-			__builtin_prefetch(c->bump + off, 1, 3);
+		 * call's caller works.  Every line it touches, from the line
+		 * its first byte is on (blocks of 48, 80, 112 bytes straddle). */
+		if ((size_t)(c->end - c->bump) >= bytes)
+			for (uintptr_t line = (uintptr_t)c->bump & ~(uintptr_t)63;
+			     line < (uintptr_t)c->bump + bytes; line += 64)
+				__builtin_prefetch((const void *)line, 1, 3);
 		/* Half through the chunk: ask for the next one ahead. */
 		if (s->ask != NULL && !c->asked && c->ready == NULL &&
 		    (size_t)(c->end - c->bump) < ONCE_SLAB_CHUNK / 2) {

@@ -160,7 +160,7 @@ static int64_t fine_seconds(void)
  * The default clock reads what time(NULL) reads (core/clock.c), the
  * clock a gateway computes its expires_at with.  Where time() is the
  * kernel's coarse second, it lags clock_gettime's by up to one tick after
- * each second begins: the test waits (at most ~2 s) for that moment, so a
+ * each second begins: the test waits (at most ~3 s) for that moment, so a
  * store reading clock_gettime would record the next second and fail.
  * Where the two never differ, it still checks the store against time().
  */

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "internal.h"
 #include "layout.h"
 #include "pg.h"
 
@@ -18,16 +19,9 @@
 
 int64_t once__pg_now(const struct once__pg *p)
 {
-	int64_t t;
-	if (p->opt.clock != NULL) {
-		t = p->opt.clock(p->opt.clock_ctx);
-	} else {
-		t = (int64_t)time(NULL); /* as core/clock.c reads it, and why */
-	}
-	/* The same clamp as the embedded store (include/oncestore.h "Times"). */
-	if (t < ONCE_TIME_MIN)
-		return ONCE_TIME_MIN;
-	return t > ONCE_TIME_MAX ? ONCE_TIME_MAX : t;
+	/* Read and clamped as the embedded store's clock is (core/clock.c). */
+	int64_t t = p->opt.clock != NULL ? p->opt.clock(p->opt.clock_ctx) : (int64_t)time(NULL);
+	return once__time_clamp(t);
 }
 
 once_status once__pg_count(struct once__pg *p, once_op op, once_status st)

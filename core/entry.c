@@ -17,15 +17,16 @@ static size_t entry_size(const struct once__entry *e)
 	return sizeof *e + e->key_len + e->tail_len;
 }
 
-struct once__entry *once__entry_new(once_store *s, const struct once__key *k, int64_t expires_at,
-                                    size_t tail)
+/* Bytes of the block of an entry with key k and a tail of `tail` bytes. */
+static size_t entry_bytes_for(const struct once__key *k, size_t tail)
 {
-	if (tail > UINT16_MAX)
-		return NULL;
-	size_t size = sizeof(struct once__entry) + k->len + tail;
-	struct once__entry *e = once__slab_alloc(&s->slab, size);
-	if (e == NULL)
-		return NULL;
+	return sizeof(struct once__entry) + k->len + tail;
+}
+
+/* Fills in a fresh entry block: unpublished, with its key. */
+static struct once__entry *entry_init(void *block, const struct once__key *k, int64_t expires_at, size_t tail)
+{
+	struct once__entry *e = block;
 	memset(e, 0, sizeof *e);
 	cds_lfht_node_init(&e->node);
 	/* Every entry's expiry starts in [ONCE_TIME_MIN, ONCE_TIME_MAX], the
@@ -39,6 +40,15 @@ struct once__entry *once__entry_new(once_store *s, const struct once__key *k, in
 	e->tail_len = (uint16_t)tail;
 	memcpy(e->key, k->data, k->len);
 	return e;
+}
+
+struct once__entry *once__entry_new(once_store *s, const struct once__key *k, int64_t expires_at,
+                                    size_t tail)
+{
+	if (tail > UINT16_MAX)
+		return NULL;
+	void *block = once__slab_alloc(&s->slab, entry_bytes_for(k, tail));
+	return block != NULL ? entry_init(block, k, expires_at, tail) : NULL;
 }
 
 struct once__consumption *once__consumption_new(once_store *s, int64_t at, struct once__sealed *successor)
@@ -83,17 +93,14 @@ struct once__entry *once__entry_with_record(once_store *s, const struct once__ke
 	_Static_assert(alignof(max_align_t) <= ONCE_SLAB_GRAIN, "slab blocks hold any struct");
 	if (size > UINT32_MAX)
 		return NULL;
-	/* The record's block first, then the entry's (which entry_new fills
-	 * in): a slab allocation takes a lock, and a locked instruction waits
-	 * for the stores before it, here the entry's, which miss (fresh
-	 * memory).  In this order nothing waits until the table's own atomics,
+	/* Both blocks under one slab lock, before either is written: a
+	 * locked instruction waits for the stores before it, and stores to
+	 * fresh memory miss.  So nothing waits until the table's own atomics,
 	 * and the stores to both blocks miss in parallel. */
-	void *r = once__slab_alloc(&s->slab, size);
-	struct once__entry *e = r != NULL ? once__entry_new(s, k, expires_at, 0) : NULL;
-	if (e == NULL) {
-		once__slab_free(r, size);
+	void *entry, *r;
+	if (once__slab_alloc_pair(&s->slab, entry_bytes_for(k, 0), &entry, size, &r) != 0)
 		return NULL;
-	}
+	struct once__entry *e = entry_init(entry, k, expires_at, 0);
 	e->record_size = (uint32_t)size;
 	*block = r;
 	return e;
@@ -126,9 +133,8 @@ void once__entry_free_now(struct once__entry *e)
 		if (e->flags & ONCE_ENTRY_HOLDS_FAMILY)
 			once__family_unref(e->u.refresh.family);
 	}
-	if (e->record_size)
-		once__slab_free(record_of(e), e->record_size);
-	once__slab_free(e, entry_size(e));
+	/* In one slab lock when both came from one arena, as a pair does. */
+	once__slab_free_pair(e->record_size ? record_of(e) : NULL, e->record_size, e, entry_size(e));
 }
 
 #if defined(__SANITIZE_THREAD__)

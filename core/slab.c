@@ -20,10 +20,11 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-/* The first bytes of every chunk: the class its blocks belong to. */
+/* The first bytes of every chunk: the class its blocks belong to, and the
+ * arena whose lock guards that class. */
 struct once__slab_chunk {
 	struct once__slab_class *cls;
-	void *unused; /* keeps blocks 16-byte aligned */
+	struct once__slab_arena *arena;
 };
 _Static_assert(sizeof(struct once__slab_chunk) == ONCE_SLAB_GRAIN, "blocks stay 16-byte aligned");
 
@@ -131,8 +132,7 @@ int once__slab_init(struct once__slab *s)
 		return -1;
 	memset(s->arenas, 0, n * sizeof *s->arenas);
 	for (uint32_t a = 0; a < n; a++)
-		for (uint32_t c = 0; c < ONCE_SLAB_CLASSES; c++)
-			pthread_mutex_init(&s->arenas[a].cls[c].lock, NULL);
+		pthread_mutex_init(&s->arenas[a].lock, NULL);
 	s->arena_mask = n - 1;
 	pthread_mutex_init(&s->reserve_lock, NULL);
 	s->huge_after = ONCE_SLAB_HUGE_AFTER;
@@ -295,9 +295,10 @@ static size_t first_block_offset(size_t bytes)
 	return align < sizeof(struct once__slab_chunk) ? sizeof(struct once__slab_chunk) : align;
 }
 
-/* A fresh chunk for class c (blocks of `bytes`), the ready one if there
- * is one; the caller holds c's lock. */
-static int refill(struct once__slab *s, struct once__slab_class *c, size_t bytes, bool *ask)
+/* A fresh chunk for class c of arena a (blocks of `bytes`), the ready one
+ * if there is one; the caller holds a's lock. */
+static int refill(struct once__slab *s, struct once__slab_arena *a, struct once__slab_class *c, size_t bytes,
+                  bool *ask)
 {
 	struct once__slab_chunk *chunk = (struct once__slab_chunk *)c->ready;
 	c->ready = NULL;
@@ -306,6 +307,7 @@ static int refill(struct once__slab *s, struct once__slab_class *c, size_t bytes
 	if (chunk == NULL && (chunk = (struct once__slab_chunk *)carve(s, ask, &faulted)) == NULL)
 		return -1;
 	chunk->cls = c;
+	chunk->arena = a;
 	c->bump = (char *)chunk + first_block_offset(bytes);
 	c->end = (char *)chunk + ONCE_SLAB_CHUNK;
 	POISON(c->bump, (size_t)(c->end - c->bump));
@@ -374,11 +376,12 @@ void once__slab_prefault(struct once__slab *s)
 {
 	bool ask = false; /* set by carve; this run does the work asked */
 	for (uint32_t a = 0; a <= s->arena_mask; a++) {
+		struct once__slab_arena *arena = &s->arenas[a];
 		for (uint32_t i = 0; i < ONCE_SLAB_CLASSES; i++) {
-			struct once__slab_class *c = &s->arenas[a].cls[i];
-			pthread_mutex_lock(&c->lock);
+			struct once__slab_class *c = &arena->cls[i];
+			pthread_mutex_lock(&arena->lock);
 			bool wanted = c->asked && c->ready == NULL;
-			pthread_mutex_unlock(&c->lock);
+			pthread_mutex_unlock(&arena->lock);
 			if (!wanted)
 				continue;
 			bool faulted;
@@ -387,14 +390,14 @@ void once__slab_prefault(struct once__slab *s)
 				break; /* the inserting thread will carve its own */
 			if (!faulted)
 				(void)fault_in(s, chunk, ONCE_SLAB_CHUNK); /* else the insert faults */
-			pthread_mutex_lock(&c->lock);
+			pthread_mutex_lock(&arena->lock);
 			if (c->ready == NULL) {
 				POISON(chunk + sizeof(struct once__slab_chunk),
 				       ONCE_SLAB_CHUNK - sizeof(struct once__slab_chunk));
 				c->ready = chunk;
 				chunk = NULL;
 			}
-			pthread_mutex_unlock(&c->lock);
+			pthread_mutex_unlock(&arena->lock);
 			/* Not needed after all: it serves nobody (destroy unmaps
 			 * its span); a race this rare costs 256 KiB. */
 			(void)chunk;
@@ -423,22 +426,29 @@ void once__slab_prefault(struct once__slab *s)
 #define ONCE_SLAB_USES_MALLOC 0
 #endif
 
-void *once__slab_alloc(struct once__slab *s, size_t size)
+/* The arena of the CPU this thread runs on. */
+static struct once__slab_arena *my_arena(struct once__slab *s)
 {
-	if (size > ONCE_SLAB_MAX || ONCE_SLAB_USES_MALLOC)
-		return malloc(size);
-	size_t bytes = once__slab_block_size(size ? size : 1);
 	int cpu = sched_getcpu();
-	uint32_t a = (uint32_t)(cpu < 0 ? 0 : cpu) & s->arena_mask;
-	struct once__slab_class *c = &s->arenas[a].cls[bytes / ONCE_SLAB_GRAIN - 1];
+	return &s->arenas[(uint32_t)(cpu < 0 ? 0 : cpu) & s->arena_mask];
+}
+
+static bool from_malloc(size_t size)
+{
+	return size > ONCE_SLAB_MAX || ONCE_SLAB_USES_MALLOC;
+}
+
+/* A block of `bytes` (a class size) from arena a, whose lock the caller
+ * holds; *ask is set when the owner should prefault. */
+static void *alloc_locked(struct once__slab *s, struct once__slab_arena *a, size_t bytes, bool *ask)
+{
+	struct once__slab_class *c = &a->cls[bytes / ONCE_SLAB_GRAIN - 1];
 	void *block = NULL;
-	bool ask = false;
-	pthread_mutex_lock(&c->lock);
 	if (c->free != NULL) {
 		block = c->free;
 		UNPOISON(block, bytes);
 		memcpy(&c->free, block, sizeof(void *));
-	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, c, bytes, &ask) == 0) {
+	} else if ((size_t)(c->end - c->bump) >= bytes || refill(s, a, c, bytes, ask) == 0) {
 		block = c->bump;
 		c->bump += bytes;
 		UNPOISON(block, bytes);
@@ -455,30 +465,86 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 		if (s->ask != NULL && !c->asked && c->ready == NULL &&
 		    (size_t)(c->end - c->bump) < ONCE_SLAB_CHUNK / 2) {
 			c->asked = true;
-			ask = true;
+			*ask = true;
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	return block;
+}
+
+void *once__slab_alloc(struct once__slab *s, size_t size)
+{
+	if (from_malloc(size))
+		return malloc(size);
+	struct once__slab_arena *a = my_arena(s);
+	bool ask = false;
+	pthread_mutex_lock(&a->lock);
+	void *block = alloc_locked(s, a, once__slab_block_size(size ? size : 1), &ask);
+	pthread_mutex_unlock(&a->lock);
 	if (ask)
 		s->ask(s->ask_ctx);
 	return block;
+}
+
+int once__slab_alloc_pair(struct once__slab *s, size_t size_a, void **a, size_t size_b, void **b)
+{
+	*a = from_malloc(size_a) ? malloc(size_a) : NULL;
+	*b = from_malloc(size_b) ? malloc(size_b) : NULL;
+	bool ask = false;
+	if (!from_malloc(size_a) || !from_malloc(size_b)) {
+		struct once__slab_arena *arena = my_arena(s);
+		pthread_mutex_lock(&arena->lock);
+		if (!from_malloc(size_a))
+			*a = alloc_locked(s, arena, once__slab_block_size(size_a ? size_a : 1), &ask);
+		if (!from_malloc(size_b))
+			*b = alloc_locked(s, arena, once__slab_block_size(size_b ? size_b : 1), &ask);
+		pthread_mutex_unlock(&arena->lock);
+	}
+	if (ask)
+		s->ask(s->ask_ctx);
+	if (*a != NULL && *b != NULL)
+		return 0;
+	once__slab_free_pair(*a, size_a, *b, size_b);
+	*a = *b = NULL;
+	return -1;
+}
+
+/* Puts a block back on its class's free list; the caller holds the lock
+ * of the block's arena. */
+static void free_locked(void *block, size_t bytes)
+{
+	struct once__slab_class *c = chunk_of(block)->cls;
+	memcpy(block, &c->free, sizeof(void *));
+	c->free = block;
+	POISON(block, bytes);
 }
 
 void once__slab_free(void *block, size_t size)
 {
 	if (block == NULL)
 		return;
-	if (size > ONCE_SLAB_MAX || ONCE_SLAB_USES_MALLOC) {
+	if (from_malloc(size)) {
 		free(block);
 		return;
 	}
-	size_t bytes = once__slab_block_size(size ? size : 1);
-	struct once__slab_class *c = chunk_of(block)->cls;
-	pthread_mutex_lock(&c->lock);
-	memcpy(block, &c->free, sizeof(void *));
-	c->free = block;
-	POISON(block, bytes);
-	pthread_mutex_unlock(&c->lock);
+	struct once__slab_arena *a = chunk_of(block)->arena;
+	pthread_mutex_lock(&a->lock);
+	free_locked(block, once__slab_block_size(size ? size : 1));
+	pthread_mutex_unlock(&a->lock);
+}
+
+void once__slab_free_pair(void *a, size_t size_a, void *b, size_t size_b)
+{
+	if (a == NULL || b == NULL || from_malloc(size_a) || from_malloc(size_b) ||
+	    chunk_of(a)->arena != chunk_of(b)->arena) {
+		once__slab_free(a, size_a);
+		once__slab_free(b, size_b);
+		return;
+	}
+	struct once__slab_arena *arena = chunk_of(a)->arena;
+	pthread_mutex_lock(&arena->lock);
+	free_locked(a, once__slab_block_size(size_a ? size_a : 1));
+	free_locked(b, once__slab_block_size(size_b ? size_b : 1));
+	pthread_mutex_unlock(&arena->lock);
 }
 
 /* How much of a span's start has been handed out as chunks. */
@@ -509,8 +575,7 @@ void once__slab_destroy(struct once__slab *s)
 		span = next;
 	}
 	for (uint32_t a = 0; a <= s->arena_mask; a++)
-		for (uint32_t c = 0; c < ONCE_SLAB_CLASSES; c++)
-			pthread_mutex_destroy(&s->arenas[a].cls[c].lock);
+		pthread_mutex_destroy(&s->arenas[a].lock);
 	pthread_mutex_destroy(&s->reserve_lock);
 	free(s->arenas);
 	s->arenas = NULL;

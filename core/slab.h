@@ -10,14 +10,17 @@
  *
  * Arenas: each class has one free list and one bump region per arena, and
  * a thread allocates from the arena of the CPU it runs on (sched_getcpu),
- * so threads on different CPUs do not share a lock or a cache line.  A
- * chunk serves one class of one arena and is aligned to its size, so a
- * block finds its class (and its slab) by rounding its address down to the
- * chunk's header: freeing needs no slab argument, which lets an RCU
- * callback free an entry without knowing its store.  A block goes back to
- * the class it came from, from whatever thread frees it (the call_rcu
- * worker, usually).  Freed blocks are reused, never unmapped; every span
- * is unmapped by once__slab_destroy.
+ * so threads on different CPUs do not share a lock or a cache line.  One
+ * lock guards all of an arena's classes, so an insert takes its entry's
+ * and its record's blocks in one acquisition (once__slab_alloc_pair), and
+ * the RCU callback frees them in one: two locked instructions fewer on
+ * each side, and one sched_getcpu.  A chunk serves one class of one arena
+ * and is aligned to its size, so a block finds its class and arena by
+ * rounding its address down to the chunk's header: freeing needs no slab
+ * argument, which lets an RCU callback free an entry without knowing its
+ * store.  A block goes back to the class it came from, from whatever
+ * thread frees it (the call_rcu worker, usually).  Freed blocks are
+ * reused, never unmapped; every span is unmapped by once__slab_destroy.
  *
  * Address space: chunks are carved, in order, out of spans of address
  * space reserved with MAP_NORESERVE (ONCE_SLAB_SPAN bytes at a time),
@@ -105,16 +108,20 @@ struct once__slab_reserve {
 	bool asked;       /* the owner was asked for a spare or to fault */
 };
 
-/* One size class of one arena: its own cache line. */
+/* One size class of one arena, under the arena's lock. */
 struct once__slab_class {
-	_Alignas(64) pthread_mutex_t lock;
 	void *free;       /* freed blocks, linked through their first word */
 	char *bump, *end; /* the unused rest of this class's newest chunk */
 	char *ready;      /* a chunk mapped and faulted in ahead (prefault) */
 	bool asked;       /* a ready chunk was asked for */
 };
 
+/* One lock for all of an arena's classes: an insert takes its entry's and
+ * its record's blocks (two classes) in one acquisition, and an entry is
+ * freed with its record in one (once__slab_alloc_pair, _free_pair).  Its
+ * threads are those on one CPU, so per-class locks bought no parallelism. */
 struct once__slab_arena {
+	_Alignas(64) pthread_mutex_t lock;
 	struct once__slab_class cls[ONCE_SLAB_CLASSES];
 };
 
@@ -147,9 +154,15 @@ int once__slab_init(struct once__slab *s);
 /* A block of at least `size` bytes, 16-byte aligned, not zeroed.  NULL
  * when memory is exhausted. */
 void *once__slab_alloc(struct once__slab *s, size_t size);
+/* Two blocks, of size_a and size_b bytes, from one arena under one lock
+ * (an entry and its record): 0, or -1 with neither taken. */
+int once__slab_alloc_pair(struct once__slab *s, size_t size_a, void **a, size_t size_b, void **b);
 /* Gives back a block from once__slab_alloc of that same size.  NULL is
  * ignored. */
 void once__slab_free(void *block, size_t size);
+/* Gives back two blocks (either may be NULL): under one lock when they
+ * belong to one arena, as a pair from once__slab_alloc_pair does. */
+void once__slab_free_pair(void *a, size_t size_a, void *b, size_t size_b);
 /* The bytes a block of `size` occupies (its class's size), for accounting. */
 size_t once__slab_block_size(size_t size);
 /* Carves and faults in a ready chunk for every class that asked for one,

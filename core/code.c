@@ -35,14 +35,15 @@ static once_status put(once_store *s, const void *hash, size_t hlen, const once_
 	if (norm.code_challenge != NULL && norm.code_challenge_method == NULL)
 		norm.code_challenge_method = "S256";
 	norm.inserted_at = now;
-	size_t size = once__code_size(&norm, s->opt.max_record_len);
+	struct once__packing pk;
+	size_t size = once__code_prepare(&pk, &norm, s->opt.max_record_len);
 	if (size == 0)
 		return ONCE_INVALID; /* larger than max_record_len */
 	void *block;
 	struct once__entry *e = once__entry_with_record(s, &k, c->expires_at, size, &block);
 	if (e == NULL)
 		return ONCE_NOMEM;
-	e->u.code.record = once__code_pack_at(block, size, &norm);
+	e->u.code.record = once__code_place(block, &pk, &norm);
 	return once__insert_logged(s, &k, e, ONCE_CODE_LIVE, ONCE_WAL_CODE_PUT, ticket);
 }
 

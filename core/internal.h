@@ -486,6 +486,23 @@ size_t once__code_size(const once_code *src, size_t max_len);
 /* Packs src into block (exactly once__code_size bytes, max_align_t
  * aligned); every pointer of the result points inside the block. */
 once_code *once__code_pack_at(void *block, size_t size, const once_code *src);
+/*
+ * A record packed in one walk, for an insert: prepare packs src into the
+ * scratch buffer when it fits there (else only measures it) and returns
+ * its size, 0 when over max_len; place then puts it into a block of that
+ * size (a memcpy and the pointers moved, or packed there from src, which
+ * must be the same record).  Records rarely pass 512 bytes, and blocks
+ * past ONCE_SLAB_MAX come from malloc anyway.
+ */
+struct once__packing {
+	_Alignas(max_align_t) char scratch[512];
+	size_t size;
+	bool in_scratch;
+};
+size_t once__code_prepare(struct once__packing *pk, const once_code *src, size_t max_len);
+once_code *once__code_place(void *block, const struct once__packing *pk, const once_code *src);
+size_t once__refresh_prepare(struct once__packing *pk, const once_refresh *src, size_t max_len);
+once_refresh *once__refresh_place(void *block, const struct once__packing *pk, const once_refresh *src);
 /* Copies a packed code (size bytes) into a new block. NULL on OOM. */
 once_code *once__code_copy(const once_code *packed, size_t size);
 once_code_meta *once__code_meta_pack(const once_code *src);

@@ -8,7 +8,11 @@
  * the stored record again into the caller's copy: one code path for both.
  *
  * Packing runs twice over the same walk: first to measure (base == NULL),
- * then to copy into a block of exactly that size.
+ * then to copy into a block of exactly that size.  The store's inserts pack
+ * in one walk instead (once__T_prepare, once__T_place): into a buffer on
+ * the stack, then one memcpy into the block and every pointer moved.  The
+ * two walks, each measuring every string, were a sixth of a code put
+ * (issue 10); a record too large for the buffer is still packed in two.
  */
 #include <stdalign.h>
 #include <stdlib.h>
@@ -78,8 +82,10 @@ static const char *pack_str(struct packer *p, const char *src)
 		return NULL;
 	size_t n = strlen(src) + 1;
 	char *dst = take(p, n, 1);
-	if (dst != NULL)
+	if (dst != NULL) {
 		memcpy(dst, src, n);
+		dst[n - 1] = '\0'; /* a string the caller changes meanwhile stays a string */
+	}
 	return dst;
 }
 
@@ -144,7 +150,8 @@ static const char *const *rebase_list(const char *const *list, size_t n, const c
  *   once__T_size: bytes a packed copy needs, 0 when over max_len;
  *   once__T_pack_at: packs into a block of exactly that size;
  *   move_T:       after a memcpy of a packed block from `from` to `to`,
- *                 moves every internal pointer by the distance.
+ *                 moves every internal pointer by the distance;
+ *   once__T_prepare, once__T_place: the one-walk packing (internal.h).
  */
 #define DEFINE_RECORD(T, FIELDS)                                                                   \
 	static void walk_##T(struct packer *p, once_##T *dst, const once_##T *src)                 \
@@ -169,6 +176,24 @@ static const char *const *rebase_list(const char *const *list, size_t n, const c
 	static void move_##T(once_##T *r, const char *from, char *to)                              \
 	{                                                                                          \
 		FIELDS(MOVE_TEXT, MOVE_LIST, MOVE_BYTES)                                           \
+	}                                                                                          \
+	size_t once__##T##_prepare(struct once__packing *pk, const once_##T *src, size_t max_len)  \
+	{                                                                                          \
+		size_t room = max_len < sizeof pk->scratch ? max_len : sizeof pk->scratch;         \
+		struct packer p = {.base = pk->scratch, .off = sizeof(once_##T), .limit = room};   \
+		if (room >= sizeof(once_##T))                                                      \
+			walk_##T(&p, (once_##T *)pk->scratch, src);                                \
+		pk->in_scratch = room >= sizeof(once_##T) && !p.over;                              \
+		pk->size = pk->in_scratch ? p.off : once__##T##_size(src, max_len);                \
+		return pk->size;                                                                   \
+	}                                                                                          \
+	once_##T *once__##T##_place(void *block, const struct once__packing *pk, const once_##T *src) \
+	{                                                                                          \
+		if (!pk->in_scratch)                                                               \
+			return once__##T##_pack_at(block, pk->size, src);                          \
+		memcpy(block, pk->scratch, pk->size);                                              \
+		move_##T(block, pk->scratch, block);                                               \
+		return block;                                                                      \
 	}
 
 DEFINE_RECORD(code, CODE_FIELDS)

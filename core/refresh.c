@@ -128,7 +128,8 @@ static once_status build_token(once_store *s, const struct once__key *k, const o
 	norm.scope = scope;
 	norm.inserted_at = once__now(s);
 	once_status st = ONCE_OK;
-	size_t size = once__refresh_size(&norm, s->opt.max_record_len);
+	struct once__packing pk;
+	size_t size = once__refresh_prepare(&pk, &norm, s->opt.max_record_len);
 	void *block;
 	struct once__entry *e = NULL;
 	if (size == 0)
@@ -136,7 +137,7 @@ static once_status build_token(once_store *s, const struct once__key *k, const o
 	else if ((e = once__entry_with_record(s, k, r->expires_at, size, &block)) == NULL)
 		st = ONCE_NOMEM;
 	if (e != NULL) {
-		e->u.refresh.record = once__refresh_pack_at(block, size, &norm);
+		e->u.refresh.record = once__refresh_place(block, &pk, &norm);
 		atomic_init(&e->u.refresh.consumed, NULL);
 		*out = e;
 	}

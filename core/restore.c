@@ -121,14 +121,15 @@ static once_status code_put(once_store *s, const struct once__wal_op *op)
 	struct once__key k;
 	if (key_of(s, ONCE_TBL_CODE, op->key, op->key_len, &k) != ONCE_OK)
 		return ONCE_CORRUPT;
-	size_t size = once__code_size(&op->code, RESTORE_MAX_RECORD);
+	struct once__packing pk;
+	size_t size = once__code_prepare(&pk, &op->code, RESTORE_MAX_RECORD);
 	if (size == 0)
 		return ONCE_CORRUPT;
 	void *block;
 	struct once__entry *e = once__entry_with_record(s, &k, op->code.expires_at, size, &block);
 	if (e == NULL)
 		return ONCE_NOMEM;
-	e->u.code.record = once__code_pack_at(block, size, &op->code);
+	e->u.code.record = once__code_place(block, &pk, &op->code);
 	return place(s, &k, e, ONCE_CODE_LIVE);
 }
 
@@ -156,14 +157,15 @@ static once_status refresh_token(once_store *s, const unsigned char *key, size_t
 	                        op->incarnation, r->expires_at, false);
 	if (st != ONCE_OK)
 		return st;
-	size_t size = once__refresh_size(r, RESTORE_MAX_RECORD);
+	struct once__packing pk;
+	size_t size = once__refresh_prepare(&pk, r, RESTORE_MAX_RECORD);
 	if (size == 0)
 		return ONCE_CORRUPT;
 	void *block;
 	struct once__entry *e = once__entry_with_record(s, &k, r->expires_at, size, &block);
 	if (e == NULL)
 		return ONCE_NOMEM;
-	e->u.refresh.record = once__refresh_pack_at(block, size, r);
+	e->u.refresh.record = once__refresh_place(block, &pk, r);
 	/* Linked to its family by once__restore_finish, once every record
 	 * is applied (a newer incarnation may still replace the family). */
 	e->u.refresh.restored_incarnation = op->incarnation;

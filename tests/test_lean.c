@@ -209,6 +209,171 @@ static void test_slab_blocks(void)
 #endif
 }
 
+/* An entry and its record come as a pair, under one lock: both blocks of
+ * the sizes asked, from one arena, and a pair freed goes back to its two
+ * classes (each block is the next of its class again); a size past
+ * ONCE_SLAB_MAX comes from malloc either way. */
+static void test_slab_pair(void)
+{
+	struct once__slab slab;
+	ASSERT_EQ_INT(once__slab_init(&slab), 0);
+	void *a, *b;
+	ASSERT_EQ_INT(once__slab_alloc_pair(&slab, 120, &a, 250, &b), 0);
+	ASSERT(a != NULL && b != NULL && a != b);
+	ASSERT_EQ_U64((uintptr_t)a % 128, 0); /* the 128-byte class's lines */
+	memset(a, 0xa5, 120);
+	memset(b, 0x5a, 250);
+#if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
+	/* One arena: both chunks name the same one in their headers. */
+	void *const *ha = (void *const *)((uintptr_t)a & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
+	void *const *hb = (void *const *)((uintptr_t)b & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
+	ASSERT(ha != hb && ha[1] == hb[1]);
+	once__slab_free_pair(a, 120, b, 250);
+	ASSERT(once__slab_alloc(&slab, 128) == a);
+	ASSERT(once__slab_alloc(&slab, 256) == b);
+#else
+	once__slab_free_pair(a, 120, b, 250);
+#endif
+	void *big, *small;
+	ASSERT_EQ_INT(once__slab_alloc_pair(&slab, 5000, &big, 64, &small), 0);
+	memset(big, 1, 5000);
+	memset(small, 2, 64);
+	once__slab_free_pair(big, 5000, small, 64);
+	once__slab_free_pair(NULL, 0, NULL, 0);
+	once__slab_destroy(&slab);
+}
+
+/* A pair is both blocks or neither: when the second cannot be had (no
+ * address space for its class's first chunk), the first goes back to its
+ * class.  Not under the sanitizers (ASan's mappings need the room; TSan
+ * builds use malloc). */
+static void test_slab_pair_both_or_neither(void)
+{
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+	struct once__slab slab;
+	ASSERT_EQ_INT(once__slab_init(&slab), 0);
+	slab.span_len = ONCE_SLAB_CHUNK; /* a span per chunk, so a chunk needs a mapping */
+	void *first = once__slab_alloc(&slab, 128);
+	ASSERT(first != NULL);
+	once__slab_free(first, 128); /* the class's next block again */
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	ASSERT(f != NULL);
+	ASSERT_EQ_INT(fscanf(f, "%lu", &pages), 1);
+	fclose(f);
+	struct rlimit old, lim;
+	ASSERT_EQ_INT(getrlimit(RLIMIT_AS, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)pages * 4096u; /* no new mapping */
+	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &lim), 0);
+	void *a = (void *)1, *b = (void *)1;
+	int got = once__slab_alloc_pair(&slab, 128, &a, 512, &b);
+	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &old), 0);
+	ASSERT_EQ_INT(got, -1);
+	ASSERT(a == NULL && b == NULL);
+	ASSERT(once__slab_alloc(&slab, 128) == first); /* given back */
+	ASSERT(once__slab_alloc(&slab, 512) != NULL); /* with room again */
+	once__slab_destroy(&slab);
+#endif
+}
+
+/* Inserts pack a record in one walk, into a buffer on the stack, and fall
+ * back to measuring and packing in place when it does not fit there
+ * (core/record.c).  Either way the size is the one once__code_size gives,
+ * 0 past max_len at exactly the same point, and the record placed is the
+ * one once__code_pack_at makes: every field equal, every pointer inside
+ * its block.  Codes from 200 to 1,400 bytes cross the buffer's 512. */
+static void assert_same_text(const char *a, const char *b, const char *block, size_t size)
+{
+	ASSERT((a == NULL) == (b == NULL));
+	if (a == NULL || b == NULL)
+		return;
+	ASSERT(strcmp(a, b) == 0);
+	ASSERT(a >= block && a + strlen(a) < block + size);
+}
+
+static void test_one_walk_packing_matches_two(void)
+{
+	const char *scope[] = {"openid", "profile", "email", "offline_access"};
+	for (size_t uri_len = 20; uri_len <= 1200; uri_len += 59) {
+		char uri[1300];
+		memset(uri, 'u', uri_len);
+		uri[uri_len] = '\0';
+		once_code c = {.client_id = "client", .subject = "subject", .redirect_uri = uri, .scope = scope,
+		               .scope_count = 4, .code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		               .code_challenge_method = "S256", .nonce = "n-0S6", .claims = "\0\1\2", .claims_len = 3,
+		               .family_id = "fam", .expires_at = 2000, .inserted_at = 1000};
+		size_t full = once__code_size(&c, SIZE_MAX);
+		ASSERT(full > 0);
+		for (size_t max = full - 2; max <= full + 2; max++) {
+			struct once__packing pk;
+			size_t size = once__code_prepare(&pk, &c, max);
+			ASSERT_EQ_U64(size, once__code_size(&c, max));
+			ASSERT_EQ_U64(size, max >= full ? full : 0);
+			if (size == 0)
+				continue;
+			char *one = aligned_alloc(alignof(max_align_t), (size + 15) / 16 * 16);
+			char *two = aligned_alloc(alignof(max_align_t), (size + 15) / 16 * 16);
+			ASSERT(one != NULL && two != NULL);
+			once_code *p1 = once__code_place(one, &pk, &c);
+			once_code *p2 = once__code_pack_at(two, size, &c);
+			ASSERT((void *)p1 == one && (void *)p2 == two);
+			assert_same_text(p1->client_id, p2->client_id, one, size);
+			assert_same_text(p1->subject, p2->subject, one, size);
+			assert_same_text(p1->redirect_uri, uri, one, size);
+			assert_same_text(p1->code_challenge, p2->code_challenge, one, size);
+			assert_same_text(p1->code_challenge_method, p2->code_challenge_method, one, size);
+			assert_same_text(p1->nonce, p2->nonce, one, size);
+			assert_same_text(p1->family_id, p2->family_id, one, size);
+			assert_same_text(p1->dpop_jkt, NULL, one, size);
+			ASSERT_EQ_U64(p1->scope_count, 4);
+			for (size_t i = 0; i < 4; i++)
+				assert_same_text(p1->scope[i], scope[i], one, size);
+			ASSERT_EQ_U64(p1->claims_len, 3);
+			ASSERT(memcmp(p1->claims, "\0\1\2", 3) == 0);
+			ASSERT(p1->resource == NULL && p1->resource_count == 0);
+			ASSERT_EQ_INT(p1->expires_at, 2000);
+			ASSERT_EQ_INT(p1->inserted_at, 1000);
+			/* The same layout byte for byte, pointers apart: every
+			 * pointer is at the same offset in its block. */
+			ASSERT_EQ_U64((uintptr_t)(p1->redirect_uri - one), (uintptr_t)(p2->redirect_uri - two));
+			ASSERT_EQ_U64((uintptr_t)((const char *)p1->claims - one), (uintptr_t)((const char *)p2->claims - two));
+			free(one);
+			free(two);
+		}
+	}
+	/* A max_len below the struct itself: nothing fits. */
+	once_code c = {.client_id = "c", .subject = "s", .redirect_uri = "r", .expires_at = 2000};
+	struct once__packing pk;
+	ASSERT_EQ_U64(once__code_prepare(&pk, &c, sizeof(once_code) - 1), 0);
+	ASSERT_EQ_U64(once__code_prepare(&pk, &c, sizeof(once_code) + 6), sizeof(once_code) + 6);
+}
+
+/* The same for refresh records, across the buffer's size. */
+static void test_one_walk_packing_refresh(void)
+{
+	for (size_t len = 10; len <= 900; len += 89) {
+		char acr[1000];
+		memset(acr, 'a', len);
+		acr[len] = '\0';
+		const char *scope[] = {"openid", "offline_access"};
+		once_refresh r = {.family_id = "fam", .subject = "sub", .client_id = "cl", .acr = acr,
+		                  .scope = scope, .scope_count = 2, .expires_at = 5000, .generation = 3};
+		size_t full = once__refresh_size(&r, SIZE_MAX);
+		struct once__packing pk;
+		ASSERT_EQ_U64(once__refresh_prepare(&pk, &r, full - 1), 0);
+		ASSERT_EQ_U64(once__refresh_prepare(&pk, &r, full), full);
+		char *block = aligned_alloc(alignof(max_align_t), (full + 15) / 16 * 16);
+		ASSERT(block != NULL);
+		once_refresh *p = once__refresh_place(block, &pk, &r);
+		assert_same_text(p->acr, acr, block, full);
+		assert_same_text(p->family_id, "fam", block, full);
+		assert_same_text(p->scope[1], "offline_access", block, full);
+		ASSERT_EQ_INT(p->generation, 3);
+		free(block);
+	}
+}
+
 /* Blocks of 64 or 128 bytes (a code's or refresh token's entry is 128)
  * sit on their own cache lines, so a lookup, which reads an entry's node
  * at its start and its key from byte 80, touches two lines, not three;
@@ -389,10 +554,10 @@ static void test_slab_prefaults_ahead(void)
 	bool ready = false;
 	for (int wait = 0; wait < 500 && !ready; wait++) {
 		for (uint32_t a = 0; a <= s->slab.arena_mask && !ready; a++) {
-			struct once__slab_class *c = &s->slab.arenas[a].cls[128 / ONCE_SLAB_GRAIN - 1];
-			pthread_mutex_lock(&c->lock);
-			ready = c->ready != NULL;
-			pthread_mutex_unlock(&c->lock);
+			struct once__slab_arena *arena = &s->slab.arenas[a];
+			pthread_mutex_lock(&arena->lock);
+			ready = arena->cls[128 / ONCE_SLAB_GRAIN - 1].ready != NULL;
+			pthread_mutex_unlock(&arena->lock);
 		}
 		if (!ready)
 			usleep(10000);
@@ -634,6 +799,7 @@ TESTS(TEST(test_empty_store_is_small), TEST(test_large_slab_carves_huge_spans),
       TEST(test_slab_short_of_address_space), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
-      TEST(test_slab_blocks_keep_to_cache_lines),
+      TEST(test_slab_blocks_keep_to_cache_lines), TEST(test_slab_pair), TEST(test_slab_pair_both_or_neither),
+      TEST(test_one_walk_packing_matches_two), TEST(test_one_walk_packing_refresh),
       TEST(test_bytes_are_the_blocks_held), TEST(test_family_outlives_its_tokens));
 TEST_MAIN()

@@ -116,13 +116,29 @@ static const char *const *pack_list(struct packer *p, const char *const *src, si
 	return dst;
 }
 
-#define PACK_TEXT(f) tmp.f = pack_str(p, src->f);
+/* Each sets dst's field when copying (dst != NULL), only measures when not. */
+#define PACK_TEXT(f)                                                                               \
+	{                                                                                          \
+		const char *packed_ = pack_str(p, src->f);                                         \
+		if (dst != NULL)                                                                   \
+			dst->f = packed_;                                                          \
+	}
 #define PACK_LIST(f)                                                                               \
-	tmp.f = pack_list(p, src->f, src->f##_count);                                              \
-	tmp.f##_count = src->f ? src->f##_count : 0;
+	{                                                                                          \
+		const char *const *packed_ = pack_list(p, src->f, src->f##_count);                 \
+		if (dst != NULL) {                                                                 \
+			dst->f = packed_;                                                          \
+			dst->f##_count = src->f ? src->f##_count : 0;                              \
+		}                                                                                  \
+	}
 #define PACK_BYTES(f)                                                                              \
-	tmp.f = pack_bytes(p, src->f, src->f##_len);                                               \
-	tmp.f##_len = src->f ? src->f##_len : 0;
+	{                                                                                          \
+		const void *packed_ = pack_bytes(p, src->f, src->f##_len);                         \
+		if (dst != NULL) {                                                                 \
+			dst->f = packed_;                                                          \
+			dst->f##_len = src->f ? src->f##_len : 0;                                  \
+		}                                                                                  \
+	}
 
 #define MOVE_TEXT(f) r->f = rebase(r->f, from, to);
 #define MOVE_LIST(f) r->f = rebase_list(r->f, r->f##_count, from, to);
@@ -156,10 +172,11 @@ static const char *const *rebase_list(const char *const *list, size_t n, const c
 #define DEFINE_RECORD(T, FIELDS)                                                                   \
 	static void walk_##T(struct packer *p, once_##T *dst, const once_##T *src)                 \
 	{                                                                                          \
-		once_##T tmp = *src;                                                               \
+		/* Into dst directly: a copy on the stack, stored whole at the     \
+		 * end, made its loads wait on its own stores (store forwarding). */ \
+		if (dst != NULL)                                                                   \
+			memcpy(dst, src, sizeof *dst); /* the scalars; pointers below */           \
 		FIELDS(PACK_TEXT, PACK_LIST, PACK_BYTES)                                           \
-		if (p->base != NULL)                                                               \
-			*dst = tmp;                                                                \
 	}                                                                                          \
 	size_t once__##T##_size(const once_##T *src, size_t max_len)                               \
 	{                                                                                          \

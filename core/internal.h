@@ -491,11 +491,16 @@ once_code *once__code_pack_at(void *block, size_t size, const once_code *src);
  * scratch buffer when it fits there (else only measures it) and returns
  * its size, 0 when over max_len; place then puts it into a block of that
  * size (a memcpy and the pointers moved, or packed there from src, which
- * must be the same record).  Records rarely pass 512 bytes, and blocks
- * past ONCE_SLAB_MAX come from malloc anyway.
+ * must be the same record: a second walk).  Records rarely pass 512 bytes,
+ * and blocks past ONCE_SLAB_MAX come from malloc anyway.
  */
 struct once__packing {
-	_Alignas(max_align_t) char scratch[512];
+	union {
+		max_align_t align;
+		once_code code;
+		once_refresh refresh;
+		char bytes[512];
+	} scratch;
 	size_t size;
 	bool in_scratch;
 };

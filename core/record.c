@@ -12,7 +12,8 @@
  * in one walk instead (once__T_prepare, once__T_place): into a buffer on
  * the stack, then one memcpy into the block and every pointer moved.  The
  * two walks, each measuring every string, were a sixth of a code put
- * (issue 10); a record too large for the buffer is still packed in two.
+ * (issue 10).  A record too large for the buffer is measured to its end by
+ * that same walk, and packed in place by a second.
  */
 #include <stdalign.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ bool once__code_valid(const once_code *c)
 
 struct packer {
 	char *base;   /* NULL while measuring */
+	size_t room;  /* bytes at base; past them the walk only measures */
 	size_t off;   /* bytes used so far */
 	size_t limit; /* refuse records larger than this */
 	bool over;    /* the record exceeded limit */
@@ -73,6 +75,8 @@ static void *take(struct packer *p, size_t n, size_t align)
 		return NULL;
 	}
 	p->off = at + n;
+	if (p->base != NULL && p->off > p->room)
+		p->base = NULL; /* the buffer is full: measure the rest */
 	return p->base ? p->base + at : NULL;
 }
 
@@ -186,7 +190,7 @@ static const char *const *rebase_list(const char *const *list, size_t n, const c
 	}                                                                                          \
 	once_##T *once__##T##_pack_at(void *block, size_t size, const once_##T *src)               \
 	{                                                                                          \
-		struct packer p = {.base = block, .off = sizeof(once_##T), .limit = size};         \
+		struct packer p = {.base = block, .room = size, .off = sizeof(once_##T), .limit = size}; \
 		walk_##T(&p, block, src);                                                          \
 		return block;                                                                      \
 	}                                                                                          \
@@ -196,20 +200,24 @@ static const char *const *rebase_list(const char *const *list, size_t n, const c
 	}                                                                                          \
 	size_t once__##T##_prepare(struct once__packing *pk, const once_##T *src, size_t max_len)  \
 	{                                                                                          \
-		size_t room = max_len < sizeof pk->scratch ? max_len : sizeof pk->scratch;         \
-		struct packer p = {.base = pk->scratch, .off = sizeof(once_##T), .limit = room};   \
-		if (room >= sizeof(once_##T))                                                      \
-			walk_##T(&p, (once_##T *)pk->scratch, src);                                \
-		pk->in_scratch = room >= sizeof(once_##T) && !p.over;                              \
-		pk->size = pk->in_scratch ? p.off : once__##T##_size(src, max_len);                \
+		/* One walk: packs into the buffer while the record fits there, \
+		 * and measures it against max_len to its end either way. */        \
+		_Static_assert(sizeof(once_##T) <= sizeof pk->scratch, "the struct fits");     \
+		struct packer p = {.base = pk->scratch.bytes,                                      \
+		                   .room = sizeof pk->scratch,                                     \
+		                   .off = sizeof(once_##T),                                        \
+		                   .limit = max_len};                                              \
+		walk_##T(&p, &pk->scratch.T, src);                                                 \
+		pk->size = p.over || p.off > max_len ? 0 : p.off;                                  \
+		pk->in_scratch = pk->size != 0 && p.base != NULL;                                  \
 		return pk->size;                                                                   \
 	}                                                                                          \
 	once_##T *once__##T##_place(void *block, const struct once__packing *pk, const once_##T *src) \
 	{                                                                                          \
 		if (!pk->in_scratch)                                                               \
 			return once__##T##_pack_at(block, pk->size, src);                          \
-		memcpy(block, pk->scratch, pk->size);                                              \
-		move_##T(block, pk->scratch, block);                                               \
+		memcpy(block, pk->scratch.bytes, pk->size);                                        \
+		move_##T(block, pk->scratch.bytes, block);                                         \
 		return block;                                                                      \
 	}
 

@@ -31,7 +31,9 @@
  * per-VMA locks).  A span is mapped ahead by the owner (below) when the
  * one being carved is half used; an inserting thread maps one itself only
  * when none is ready (a slab's first chunk, a slab without an owner, an
- * owner late), outside the slab's locks.  Where the kernel would charge
+ * owner late), outside reserve_lock but holding its arena's lock: threads
+ * on that CPU, and RCU callbacks freeing into that arena, wait for the
+ * mmap (rare: a span is 256 MiB of chunks).  Where the kernel would charge
  * the whole span as memory (vm.overcommit_memory = 2 ignores
  * MAP_NORESERVE), or a span cannot be had (RLIMIT_AS), spans are one
  * chunk each, and huge spans are not used.
@@ -118,8 +120,12 @@ struct once__slab_class {
 
 /* One lock for all of an arena's classes: an insert takes its entry's and
  * its record's blocks (two classes) in one acquisition, and an entry is
- * freed with its record in one (once__slab_alloc_pair, _free_pair).  Its
- * threads are those on one CPU, so per-class locks bought no parallelism. */
+ * freed with its record in one (once__slab_alloc_pair, _free_pair).  The
+ * trade: the RCU callbacks, which free into every arena, now wait for an
+ * arena's lock whatever class they free, where they waited only for the
+ * class's; an arena's own allocations come from one CPU's threads (or
+ * from a thread that moved CPU after choosing it, or from several CPUs
+ * past ONCE_SLAB_ARENAS_MAX) and contend as before. */
 struct once__slab_arena {
 	_Alignas(64) pthread_mutex_t lock;
 	struct once__slab_class cls[ONCE_SLAB_CLASSES];
@@ -154,8 +160,10 @@ int once__slab_init(struct once__slab *s);
 /* A block of at least `size` bytes, 16-byte aligned, not zeroed.  NULL
  * when memory is exhausted. */
 void *once__slab_alloc(struct once__slab *s, size_t size);
-/* Two blocks, of size_a and size_b bytes, from one arena under one lock
- * (an entry and its record): 0, or -1 with neither taken. */
+/* Two blocks, of size_a and size_b bytes (an entry and its record), from
+ * one arena under one lock; a size past ONCE_SLAB_MAX (every size under
+ * ThreadSanitizer) from malloc, as once__slab_alloc.  0, or -1 with
+ * neither taken. */
 int once__slab_alloc_pair(struct once__slab *s, size_t size_a, void **a, size_t size_b, void **b);
 /* Gives back a block from once__slab_alloc of that same size.  NULL is
  * ignored. */

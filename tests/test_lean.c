@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 
 #include "durable.h"
+#include "fields.h"
 
 static uint64_t per_shard(once_store *s, enum once__table t)
 {
@@ -209,21 +210,34 @@ static void test_slab_blocks(void)
 #endif
 }
 
+/* Pins the calling thread to the CPU it runs on, so that every slab call
+ * of a test uses one arena (a test runs in a process of its own). */
+static void pin_to_this_cpu(void)
+{
+	int cpu = sched_getcpu();
+	ASSERT(cpu >= 0);
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	ASSERT_EQ_INT(sched_setaffinity(0, sizeof one, &one), 0);
+}
+
 /* An entry and its record come as a pair, under one lock: both blocks of
  * the sizes asked, from one arena, and a pair freed goes back to its two
  * classes (each block is the next of its class again); a size past
  * ONCE_SLAB_MAX comes from malloc either way. */
 static void test_slab_pair(void)
 {
+	pin_to_this_cpu();
 	struct once__slab slab;
 	ASSERT_EQ_INT(once__slab_init(&slab), 0);
 	void *a, *b;
 	ASSERT_EQ_INT(once__slab_alloc_pair(&slab, 120, &a, 250, &b), 0);
 	ASSERT(a != NULL && b != NULL && a != b);
-	ASSERT_EQ_U64((uintptr_t)a % 128, 0); /* the 128-byte class's lines */
 	memset(a, 0xa5, 120);
 	memset(b, 0x5a, 250);
 #if !defined(__SANITIZE_THREAD__) /* TSan builds use malloc (slab.c) */
+	ASSERT_EQ_U64((uintptr_t)a % 128, 0); /* the 128-byte class's lines */
 	/* One arena: both chunks name the same one in their headers. */
 	void *const *ha = (void *const *)((uintptr_t)a & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
 	void *const *hb = (void *const *)((uintptr_t)b & ~(uintptr_t)(ONCE_SLAB_CHUNK - 1));
@@ -250,6 +264,7 @@ static void test_slab_pair(void)
 static void test_slab_pair_both_or_neither(void)
 {
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+	pin_to_this_cpu();
 	struct once__slab slab;
 	ASSERT_EQ_INT(once__slab_init(&slab), 0);
 	slab.span_len = ONCE_SLAB_CHUNK; /* a span per chunk, so a chunk needs a mapping */
@@ -264,7 +279,7 @@ static void test_slab_pair_both_or_neither(void)
 	struct rlimit old, lim;
 	ASSERT_EQ_INT(getrlimit(RLIMIT_AS, &old), 0);
 	lim = old;
-	lim.rlim_cur = (rlim_t)pages * 4096u; /* no new mapping */
+	lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE); /* no new mapping */
 	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &lim), 0);
 	void *a = (void *)1, *b = (void *)1;
 	int got = once__slab_alloc_pair(&slab, 128, &a, 512, &b);
@@ -277,100 +292,154 @@ static void test_slab_pair_both_or_neither(void)
 #endif
 }
 
-/* Inserts pack a record in one walk, into a buffer on the stack, and fall
- * back to measuring and packing in place when it does not fit there
- * (core/record.c).  Either way the size is the one once__code_size gives,
- * 0 past max_len at exactly the same point, and the record placed is the
- * one once__code_pack_at makes: every field equal, every pointer inside
- * its block.  Codes from 200 to 1,400 bytes cross the buffer's 512. */
-static void assert_same_text(const char *a, const char *b, const char *block, size_t size)
+/*
+ * Inserts pack a record in one walk, into a 512-byte buffer on the stack,
+ * and pack in place when it does not fit there (core/record.c).  Either
+ * way the size is the one once__T_size gives, 0 past max_len at exactly
+ * the same point, and the record placed is the one once__T_pack_at makes:
+ * every field equal to the source, at the same offset in its block, and
+ * inside it.  Records of 511, 512 and 513 bytes (the buffer's edge) and
+ * others from the smallest to 1,399, each with max_len from 2 below its
+ * size to 2 above, and unlimited.
+ */
+struct packed_pair {
+	const char *one, *two; /* the blocks */
+	size_t size;
+};
+
+static void same_text(const struct packed_pair *b, const char *x, const char *y, const char *src)
 {
-	ASSERT((a == NULL) == (b == NULL));
-	if (a == NULL || b == NULL)
+	ASSERT((x == NULL) == (src == NULL) && (y == NULL) == (src == NULL));
+	if (x == NULL || y == NULL || src == NULL)
 		return;
-	ASSERT(strcmp(a, b) == 0);
-	ASSERT(a >= block && a + strlen(a) < block + size);
+	ASSERT(strcmp(x, src) == 0 && strcmp(y, src) == 0);
+	ASSERT_EQ_U64((uintptr_t)(x - b->one), (uintptr_t)(y - b->two));
+	ASSERT(x > b->one && x + strlen(x) < b->one + b->size);
+}
+
+static void same_list(const struct packed_pair *b, const char *const *x, size_t nx, const char *const *y,
+                      size_t ny, const char *const *src, size_t n)
+{
+	ASSERT_EQ_U64(nx, src ? n : 0);
+	ASSERT_EQ_U64(ny, src ? n : 0);
+	ASSERT((x == NULL) == (src == NULL || n == 0) && (y == NULL) == (x == NULL));
+	if (x == NULL || y == NULL || src == NULL)
+		return;
+	ASSERT_EQ_U64((uintptr_t)((const char *)x - b->one), (uintptr_t)((const char *)y - b->two));
+	for (size_t i = 0; i < n; i++)
+		same_text(b, x[i], y[i], src[i]);
+}
+
+static void same_bytes(const struct packed_pair *b, const void *x, size_t nx, const void *y, size_t ny,
+                       const void *src, size_t n)
+{
+	ASSERT_EQ_U64(nx, src ? n : 0);
+	ASSERT_EQ_U64(ny, nx);
+	if (src == NULL || n == 0)
+		return;
+	ASSERT(x != NULL && y != NULL);
+	ASSERT(memcmp(x, src, n) == 0 && memcmp(y, src, n) == 0);
+	ASSERT_EQ_U64((uintptr_t)((const char *)x - b->one), (uintptr_t)((const char *)y - b->two));
+	ASSERT_EQ_U64((uintptr_t)((const char *)x - b->one) % alignof(max_align_t), 0);
+	ASSERT((const char *)x + n <= b->one + b->size);
+}
+
+#define SAME_TEXT(f) same_text(&b, x->f, y->f, from->f);
+#define SAME_LIST(f) same_list(&b, x->f, x->f##_count, y->f, y->f##_count, from->f, from->f##_count);
+#define SAME_BYTES(f) same_bytes(&b, x->f, x->f##_len, y->f, y->f##_len, from->f, from->f##_len);
+#define SAME_I64(f) ASSERT_EQ_INT(x->f, from->f); ASSERT_EQ_INT(y->f, from->f);
+
+/* Packs src both ways under max_len and compares (T: code or refresh). */
+#define CHECK_PACKING(T, FIELDS, SCALARS, src, max_len)                                            \
+	do {                                                                                       \
+		const once_##T *from = (src);                                                      \
+		struct once__packing pk;                                                           \
+		size_t size = once__##T##_prepare(&pk, from, max_len);                             \
+		ASSERT_EQ_U64(size, once__##T##_size(from, max_len));                              \
+		if (size == 0)                                                                     \
+			break;                                                                     \
+		struct packed_pair b = {aligned_alloc(alignof(max_align_t), (size + 15) / 16 * 16), \
+		                        aligned_alloc(alignof(max_align_t), (size + 15) / 16 * 16), size}; \
+		ASSERT(b.one != NULL && b.two != NULL);                                            \
+		const once_##T *x = once__##T##_place((void *)b.one, &pk, from);                   \
+		const once_##T *y = once__##T##_pack_at((void *)b.two, size, from);                \
+		ASSERT((const char *)x == b.one && (const char *)y == b.two);                      \
+		FIELDS(SAME_TEXT, SAME_LIST, SAME_BYTES)                                           \
+		SCALARS(SAME_I64)                                                                  \
+		free((void *)b.one);                                                               \
+		free((void *)b.two);                                                               \
+	} while (0)
+
+static void check_code_packing(const once_code *src)
+{
+	size_t full = once__code_size(src, SIZE_MAX);
+	ASSERT(full > 0);
+	for (size_t max = full - 2; max <= full + 2; max++) {
+		CHECK_PACKING(code, CODE_FIELDS, CODE_SCALARS, src, max);
+		struct once__packing pk;
+		ASSERT_EQ_U64(once__code_prepare(&pk, src, max), max >= full ? full : 0);
+	}
+	CHECK_PACKING(code, CODE_FIELDS, CODE_SCALARS, src, SIZE_MAX);
 }
 
 static void test_one_walk_packing_matches_two(void)
 {
 	const char *scope[] = {"openid", "profile", "email", "offline_access"};
-	for (size_t uri_len = 20; uri_len <= 1200; uri_len += 59) {
-		char uri[1300];
-		memset(uri, 'u', uri_len);
-		uri[uri_len] = '\0';
-		once_code c = {.client_id = "client", .subject = "subject", .redirect_uri = uri, .scope = scope,
-		               .scope_count = 4, .code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-		               .code_challenge_method = "S256", .nonce = "n-0S6", .claims = "\0\1\2", .claims_len = 3,
-		               .family_id = "fam", .expires_at = 2000, .inserted_at = 1000};
-		size_t full = once__code_size(&c, SIZE_MAX);
-		ASSERT(full > 0);
-		for (size_t max = full - 2; max <= full + 2; max++) {
-			struct once__packing pk;
-			size_t size = once__code_prepare(&pk, &c, max);
-			ASSERT_EQ_U64(size, once__code_size(&c, max));
-			ASSERT_EQ_U64(size, max >= full ? full : 0);
-			if (size == 0)
-				continue;
-			char *one = aligned_alloc(alignof(max_align_t), (size + 15) / 16 * 16);
-			char *two = aligned_alloc(alignof(max_align_t), (size + 15) / 16 * 16);
-			ASSERT(one != NULL && two != NULL);
-			once_code *p1 = once__code_place(one, &pk, &c);
-			once_code *p2 = once__code_pack_at(two, size, &c);
-			ASSERT((void *)p1 == one && (void *)p2 == two);
-			assert_same_text(p1->client_id, p2->client_id, one, size);
-			assert_same_text(p1->subject, p2->subject, one, size);
-			assert_same_text(p1->redirect_uri, uri, one, size);
-			assert_same_text(p1->code_challenge, p2->code_challenge, one, size);
-			assert_same_text(p1->code_challenge_method, p2->code_challenge_method, one, size);
-			assert_same_text(p1->nonce, p2->nonce, one, size);
-			assert_same_text(p1->family_id, p2->family_id, one, size);
-			assert_same_text(p1->dpop_jkt, NULL, one, size);
-			ASSERT_EQ_U64(p1->scope_count, 4);
-			for (size_t i = 0; i < 4; i++)
-				assert_same_text(p1->scope[i], scope[i], one, size);
-			ASSERT_EQ_U64(p1->claims_len, 3);
-			ASSERT(memcmp(p1->claims, "\0\1\2", 3) == 0);
-			ASSERT(p1->resource == NULL && p1->resource_count == 0);
-			ASSERT_EQ_INT(p1->expires_at, 2000);
-			ASSERT_EQ_INT(p1->inserted_at, 1000);
-			/* The same layout byte for byte, pointers apart: every
-			 * pointer is at the same offset in its block. */
-			ASSERT_EQ_U64((uintptr_t)(p1->redirect_uri - one), (uintptr_t)(p2->redirect_uri - two));
-			ASSERT_EQ_U64((uintptr_t)((const char *)p1->claims - one), (uintptr_t)((const char *)p2->claims - two));
-			free(one);
-			free(two);
-		}
+	const char *const resource[] = {"https://api.example/a", "https://api.example/b"};
+	once_code c = {.client_id = "client", .subject = "subject", .redirect_uri = "", .scope = scope,
+	               .scope_count = 4, .resource = resource, .resource_count = 2,
+	               .code_challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+	               .code_challenge_method = "S256", .x5t_s256 = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2",
+	               .nonce = "n-0S6", .claims = "\0\1\2", .claims_len = 3, .family_id = "fam",
+	               .expires_at = 2000, .inserted_at = 1000};
+	/* The redirect URI is the last text packed but two, at alignment 1:
+	 * each byte of it is a byte of the record. */
+	size_t base = once__code_size(&c, SIZE_MAX);
+	ASSERT(base < 511);
+	const size_t sizes[] = {base + 1, 511, 512, 513, 700, 1399};
+	char uri[1400];
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		ASSERT(sizes[i] > base && sizes[i] - base < sizeof uri);
+		size_t len = sizes[i] - base;
+		memset(uri, 'u', len);
+		uri[len] = '\0';
+		c.redirect_uri = uri;
+		ASSERT_EQ_U64(once__code_size(&c, SIZE_MAX), sizes[i]);
+		check_code_packing(&c);
 	}
 	/* A max_len below the struct itself: nothing fits. */
-	once_code c = {.client_id = "c", .subject = "s", .redirect_uri = "r", .expires_at = 2000};
+	once_code small = {.client_id = "c", .subject = "s", .redirect_uri = "r", .expires_at = 2000};
 	struct once__packing pk;
-	ASSERT_EQ_U64(once__code_prepare(&pk, &c, sizeof(once_code) - 1), 0);
-	ASSERT_EQ_U64(once__code_prepare(&pk, &c, sizeof(once_code) + 6), sizeof(once_code) + 6);
+	ASSERT_EQ_U64(once__code_prepare(&pk, &small, sizeof(once_code) - 1), 0);
+	ASSERT_EQ_U64(once__code_prepare(&pk, &small, sizeof(once_code) + 6), sizeof(once_code) + 6);
+	ASSERT(pk.in_scratch);
 }
 
-/* The same for refresh records, across the buffer's size. */
+/* The same for refresh records, across the buffer's edge. */
 static void test_one_walk_packing_refresh(void)
 {
-	for (size_t len = 10; len <= 900; len += 89) {
-		char acr[1000];
+	const char *scope[] = {"openid", "offline_access"};
+	const char *const resource[] = {"https://api.example/a"};
+	once_refresh r = {.family_id = "fam", .subject = "sub", .client_id = "cl", .acr = "",
+	                  .scope = scope, .scope_count = 2, .resource = resource, .resource_count = 1,
+	                  .dpop_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", .claims = "{}", .claims_len = 2,
+	                  .parent_hash = "parent", .expires_at = 5000, .generation = 3, .auth_time = 900,
+	                  .inserted_at = 1000};
+	size_t base = once__refresh_size(&r, SIZE_MAX);
+	ASSERT(base < 511);
+	const size_t sizes[] = {base + 1, 511, 512, 513, 900};
+	char acr[1000];
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		ASSERT(sizes[i] > base && sizes[i] - base < sizeof acr);
+		size_t len = sizes[i] - base;
 		memset(acr, 'a', len);
 		acr[len] = '\0';
-		const char *scope[] = {"openid", "offline_access"};
-		once_refresh r = {.family_id = "fam", .subject = "sub", .client_id = "cl", .acr = acr,
-		                  .scope = scope, .scope_count = 2, .expires_at = 5000, .generation = 3};
+		r.acr = acr;
 		size_t full = once__refresh_size(&r, SIZE_MAX);
-		struct once__packing pk;
-		ASSERT_EQ_U64(once__refresh_prepare(&pk, &r, full - 1), 0);
-		ASSERT_EQ_U64(once__refresh_prepare(&pk, &r, full), full);
-		char *block = aligned_alloc(alignof(max_align_t), (full + 15) / 16 * 16);
-		ASSERT(block != NULL);
-		once_refresh *p = once__refresh_place(block, &pk, &r);
-		assert_same_text(p->acr, acr, block, full);
-		assert_same_text(p->family_id, "fam", block, full);
-		assert_same_text(p->scope[1], "offline_access", block, full);
-		ASSERT_EQ_INT(p->generation, 3);
-		free(block);
+		ASSERT_EQ_U64(full, sizes[i]);
+		for (size_t max = full - 2; max <= full + 2; max++)
+			CHECK_PACKING(refresh, REFRESH_FIELDS, REFRESH_SCALARS, &r, max);
+		CHECK_PACKING(refresh, REFRESH_FIELDS, REFRESH_SCALARS, &r, SIZE_MAX);
 	}
 }
 

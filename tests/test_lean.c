@@ -210,6 +210,23 @@ static void test_slab_blocks(void)
 #endif
 }
 
+/* Limits this process's address space to what it maps now plus `extra`
+ * bytes; returns the old limit, for the caller to put back. */
+static struct rlimit limit_address_space(size_t extra)
+{
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	ASSERT(f != NULL);
+	ASSERT_EQ_INT(fscanf(f, "%lu", &pages), 1);
+	fclose(f);
+	struct rlimit old, lim;
+	ASSERT_EQ_INT(getrlimit(RLIMIT_AS, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + extra;
+	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &lim), 0);
+	return old;
+}
+
 /* Pins the calling thread to the CPU it runs on, so that every slab call
  * of a test uses one arena (a test runs in a process of its own). */
 static void pin_to_this_cpu(void)
@@ -271,16 +288,7 @@ static void test_slab_pair_both_or_neither(void)
 	void *first = once__slab_alloc(&slab, 128);
 	ASSERT(first != NULL);
 	once__slab_free(first, 128); /* the class's next block again */
-	unsigned long pages = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	ASSERT(f != NULL);
-	ASSERT_EQ_INT(fscanf(f, "%lu", &pages), 1);
-	fclose(f);
-	struct rlimit old, lim;
-	ASSERT_EQ_INT(getrlimit(RLIMIT_AS, &old), 0);
-	lim = old;
-	lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE); /* no new mapping */
-	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &lim), 0);
+	struct rlimit old = limit_address_space(0); /* no new mapping */
 	void *a = (void *)1, *b = (void *)1;
 	int got = once__slab_alloc_pair(&slab, 128, &a, 512, &b);
 	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &old), 0);
@@ -370,6 +378,17 @@ static void same_bytes(const struct packed_pair *b, const void *x, size_t nx, co
 		free((void *)b.two);                                                               \
 	} while (0)
 
+/* The text that makes a record of `size` bytes, when the record with an
+ * empty text is `base` bytes (a text at alignment 1: each byte of it is a
+ * byte of the record). */
+static const char *text_for_size(char *buf, size_t cap, size_t base, size_t size)
+{
+	ASSERT(size > base && size - base < cap);
+	memset(buf, 't', size - base);
+	buf[size - base] = '\0';
+	return buf;
+}
+
 static void check_code_packing(const once_code *src)
 {
 	size_t full = once__code_size(src, SIZE_MAX);
@@ -392,18 +411,12 @@ static void test_one_walk_packing_matches_two(void)
 	               .code_challenge_method = "S256", .x5t_s256 = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2",
 	               .nonce = "n-0S6", .claims = "\0\1\2", .claims_len = 3, .family_id = "fam",
 	               .expires_at = 2000, .inserted_at = 1000};
-	/* The redirect URI is the last text packed but two, at alignment 1:
-	 * each byte of it is a byte of the record. */
 	size_t base = once__code_size(&c, SIZE_MAX);
 	ASSERT(base < 511);
 	const size_t sizes[] = {base + 1, 511, 512, 513, 700, 1399};
 	char uri[1400];
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-		ASSERT(sizes[i] > base && sizes[i] - base < sizeof uri);
-		size_t len = sizes[i] - base;
-		memset(uri, 'u', len);
-		uri[len] = '\0';
-		c.redirect_uri = uri;
+		c.redirect_uri = text_for_size(uri, sizeof uri, base, sizes[i]);
 		ASSERT_EQ_U64(once__code_size(&c, SIZE_MAX), sizes[i]);
 		check_code_packing(&c);
 	}
@@ -430,11 +443,7 @@ static void test_one_walk_packing_refresh(void)
 	const size_t sizes[] = {base + 1, 511, 512, 513, 900};
 	char acr[1000];
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-		ASSERT(sizes[i] > base && sizes[i] - base < sizeof acr);
-		size_t len = sizes[i] - base;
-		memset(acr, 'a', len);
-		acr[len] = '\0';
-		r.acr = acr;
+		r.acr = text_for_size(acr, sizeof acr, base, sizes[i]);
 		size_t full = once__refresh_size(&r, SIZE_MAX);
 		ASSERT_EQ_U64(full, sizes[i]);
 		for (size_t max = full - 2; max <= full + 2; max++)
@@ -844,16 +853,7 @@ static void test_slab_short_of_address_space(void)
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 	struct once__slab slab;
 	ASSERT_EQ_INT(once__slab_init(&slab), 0);
-	unsigned long pages = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	ASSERT(f != NULL);
-	ASSERT_EQ_INT(fscanf(f, "%lu", &pages), 1);
-	fclose(f);
-	struct rlimit old, lim;
-	ASSERT_EQ_INT(getrlimit(RLIMIT_AS, &old), 0);
-	lim = old;
-	lim.rlim_cur = (rlim_t)pages * 4096u + (64u << 20);
-	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &lim), 0);
+	struct rlimit old = limit_address_space(64u << 20);
 	for (int i = 0; i < 8 * 511; i++) /* eight chunks of 512-byte blocks */
 		ASSERT(once__slab_alloc(&slab, 512) != NULL);
 	ASSERT_EQ_U64(slab.span_len, ONCE_SLAB_CHUNK);

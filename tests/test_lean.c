@@ -210,6 +210,7 @@ static void test_slab_blocks(void)
 #endif
 }
 
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__) /* its only callers' condition */
 /* Limits this process's address space to what it maps now plus `extra`
  * bytes; returns the old limit, for the caller to put back. */
 static struct rlimit limit_address_space(size_t extra)
@@ -226,6 +227,7 @@ static struct rlimit limit_address_space(size_t extra)
 	ASSERT_EQ_INT(setrlimit(RLIMIT_AS, &lim), 0);
 	return old;
 }
+#endif
 
 /* Pins the calling thread to the CPU it runs on, so that every slab call
  * of a test uses one arena (a test runs in a process of its own). */

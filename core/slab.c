@@ -377,12 +377,17 @@ void once__slab_prefault(struct once__slab *s)
 	bool ask = false; /* set by carve; this run does the work asked */
 	for (uint32_t a = 0; a <= s->arena_mask; a++) {
 		struct once__slab_arena *arena = &s->arenas[a];
+		/* The classes that want a ready chunk, read in one acquisition. */
+		_Static_assert(ONCE_SLAB_CLASSES <= 32, "one bit per class");
+		uint32_t wanted = 0;
+		pthread_mutex_lock(&arena->lock);
+		for (uint32_t i = 0; i < ONCE_SLAB_CLASSES; i++)
+			if (arena->cls[i].asked && arena->cls[i].ready == NULL)
+				wanted |= 1u << i;
+		pthread_mutex_unlock(&arena->lock);
 		for (uint32_t i = 0; i < ONCE_SLAB_CLASSES; i++) {
 			struct once__slab_class *c = &arena->cls[i];
-			pthread_mutex_lock(&arena->lock);
-			bool wanted = c->asked && c->ready == NULL;
-			pthread_mutex_unlock(&arena->lock);
-			if (!wanted)
+			if (!(wanted & (1u << i)))
 				continue;
 			bool faulted;
 			char *chunk = carve(s, &ask, &faulted);
@@ -438,6 +443,13 @@ static bool from_malloc(size_t size)
 	return size > ONCE_SLAB_MAX || ONCE_SLAB_USES_MALLOC;
 }
 
+/* The bytes of the class a slab block of `size` comes from (0 takes the
+ * smallest). */
+static size_t class_bytes(size_t size)
+{
+	return once__slab_block_size(size ? size : 1);
+}
+
 /* A block of `bytes` (a class size) from arena a, whose lock the caller
  * holds; *ask is set when the owner should prefault. */
 static void *alloc_locked(struct once__slab *s, struct once__slab_arena *a, size_t bytes, bool *ask)
@@ -478,7 +490,7 @@ void *once__slab_alloc(struct once__slab *s, size_t size)
 	struct once__slab_arena *a = my_arena(s);
 	bool ask = false;
 	pthread_mutex_lock(&a->lock);
-	void *block = alloc_locked(s, a, once__slab_block_size(size ? size : 1), &ask);
+	void *block = alloc_locked(s, a, class_bytes(size), &ask);
 	pthread_mutex_unlock(&a->lock);
 	if (ask)
 		s->ask(s->ask_ctx);
@@ -494,9 +506,9 @@ int once__slab_alloc_pair(struct once__slab *s, size_t size_a, void **a, size_t 
 		struct once__slab_arena *arena = my_arena(s);
 		pthread_mutex_lock(&arena->lock);
 		if (!from_malloc(size_a))
-			*a = alloc_locked(s, arena, once__slab_block_size(size_a ? size_a : 1), &ask);
+			*a = alloc_locked(s, arena, class_bytes(size_a), &ask);
 		if (!from_malloc(size_b))
-			*b = alloc_locked(s, arena, once__slab_block_size(size_b ? size_b : 1), &ask);
+			*b = alloc_locked(s, arena, class_bytes(size_b), &ask);
 		pthread_mutex_unlock(&arena->lock);
 	}
 	if (ask)
@@ -528,7 +540,7 @@ void once__slab_free(void *block, size_t size)
 	}
 	struct once__slab_arena *a = chunk_of(block)->arena;
 	pthread_mutex_lock(&a->lock);
-	free_locked(block, once__slab_block_size(size ? size : 1));
+	free_locked(block, class_bytes(size));
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -542,8 +554,8 @@ void once__slab_free_pair(void *a, size_t size_a, void *b, size_t size_b)
 	}
 	struct once__slab_arena *arena = chunk_of(a)->arena;
 	pthread_mutex_lock(&arena->lock);
-	free_locked(a, once__slab_block_size(size_a ? size_a : 1));
-	free_locked(b, once__slab_block_size(size_b ? size_b : 1));
+	free_locked(a, class_bytes(size_a));
+	free_locked(b, class_bytes(size_b));
 	pthread_mutex_unlock(&arena->lock);
 }
 

@@ -3,10 +3,12 @@
  *
  * Every table starts with ONCE_TABLE_MIN_BUCKETS buckets (table.c) and is
  * doubled, by cds_lfht_resize, when its kind holds more than one entry per
- * bucket on average, up to the size a presized table would have had
- * (once__capacity.buckets: 0.5 to 1 bucket per unit of capacity).  So
- * bucket memory is 16-32 bytes per live entry while a table grows, never
- * more than the presized table's, and an empty store has almost none.
+ * bucket on average (refresh tokens: one per two buckets, store.c
+ * kind_spread), up to the size a presized table would have had
+ * (once__capacity.buckets: 0.5 to 1 bucket per unit of capacity, 1 to 2
+ * for refresh tokens).  So bucket memory is 16-32 bytes per live entry
+ * while a table grows (32-64 for refresh tokens), never more than the
+ * presized table's, and an empty store has almost none.
  * Doubling at one entry per bucket rather than two: a resize of a large
  * table takes a while, and inserts meanwhile walk longer chains (at 10^7
  * code puts, 1 thread, growing at two per bucket ran at 0.52x of presized
@@ -42,12 +44,12 @@
 #include "internal.h"
 
 /* Buckets per shard for n entries of a kind over nshards shards: at
- * least one per entry, capped at max (the presized table's size). */
-static uint64_t buckets_for(uint64_t n, uint32_t nshards, uint64_t max)
+ * least 2^spread per entry, capped at max (the presized table's size). */
+static uint64_t buckets_for(uint64_t n, uint32_t nshards, unsigned spread, uint64_t max)
 {
 	uint64_t share = (n + nshards - 1) / nshards;
 	uint64_t b = 1;
-	while (b < share && b < max)
+	while ((b >> spread) < share && b < max)
 		b <<= 1;
 	return b > max ? max : b;
 }
@@ -57,10 +59,11 @@ static void set_size(once_store *s, enum once__table t, uint64_t per_shard)
 	struct once__capacity *c = &s->cap[t];
 	uint64_t max = c->buckets / s->nshards;
 	atomic_store_explicit(&c->table_buckets, per_shard, memory_order_relaxed);
-	/* One entry per bucket on average: double now, so the table has
-	 * doubled before chains reach two (a resize of a large table takes a
-	 * while, and inserts meanwhile walk the longer chains). */
-	uint64_t at = per_shard >= max ? UINT64_MAX : per_shard * s->nshards;
+	/* One entry per bucket on average (one per two buckets for a kind
+	 * spread 1): double now, so the table has doubled before chains reach
+	 * two (a resize of a large table takes a while, and inserts meanwhile
+	 * walk the longer chains). */
+	uint64_t at = per_shard >= max ? UINT64_MAX : (per_shard * s->nshards) >> c->spread;
 	atomic_store_explicit(&c->grow_at, at, memory_order_relaxed);
 }
 
@@ -77,7 +80,7 @@ void once__grow_init(once_store *s, enum once__table t, uint64_t per_shard)
 static void grow_kind(once_store *s, enum once__table t, uint64_t live)
 {
 	struct once__capacity *c = &s->cap[t];
-	uint64_t want = buckets_for(live, s->nshards, c->buckets / s->nshards);
+	uint64_t want = buckets_for(live, s->nshards, c->spread, c->buckets / s->nshards);
 	if (want <= atomic_load_explicit(&c->table_buckets, memory_order_relaxed))
 		return;
 	for (uint32_t i = 0; i < s->nshards; i++)

@@ -271,6 +271,10 @@ struct once__capacity {
 	/* live above this: the kind's tables should double (grow.c). */
 	_Atomic uint64_t grow_at;
 	uint64_t max;
+	/* Buckets per entry the kind's tables keep, as a power of two: 0, at
+	 * most one entry per bucket; 1 (refresh tokens), at most one per two
+	 * buckets (store.c, kind_spread). */
+	unsigned spread;
 	uint64_t buckets;       /* the most buckets of this kind, over all shards */
 	_Atomic uint64_t table_buckets; /* buckets per shard table now (grow.c) */
 };

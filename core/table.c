@@ -5,7 +5,8 @@
  * Tables grow with their contents (grow.c): each starts with
  * ONCE_TABLE_MIN_BUCKETS buckets and may grow up to the size it would have
  * been given up front, its shard's share of the capacity rounded up to a
- * power of two and halved (chains of 1 to 2 at full capacity).  Buckets
+ * power of two and halved (chains of 1 to 2 at full capacity; refresh
+ * tokens keep twice as many, store.c kind_spread).  Buckets
  * come from liburcu's mmap allocator, which reserves that maximum as
  * address space and touches only what the table grew into, so an empty
  * store costs a few KiB, and close, checkpoint and dump walk buckets in

@@ -306,7 +306,9 @@ typedef struct once_options {
 	 * 16 buckets and are doubled by a background thread of the store
 	 * (started when first needed, every signal blocked) while lookups and
 	 * inserts go on, whenever a kind holds more than one entry per bucket,
-	 * up to 0.5 to 1 bucket per unit of capacity; entries come from
+	 * up to 0.5 to 1 bucket per unit of capacity (refresh tokens: more
+	 * than one per two buckets, up to 1 to 2 per unit, so that a consume's
+	 * lookup rarely passes another token); entries come from
 	 * chunks of reserved address space, touched as they fill (past
 	 * 64 MiB of them, on huge pages the store's thread faults in ahead:
 	 * README, "Design notes").  So an empty store costs well under
@@ -322,7 +324,8 @@ typedef struct once_options {
 	uint64_t max_replays;
 
 	/* true: every table is created at its full-capacity size at open (8 to
-	 * 16 bytes per unit of capacity, touched up front) and never grows,
+	 * 16 bytes per unit of capacity, 16 to 32 for refresh tokens, touched
+	 * up front) and never grows,
 	 * for a deployment that would rather pay memory, open and close time
 	 * in proportion to capacity than have tables grow while it serves.
 	 * Default false (tables grow with their contents, see above). */

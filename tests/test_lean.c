@@ -41,6 +41,9 @@ static void test_empty_store_is_small(void)
 		ASSERT_EQ_U64(per_shard(s, (enum once__table)t), ONCE_TABLE_MIN_BUCKETS);
 		ASSERT(max_per_shard(s, (enum once__table)t) > ONCE_TABLE_MIN_BUCKETS);
 	}
+	/* The same capacity, twice the buckets at most for refresh tokens
+	 * (two per token, store.c kind_spread). */
+	ASSERT_EQ_U64(max_per_shard(s, ONCE_TBL_REFRESH), 2 * max_per_shard(s, ONCE_TBL_CODE));
 	ASSERT_EQ_U64(atomic_load(&s->slab.mapped), 0);
 	ASSERT(s->slab.spans == NULL);
 	ASSERT(!s->grower.running); /* started only when a table must grow */
@@ -140,6 +143,32 @@ static void test_growth_stops_at_the_presized_size(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
+/* Refresh tokens keep two buckets per token as they grow (store.c,
+ * kind_spread): a consume's lookup passes a quarter of an entry on
+ * average, not half. */
+static void test_refresh_tokens_grow_two_buckets_each(void)
+{
+	once_options o;
+	once_options_init(&o);
+	o.shards = 1;
+	o.sweep_interval_ms = 0;
+	once_store *s = test_open(&o);
+	char h[ONCE_SECRET_LEN + 1];
+	for (int i = 0; i < 4096; i++) {
+		test_key(h, "grow", (uint64_t)i);
+		once_refresh r;
+		memset(&r, 0, sizeof r);
+		r.family_id = "one family";
+		r.subject = "user";
+		r.expires_at = ONCE_TIME_MAX / 2;
+		ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_OK);
+	}
+	wait_grown(s, ONCE_TBL_REFRESH, 1u << 13);
+	ASSERT_EQ_U64(atomic_load(&s->cap[ONCE_TBL_REFRESH].grow_at), 1u << 12);
+	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH_FAMILY), ONCE_TABLE_MIN_BUCKETS);
+	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
 static void test_recovery_sizes_tables_before_replay(void)
 {
 	char dir[256];
@@ -169,8 +198,11 @@ static void test_recovery_sizes_tables_before_replay(void)
 	s = test_open(&o);
 	/* Sized at open, from the log, before any insert: 10000 per shard. */
 	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REPLAY), 1u << 14);
-	/* The families the token records create, too: 2000 per shard. */
-	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH), 1u << 11);
+	/* Refresh tokens keep two buckets per token (store.c, kind_spread):
+	 * 2000 per shard, 2^12 buckets. */
+	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH), 1u << 12);
+	/* The families the token records create, too: 2000 per shard, one
+	 * bucket each. */
 	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH_FAMILY), 1u << 11);
 	ASSERT_EQ_U64(test_entries(s, "refresh"), 4000);
 	ASSERT_EQ_U64(test_entries(s, "replays"), 20000);
@@ -869,6 +901,7 @@ TESTS(TEST(test_empty_store_is_small), TEST(test_large_slab_carves_huge_spans),
       TEST(test_slab_without_owner_carves_small_spans), TEST(test_slab_huge_span_steps),
       TEST(test_slab_short_of_address_space), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
+      TEST(test_refresh_tokens_grow_two_buckets_each),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
       TEST(test_slab_blocks_keep_to_cache_lines), TEST(test_slab_pair), TEST(test_slab_pair_both_or_neither),
       TEST(test_one_walk_packing_matches_two), TEST(test_one_walk_packing_refresh),

@@ -58,13 +58,15 @@ static void set_size(once_store *s, enum once__table t, uint64_t per_shard)
 {
 	struct once__capacity *c = &s->cap[t];
 	uint64_t max = c->buckets / s->nshards;
-	atomic_store_explicit(&c->table_buckets, per_shard, memory_order_relaxed);
 	/* One entry per bucket on average (one per two buckets for a kind
 	 * spread 1): double now, so the table has doubled before chains reach
 	 * two (a resize of a large table takes a while, and inserts meanwhile
 	 * walk the longer chains). */
 	uint64_t at = per_shard >= max ? UINT64_MAX : (per_shard * s->nshards) >> c->spread;
 	atomic_store_explicit(&c->grow_at, at, memory_order_relaxed);
+	/* Release: whoever reads the new size (stats, tests) reads its
+	 * threshold too. */
+	atomic_store_explicit(&c->table_buckets, per_shard, memory_order_release);
 }
 
 void once__grow_init(once_store *s, enum once__table t, uint64_t per_shard)

@@ -99,7 +99,7 @@ static unsigned kind_spread(enum once__table t)
 static uint64_t buckets_per_shard(uint64_t capacity, uint32_t nshards, unsigned spread)
 {
 	uint64_t share = (capacity + nshards - 1) / nshards;
-	uint64_t b = pow2_ceil(share) / 2 << spread;
+	uint64_t b = pow2_ceil(share) << spread >> 1;
 	return b < 1 ? 1 : b;
 }
 

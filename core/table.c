@@ -22,10 +22,15 @@
  * Every lookup, add and del runs inside an RCU read-side section of the
  * bulletproof flavour, which registers the calling thread on first use.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* Buckets per table past which close shrinks it before destroying it. */
+#define SHRINK_BEFORE_DESTROY 4096
 
 struct cds_lfht *once__table_new(uint64_t start_buckets, uint64_t max_buckets)
 {
@@ -75,6 +80,24 @@ bool once__table_del(once_store *s, struct once__entry *e)
 }
 
 /*
+ * Frees a table that holds no entries any more.  cds_lfht_destroy first
+ * checks that it is empty by walking the list through every bucket node,
+ * in split (bit-reversed) order: a cache miss per bucket, about 0.5 s of a
+ * close at 2^21 buckets.  A large table is shrunk first: the shrink
+ * unlinks bucket nodes in index order, a sequential walk and one grace
+ * period per halving (no reader is left: once_close), and destroy then
+ * walks 16.  Small tables are not worth those grace periods.  Closing a
+ * store of 10^6 refresh tokens, a family each, took 1.72-1.79 s with the
+ * shrink and 2.38 s without (two rounds of a driver timing once_close).
+ */
+static void destroy_empty_table(struct cds_lfht *ht, uint64_t buckets)
+{
+	if (buckets > SHRINK_BEFORE_DESTROY)
+		cds_lfht_resize(ht, ONCE_TABLE_MIN_BUCKETS);
+	cds_lfht_destroy(ht, NULL);
+}
+
+/*
  * Single-threaded teardown (once_close): unlink every entry, wait one grace
  * period so no reader can hold any of them, then free what each holds
  * (once__entry_free_now: back to the slab, malloc'd blocks, consumptions,
@@ -113,13 +136,21 @@ void once__tables_destroy(once_store *s)
 			once__entry_free_now(doomed);
 		doomed = next;
 	}
+	/* A shrink's helper threads (liburcu starts them for large tables)
+	 * inherit this thread's mask: every signal blocked, as in every
+	 * thread of the store's own (grow.c). */
+	sigset_t all, host;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &host);
 	for (uint32_t i = 0; i < s->nshards; i++) {
 		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
 			if (s->shards[i].table[t] != NULL)
-				cds_lfht_destroy(s->shards[i].table[t], NULL);
+				destroy_empty_table(s->shards[i].table[t],
+				                    atomic_load_explicit(&s->cap[t].table_buckets, memory_order_relaxed));
 			s->shards[i].table[t] = NULL;
 		}
 	}
+	pthread_sigmask(SIG_SETMASK, &host, NULL);
 }
 
 void once__table_each(once_store *s, uint32_t shard, enum once__table t,

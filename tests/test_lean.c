@@ -17,6 +17,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -167,6 +168,31 @@ static void test_refresh_tokens_grow_two_buckets_each(void)
 	ASSERT_EQ_U64(atomic_load(&s->cap[ONCE_TBL_REFRESH].grow_at), 1u << 12);
 	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH_FAMILY), ONCE_TABLE_MIN_BUCKETS);
 	ASSERT_ST(once_close(s), ONCE_OK);
+}
+
+/* Close shrinks a large table before destroying it (table.c), with every
+ * signal blocked meanwhile; the caller's signal mask is as it was, and
+ * every entry is freed (the sanitizer builds check the frees). */
+static void test_close_shrinks_large_tables_and_keeps_the_mask(void)
+{
+	once_options o;
+	once_options_init(&o);
+	o.shards = 1;
+	o.sweep_interval_ms = 0;
+	once_store *s = test_open(&o);
+	struct filler f = {s, 0, 20000};
+	fill_replays(&f);
+	wait_grown(s, ONCE_TBL_REPLAY, 1u << 15); /* past the shrink's 4096 */
+	sigset_t mine, after;
+	sigemptyset(&mine);
+	sigaddset(&mine, SIGUSR2);
+	ASSERT_EQ_INT(pthread_sigmask(SIG_SETMASK, &mine, NULL), 0);
+	ASSERT_ST(once_close(s), ONCE_OK);
+	ASSERT_EQ_INT(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
+	for (int sig = 1; sig < SIGRTMIN; sig++)
+		ASSERT_EQ_INT(sigismember(&after, sig), sig == SIGUSR2);
+	sigemptyset(&mine);
+	ASSERT_EQ_INT(pthread_sigmask(SIG_SETMASK, &mine, NULL), 0);
 }
 
 static void test_recovery_sizes_tables_before_replay(void)
@@ -901,7 +927,7 @@ TESTS(TEST(test_empty_store_is_small), TEST(test_large_slab_carves_huge_spans),
       TEST(test_slab_without_owner_carves_small_spans), TEST(test_slab_huge_span_steps),
       TEST(test_slab_short_of_address_space), TEST(test_public_b64url_matches_sodium), TEST(test_slab_prefaults_ahead), TEST(test_presize_tables_option),
       TEST(test_tables_grow_under_concurrent_inserts), TEST(test_growth_stops_at_the_presized_size),
-      TEST(test_refresh_tokens_grow_two_buckets_each),
+      TEST(test_refresh_tokens_grow_two_buckets_each), TEST(test_close_shrinks_large_tables_and_keeps_the_mask),
       TEST(test_recovery_sizes_tables_before_replay), TEST(test_slab_blocks),
       TEST(test_slab_blocks_keep_to_cache_lines), TEST(test_slab_pair), TEST(test_slab_pair_both_or_neither),
       TEST(test_one_walk_packing_matches_two), TEST(test_one_walk_packing_refresh),

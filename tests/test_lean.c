@@ -128,13 +128,32 @@ static void test_tables_grow_under_concurrent_inserts(void)
 	ASSERT_ST(once_close(s), ONCE_OK);
 }
 
+/* The defaults, one shard, no sweeper: table sizes are then exact. */
+static void one_shard_options(once_options *o)
+{
+	once_options_init(o);
+	o->shards = 1;
+	o->sweep_interval_ms = 0;
+}
+
+/* A refresh token with hash test_key(prefix, i), in family `family`. */
+static void insert_refresh(once_store *s, const char *prefix, uint64_t i, const char *family)
+{
+	char h[ONCE_SECRET_LEN + 1];
+	test_key(h, prefix, i);
+	once_refresh r;
+	memset(&r, 0, sizeof r);
+	r.family_id = family;
+	r.subject = "user";
+	r.expires_at = ONCE_TIME_MAX / 2;
+	ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_OK);
+}
+
 static void test_growth_stops_at_the_presized_size(void)
 {
 	once_options o;
-	once_options_init(&o);
-	o.shards = 1;
+	one_shard_options(&o);
 	o.max_replays = 4096; /* at most 2^11 buckets */
-	o.sweep_interval_ms = 0;
 	once_store *s = test_open(&o);
 	struct filler f = {s, 0, 4096};
 	fill_replays(&f);
@@ -150,20 +169,10 @@ static void test_growth_stops_at_the_presized_size(void)
 static void test_refresh_tokens_grow_two_buckets_each(void)
 {
 	once_options o;
-	once_options_init(&o);
-	o.shards = 1;
-	o.sweep_interval_ms = 0;
+	one_shard_options(&o);
 	once_store *s = test_open(&o);
-	char h[ONCE_SECRET_LEN + 1];
-	for (int i = 0; i < 4096; i++) {
-		test_key(h, "grow", (uint64_t)i);
-		once_refresh r;
-		memset(&r, 0, sizeof r);
-		r.family_id = "one family";
-		r.subject = "user";
-		r.expires_at = ONCE_TIME_MAX / 2;
-		ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_OK);
-	}
+	for (uint64_t i = 0; i < 4096; i++)
+		insert_refresh(s, "grow", i, "one family");
 	wait_grown(s, ONCE_TBL_REFRESH, 1u << 13);
 	ASSERT_EQ_U64(atomic_load(&s->cap[ONCE_TBL_REFRESH].grow_at), 1u << 12);
 	ASSERT_EQ_U64(per_shard(s, ONCE_TBL_REFRESH_FAMILY), ONCE_TABLE_MIN_BUCKETS);
@@ -176,9 +185,7 @@ static void test_refresh_tokens_grow_two_buckets_each(void)
 static void test_close_shrinks_large_tables_and_keeps_the_mask(void)
 {
 	once_options o;
-	once_options_init(&o);
-	o.shards = 1;
-	o.sweep_interval_ms = 0;
+	one_shard_options(&o);
 	once_store *s = test_open(&o);
 	struct filler f = {s, 0, 20000};
 	fill_replays(&f);
@@ -209,16 +216,10 @@ static void test_recovery_sizes_tables_before_replay(void)
 	struct filler f = {s, 0, 20000};
 	fill_replays(&f);
 	/* Logins: a refresh token in a family of its own each. */
-	char h[ONCE_SECRET_LEN + 1], fam[32];
+	char fam[32];
 	for (int i = 0; i < 4000; i++) {
 		snprintf(fam, sizeof fam, "family-%d", i);
-		test_key(h, "login", (uint64_t)i);
-		once_refresh r;
-		memset(&r, 0, sizeof r);
-		r.family_id = fam;
-		r.subject = "user";
-		r.expires_at = ONCE_TIME_MAX / 2;
-		ASSERT_ST(once_refresh_insert(s, h, ONCE_SECRET_LEN, &r), ONCE_OK);
+		insert_refresh(s, "login", (uint64_t)i, fam);
 	}
 	ASSERT_ST(once_close(s), ONCE_OK);
 	s = test_open(&o);

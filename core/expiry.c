@@ -27,10 +27,10 @@
  * so lateness costs memory, never correctness.
  */
 #include <errno.h>
-#include <signal.h>
 #include <time.h>
 
 #include "internal.h"
+#include "signals.h"
 
 void once__wheel_init(struct once__wheel *w, int64_t now)
 {
@@ -211,11 +211,10 @@ once_status once__sweeper_start(once_store *s)
 		return ONCE_OK;
 	/* The thread inherits this mask: every signal blocked, so the host's
 	 * signals never land on a library thread (signalfd/sigwait hosts). */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sigset_t old;
+	once__signals_block_all(&old);
 	rc = pthread_create(&s->sweeper, NULL, sweeper_main, s);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	once__signals_restore(&old);
 	if (rc != 0) {
 		pthread_cond_destroy(&s->sweeper_wake);
 		pthread_mutex_destroy(&s->sweeper_lock);

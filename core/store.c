@@ -2,7 +2,6 @@
  * core/store.c - options, once_open, once_close, once_checkpoint, logging.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <sodium.h>
 
 #include "internal.h"
+#include "signals.h"
 #include "persist.h"
 
 #define MAX_SHARDS 4096u
@@ -168,11 +168,10 @@ static void start_call_rcu_worker(void)
 {
 	static pthread_once_t hooks = PTHREAD_ONCE_INIT;
 	pthread_once(&hooks, register_fork_hooks);
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sigset_t old;
+	once__signals_block_all(&old);
 	(void)urcu_bp_get_default_call_rcu_data();
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	once__signals_restore(&old);
 }
 
 static void store_free(once_store *s)

@@ -22,12 +22,11 @@
  * Every lookup, add and del runs inside an RCU read-side section of the
  * bulletproof flavour, which registers the calling thread on first use.
  */
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "signals.h"
 
 /* Buckets per table past which close shrinks it before destroying it. */
 #define SHRINK_BEFORE_DESTROY 4096
@@ -139,9 +138,8 @@ void once__tables_destroy(once_store *s)
 	/* A shrink's helper threads (liburcu starts them for large tables)
 	 * inherit this thread's mask: every signal blocked, as in every
 	 * thread of the store's own (grow.c). */
-	sigset_t all, host;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &host);
+	sigset_t host;
+	once__signals_block_all(&host);
 	for (uint32_t i = 0; i < s->nshards; i++) {
 		for (int t = 0; t < ONCE_TBL_COUNT; t++) {
 			if (s->shards[i].table[t] != NULL)
@@ -150,7 +148,7 @@ void once__tables_destroy(once_store *s)
 			s->shards[i].table[t] = NULL;
 		}
 	}
-	pthread_sigmask(SIG_SETMASK, &host, NULL);
+	once__signals_restore(&host);
 }
 
 void once__table_each(once_store *s, uint32_t shard, enum once__table t,

@@ -18,7 +18,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +32,7 @@
 #include "io.h"
 #include "log.h"
 #include "segment.h"
+#include "signals.h"
 
 /* A blocking committer, on its own stack while it sleeps. */
 struct waiter {
@@ -744,11 +744,10 @@ once_status once__log_create(const char *path, const unsigned char uid[16], uint
 	pthread_cond_init(&log->space, NULL);
 	/* The writer blocks every signal: the host's handlers run on its own
 	 * threads. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sigset_t old;
+	once__signals_block_all(&old);
 	log->writer_running = pthread_create(&log->writer, NULL, writer_main, log) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	once__signals_restore(&old);
 	if (!log->writer_running) {
 		close(log->fd);
 		log_free(log);

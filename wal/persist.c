@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include "log.h"
 #include "persist.h"
 #include "recover.h"
+#include "signals.h"
 #include "snapshot.h"
 
 struct once__persist {
@@ -696,9 +696,8 @@ once_status once__persist_open(once_store *s)
 	}
 	/* The threads started here (the log's writer, the
 	 * checkpointer) block every signal, as the sweeper does. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sigset_t old;
+	once__signals_block_all(&old);
 	if (st == ONCE_OK) {
 		char name[ONCE_FILE_NAME_MAX];
 		once__log_name(name, p->segment);
@@ -719,7 +718,7 @@ once_status once__persist_open(once_store *s)
 		s->persist = p;
 		p->checkpointer_running = pthread_create(&p->checkpointer, NULL, checkpointer_main, s) == 0;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	once__signals_restore(&old);
 	if (st == ONCE_OK) {
 		if (!p->checkpointer_running) {
 			once__persist_close(s);
